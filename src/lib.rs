@@ -1,0 +1,5 @@
+//! eqlstream: streaming threat detection with Elastic EQL rules over newline-delimited JSON.
+
+pub mod event;
+pub mod rules;
+pub mod sequence;
