@@ -1,5 +1,28 @@
 //! eqlstream: streaming threat detection with Elastic EQL rules over newline-delimited JSON.
+//!
+//! ```text
+//! stdin | tcp | unix
+//!   -> pipeline::source   frame lines into batches (never looks inside a line)
+//!   -> pipeline::decode   xN: simd-json, timestamp, every rule's stage conditions (eql)
+//!   -> pipeline::sequencer  stream order, per-line watermark, reorder buffer (sequence::reorder)
+//!   -> pipeline::worker   xM: sequence machines for the join keys they own (sequence), alerts (alert)
+//!   -> pipeline::sink     every line byte-exact and in order, alerts after the line that released them
+//! ```
+//!
+//! Module map: [`config`] (settings), [`rules`] (Elastic rule TOML), [`eql`] (EQL parser,
+//! compiler, evaluator), [`ruleset`] (compiled rules), [`event`] (field access on parsed
+//! events), [`time`] (timestamps), [`sequence`] (state machines), [`alert`] (alert records),
+//! [`metrics`] (Prometheus), [`pipeline`] (threads and channels), [`validate`] (the validate
+//! command).
 
+pub mod alert;
+pub mod config;
+pub mod eql;
 pub mod event;
+pub mod metrics;
+pub mod pipeline;
 pub mod rules;
+pub mod ruleset;
 pub mod sequence;
+pub mod time;
+pub mod validate;

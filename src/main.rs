@@ -1,1 +1,251 @@
-fn main() {}
+//! The `eqlstream` binary: argv -> settings -> rules -> pipeline, and every error mapped to a
+//! sysexits code in one place. stdout carries only events and alerts; everything else goes to
+//! stderr.
+
+mod cli;
+
+use std::io::{BufWriter, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+use eqlstream::config::{ConfigError, FileConfig, RuleSource, Settings};
+use eqlstream::metrics::{self, Metrics, RuleLabels};
+use eqlstream::pipeline::{self, sink, RunContext, Shutdown, Totals};
+use eqlstream::ruleset::RuleSet;
+use eqlstream::rules::{self, RulesError};
+
+// mimalloc: the pipeline allocates per batch and per matched event from several threads; the
+// system allocator's contention showed up in profiles of similar designs (performance.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// sysexits(3) codes.
+mod exit {
+    pub const USAGE: u8 = 64;
+    pub const DATAERR: u8 = 65;
+    pub const NOINPUT: u8 = 66;
+    pub const SOFTWARE: u8 = 70;
+    pub const IOERR: u8 = 74;
+    pub const TEMPFAIL: u8 = 75;
+    pub const CONFIG: u8 = 78;
+}
+
+/// An error that ends the program, with its exit code.
+struct Fatal {
+    code: u8,
+    message: String,
+}
+
+impl Fatal {
+    fn new(code: u8, message: impl Into<String>) -> Fatal {
+        Fatal { code, message: message.into() }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => exit::USAGE,
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli.command {
+        Some(cli::Command::Validate { paths }) => {
+            let mut err = std::io::stderr().lock();
+            ExitCode::from(eqlstream::validate::run(&paths, &mut err))
+        }
+        Some(cli::Command::Run(args)) => finish(run(&args)),
+        None => finish(run(&cli.run)),
+    }
+}
+
+fn finish(r: Result<u8, Fatal>) -> ExitCode {
+    match r {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("eqlstream: error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn config_error(e: ConfigError) -> Fatal {
+    match e {
+        ConfigError::NotFound { .. } => Fatal::new(exit::NOINPUT, e.to_string()),
+        _ => Fatal::new(exit::CONFIG, e.to_string()),
+    }
+}
+
+fn rules_error(e: RulesError) -> Fatal {
+    let code = if e.is_not_found() { exit::NOINPUT } else { exit::DATAERR };
+    Fatal::new(code, e.to_string())
+}
+
+fn load_rules(settings: &Settings) -> Result<RuleSet, Fatal> {
+    let loaded = match &settings.rules {
+        RuleSource::Embedded => rules::embedded(),
+        RuleSource::Paths(p) => rules::load_paths(p),
+    }
+    .map_err(rules_error)?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    if loaded.rules.is_empty() {
+        return Err(Fatal::new(exit::DATAERR, "no EQL rule to run (every rule file was skipped or empty)"));
+    }
+    match RuleSet::compile(loaded.rules) {
+        Ok(set) => {
+            for r in &set.rules {
+                for w in &r.warnings {
+                    tracing::warn!(rule_id = %r.spec.rule_id, "{}", w.message);
+                }
+            }
+            Ok(set)
+        }
+        Err(errors) => {
+            let mut err = std::io::stderr().lock();
+            for e in &errors {
+                let _ = write!(err, "{e}");
+            }
+            Err(Fatal::new(exit::DATAERR, format!("{} rule error(s); `eqlstream validate` shows them all", errors.len())))
+        }
+    }
+}
+
+fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
+    init_logging(&args.log_level);
+    let file = match &args.config {
+        Some(path) => FileConfig::load(path).map_err(config_error)?,
+        None => FileConfig::default(),
+    };
+    let settings = Settings::build(file, args.overrides()).map_err(config_error)?;
+    let mut ruleset = load_rules(&settings)?;
+    pipeline::prepare_rules(&mut ruleset, &settings);
+    let ruleset = Arc::new(ruleset);
+
+    let labels: Vec<RuleLabels> = ruleset
+        .rules
+        .iter()
+        .map(|r| RuleLabels { rule_id: r.spec.rule_id.clone(), rule_name: r.spec.name.clone(), stages: r.query.stages.len() })
+        .collect();
+    let metrics = Arc::new(Metrics::new(&labels).map_err(|e| Fatal::new(exit::SOFTWARE, e.to_string()))?);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("eqlstream-io")
+        .enable_all()
+        .build()
+        .map_err(|e| Fatal::new(exit::SOFTWARE, format!("cannot start the I/O runtime: {e}")))?;
+
+    let server = match settings.metrics_address {
+        Some(addr) => {
+            let s = metrics::serve(metrics.clone(), addr, runtime.handle())
+                .map_err(|e| Fatal::new(exit::CONFIG, format!("metrics listener on {addr}: {e}")))?;
+            eprintln!("eqlstream: metrics on http://{}/metrics", s.local_addr());
+            Some(s)
+        }
+        None => None,
+    };
+
+    let shutdown = Shutdown::new();
+    spawn_signal_handler(&runtime, shutdown.clone(), settings.shutdown_timeout);
+
+    let totals = Arc::new(Totals::default());
+    if settings.progress {
+        spawn_progress(totals.clone());
+    }
+
+    pipeline::source::grow_pipe(1);
+    let stdout: Box<dyn Write + Send> = Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout()));
+    let alerts: Option<Box<dyn Write + Send>> = match &settings.alerts_output {
+        Some(path) => {
+            let f = std::fs::File::create(path)
+                .map_err(|e| Fatal::new(exit::IOERR, format!("cannot create alerts file {}: {e}", path.display())))?;
+            Some(Box::new(BufWriter::new(f)))
+        }
+        None => None,
+    };
+    tracing::info!(
+        rules = ruleset.rules.len(),
+        workers = settings.workers,
+        partitions = settings.partitions,
+        input = ?settings.input,
+        "Pipeline started."
+    );
+    let ctx = RunContext {
+        rules: ruleset,
+        metrics,
+        shutdown: shutdown.clone(),
+        runtime: runtime.handle().clone(),
+        outputs: sink::Outputs { stdout, passthrough: settings.passthrough, alerts },
+        totals,
+    };
+    let report = pipeline::run(&settings, ctx);
+    if let Some(s) = server {
+        s.shutdown();
+    }
+    let report = report.map_err(|e| match e {
+        pipeline::PipelineError::Source(pipeline::source::SourceError::Bind { .. }) => Fatal::new(exit::CONFIG, e.to_string()),
+        pipeline::PipelineError::FieldsNotPrepared | pipeline::PipelineError::Spawn(_) => {
+            Fatal::new(exit::SOFTWARE, e.to_string())
+        }
+        _ => Fatal::new(exit::IOERR, e.to_string()),
+    })?;
+    eprintln!("eqlstream: {}", report.summary.line(report.seconds));
+    if report.end == sink::SinkEnd::BrokenPipe {
+        tracing::info!("Output closed by the consumer; stopped.");
+    } else if shutdown.is_triggered() {
+        tracing::info!("Drained after shutdown signal.");
+    }
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    Ok(0)
+}
+
+/// First SIGTERM/SIGINT: stop reading and drain (bounded by `timeout`); a second: exit at once.
+fn spawn_signal_handler(rt: &tokio::runtime::Runtime, shutdown: Shutdown, timeout: Duration) {
+    rt.spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            tracing::warn!("Cannot install signal handlers; SIGTERM will kill without draining.");
+            return;
+        };
+        let first = tokio::select! { _ = term.recv() => 15, _ = int.recv() => 2 };
+        tracing::info!(signal = first, "Shutdown requested: draining what was read.");
+        shutdown.trigger();
+        std::thread::spawn(move || {
+            std::thread::sleep(timeout);
+            eprintln!("eqlstream: error: drain did not finish within {timeout:?} after the signal; exiting");
+            std::process::exit(exit::TEMPFAIL as i32);
+        });
+        let second = tokio::select! { _ = term.recv() => 15, _ = int.recv() => 2 };
+        eprintln!("eqlstream: second signal: exiting without draining");
+        std::process::exit(128 + second);
+    });
+}
+
+fn spawn_progress(totals: Arc<Totals>) {
+    let started = Instant::now();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_secs(1));
+        eprintln!("eqlstream: progress {}", totals.snapshot().line(started.elapsed().as_secs_f64()));
+    });
+}

@@ -1,1 +1,15 @@
+//! Integration tests: each module runs the real `eqlstream` binary on real files.
 
+#[macro_use]
+mod util;
+
+// cli: --help, exit codes, config and validate errors.
+mod cli;
+// passthrough: every input line comes out once, byte-exact, in order, whatever the line is.
+mod passthrough;
+// seed: the seed rule's cases give exactly Elasticsearch's sequences, for every worker/batch setup.
+mod seed;
+// sockets: TCP and Unix-socket sources with several clients at once.
+mod sockets;
+// shutdown: SIGTERM drains what was read; a closed stdout ends quietly; memory stays bounded.
+mod shutdown;

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# End-to-end throughput of eqlstream against baselines measured in the same run, interleaved.
+#
+#   benches/e2e.sh [EVENTS] [ROUNDS]      (defaults: 1000000 events, 5 rounds)
+#
+# Generates a fixed file once with eqlstream-loadgen (seed 42), then per round runs, in turn:
+#   (a) cat FILE > /dev/null
+#   (b) examples/baseline split: line split + write, no parsing
+#   (c) examples/baseline parse: simd-json parse of every line on all cores, no detection
+#   (d) eqlstream --no-prefilter, seed rule, output to /dev/null
+#   (e) eqlstream (prefilter on), seed rule, output to /dev/null
+# and prints the median events/s and MB/s of each, peak RSS, and the ratios d/b, d/c, e/c.
+# Wall times are medians: this machine is shared and noisy (10-25 % drift between rounds).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EVENTS=${1:-1000000}
+ROUNDS=${2:-5}
+DIR=${E2E_DIR:-target/e2e}
+mkdir -p "$DIR"
+FILE="$DIR/events-$EVENTS.ndjson"
+
+cargo build --release --locked --bins --examples >&2
+BIN=target/release
+if [ ! -s "$FILE" ]; then
+  echo "generating $FILE" >&2
+  "$BIN/eqlstream-loadgen" --events "$EVENTS" --attack-rate 0.001 --decoy-rate 0.001 --seed 42 > "$FILE.tmp"
+  mv "$FILE.tmp" "$FILE"
+fi
+BYTES=$(stat -c %s "$FILE")
+LINES=$(wc -l < "$FILE")
+
+declare -A CMDS=(
+  [a_cat]="cat $FILE > /dev/null"
+  [b_split]="$BIN/examples/baseline split < $FILE > /dev/null"
+  [c_parse]="$BIN/examples/baseline parse < $FILE"
+  [d_eqlstream_noprefilter]="$BIN/eqlstream --metrics-address off --no-prefilter < $FILE > /dev/null"
+  [e_eqlstream]="$BIN/eqlstream --metrics-address off < $FILE > /dev/null"
+)
+ORDER=(a_cat b_split c_parse d_eqlstream_noprefilter e_eqlstream)
+RESULTS="$DIR/results.tsv"
+: > "$RESULTS"
+for r in $(seq 1 "$ROUNDS"); do
+  for name in "${ORDER[@]}"; do
+    /usr/bin/time -f "%e %M" -o "$DIR/time.txt" bash -c "${CMDS[$name]}" 2>/dev/null
+    read -r secs rss < "$DIR/time.txt"
+    printf '%s\t%s\t%s\t%s\n' "$name" "$r" "$secs" "$rss" >> "$RESULTS"
+    echo "round $r $name ${secs}s rss=${rss}KiB" >&2
+  done
+done
+
+python3 - "$RESULTS" "$LINES" "$BYTES" <<'PY'
+import sys, statistics, collections
+path, lines, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+t = collections.defaultdict(list); rss = collections.defaultdict(list)
+for row in open(path):
+    name, _, secs, kib = row.split()
+    t[name].append(float(secs)); rss[name].append(int(kib))
+print(f"input: {lines} lines, {size/1e6:.1f} MB, {size/lines:.0f} bytes/event; medians of {len(next(iter(t.values())))} rounds")
+print(f"{'variant':<28}{'median s':>10}{'events/s':>14}{'MB/s':>10}{'peak RSS MiB':>14}")
+eps = {}
+for name in sorted(t):
+    m = statistics.median(t[name]); eps[name] = lines / m if m > 0 else float('inf')
+    print(f"{name:<28}{m:>10.3f}{eps[name]:>14,.0f}{size/1e6/m if m>0 else 0:>10.0f}{max(rss[name])/1024:>14.1f}")
+d, e = eps.get('d_eqlstream_noprefilter'), eps.get('e_eqlstream')
+b, c = eps.get('b_split'), eps.get('c_parse')
+print(f"ratios: d/b = {d/b:.2f}  d/c = {d/c:.2f}  e/c = {e/c:.2f}")
+PY

@@ -1,0 +1,206 @@
+//! Command-line flags (clap derive). Raw values only: merging with the config file and
+//! validation happen in `eqlstream::config::Settings::build`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use eqlstream::config::Overrides;
+
+const ABOUT: &str = "Streaming threat detection for log pipelines.
+
+Reads newline-delimited JSON events, passes every line through unchanged and in order, and adds an \
+alert line (JSON) whenever an Elastic detection rule written in EQL fires, with the results \
+Elasticsearch's EQL would give on the same events.
+
+    producer | eqlstream [--config config/eqlstream.toml] | consumer
+
+Without --rules or --config, the rules of config/rules/ that are built into the binary are used.";
+
+const AFTER: &str = "Every option can also be set in the config file (see config/eqlstream.toml) or \
+through an EQLSTREAM_* environment variable; flags win over the environment, which wins over the \
+file.
+
+Exit codes: 0 ok, 64 usage, 65 a rule cannot run, 66 a file or directory does not exist, \
+70 internal error, 74 I/O error, 75 drain after a signal timed out, 78 bad configuration \
+(or the metrics port is busy).";
+
+/// The top-level command line.
+#[derive(Debug, Parser)]
+#[command(name = "eqlstream", version, about = ABOUT, after_help = AFTER, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do (default: run).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Options of `run`, accepted without the word `run`.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the detection pipeline (the default).
+    Run(RunArgs),
+    /// Parse and compile rule files; print each problem as FILE:LINE:COL with the source line.
+    ///
+    /// Exits 0 when every rule can run, 65 when any cannot, 66 when a path does not exist.
+    Validate {
+        /// Rule files or directories (searched recursively).
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+}
+
+/// Options of the `run` command.
+#[derive(Debug, Default, Args)]
+pub struct RunArgs {
+    /// Config file (TOML); every option below can be set there.
+    #[arg(long, short = 'c', env = "EQLSTREAM_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Rule file or directory of Elastic detection rules (TOML); repeatable. Default: the built-in
+    /// rules of config/rules/.
+    #[arg(long, short = 'r', env = "EQLSTREAM_RULES", value_name = "PATH", value_delimiter = ',')]
+    pub rules: Vec<PathBuf>,
+
+    /// Event source: stdin, tcp://HOST:PORT or unix:///PATH. [default: stdin]
+    #[arg(long, short = 'i', env = "EQLSTREAM_INPUT", value_name = "SOURCE")]
+    pub input: Option<String>,
+
+    /// Decode workers (JSON parse and rule conditions). [default: number of cores]
+    #[arg(long, short = 'w', env = "EQLSTREAM_WORKERS", value_name = "N")]
+    pub workers: Option<usize>,
+
+    /// Sequence-engine partitions (threads owning disjoint join keys). [default: --workers]
+    #[arg(long, env = "EQLSTREAM_PARTITIONS", value_name = "N")]
+    pub partitions: Option<usize>,
+
+    /// Lines per batch handed between threads; output never depends on it. [default: 1024]
+    #[arg(long, env = "EQLSTREAM_BATCH_SIZE", value_name = "N")]
+    pub batch_size: Option<usize>,
+
+    /// Batches in flight per channel; bounds memory. [default: 8]
+    #[arg(long, env = "EQLSTREAM_MAX_INFLIGHT_BATCHES", value_name = "N")]
+    pub max_inflight_batches: Option<usize>,
+
+    /// Event-time reorder allowance: later-arriving events up to this much older than the newest
+    /// one are still put in order; older ones are late (passed through, not detected, counted).
+    /// [default: 2s]
+    #[arg(long, env = "EQLSTREAM_MAX_OUT_OF_ORDERNESS", value_name = "DURATION")]
+    pub max_out_of_orderness: Option<String>,
+
+    /// Release buffered events after this much wall-clock time without input. [default: 1s]
+    #[arg(long, env = "EQLSTREAM_IDLE_RELEASE", value_name = "DURATION")]
+    pub idle_release: Option<String>,
+
+    /// Field holding the event time (RFC 3339 string or epoch milliseconds). [default: @timestamp]
+    #[arg(long, env = "EQLSTREAM_TIMESTAMP_FIELD", value_name = "FIELD")]
+    pub timestamp_field: Option<String>,
+
+    /// Field that orders events with equal timestamps (Elasticsearch's tiebreaker_field).
+    #[arg(long, env = "EQLSTREAM_TIEBREAKER_FIELD", value_name = "FIELD")]
+    pub tiebreaker_field: Option<String>,
+
+    /// Timestamp precision: millis (Elasticsearch `date`) or nanos (`date_nanos`). [default: millis]
+    #[arg(long, env = "EQLSTREAM_TIMESTAMP_PRECISION", value_name = "P")]
+    pub timestamp_precision: Option<String>,
+
+    /// Longest line that is parsed; longer lines pass through unparsed and are counted.
+    /// [default: 1048576]
+    #[arg(long, env = "EQLSTREAM_MAX_LINE_BYTES", value_name = "BYTES")]
+    pub max_line_bytes: Option<usize>,
+
+    /// Cap on live partial sequences; the oldest are evicted (and counted) past it.
+    /// [default: 1000000]
+    #[arg(long, env = "EQLSTREAM_MAX_PARTIAL_SEQUENCES", value_name = "N")]
+    pub max_partial_sequences: Option<usize>,
+
+    /// Prometheus /metrics and /healthz listener, HOST:PORT or `off`; port 0 picks a free port
+    /// (printed on stderr). [default: 127.0.0.1:9780]
+    #[arg(long, env = "EQLSTREAM_METRICS_ADDRESS", value_name = "ADDR")]
+    pub metrics_address: Option<String>,
+
+    /// Also write alert lines to FILE.
+    #[arg(long, env = "EQLSTREAM_ALERTS_OUTPUT", value_name = "FILE")]
+    pub alerts_output: Option<PathBuf>,
+
+    /// Write only alerts to stdout, not the input lines.
+    #[arg(long, env = "EQLSTREAM_NO_PASSTHROUGH")]
+    pub no_passthrough: bool,
+
+    /// Alert shape: ecs (one line per detection) or kibana (shell + building-block alerts).
+    /// [default: ecs]
+    #[arg(long, env = "EQLSTREAM_ALERT_FORMAT", value_name = "FORMAT")]
+    pub alert_format: Option<String>,
+
+    /// Print a progress line on stderr every second.
+    #[arg(long, env = "EQLSTREAM_PROGRESS")]
+    pub progress: bool,
+
+    /// After SIGTERM/SIGINT, drain what was read for at most this long. [default: 10s]
+    #[arg(long, env = "EQLSTREAM_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
+    pub shutdown_timeout: Option<String>,
+
+    /// Cap on simultaneous socket connections. [default: 64]
+    #[arg(long, env = "EQLSTREAM_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Parse every line, even those that provably cannot match any rule.
+    #[arg(long, env = "EQLSTREAM_NO_PREFILTER")]
+    pub no_prefilter: bool,
+
+    /// Log level for stderr diagnostics (error, warn, info, debug, trace). RUST_LOG also works.
+    #[arg(long, env = "EQLSTREAM_LOG", value_name = "LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+impl RunArgs {
+    /// The flag values as config overrides.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            rules: self.rules.clone(),
+            input: self.input.clone(),
+            workers: self.workers,
+            partitions: self.partitions,
+            batch_size: self.batch_size,
+            max_inflight_batches: self.max_inflight_batches,
+            max_out_of_orderness: self.max_out_of_orderness.clone(),
+            idle_release: self.idle_release.clone(),
+            timestamp_field: self.timestamp_field.clone(),
+            tiebreaker_field: self.tiebreaker_field.clone(),
+            timestamp_precision: self.timestamp_precision.clone(),
+            max_line_bytes: self.max_line_bytes,
+            max_partial_sequences: self.max_partial_sequences,
+            metrics_address: self.metrics_address.clone(),
+            alerts_output: self.alerts_output.clone(),
+            no_passthrough: self.no_passthrough,
+            alert_format: self.alert_format.clone(),
+            progress: self.progress,
+            shutdown_timeout: self.shutdown_timeout.clone(),
+            max_connections: self.max_connections,
+            no_prefilter: self.no_prefilter,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_flags_work_with_and_without_the_subcommand() {
+        let a = Cli::try_parse_from(["eqlstream", "--workers", "2"]).unwrap();
+        assert_eq!(a.run.workers, Some(2));
+        let b = Cli::try_parse_from(["eqlstream", "run", "--workers", "3"]).unwrap();
+        assert!(matches!(b.command, Some(Command::Run(RunArgs { workers: Some(3), .. }))));
+        let v = Cli::try_parse_from(["eqlstream", "validate", "a.toml", "dir"]).unwrap();
+        assert!(matches!(v.command, Some(Command::Validate { paths }) if paths.len() == 2));
+    }
+}

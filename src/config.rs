@@ -1,0 +1,476 @@
+//! Run-time configuration: the TOML file a user writes ([`FileConfig`]), merged with command-line
+//! flags and `EQLSTREAM_*` environment variables into validated [`Settings`].
+//!
+//! Precedence, highest first: command-line flag, environment variable, config file, built-in
+//! default. Every option is documented with its default in `config/eqlstream.toml`; a test parses
+//! that file so the documentation cannot drift from the code. Unknown keys are an error (exit 78),
+//! never silently ignored.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::alert::AlertFormat;
+use crate::time::Precision;
+
+/// Default `max_line_bytes`: a longer line is passed through unparsed and counted (`too_long`).
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1024 * 1024;
+/// Default lines per batch handed between threads.
+pub const DEFAULT_BATCH_SIZE: usize = 1024;
+/// Default event-time allowance of the reorder buffer.
+pub const DEFAULT_MAX_OUT_OF_ORDERNESS: Duration = Duration::from_secs(2);
+/// Default wall-clock idle time after which buffered events are released.
+pub const DEFAULT_IDLE_RELEASE: Duration = Duration::from_secs(1);
+/// Default cap on live partial sequences (all rules, all partitions).
+pub const DEFAULT_MAX_PARTIAL_SEQUENCES: usize = 1_000_000;
+/// Default metrics listener: loopback only.
+pub const DEFAULT_METRICS_ADDRESS: &str = "127.0.0.1:9780";
+/// Default time allowed to drain after SIGTERM/SIGINT.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default cap on simultaneous socket connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
+/// Default number of batches in flight per channel (bounds memory: lines in flight is about
+/// `batch_size * max_inflight_batches` per hop).
+pub const DEFAULT_MAX_INFLIGHT_BATCHES: usize = 8;
+/// Default timestamp field.
+pub const DEFAULT_TIMESTAMP_FIELD: &str = "@timestamp";
+
+/// Configuration errors: all map to exit code 78 (EX_CONFIG), except a missing config file (66).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file does not exist.
+    #[error("config file {path}: not found")]
+    NotFound {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The config file cannot be read.
+    #[error("config file {path}: {source}")]
+    Read {
+        /// The path given.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has unknown/mistyped keys.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The path given.
+        path: PathBuf,
+        /// toml's message, with line and column.
+        message: String,
+    },
+    /// A value is out of range or malformed.
+    #[error("invalid {option}: {message}")]
+    Invalid {
+        /// The option's name as written in the config file.
+        option: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The config file as the user wrote it. Every field is optional; see `config/eqlstream.toml`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Rule files or directories; relative paths are relative to the config file.
+    pub rules: Option<Vec<PathBuf>>,
+    /// `stdin`, `tcp://HOST:PORT` or `unix:///PATH`.
+    pub input: Option<String>,
+    /// Decode workers.
+    pub workers: Option<usize>,
+    /// Sequence-engine partitions (one thread each).
+    pub partitions: Option<usize>,
+    /// Lines per batch.
+    pub batch_size: Option<usize>,
+    /// Batches in flight per channel.
+    pub max_inflight_batches: Option<usize>,
+    /// Event-time reorder allowance, e.g. "2s".
+    pub max_out_of_orderness: Option<String>,
+    /// Wall-clock idle time before buffered events are released, e.g. "1s".
+    pub idle_release: Option<String>,
+    /// Field holding the event time.
+    pub timestamp_field: Option<String>,
+    /// Optional tiebreaker field for events with equal timestamps.
+    pub tiebreaker_field: Option<String>,
+    /// `millis` (Elasticsearch `date`) or `nanos` (`date_nanos`).
+    pub timestamp_precision: Option<String>,
+    /// Longest line that is parsed.
+    pub max_line_bytes: Option<usize>,
+    /// Cap on live partial sequences.
+    pub max_partial_sequences: Option<usize>,
+    /// `HOST:PORT` or `off`.
+    pub metrics_address: Option<String>,
+    /// Also write alerts to this file.
+    pub alerts_output: Option<PathBuf>,
+    /// Write only alerts to stdout.
+    pub no_passthrough: Option<bool>,
+    /// `ecs` or `kibana`.
+    pub alert_format: Option<String>,
+    /// Print a progress line on stderr every second.
+    pub progress: Option<bool>,
+    /// Time allowed to drain after SIGTERM, e.g. "10s".
+    pub shutdown_timeout: Option<String>,
+    /// Cap on simultaneous socket connections.
+    pub max_connections: Option<usize>,
+    /// Skip the JSON parse of lines that cannot match any rule.
+    pub prefilter: Option<bool>,
+}
+
+impl FileConfig {
+    /// Reads and parses a config file.
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                ConfigError::NotFound { path: path.to_path_buf() }
+            } else {
+                ConfigError::Read { path: path.to_path_buf(), source }
+            }
+        })?;
+        let mut cfg: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        if let Some(rules) = cfg.rules.as_mut() {
+            let base = path.parent().unwrap_or(Path::new("."));
+            for r in rules.iter_mut() {
+                if r.is_relative() {
+                    *r = base.join(&*r);
+                }
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+/// Where events come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InputSpec {
+    /// Standard input.
+    Stdin,
+    /// A TCP listener on this address.
+    Tcp(String),
+    /// A Unix stream socket at this path.
+    Unix(PathBuf),
+}
+
+impl InputSpec {
+    /// Parses `stdin`, `-`, `tcp://HOST:PORT` or `unix:///PATH`.
+    pub fn parse(s: &str) -> Result<InputSpec, ConfigError> {
+        let invalid = |m: &str| ConfigError::Invalid { option: "input", message: format!("{m} (got `{s}`)") };
+        if s == "stdin" || s == "-" {
+            Ok(InputSpec::Stdin)
+        } else if let Some(addr) = s.strip_prefix("tcp://") {
+            if addr.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()) {
+                return Err(invalid("expected tcp://HOST:PORT"));
+            }
+            Ok(InputSpec::Tcp(addr.to_string()))
+        } else if let Some(path) = s.strip_prefix("unix://") {
+            if path.is_empty() {
+                return Err(invalid("expected unix:///PATH"));
+            }
+            Ok(InputSpec::Unix(PathBuf::from(path)))
+        } else {
+            Err(invalid("expected stdin, tcp://HOST:PORT or unix:///PATH"))
+        }
+    }
+}
+
+/// Where the rules come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RuleSource {
+    /// The rules of `config/rules/`, embedded in the binary at build time.
+    Embedded,
+    /// Files or directories given by the user.
+    Paths(Vec<PathBuf>),
+}
+
+/// Validated settings for one run: what the pipeline reads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// Rule files or the embedded set.
+    pub rules: RuleSource,
+    /// Event source.
+    pub input: InputSpec,
+    /// Decode workers (>= 1).
+    pub workers: usize,
+    /// Sequence partitions (>= 1).
+    pub partitions: usize,
+    /// Lines per batch (>= 1).
+    pub batch_size: usize,
+    /// Batches in flight per channel (>= 1).
+    pub max_inflight_batches: usize,
+    /// Reorder allowance in event time.
+    pub max_out_of_orderness: Duration,
+    /// Idle time before buffered events are released.
+    pub idle_release: Duration,
+    /// Timestamp field path.
+    pub timestamp_field: String,
+    /// Tiebreaker field path.
+    pub tiebreaker_field: Option<String>,
+    /// Timestamp precision.
+    pub timestamp_precision: Precision,
+    /// Longest parsed line.
+    pub max_line_bytes: usize,
+    /// Cap on live partial sequences.
+    pub max_partial_sequences: usize,
+    /// Metrics listener, `None` = off.
+    pub metrics_address: Option<SocketAddr>,
+    /// Extra alert output file.
+    pub alerts_output: Option<PathBuf>,
+    /// Pass input lines through to stdout.
+    pub passthrough: bool,
+    /// Alert record shape.
+    pub alert_format: AlertFormat,
+    /// Progress line every second.
+    pub progress: bool,
+    /// Drain time after a signal.
+    pub shutdown_timeout: Duration,
+    /// Cap on socket connections.
+    pub max_connections: usize,
+    /// Skip parsing lines that cannot match.
+    pub prefilter: bool,
+}
+
+/// Values given on the command line or through the environment (all optional: unset means
+/// "take the config file's value, else the default").
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Overrides {
+    /// See [`FileConfig`] for each field.
+    pub rules: Vec<PathBuf>,
+    #[allow(missing_docs)]
+    pub input: Option<String>,
+    #[allow(missing_docs)]
+    pub workers: Option<usize>,
+    #[allow(missing_docs)]
+    pub partitions: Option<usize>,
+    #[allow(missing_docs)]
+    pub batch_size: Option<usize>,
+    #[allow(missing_docs)]
+    pub max_inflight_batches: Option<usize>,
+    #[allow(missing_docs)]
+    pub max_out_of_orderness: Option<String>,
+    #[allow(missing_docs)]
+    pub idle_release: Option<String>,
+    #[allow(missing_docs)]
+    pub timestamp_field: Option<String>,
+    #[allow(missing_docs)]
+    pub tiebreaker_field: Option<String>,
+    #[allow(missing_docs)]
+    pub timestamp_precision: Option<String>,
+    #[allow(missing_docs)]
+    pub max_line_bytes: Option<usize>,
+    #[allow(missing_docs)]
+    pub max_partial_sequences: Option<usize>,
+    #[allow(missing_docs)]
+    pub metrics_address: Option<String>,
+    #[allow(missing_docs)]
+    pub alerts_output: Option<PathBuf>,
+    #[allow(missing_docs)]
+    pub no_passthrough: bool,
+    #[allow(missing_docs)]
+    pub alert_format: Option<String>,
+    #[allow(missing_docs)]
+    pub progress: bool,
+    #[allow(missing_docs)]
+    pub shutdown_timeout: Option<String>,
+    #[allow(missing_docs)]
+    pub max_connections: Option<usize>,
+    #[allow(missing_docs)]
+    pub no_prefilter: bool,
+}
+
+fn duration(option: &'static str, s: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(s.trim()).map_err(|e| ConfigError::Invalid {
+        option,
+        message: format!("`{s}` is not a duration like 500ms, 2s or 1m ({e})"),
+    })
+}
+
+fn at_least_one(option: &'static str, v: usize) -> Result<usize, ConfigError> {
+    if v == 0 {
+        Err(ConfigError::Invalid { option, message: "must be at least 1".into() })
+    } else {
+        Ok(v)
+    }
+}
+
+/// The number of cores to use by default.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+impl Settings {
+    /// Merges overrides over the file config over defaults, and validates every value.
+    pub fn build(file: FileConfig, o: Overrides) -> Result<Settings, ConfigError> {
+        let rules = if !o.rules.is_empty() {
+            RuleSource::Paths(o.rules)
+        } else if let Some(r) = file.rules.filter(|r| !r.is_empty()) {
+            RuleSource::Paths(r)
+        } else {
+            RuleSource::Embedded
+        };
+        let input = InputSpec::parse(o.input.or(file.input).as_deref().unwrap_or("stdin"))?;
+        let cores = available_cores();
+        let workers = at_least_one("workers", o.workers.or(file.workers).unwrap_or(cores))?;
+        let partitions = at_least_one("partitions", o.partitions.or(file.partitions).unwrap_or(workers))?;
+        let batch_size =
+            at_least_one("batch_size", o.batch_size.or(file.batch_size).unwrap_or(DEFAULT_BATCH_SIZE))?;
+        let max_inflight_batches = at_least_one(
+            "max_inflight_batches",
+            o.max_inflight_batches.or(file.max_inflight_batches).unwrap_or(DEFAULT_MAX_INFLIGHT_BATCHES),
+        )?;
+        let max_out_of_orderness = match o.max_out_of_orderness.or(file.max_out_of_orderness) {
+            Some(s) => duration("max_out_of_orderness", &s)?,
+            None => DEFAULT_MAX_OUT_OF_ORDERNESS,
+        };
+        let idle_release = match o.idle_release.or(file.idle_release) {
+            Some(s) => duration("idle_release", &s)?,
+            None => DEFAULT_IDLE_RELEASE,
+        };
+        if idle_release.is_zero() {
+            return Err(ConfigError::Invalid { option: "idle_release", message: "must be above 0".into() });
+        }
+        let shutdown_timeout = match o.shutdown_timeout.or(file.shutdown_timeout) {
+            Some(s) => duration("shutdown_timeout", &s)?,
+            None => DEFAULT_SHUTDOWN_TIMEOUT,
+        };
+        let timestamp_field = o
+            .timestamp_field
+            .or(file.timestamp_field)
+            .unwrap_or_else(|| DEFAULT_TIMESTAMP_FIELD.to_string());
+        if timestamp_field.trim().is_empty() {
+            return Err(ConfigError::Invalid { option: "timestamp_field", message: "must not be empty".into() });
+        }
+        let tiebreaker_field = o.tiebreaker_field.or(file.tiebreaker_field).filter(|s| !s.is_empty());
+        let timestamp_precision = match o.timestamp_precision.or(file.timestamp_precision).as_deref() {
+            None | Some("millis") => Precision::Millis,
+            Some("nanos") => Precision::Nanos,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    option: "timestamp_precision",
+                    message: format!("expected `millis` or `nanos`, found `{other}`"),
+                })
+            }
+        };
+        let max_line_bytes =
+            at_least_one("max_line_bytes", o.max_line_bytes.or(file.max_line_bytes).unwrap_or(DEFAULT_MAX_LINE_BYTES))?;
+        let max_partial_sequences = at_least_one(
+            "max_partial_sequences",
+            o.max_partial_sequences.or(file.max_partial_sequences).unwrap_or(DEFAULT_MAX_PARTIAL_SEQUENCES),
+        )?;
+        let metrics_address = {
+            let s = o.metrics_address.or(file.metrics_address).unwrap_or_else(|| DEFAULT_METRICS_ADDRESS.to_string());
+            if s == "off" {
+                None
+            } else {
+                Some(s.parse::<SocketAddr>().map_err(|_| ConfigError::Invalid {
+                    option: "metrics_address",
+                    message: format!("expected HOST:PORT (an IP address and a port) or `off`, found `{s}`"),
+                })?)
+            }
+        };
+        let alert_format = match o.alert_format.or(file.alert_format).as_deref() {
+            None | Some("ecs") => AlertFormat::Ecs,
+            Some("kibana") => AlertFormat::Kibana,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    option: "alert_format",
+                    message: format!("expected `ecs` or `kibana`, found `{other}`"),
+                })
+            }
+        };
+        let max_connections = at_least_one(
+            "max_connections",
+            o.max_connections.or(file.max_connections).unwrap_or(DEFAULT_MAX_CONNECTIONS),
+        )?;
+        Ok(Settings {
+            rules,
+            input,
+            workers,
+            partitions,
+            batch_size,
+            max_inflight_batches,
+            max_out_of_orderness,
+            idle_release,
+            timestamp_field,
+            tiebreaker_field,
+            timestamp_precision,
+            max_line_bytes,
+            max_partial_sequences,
+            metrics_address,
+            alerts_output: o.alerts_output.or(file.alerts_output),
+            passthrough: !(o.no_passthrough || file.no_passthrough.unwrap_or(false)),
+            alert_format,
+            progress: o.progress || file.progress.unwrap_or(false),
+            shutdown_timeout,
+            max_connections,
+            prefilter: !o.no_prefilter && file.prefilter.unwrap_or(true),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_example_config_parses_and_builds() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/eqlstream.toml");
+        let file = FileConfig::load(&path).expect("config/eqlstream.toml parses");
+        let s = Settings::build(file, Overrides::default()).expect("example config is valid");
+        assert_eq!(s.input, InputSpec::Stdin);
+        assert_eq!(s.max_line_bytes, DEFAULT_MAX_LINE_BYTES);
+        assert_eq!(s.max_out_of_orderness, DEFAULT_MAX_OUT_OF_ORDERNESS);
+        assert_eq!(s.metrics_address, Some(DEFAULT_METRICS_ADDRESS.parse().unwrap()));
+    }
+
+    #[test]
+    fn defaults_apply_without_a_file() {
+        let s = Settings::build(FileConfig::default(), Overrides::default()).unwrap();
+        assert_eq!(s.rules, RuleSource::Embedded);
+        assert_eq!(s.batch_size, DEFAULT_BATCH_SIZE);
+        assert_eq!(s.partitions, s.workers);
+        assert!(s.passthrough);
+        assert!(s.prefilter);
+        assert_eq!(s.timestamp_field, "@timestamp");
+    }
+
+    #[test]
+    fn overrides_win_over_file_values() {
+        let file = FileConfig { workers: Some(3), batch_size: Some(10), ..Default::default() };
+        let o = Overrides { workers: Some(1), ..Default::default() };
+        let s = Settings::build(file, o).unwrap();
+        assert_eq!(s.workers, 1);
+        assert_eq!(s.batch_size, 10);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = toml::from_str::<FileConfig>("wokers = 2\n").unwrap_err().to_string();
+        assert!(err.contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn input_specs_parse() {
+        assert_eq!(InputSpec::parse("-").unwrap(), InputSpec::Stdin);
+        assert_eq!(InputSpec::parse("tcp://127.0.0.1:9000").unwrap(), InputSpec::Tcp("127.0.0.1:9000".into()));
+        assert_eq!(InputSpec::parse("unix:///tmp/x.sock").unwrap(), InputSpec::Unix("/tmp/x.sock".into()));
+        assert!(InputSpec::parse("tcp://nohost").is_err());
+        assert!(InputSpec::parse("udp://1.2.3.4:5").is_err());
+    }
+
+    #[test]
+    fn bad_values_name_the_option() {
+        let o = Overrides { max_out_of_orderness: Some("2 parsecs".into()), ..Default::default() };
+        let e = Settings::build(FileConfig::default(), o).unwrap_err().to_string();
+        assert!(e.contains("max_out_of_orderness"), "{e}");
+        let o = Overrides { workers: Some(0), ..Default::default() };
+        assert!(Settings::build(FileConfig::default(), o).is_err());
+        let o = Overrides { metrics_address: Some("localhost".into()), ..Default::default() };
+        assert!(Settings::build(FileConfig::default(), o).is_err());
+    }
+}

@@ -1,0 +1,194 @@
+//! Decode workers: parse each line with simd-json, read its timestamp, evaluate every rule's stage
+//! conditions, and keep only what the sequence stage needs (the matched events with their join
+//! keys and ordinal parts). Every line's outcome is recorded, so the writer can pass it through.
+//!
+//! A bad line is an outcome, never an error: too long, not UTF-8, not JSON, not an object, no or
+//! bad timestamp are counted by reason and the line still goes out unchanged. The hot loop touches
+//! only the worker's own [`Stats`]; they are flushed once per batch.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::frame::Batch;
+use super::Totals;
+use crate::alert::MatchedEvent;
+use crate::event::{Decoder, Event, FieldId, Scalar};
+use crate::metrics::{Handles, InvalidReason, Stats};
+use crate::ruleset::RuleSet;
+use crate::sequence::key::Key;
+use crate::sequence::machine::HitKind;
+use crate::sequence::ordinal::TieBreaker;
+use crate::time::{self, Precision};
+
+/// What the sequencer needs to know about one line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineTime {
+    /// The line's event time in ns (precision already applied).
+    At(i64),
+    /// Not usable for detection (counted under this reason).
+    Invalid(InvalidReason),
+}
+
+/// One stage (or until) hit of one rule, under one join key.
+#[derive(Clone, Debug)]
+pub struct RuleHit {
+    /// Index of the rule in the rule set.
+    pub rule: u32,
+    /// The stage (or until clause) matched.
+    pub kind: HitKind,
+    /// The join-key tuple (empty for event rules and unkeyed sequences).
+    pub key: Key,
+}
+
+/// An event that matched at least one stage of some rule.
+#[derive(Clone, Debug)]
+pub struct Matched {
+    /// Index of the line within its batch.
+    pub line: u32,
+    /// Tiebreaker value, when a tiebreaker field is configured and present.
+    pub tiebreaker: Option<TieBreaker>,
+    /// The original line, for alerts.
+    pub event: Arc<MatchedEvent>,
+    /// Every (rule, stage, key) it matched.
+    pub hits: Vec<RuleHit>,
+}
+
+/// A decoded batch: the raw lines plus per-line outcomes and the matched events, in line order.
+#[derive(Debug)]
+pub struct Decoded {
+    /// The raw batch (its `seq` and `first_line` give its place in the stream).
+    pub batch: Batch,
+    /// One entry per line.
+    pub times: Vec<LineTime>,
+    /// Matched events, in line order.
+    pub matches: Vec<Matched>,
+    /// When the reader handed the batch over (for latency metrics).
+    pub received_at: Instant,
+}
+
+/// Per-run constants of the decode stage.
+pub struct DecodeContext {
+    /// The compiled rules (and the interned field table).
+    pub rules: Arc<RuleSet>,
+    /// The timestamp field.
+    pub timestamp_field: FieldId,
+    /// The tiebreaker field, if configured.
+    pub tiebreaker_field: Option<FieldId>,
+    /// Timestamp precision.
+    pub precision: Precision,
+    /// Longest line that is parsed.
+    pub max_line_bytes: usize,
+}
+
+/// Runs one decode worker until its input closes.
+pub fn run(ctx: Arc<DecodeContext>, rx: Receiver<Batch>, tx: Sender<Decoded>, handles: Handles, totals: Arc<Totals>) {
+    let mut decoder = Decoder::new(&ctx.rules.fields);
+    let mut stats = Stats::new(&handles);
+    let mut keys: Vec<Key> = Vec::new();
+    for batch in rx {
+        let started = Instant::now();
+        let decoded = decode_batch(&ctx, &mut decoder, &mut stats, &mut keys, batch, started);
+        let invalid: u64 = stats.invalid.iter().sum();
+        totals.add_received(decoded.batch.len() as u64, decoded.batch.buf.len() as u64 + decoded.batch.len() as u64, invalid);
+        stats.flush(&handles);
+        handles.observe_batch("decode", started.elapsed().as_secs_f64());
+        if tx.send(decoded).is_err() {
+            break;
+        }
+    }
+    stats.flush(&handles);
+}
+
+fn decode_batch(
+    ctx: &DecodeContext,
+    decoder: &mut Decoder,
+    stats: &mut Stats,
+    keys: &mut Vec<Key>,
+    batch: Batch,
+    received_at: Instant,
+) -> Decoded {
+    let mut times = Vec::with_capacity(batch.len());
+    let mut matches = Vec::new();
+    for i in 0..batch.len() {
+        let line = batch.line(i);
+        stats.received_events += 1;
+        stats.received_bytes += line.len() as u64 + 1;
+        let t = decode_line(ctx, decoder, stats, keys, line, i as u32, &mut matches);
+        if let LineTime::Invalid(reason) = t {
+            stats.invalid[reason as usize] += 1;
+        }
+        times.push(t);
+    }
+    Decoded { batch, times, matches, received_at }
+}
+
+fn decode_line(
+    ctx: &DecodeContext,
+    decoder: &mut Decoder,
+    stats: &mut Stats,
+    keys: &mut Vec<Key>,
+    line: &[u8],
+    index: u32,
+    matches: &mut Vec<Matched>,
+) -> LineTime {
+    if line.len() > ctx.max_line_bytes {
+        return LineTime::Invalid(InvalidReason::TooLong);
+    }
+    let ev = match decoder.decode(line) {
+        Ok(ev) => ev,
+        Err(e) => return LineTime::Invalid(InvalidReason::from_decode(&e)),
+    };
+    let ts = match ev.first(ctx.timestamp_field) {
+        None => return LineTime::Invalid(InvalidReason::NoTimestamp),
+        Some(v) => match time::parse_timestamp(v, ctx.precision) {
+            Ok(ts) => ts,
+            Err(_) => return LineTime::Invalid(InvalidReason::BadTimestamp),
+        },
+    };
+    let hits = match_rules(ctx, &ev, stats, keys);
+    if !hits.is_empty() {
+        let tiebreaker = ctx.tiebreaker_field.and_then(|f| ev.first(f)).map(tiebreaker_of);
+        // The line parsed as JSON, so it is valid UTF-8.
+        let raw: Box<str> = String::from_utf8_lossy(line).into();
+        matches.push(Matched { line: index, tiebreaker, event: Arc::new(MatchedEvent { raw, timestamp_ns: ts }), hits });
+    }
+    LineTime::At(ts)
+}
+
+fn tiebreaker_of(s: Scalar<'_>) -> TieBreaker {
+    TieBreaker::from_scalar(s)
+}
+
+/// Evaluates every stage (and until clause) of every rule; allocates only for hits.
+fn match_rules(ctx: &DecodeContext, ev: &Event<'_>, stats: &mut Stats, keys: &mut Vec<Key>) -> Vec<RuleHit> {
+    let mut hits = Vec::new();
+    let mut stage_slot = 0usize;
+    for (r, rule) in ctx.rules.rules.iter().enumerate() {
+        let q = &rule.query;
+        for (s, stage) in q.stages.iter().enumerate() {
+            if stage.matches(ev) {
+                stats.stage_matches[stage_slot + s] += 1;
+                if q.sequence.is_none() {
+                    hits.push(RuleHit { rule: r as u32, kind: HitKind::Stage(s as u16), key: Key::new() });
+                } else {
+                    stage.keys(ev, keys);
+                    for k in keys.drain(..) {
+                        hits.push(RuleHit { rule: r as u32, kind: HitKind::Stage(s as u16), key: k });
+                    }
+                }
+            }
+        }
+        stage_slot += q.stages.len();
+        if let Some(until) = &q.until {
+            if until.matches(ev) {
+                until.keys(ev, keys);
+                for k in keys.drain(..) {
+                    hits.push(RuleHit { rule: r as u32, kind: HitKind::Until, key: k });
+                }
+            }
+        }
+    }
+    hits
+}

@@ -1,0 +1,168 @@
+//! NDJSON framing: bytes in, batches of complete lines out.
+//!
+//! A line is everything up to (not including) `\n`; a `\r` before it stays part of the line, so
+//! pass-through is byte-exact. A final line without a newline still counts (the writer adds the
+//! `\n`). Lines longer than `max_line_bytes` are kept whole (never truncated, never dropped): the
+//! decode stage passes them through unparsed. Framing never looks inside a line.
+
+/// A batch of complete input lines in one buffer, with their positions in the stream.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Position of this batch in the stream (0, 1, 2, ...), assigned by the feeder.
+    pub seq: u64,
+    /// Global line number of the first line.
+    pub first_line: u64,
+    /// The lines' bytes, back to back, without their `\n`.
+    pub buf: Vec<u8>,
+    /// End offset in `buf` of each line; line i is `buf[ends[i-1]..ends[i]]`.
+    pub ends: Vec<usize>,
+}
+
+impl Batch {
+    /// Number of lines.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// True when the batch holds no line.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The bytes of line `i` (without its newline).
+    pub fn line(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.buf[start..self.ends[i]]
+    }
+
+    /// Iterates over the lines.
+    pub fn lines(&self) -> impl Iterator<Item = &[u8]> {
+        (0..self.len()).map(move |i| self.line(i))
+    }
+
+    fn push_line(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+        self.ends.push(self.buf.len());
+    }
+}
+
+/// Splits a byte stream into batches of at most `batch_size` lines.
+///
+/// Feed it with [`Framer::push`] as bytes arrive and call [`Framer::finish`] at end of input.
+/// Each call returns the batches that became complete; a partial line is carried over.
+#[derive(Debug)]
+pub struct Framer {
+    batch_size: usize,
+    partial: Vec<u8>,
+    current: Batch,
+}
+
+impl Framer {
+    /// A framer producing batches of at most `batch_size` (>= 1) lines.
+    pub fn new(batch_size: usize) -> Framer {
+        Framer { batch_size: batch_size.max(1), partial: Vec::new(), current: Batch::default() }
+    }
+
+    /// Adds bytes; pushes onto `out` every batch that is full, then (if `flush`) the batch holding
+    /// whatever complete lines remain, so that a slow producer's lines are not held back.
+    pub fn push(&mut self, mut bytes: &[u8], flush: bool, out: &mut Vec<Batch>) {
+        while let Some(nl) = memchr::memchr(b'\n', bytes) {
+            if self.partial.is_empty() {
+                self.current.push_line(&bytes[..nl]);
+            } else {
+                self.partial.extend_from_slice(&bytes[..nl]);
+                let line = std::mem::take(&mut self.partial);
+                self.current.push_line(&line);
+                self.partial = line;
+                self.partial.clear();
+                if self.partial.capacity() > 1 << 20 {
+                    self.partial = Vec::new();
+                }
+            }
+            bytes = &bytes[nl + 1..];
+            if self.current.len() >= self.batch_size {
+                out.push(std::mem::take(&mut self.current));
+            }
+        }
+        self.partial.extend_from_slice(bytes);
+        if flush && !self.current.is_empty() {
+            out.push(std::mem::take(&mut self.current));
+        }
+    }
+
+    /// End of input: the final line without a newline (if any) becomes a line of its own.
+    pub fn finish(&mut self, out: &mut Vec<Batch>) {
+        if !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            self.current.push_line(&line);
+            if self.current.len() >= self.batch_size {
+                out.push(std::mem::take(&mut self.current));
+            }
+        }
+        if !self.current.is_empty() {
+            out.push(std::mem::take(&mut self.current));
+        }
+    }
+
+    /// Bytes of an incomplete line currently held.
+    pub fn pending_bytes(&self) -> usize {
+        self.partial.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn frame(chunks: &[&[u8]], batch_size: usize) -> Vec<Vec<u8>> {
+        let mut f = Framer::new(batch_size);
+        let mut out = Vec::new();
+        for c in chunks {
+            f.push(c, true, &mut out);
+        }
+        f.finish(&mut out);
+        out.iter().flat_map(|b| b.lines().map(<[u8]>::to_vec).collect::<Vec<_>>()).collect()
+    }
+
+    #[test]
+    fn splits_lines_and_keeps_carriage_returns() {
+        let lines = frame(&[b"a\r\nb\n\nc"], 2);
+        assert_eq!(lines, vec![b"a\r".to_vec(), b"b".to_vec(), b"".to_vec(), b"c".to_vec()]);
+    }
+
+    #[test]
+    fn a_line_split_across_chunks_is_joined() {
+        let lines = frame(&[b"{\"a\":", b"1}\n{\"b\"", b":2}\n"], 7);
+        assert_eq!(lines, vec![b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec()]);
+    }
+
+    #[test]
+    fn batches_never_exceed_batch_size() {
+        let mut f = Framer::new(3);
+        let mut out = Vec::new();
+        f.push(b"1\n2\n3\n4\n5\n6\n7\n", false, &mut out);
+        assert_eq!(out.iter().map(Batch::len).collect::<Vec<_>>(), vec![3, 3]);
+        f.finish(&mut out);
+        assert_eq!(out.iter().map(Batch::len).collect::<Vec<_>>(), vec![3, 3, 1]);
+    }
+
+    proptest! {
+        /// Every byte of input comes back as lines, whatever the chunking and batch size.
+        #[test]
+        fn framing_is_lossless(data in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'\r'), any::<u8>()], 0..400),
+                               cuts in proptest::collection::vec(0usize..400, 0..10),
+                               batch_size in 1usize..9) {
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
+            cuts.sort_unstable();
+            let mut chunks: Vec<&[u8]> = Vec::new();
+            let mut prev = 0;
+            for c in cuts { chunks.push(&data[prev..c]); prev = c; }
+            chunks.push(&data[prev..]);
+            let lines = frame(&chunks, batch_size);
+            let mut expected: Vec<Vec<u8>> = data.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+            if data.last() == Some(&b'\n') || data.is_empty() { expected.pop(); }
+            prop_assert_eq!(lines, expected);
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! The running pipeline: source -> decode workers -> sequencer -> partition workers -> writer.
+//!
+//! ```text
+//!            Batch            Decoded                PartitionWork        PartitionOutput
+//! source ---------> decode xN ---------> sequencer ---------------> part xM -------------> writer -> stdout
+//!  (stdin/tcp/unix)  (simd-json,          (order, watermark,                                 ^
+//!                     stage conditions)    reorder buffer)  -------- WriterBatch ------------'
+//! ```
+//!
+//! Every hop is a bounded crossbeam channel carrying whole batches, so a slow consumer slows the
+//! reader and memory stays bounded. The sequencer is the single point that sees lines in order;
+//! it fixes every release point by input line, so output does not depend on thread scheduling,
+//! worker counts or batch sizes. Shutdown is by dropping: when the source stops (end of input or
+//! the [`Shutdown`] trigger), each stage drains its input and drops its senders; the writer ends
+//! last.
+
+pub mod decode;
+pub mod frame;
+pub mod sequencer;
+pub mod shutdown;
+pub mod sink;
+pub mod source;
+pub mod worker;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::bounded;
+
+pub use shutdown::Shutdown;
+
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::ruleset::RuleSet;
+use crate::sequence::spec::StageKind;
+
+/// Running totals for the summary and progress lines (the metrics registry has the same figures
+/// per label; these are plain sums that need no registry).
+#[derive(Debug, Default)]
+pub struct Totals {
+    /// Input lines read.
+    pub lines: AtomicU64,
+    /// Input bytes read (newlines included).
+    pub bytes: AtomicU64,
+    /// Lines not usable for detection (any reason).
+    pub invalid: AtomicU64,
+    /// Late events.
+    pub late: AtomicU64,
+    /// Input lines written.
+    pub sent: AtomicU64,
+    /// Alerts written.
+    pub alerts: AtomicU64,
+}
+
+impl Totals {
+    fn add_received(&self, lines: u64, bytes: u64, invalid: u64) {
+        self.lines.fetch_add(lines, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.invalid.fetch_add(invalid, Ordering::Relaxed);
+    }
+    fn add_late(&self, n: u64) {
+        self.late.fetch_add(n, Ordering::Relaxed);
+    }
+    fn add_sent(&self, lines: u64, alerts: u64) {
+        self.sent.fetch_add(lines, Ordering::Relaxed);
+        self.alerts.fetch_add(alerts, Ordering::Relaxed);
+    }
+
+    /// A snapshot of the totals.
+    pub fn snapshot(&self) -> Summary {
+        Summary {
+            lines: self.lines.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            invalid: self.invalid.load(Ordering::Relaxed),
+            late: self.late.load(Ordering::Relaxed),
+            sent: self.sent.load(Ordering::Relaxed),
+            alerts: self.alerts.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The figures of the summary line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Input lines read.
+    pub lines: u64,
+    /// Input bytes read.
+    pub bytes: u64,
+    /// Lines not usable for detection.
+    pub invalid: u64,
+    /// Late events.
+    pub late: u64,
+    /// Input lines written.
+    pub sent: u64,
+    /// Alerts written.
+    pub alerts: u64,
+}
+
+impl Summary {
+    /// The one-line summary, e.g. for stderr at exit.
+    pub fn line(&self, seconds: f64) -> String {
+        let eps = if seconds > 0.0 { self.lines as f64 / seconds } else { 0.0 };
+        format!(
+            "lines={} bytes={} alerts={} late={} invalid={} seconds={:.3} events_per_second={:.0}",
+            self.lines, self.bytes, self.alerts, self.late, self.invalid, seconds, eps
+        )
+    }
+}
+
+/// Errors that end a run.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The source failed.
+    #[error(transparent)]
+    Source(#[from] source::SourceError),
+    /// The writer failed.
+    #[error(transparent)]
+    Sink(#[from] sink::SinkError),
+    /// [`prepare_rules`] was not called on the rule set.
+    #[error("internal error: timestamp fields were not interned before the run")]
+    FieldsNotPrepared,
+    /// A pipeline thread could not be started.
+    #[error("cannot start thread: {0}")]
+    Spawn(std::io::Error),
+}
+
+/// What a finished run reports.
+#[derive(Debug)]
+pub struct RunReport {
+    /// Final totals.
+    pub summary: Summary,
+    /// How the writer ended.
+    pub end: sink::SinkEnd,
+    /// Wall-clock duration.
+    pub seconds: f64,
+}
+
+/// Everything a run needs besides settings.
+pub struct RunContext {
+    /// Compiled rules.
+    pub rules: Arc<RuleSet>,
+    /// Metrics registry (served or not).
+    pub metrics: Arc<Metrics>,
+    /// Stop-reading trigger.
+    pub shutdown: Shutdown,
+    /// Runtime for sockets.
+    pub runtime: tokio::runtime::Handle,
+    /// Where output goes.
+    pub outputs: sink::Outputs,
+    /// Shared totals (the caller may print progress from them).
+    pub totals: Arc<Totals>,
+}
+
+/// Interns the timestamp and tiebreaker fields in the rule set's field table, so that decoders
+/// built from it can read them. Call before wrapping the rule set in an `Arc`.
+pub fn prepare_rules(rules: &mut RuleSet, settings: &Settings) {
+    rules.fields.intern(&settings.timestamp_field);
+    if let Some(t) = &settings.tiebreaker_field {
+        rules.fields.intern(t);
+    }
+}
+
+/// Runs the pipeline to completion (end of input, shutdown, or closed stdout).
+pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineError> {
+    let started = Instant::now();
+    let RunContext { rules, metrics, shutdown, runtime, outputs, totals } = ctx;
+    let timestamp_field = rules.fields.get(&settings.timestamp_field);
+    let tiebreaker_field = settings.tiebreaker_field.as_deref().map(|f| rules.fields.get(f));
+    let (Some(timestamp_field), None | Some(Some(_))) = (timestamp_field, tiebreaker_field) else {
+        return Err(PipelineError::FieldsNotPrepared);
+    };
+    let tiebreaker_field = tiebreaker_field.flatten();
+    let cap = settings.max_inflight_batches;
+    let workers = settings.workers;
+    let partitions = settings.partitions;
+
+    let (batch_tx, batch_rx) = bounded(cap);
+    let (decoded_tx, decoded_rx) = bounded(cap * workers.max(1));
+    let (writer_tx, writer_rx) = bounded(cap);
+    let mut part_txs = Vec::new();
+    let mut part_out_rxs = Vec::new();
+    let mut threads = Vec::new();
+
+    let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+        std::thread::Builder::new().name(name).spawn(f).map_err(PipelineError::Spawn)
+    };
+
+    let ctx = Arc::new(decode::DecodeContext {
+        rules: rules.clone(),
+        timestamp_field,
+        tiebreaker_field,
+        precision: settings.timestamp_precision,
+        max_line_bytes: settings.max_line_bytes,
+    });
+    for w in 0..workers {
+        let (ctx, rx, tx, h, t) = (ctx.clone(), batch_rx.clone(), decoded_tx.clone(), metrics.handles(), totals.clone());
+        threads.push(spawn(format!("decode-{w}"), Box::new(move || decode::run(ctx, rx, tx, h, t)))?);
+    }
+    drop(batch_rx);
+    drop(decoded_tx);
+
+    let max_partials_each = (settings.max_partial_sequences / partitions).max(1);
+    for p in 0..partitions {
+        let (tx, rx) = bounded(cap);
+        let (otx, orx) = bounded(cap);
+        part_txs.push(tx);
+        part_out_rxs.push(orx);
+        let (r, h, fmt) = (rules.clone(), metrics.handles(), settings.alert_format);
+        threads.push(spawn(format!("partition-{p}"), Box::new(move || worker::run(r, fmt, max_partials_each, rx, otx, h)))?);
+    }
+
+    let seq_cfg = sequencer::SequencerConfig {
+        max_out_of_orderness_ns: i64::try_from(settings.max_out_of_orderness.as_nanos()).unwrap_or(i64::MAX),
+        idle_release: settings.idle_release,
+        partitions,
+        event_rule: rules.rules.iter().map(|r| r.query.sequence.is_none()).collect(),
+        advance_per_line: rules.rules.iter().any(|r| {
+            r.query.sequence.as_ref().is_some_and(|s| s.stages.contains(&StageKind::Missing))
+        }),
+    };
+    {
+        let (h, t) = (metrics.handles(), totals.clone());
+        threads.push(spawn(
+            "sequencer".into(),
+            Box::new(move || sequencer::run(seq_cfg, decoded_rx, part_txs, writer_tx, h, t)),
+        )?);
+    }
+
+    let writer = {
+        let (h, t) = (metrics.handles(), totals.clone());
+        std::thread::Builder::new()
+            .name("writer".into())
+            .spawn(move || sink::run(outputs, writer_rx, part_out_rxs, h, t))
+            .map_err(PipelineError::Spawn)?
+    };
+
+    let feeder = source::Feeder::new(batch_tx);
+    let source_result = source::run(&settings.input, settings.batch_size, settings.max_connections, feeder, &shutdown, &runtime);
+    // The feeder (and its sender) is gone: the stages drain in order.
+    let end = match writer.join() {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(PipelineError::Sink(sink::SinkError::Write {
+                what: "output",
+                source: std::io::Error::other("writer thread panicked"),
+            }))
+        }
+    };
+    if end == sink::SinkEnd::BrokenPipe {
+        // Stop reading too; the other stages end as their channels close.
+        shutdown.trigger();
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    source_result?;
+    Ok(RunReport { summary: totals.snapshot(), end, seconds: started.elapsed().as_secs_f64() })
+}

@@ -1,0 +1,310 @@
+//! The sequencer: puts decoded batches back in stream order, keeps the event-time watermark
+//! (defined per input line, so release points depend only on the input bytes), holds matched
+//! events in the reorder buffer, and releases them in ordinal order to the partition that owns
+//! each join key. It is the only stage that sees every line in order, so it also decides what is
+//! late. It never touches event bytes.
+//!
+//! For every batch it sends one [`PartitionWork`] to each partition (in partition order) and then
+//! one [`WriterBatch`] to the writer; the writer consumes in the same order, which rules out
+//! deadlock with bounded channels.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use super::decode::{Decoded, LineTime, RuleHit};
+use super::frame::Batch;
+use super::Totals;
+use crate::alert::MatchedEvent;
+use crate::metrics::Handles;
+use crate::sequence::ordinal::Ordinal;
+use crate::sequence::partition::partition_of;
+use crate::sequence::reorder::ReorderBuffer;
+
+/// One unit of work for a partition worker, tagged with the global line after which its alerts
+/// are written.
+#[derive(Debug)]
+pub enum WorkItem {
+    /// An event released by the watermark, with the hits routed to this partition.
+    Event {
+        /// Alerts go after this global line.
+        release_line: u64,
+        /// The watermark at release time (ns), for expiry.
+        watermark: Option<i64>,
+        /// The event's ordinal.
+        ordinal: Ordinal,
+        /// The event.
+        event: Arc<MatchedEvent>,
+        /// Its hits for keys owned by this partition (sequence rules) or event-rule hits.
+        hits: Vec<RuleHit>,
+    },
+    /// The watermark moved: expire partials, close trailing missing-event windows.
+    Advance {
+        /// Alerts go after this global line.
+        release_line: u64,
+        /// The new watermark (ns).
+        watermark: i64,
+    },
+    /// End of input: decide everything still pending.
+    Finish {
+        /// Alerts go after this global line.
+        release_line: u64,
+    },
+}
+
+/// The work of one output step for one partition.
+#[derive(Debug, Default)]
+pub struct PartitionWork {
+    /// Output step number (shared with the matching [`WriterBatch`]).
+    pub step: u64,
+    /// Items in processing order.
+    pub items: Vec<WorkItem>,
+}
+
+/// The lines of one output step, for the writer.
+#[derive(Debug)]
+pub struct WriterBatch {
+    /// Output step number.
+    pub step: u64,
+    /// The raw lines (empty for idle releases and the final flush).
+    pub batch: Batch,
+    /// When the lines were decoded (alert latency is measured from here).
+    pub received_at: Instant,
+}
+
+/// Sequencer settings.
+pub struct SequencerConfig {
+    /// Reorder allowance (ns).
+    pub max_out_of_orderness_ns: i64,
+    /// Wall-clock idle time before buffered events are released.
+    pub idle_release: Duration,
+    /// Number of partitions.
+    pub partitions: usize,
+    /// For each rule: true when it is an event (non-sequence) query.
+    pub event_rule: Vec<bool>,
+    /// Send an `Advance` after every line that moves the watermark (needed only by rules with
+    /// missing-event stages, whose alerts are decided by the watermark); else once per batch.
+    pub advance_per_line: bool,
+}
+
+struct Pending {
+    event: Arc<MatchedEvent>,
+    hits: Vec<RuleHit>,
+}
+
+/// Runs the sequencer until the decode workers are done, then flushes everything.
+pub fn run(
+    cfg: SequencerConfig,
+    rx: Receiver<Decoded>,
+    parts: Vec<Sender<PartitionWork>>,
+    writer: Sender<WriterBatch>,
+    handles: Handles,
+    totals: Arc<Totals>,
+) {
+    let mut s = Sequencer {
+        reorder: ReorderBuffer::new(cfg.max_out_of_orderness_ns),
+        cfg,
+        parts,
+        writer,
+        handles,
+        totals,
+        work: Vec::new(),
+        released: Vec::new(),
+        step: 0,
+        last_line: None,
+        next_seq: 0,
+        waiting: BTreeMap::new(),
+    };
+    for p in 0..s.cfg.partitions {
+        s.work.push(PartitionWork { step: 0, items: Vec::new() });
+        let _ = p;
+    }
+    loop {
+        match rx.recv_timeout(s.cfg.idle_release) {
+            Ok(d) => {
+                s.waiting.insert(d.batch.seq, d);
+                while let Some(d) = s.waiting.remove(&s.next_seq) {
+                    s.next_seq += 1;
+                    if s.process(d).is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if s.reorder.len() > 0 && s.idle_flush().is_err() {
+                    return;
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    // Decode workers are done; anything still waiting is in order now (no gaps can remain
+    // because every batch sent was decoded), but stay robust and process in seq order.
+    let rest: Vec<Decoded> = std::mem::take(&mut s.waiting).into_values().collect();
+    for d in rest {
+        if s.process(d).is_err() {
+            return;
+        }
+    }
+    let _ = s.finish();
+}
+
+struct Disconnected;
+
+struct Sequencer {
+    cfg: SequencerConfig,
+    reorder: ReorderBuffer<Pending>,
+    parts: Vec<Sender<PartitionWork>>,
+    writer: Sender<WriterBatch>,
+    handles: Handles,
+    totals: Arc<Totals>,
+    work: Vec<PartitionWork>,
+    released: Vec<(Ordinal, Pending)>,
+    step: u64,
+    last_line: Option<u64>,
+    next_seq: u64,
+    waiting: BTreeMap<u64, Decoded>,
+}
+
+impl Sequencer {
+    fn process(&mut self, d: Decoded) -> Result<(), Disconnected> {
+        let started = Instant::now();
+        let Decoded { batch, times, matches, received_at } = d;
+        let first = batch.first_line;
+        let mut matches = matches.into_iter().peekable();
+        let mut late = 0u64;
+        let wm_at_start = self.reorder.watermark();
+        for (i, t) in times.iter().enumerate() {
+            let line = first + i as u64;
+            let matched = if matches.peek().is_some_and(|m| m.line as usize == i) { matches.next() } else { None };
+            let LineTime::At(ts) = *t else { continue };
+            if self.reorder.watermark().is_some_and(|w| ts < w) {
+                late += 1;
+                continue;
+            }
+            let wm_before = self.reorder.watermark();
+            self.reorder.observe(ts);
+            if let Some(m) = matched {
+                let ordinal = Ordinal { ts, tiebreaker: m.tiebreaker, arrival: line };
+                let (event_hits, seq_hits): (Vec<RuleHit>, Vec<RuleHit>) =
+                    m.hits.into_iter().partition(|h| self.cfg.event_rule[h.rule as usize]);
+                if !event_hits.is_empty() {
+                    // Event rules need no ordering: the alert follows its own line.
+                    let p = (line % self.cfg.partitions as u64) as usize;
+                    self.work[p].items.push(WorkItem::Event {
+                        release_line: line,
+                        watermark: self.reorder.watermark(),
+                        ordinal: ordinal.clone(),
+                        event: m.event.clone(),
+                        hits: event_hits,
+                    });
+                }
+                if !seq_hits.is_empty() {
+                    if let Err(_late) = self.reorder.push(ordinal, Pending { event: m.event, hits: seq_hits }) {
+                        // Cannot happen: ts >= watermark was checked above; count it all the same.
+                        late += 1;
+                    }
+                }
+            }
+            self.release(line);
+            if self.cfg.advance_per_line && self.reorder.watermark() != wm_before {
+                if let Some(w) = self.reorder.watermark() {
+                    for p in self.work.iter_mut() {
+                        p.items.push(WorkItem::Advance { release_line: line, watermark: w });
+                    }
+                }
+            }
+        }
+        if !batch.is_empty() {
+            self.last_line = Some(first + batch.len() as u64 - 1);
+        }
+        if !self.cfg.advance_per_line && self.reorder.watermark() != wm_at_start {
+            if let (Some(w), Some(line)) = (self.reorder.watermark(), self.last_line) {
+                for p in self.work.iter_mut() {
+                    p.items.push(WorkItem::Advance { release_line: line, watermark: w });
+                }
+            }
+        }
+        self.totals.add_late(late);
+        self.handles.add_late(late);
+        if let Some(w) = self.reorder.watermark() {
+            self.handles.set_watermark(w as f64 / 1e9);
+        }
+        self.handles.observe_batch("sequence", started.elapsed().as_secs_f64());
+        self.send_step(batch, received_at)
+    }
+
+    /// Routes released events to the partitions owning their keys.
+    fn release(&mut self, line: u64) {
+        self.reorder.release(&mut self.released);
+        self.route_released(line);
+    }
+
+    fn route_released(&mut self, line: u64) {
+        let n = self.cfg.partitions;
+        let watermark = self.reorder.watermark();
+        for (ordinal, pending) in self.released.drain(..) {
+            if n == 1 {
+                self.work[0].items.push(WorkItem::Event {
+                    release_line: line,
+                    watermark,
+                    ordinal,
+                    event: pending.event,
+                    hits: pending.hits,
+                });
+                continue;
+            }
+            let mut per_part: Vec<Vec<RuleHit>> = vec![Vec::new(); n];
+            for h in pending.hits {
+                per_part[partition_of(&h.key, n)].push(h);
+            }
+            for (p, hits) in per_part.into_iter().enumerate() {
+                if !hits.is_empty() {
+                    self.work[p].items.push(WorkItem::Event {
+                        release_line: line,
+                        watermark,
+                        ordinal: ordinal.clone(),
+                        event: pending.event.clone(),
+                        hits,
+                    });
+                }
+            }
+        }
+    }
+
+    /// No input for `idle_release`: release everything buffered (the watermark jumps to the
+    /// largest timestamp seen, so older events arriving later are late).
+    fn idle_flush(&mut self) -> Result<(), Disconnected> {
+        let Some(line) = self.last_line else { return Ok(()) };
+        self.reorder.release_all(&mut self.released);
+        self.route_released(line);
+        if let Some(w) = self.reorder.watermark() {
+            for p in self.work.iter_mut() {
+                p.items.push(WorkItem::Advance { release_line: line, watermark: w });
+            }
+        }
+        self.send_step(Batch::default(), Instant::now())
+    }
+
+    fn finish(&mut self) -> Result<(), Disconnected> {
+        let line = self.last_line.unwrap_or(0);
+        self.reorder.release_all(&mut self.released);
+        self.route_released(line);
+        for p in self.work.iter_mut() {
+            p.items.push(WorkItem::Finish { release_line: line });
+        }
+        self.send_step(Batch::default(), Instant::now())
+    }
+
+    fn send_step(&mut self, batch: Batch, received_at: Instant) -> Result<(), Disconnected> {
+        let step = self.step;
+        self.step += 1;
+        for (p, tx) in self.parts.iter().enumerate() {
+            let items = std::mem::take(&mut self.work[p].items);
+            tx.send(PartitionWork { step, items }).map_err(|_| Disconnected)?;
+        }
+        self.writer.send(WriterBatch { step, batch, received_at }).map_err(|_| Disconnected)
+    }
+}
