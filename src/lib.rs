@@ -3,3 +3,4 @@
 pub mod event;
 pub mod rules;
 pub mod sequence;
+pub mod time;
