@@ -8,6 +8,7 @@
 //! * [`state`]: the per-key storage and expiry index behind it;
 //! * [`partition`]: routing join keys to partitions, and a driver that runs one rule's machine
 //!   over several partitions with deterministic output;
+//! * [`stream`]: a per-line reference driver (reorder buffer + partitioned machine);
 //! * [`key`], [`spec`]: the shared vocabulary with the EQL compiler.
 //!
 //! Nothing here parses JSON or evaluates EQL: events are opaque handles plus the (stage, key)
@@ -20,8 +21,10 @@ pub mod partition;
 pub mod reorder;
 pub mod spec;
 mod state;
+pub mod stream;
 
 pub use machine::{Completed, HitKind, MachineCounters, SequenceMachine};
 pub use ordinal::{Ordinal, TieBreaker};
 pub use partition::{partition_of, PartitionedMachine};
 pub use reorder::{IdleTimer, Late, ReorderBuffer};
+pub use stream::{LineOutcome, RuleStream, StreamConfig};
