@@ -573,3 +573,41 @@ fn idle_release_emits_without_waiting_for_the_next_event() {
         LineOutcome::Late
     );
 }
+
+#[test]
+fn superseded_partials_do_not_count_against_the_cap() {
+    // Issue item 5: the cap counts live partials; replaced ones (section 1.3) are gone.
+    let (k1, k2, k3) = (key(&["1"]), key(&["2"]), key(&["3"]));
+    let mut h = Harness::with_cap(&spec("PP", None), 2);
+    for t in 1..=5 {
+        h.ev(t, t as u32, &[st(0, &k1)]);
+    }
+    h.ev(6, 6, &[st(0, &k2)]);
+    assert_eq!(h.m.partials(), 2);
+    assert_eq!(h.m.take_counters().evicted, 0);
+    h.ev(7, 7, &[st(0, &k3)]);
+    assert_eq!(
+        h.m.take_counters().evicted,
+        1,
+        "k1's newest partial, the oldest live one"
+    );
+    h.ev(8, 8, &[st(1, &k1), st(1, &k2), st(1, &k3)]);
+    assert_eq!(h.full(), vec![vec![6, 8], vec![7, 8]]);
+}
+
+#[test]
+fn completed_partials_leave_no_state_behind() {
+    // Issue item 5: partials that complete or are superseded leave no state behind.
+    let mut h = Harness::new(&spec("PP", Some(10 * S)));
+    for i in 0..10_000u32 {
+        let k = key(&[&format!("k{}", (i / 2) % 100)]);
+        h.ev(i64::from(i) * MS, i, &[st((i % 2) as u16, &k)]);
+    }
+    assert_eq!(
+        h.m.partials(),
+        0,
+        "every stage-0 partial was completed by the next event"
+    );
+    assert_eq!(h.m.keys(), 0);
+    assert_eq!(h.out.len(), 5_000);
+}

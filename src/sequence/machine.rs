@@ -25,7 +25,7 @@
 //! below it as late). Partials are garbage-collected once `first.ts + maxspan < w`.
 //!
 //! Memory: each key is stored once (in [`KeyTable`]) with its per-stage partials; the expiry
-//! index holds one 24-byte entry per partial. Nothing here knows EQL or JSON: events are opaque
+//! queue holds one 24-byte entry per partial. Nothing here knows EQL or JSON: events are opaque
 //! handles `E`. Steady-state processing of an event allocates only the partial it creates (its
 //! event vector) and, for a new key, the key's slot.
 
@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use super::key::Key;
 use super::ordinal::Ordinal;
 use super::spec::{SequenceSpec, StageKind};
-use super::state::{ExpiryIndex, KeyTable, SlotId};
+use super::state::{ExpiryEntry, ExpiryQueue, KeyTable, SlotId};
 use crate::time::{truncate_to_millis, NANOS_PER_MILLI};
 
 /// What an event matched, for one join key.
@@ -106,10 +106,17 @@ struct Partial<E> {
 struct KeyState<E> {
     /// `pending[s]`: the partial whose last matched stage is `s` (only `s < last positive`).
     pending: Box<[Option<Partial<E>>]>,
+    /// Only for rules with missing-event stages (kept out of line so that other rules' keys
+    /// stay small).
+    miss: Option<Box<MissState>>,
+}
+
+/// A key's missing-event state (section 7.3).
+struct MissState {
     /// Per missing stage: timestamps of recent matching events (non-decreasing, deduplicated).
-    missing: Box<[VecDeque<i64>]>,
-    /// Newest timestamp in `missing` (`i64::MIN` when empty): its entry in `missing_expiry`.
-    missing_latest: i64,
+    records: Box<[VecDeque<i64>]>,
+    /// Newest timestamp in `records` (`i64::MIN` when empty): its entry in `missing_expiry`.
+    latest: i64,
     /// (deadline, serial) of this key's deferred candidates.
     deferred: Vec<(i64, u64)>,
 }
@@ -118,16 +125,34 @@ impl<E> KeyState<E> {
     fn new(stages: usize, misses: usize) -> Self {
         KeyState {
             pending: (0..stages).map(|_| None).collect(),
-            missing: (0..misses).map(|_| VecDeque::new()).collect(),
-            missing_latest: i64::MIN,
-            deferred: Vec::new(),
+            miss: (misses > 0).then(|| {
+                Box::new(MissState {
+                    records: (0..misses).map(|_| VecDeque::new()).collect(),
+                    latest: i64::MIN,
+                    deferred: Vec::new(),
+                })
+            }),
         }
+    }
+
+    fn miss(&self) -> &MissState {
+        self.miss
+            .as_deref()
+            .expect("keys of rules with missing-event stages carry missing-event state")
+    }
+
+    fn miss_mut(&mut self) -> &mut MissState {
+        self.miss
+            .as_deref_mut()
+            .expect("keys of rules with missing-event stages carry missing-event state")
     }
 
     fn is_idle(&self) -> bool {
         self.pending.iter().all(Option::is_none)
-            && self.deferred.is_empty()
-            && self.missing.iter().all(VecDeque::is_empty)
+            && self
+                .miss
+                .as_deref()
+                .is_none_or(|m| m.deferred.is_empty() && m.records.iter().all(VecDeque::is_empty))
     }
 }
 
@@ -162,7 +187,7 @@ pub struct SequenceMachine<E> {
     bounded: bool,
     max_partials: usize,
     table: KeyTable<KeyState<E>>,
-    expiry: ExpiryIndex,
+    expiry: ExpiryQueue,
     missing_expiry: BTreeSet<(i64, SlotId)>,
     deferred: BTreeMap<(i64, u64), Deferred<E>>,
     serial: u64,
@@ -226,7 +251,7 @@ impl<E: Clone> SequenceMachine<E> {
             bounded: spec.maxspan_ns.is_some(),
             max_partials: max_partials.max(1),
             table: KeyTable::new(),
-            expiry: ExpiryIndex::default(),
+            expiry: ExpiryQueue::default(),
             missing_expiry: BTreeSet::new(),
             deferred: BTreeMap::new(),
             serial: 0,
@@ -267,6 +292,8 @@ impl<E: Clone> SequenceMachine<E> {
         }
         self.order = order;
         self.enforce_cap();
+        let table = &self.table;
+        self.expiry.compact_if_sparse(|e| is_live(table, e));
     }
 
     /// The watermark moved to `watermark_ts` (ns): every later event has `ts >= watermark_ts`.
@@ -371,19 +398,20 @@ impl<E: Clone> SequenceMachine<E> {
             return;
         };
         if self.exceeds(partial.first_ts, now) {
-            self.expiry
-                .remove(&(partial.first_ts, partial.serial, slot));
+            self.expiry.forget();
             self.counters.rejected_maxspan += 1;
         } else {
             partial.events.push((now, ev.clone()));
             if s == self.last_pos {
-                self.expiry
-                    .remove(&(partial.first_ts, partial.serial, slot));
+                self.expiry.forget();
                 self.candidate(slot, partial, ord, out);
             } else {
-                // Still tracked in the expiry index under the same entry.
-                if let Some(old) = self.table.get_mut(slot).pending[s].replace(partial) {
-                    self.expiry.remove(&(old.first_ts, old.serial, slot));
+                // Still tracked in the expiry queue under the same entry.
+                if self.table.get_mut(slot).pending[s]
+                    .replace(partial)
+                    .is_some()
+                {
+                    self.expiry.forget();
                     self.counters.superseded += 1;
                 }
             }
@@ -404,9 +432,12 @@ impl<E: Clone> SequenceMachine<E> {
 
     /// Put a new or advanced partial at stage `s`, replacing (and untracking) an older one.
     fn store(&mut self, slot: SlotId, s: usize, partial: Partial<E>) {
-        self.expiry.insert((partial.first_ts, partial.serial, slot));
-        if let Some(old) = self.table.get_mut(slot).pending[s].replace(partial) {
-            self.expiry.remove(&(old.first_ts, old.serial, slot));
+        self.expiry.push((partial.first_ts, partial.serial, slot));
+        if self.table.get_mut(slot).pending[s]
+            .replace(partial)
+            .is_some()
+        {
+            self.expiry.forget();
             self.counters.superseded += 1;
         }
     }
@@ -416,8 +447,8 @@ impl<E: Clone> SequenceMachine<E> {
             return;
         };
         for s in 0..self.last_pos {
-            if let Some(p) = self.table.get_mut(slot).pending[s].take() {
-                self.expiry.remove(&(p.first_ts, p.serial, slot));
+            if self.table.get_mut(slot).pending[s].take().is_some() {
+                self.expiry.forget();
                 self.counters.rejected_until += 1;
             }
         }
@@ -428,17 +459,17 @@ impl<E: Clone> SequenceMachine<E> {
         let slot = self.slot_for(key);
         let floor = self.record_floor(now);
         let idx = self.miss_index[s];
-        let st = self.table.get_mut(slot);
-        let q = &mut st.missing[idx];
+        let st = self.table.get_mut(slot).miss_mut();
+        let q = &mut st.records[idx];
         if q.back() != Some(&now) {
             q.push_back(now);
         }
         while q.front().is_some_and(|&r| r < floor) {
             q.pop_front();
         }
-        let old_latest = st.missing_latest;
+        let old_latest = st.latest;
         let new_latest = now.max(old_latest);
-        st.missing_latest = new_latest;
+        st.latest = new_latest;
         if old_latest != new_latest {
             if old_latest != i64::MIN {
                 self.missing_expiry.remove(&(old_latest, slot));
@@ -447,7 +478,7 @@ impl<E: Clone> SequenceMachine<E> {
         }
         if self.trailing.contains(&s) {
             // A trailing event rejects every deferred candidate of its key whose window holds it.
-            let mut waiting = std::mem::take(&mut self.table.get_mut(slot).deferred);
+            let mut waiting = std::mem::take(&mut self.table.get_mut(slot).miss_mut().deferred);
             waiting.retain(|entry| {
                 let hit = self
                     .deferred
@@ -459,7 +490,7 @@ impl<E: Clone> SequenceMachine<E> {
                 }
                 !hit
             });
-            self.table.get_mut(slot).deferred = waiting;
+            self.table.get_mut(slot).miss_mut().deferred = waiting;
         }
     }
 
@@ -495,11 +526,11 @@ impl<E: Clone> SequenceMachine<E> {
         let ts_of = |stage: usize| partial.events[self.pos_rank[stage]].0;
         let start = partial.first_ts;
         let last = partial.events.last().map_or(start, |e| e.0);
-        let st = self.table.get(slot);
+        let records = &self.table.get(slot).miss().records;
         // Middle stages: any event strictly between the neighbours' ms timestamps discards.
         for &(m, a, b) in self.middle.iter() {
             let (lo, hi) = (truncate_to_millis(ts_of(a)), truncate_to_millis(ts_of(b)));
-            if st.missing[self.miss_index[m]]
+            if records[self.miss_index[m]]
                 .iter()
                 .any(|&r| r > lo && r < hi)
             {
@@ -513,7 +544,7 @@ impl<E: Clone> SequenceMachine<E> {
             .leading
             .iter()
             .filter_map(|&m| {
-                st.missing[self.miss_index[m]]
+                records[self.miss_index[m]]
                     .iter()
                     .rev()
                     .find(|&&r| r < start_ms)
@@ -541,7 +572,7 @@ impl<E: Clone> SequenceMachine<E> {
                         i64::MAX
                     };
                     let seen = self.trailing.iter().any(|&m| {
-                        st.missing[self.miss_index[m]]
+                        records[self.miss_index[m]]
                             .iter()
                             .any(|&r| r > last_ms && r <= deadline)
                     });
@@ -580,7 +611,7 @@ impl<E: Clone> SequenceMachine<E> {
                         ordinal: ord.clone(),
                     },
                 );
-                self.table.get_mut(slot).deferred.push(id);
+                self.table.get_mut(slot).miss_mut().deferred.push(id);
             }
             _ => {
                 self.counters.completed += 1;
@@ -602,7 +633,11 @@ impl<E: Clone> SequenceMachine<E> {
             let Some(d) = self.deferred.remove(&id) else {
                 break;
             };
-            self.table.get_mut(d.slot).deferred.retain(|x| *x != id);
+            self.table
+                .get_mut(d.slot)
+                .miss_mut()
+                .deferred
+                .retain(|x| *x != id);
             self.counters.completed += 1;
             out.push(Completed {
                 key: self.table.key(d.slot).clone(),
@@ -614,11 +649,11 @@ impl<E: Clone> SequenceMachine<E> {
         if !self.bounded {
             return;
         }
-        while let Some(entry) = self.expiry.first() {
+        while let Some(entry) = self.oldest_live() {
             if entry.0.saturating_add(self.span) >= bound {
                 break;
             }
-            self.expiry.pop_first();
+            self.expiry.pop_front();
             self.drop_partial(entry);
             self.counters.expired += 1;
         }
@@ -628,30 +663,43 @@ impl<E: Clone> SequenceMachine<E> {
                 break;
             }
             self.missing_expiry.pop_first();
-            let st = self.table.get_mut(slot);
-            st.missing.iter_mut().for_each(VecDeque::clear);
-            st.missing_latest = i64::MIN;
+            let st = self.table.get_mut(slot).miss_mut();
+            st.records.iter_mut().for_each(VecDeque::clear);
+            st.latest = i64::MIN;
             self.maybe_free(slot);
         }
     }
 
-    /// Remove the partial of an expiry entry (already popped from the index) from its slot.
-    fn drop_partial(&mut self, (_, serial, slot): (i64, u64, SlotId)) {
+    /// Remove the live partial of an expiry entry (already popped from the queue) from its slot.
+    fn drop_partial(&mut self, (_, serial, slot): ExpiryEntry) {
         let st = self.table.get_mut(slot);
         for p in st.pending.iter_mut() {
             if p.as_ref().is_some_and(|p| p.serial == serial) {
                 *p = None;
+                self.expiry.forget();
                 break;
             }
         }
         self.maybe_free(slot);
     }
 
+    /// The oldest live partial's expiry entry, discarding stale entries in front of it.
+    fn oldest_live(&mut self) -> Option<ExpiryEntry> {
+        while let Some(entry) = self.expiry.front() {
+            if is_live(&self.table, &entry) {
+                return Some(entry);
+            }
+            self.expiry.pop_front();
+        }
+        None
+    }
+
     fn enforce_cap(&mut self) {
         while self.expiry.len() > self.max_partials {
-            let Some(entry) = self.expiry.pop_first() else {
+            let Some(entry) = self.oldest_live() else {
                 break;
             };
+            self.expiry.pop_front();
             self.drop_partial(entry);
             self.counters.evicted += 1;
         }
@@ -662,6 +710,15 @@ impl<E: Clone> SequenceMachine<E> {
             self.table.remove(slot);
         }
     }
+}
+
+/// Whether the partial an expiry entry names still exists (serials are never reused).
+fn is_live<E>(table: &KeyTable<KeyState<E>>, &(_, serial, slot): &ExpiryEntry) -> bool {
+    table.try_get(slot).is_some_and(|st| {
+        st.pending
+            .iter()
+            .any(|p| p.as_ref().is_some_and(|p| p.serial == serial))
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -78,6 +78,10 @@ impl<E: Clone> PartitionedMachine<E> {
     /// Route one released event's hits to the partitions owning their keys.
     pub fn on_event(&mut self, ord: &Ordinal, ev: &E, hits: &[(HitKind, Key)]) {
         let n = self.parts.len();
+        if n == 1 {
+            self.parts[0].on_event(ord, ev, hits, &mut self.step);
+            return;
+        }
         for (kind, key) in hits {
             self.routed[partition_of(key, n)].push((*kind, key.clone()));
         }

@@ -5,7 +5,7 @@
 //!
 //! Knows nothing of stages or EQL: the machine decides what a slot holds.
 
-use std::collections::BTreeSet;
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
 
 use hashbrown::hash_table::{Entry, HashTable};
@@ -103,6 +103,11 @@ impl<V> KeyTable<V> {
         &self.live(id).value
     }
 
+    /// The state of a slot, if it is live.
+    pub(crate) fn try_get(&self, id: SlotId) -> Option<&V> {
+        self.slots.get(id as usize)?.as_ref().map(|s| &s.value)
+    }
+
     /// The state of a live slot, mutably.
     pub(crate) fn get_mut(&mut self, id: SlotId) -> &mut V {
         &mut self.slots[id as usize]
@@ -141,46 +146,69 @@ impl<V> KeyTable<V> {
     }
 }
 
-/// One entry of the expiry index: the partial's first-event timestamp, its unique serial
+/// One entry of the expiry queue: the partial's first-event timestamp, its unique serial
 /// (creation order) and its key slot.
 pub(crate) type ExpiryEntry = (i64, u64, SlotId);
 
-/// Partials ordered by (first-event timestamp, creation serial): the oldest comes first, so
-/// both expiry (first.ts + maxspan < watermark) and the global cap pop from the front.
+/// Partials in creation order, which is also (first-event timestamp, serial) order because the
+/// machine receives events in increasing ordinal: the oldest partial is always at the front, so
+/// expiry (first.ts + maxspan < watermark) and the global cap pop from the front only.
+///
+/// mini-redis keeps a `BTreeSet<(Instant, key)>` because its expiries arrive in any order; here
+/// they arrive sorted, so a FIFO suffices: O(1) per operation, 24 bytes per entry, sequential
+/// memory. A partial that ends elsewhere (superseded, completed, killed by `until`) is not
+/// searched for: its entry goes stale ([`ExpiryQueue::forget`]), is skipped when it reaches the
+/// front, and the queue is compacted when stale entries outnumber live ones.
 #[derive(Default)]
-pub(crate) struct ExpiryIndex {
-    set: BTreeSet<ExpiryEntry>,
+pub(crate) struct ExpiryQueue {
+    queue: VecDeque<ExpiryEntry>,
+    live: usize,
 }
 
-impl ExpiryIndex {
-    /// Track a partial.
-    pub(crate) fn insert(&mut self, e: ExpiryEntry) {
-        self.set.insert(e);
+impl ExpiryQueue {
+    /// Track a new partial (entries must come in increasing order).
+    pub(crate) fn push(&mut self, e: ExpiryEntry) {
+        debug_assert!(
+            self.queue.back().is_none_or(|b| *b < e),
+            "expiry entries in order"
+        );
+        self.queue.push_back(e);
+        self.live += 1;
     }
 
-    /// Stop tracking a partial.
-    pub(crate) fn remove(&mut self, e: &ExpiryEntry) {
-        self.set.remove(e);
+    /// A tracked partial ended without being popped: its entry is now stale.
+    pub(crate) fn forget(&mut self) {
+        self.live -= 1;
     }
 
-    /// The oldest partial.
-    pub(crate) fn first(&self) -> Option<ExpiryEntry> {
-        self.set.first().copied()
+    /// The front entry, live or stale.
+    pub(crate) fn front(&self) -> Option<ExpiryEntry> {
+        self.queue.front().copied()
     }
 
-    /// Remove and return the oldest partial.
-    pub(crate) fn pop_first(&mut self) -> Option<ExpiryEntry> {
-        self.set.pop_first()
+    /// Remove the front entry (the caller knows whether it was live, and calls
+    /// [`Self::forget`] when the partial it names is dropped).
+    pub(crate) fn pop_front(&mut self) {
+        self.queue.pop_front();
     }
 
-    /// Number of tracked partials.
+    /// Number of live partials.
     pub(crate) fn len(&self) -> usize {
-        self.set.len()
+        self.live
+    }
+
+    /// Drop stale entries once they outnumber live ones (amortised O(1) per partial).
+    pub(crate) fn compact_if_sparse(&mut self, is_live: impl FnMut(&ExpiryEntry) -> bool) {
+        if self.queue.len() > 2 * self.live + 64 {
+            self.queue.retain(is_live);
+            debug_assert_eq!(self.queue.len(), self.live);
+        }
     }
 
     /// Forget everything.
     pub(crate) fn clear(&mut self) {
-        self.set.clear();
+        self.queue.clear();
+        self.live = 0;
     }
 }
 
