@@ -6,7 +6,8 @@
 //! * RFC 3339 / ISO 8601 strings: `2026-03-05T10:00:00Z`, any number of fraction digits
 //!   (`.5`, `.123456789123`), `.` or `,` as the decimal mark, an offset `Z`, `+HH:MM`, `+HHMM`,
 //!   `+HH` or none (UTC), a `T`, `t` or space between date and time, and the shorter
-//!   `YYYY-MM-DD`, `YYYY-MM-DDTHH` and `YYYY-MM-DDTHH:MM` forms;
+//!   `YYYY`, `YYYY-MM`, `YYYY-MM-DD`, `YYYY-MM-DDTHH` and `YYYY-MM-DDTHH:MM` forms (a time
+//!   needs a full date);
 //! * epoch milliseconds, as a JSON number or as a string of digits (optionally negative,
 //!   optionally with a fraction: `1600000000000.5`).
 //!
@@ -110,7 +111,9 @@ pub fn parse_timestamp(s: &str, precision: Precision) -> Result<i64, TimeError> 
     if b.is_empty() {
         return Err(TimeError::Malformed);
     }
-    let ns = if is_epoch_millis(b) {
+    // ES tries `strict_date_optional_time` before `epoch_millis`: four digits are a year.
+    let is_year = b.len() == 4 && b.iter().all(u8::is_ascii_digit);
+    let ns = if is_epoch_millis(b) && !is_year {
         parse_epoch_millis(b)?
     } else {
         parse_iso(b)?
@@ -228,14 +231,17 @@ impl Cursor<'_> {
 fn parse_iso(b: &[u8]) -> Result<i64, TimeError> {
     let mut c = Cursor { b, i: 0 };
     let year = c.digits(4)?;
-    if !c.eat(b'-') {
+    let (mut month, mut day) = (1, 1);
+    if c.eat(b'-') {
+        month = c.digits(2)?;
+        if c.eat(b'-') {
+            day = c.digits(2)?;
+        } else if !c.done() {
+            return Err(TimeError::Malformed);
+        }
+    } else if !c.done() {
         return Err(TimeError::Malformed);
     }
-    let month = c.digits(2)?;
-    if !c.eat(b'-') {
-        return Err(TimeError::Malformed);
-    }
-    let day = c.digits(2)?;
     if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
         return Err(TimeError::Malformed);
     }
@@ -391,6 +397,9 @@ mod tests {
         );
         assert_eq!(parse_timestamp("2026-03-05T10", MS), Ok(BASE));
         assert_eq!(parse_timestamp("2026-03-05T10:00Z", MS), Ok(BASE));
+        let jan1 = parse_timestamp("2026-01-01T00:00:00Z", MS);
+        assert_eq!(parse_timestamp("2026", MS), jan1);
+        assert_eq!(parse_timestamp("2026-01", MS), jan1);
     }
 
     #[test]
@@ -427,6 +436,8 @@ mod tests {
             "2026-03-05T10:00:00Zjunk",
             "2026-03-05T10:00:00+2",
             "1.2.3",
+            "2026-03T10:00:00Z",
+            "2026-",
         ] {
             let err = parse_timestamp(bad, MS).expect_err(bad);
             assert_eq!(err.reason(), "bad_timestamp", "{bad}");

@@ -272,6 +272,14 @@ impl<E: Clone> SequenceMachine<E> {
     ) {
         // Every later event has ts >= ord.ts.
         self.expire(ord.ts, out);
+        if let [(kind, key)] = hits {
+            match *kind {
+                HitKind::Stage(s) => self.on_stage(usize::from(s), key, ord, ev, out),
+                HitKind::Until => self.on_until(key),
+            }
+            self.after_event();
+            return;
+        }
         // Stages from the last down (section 0), `until` after all stages (section 7.1).
         let mut order = std::mem::take(&mut self.order);
         order.clear();
@@ -291,6 +299,10 @@ impl<E: Clone> SequenceMachine<E> {
             }
         }
         self.order = order;
+        self.after_event();
+    }
+
+    fn after_event(&mut self) {
         self.enforce_cap();
         let table = &self.table;
         self.expiry.compact_if_sparse(|e| is_live(table, e));
