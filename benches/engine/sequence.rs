@@ -38,11 +38,15 @@ fn seed_spec() -> SequenceSpec {
     }
 }
 
-/// (key index, stage) of a pseudo-random event stream, fixed seed.
+/// (key index, stage) of a pseudo-random event stream, fixed seed: uniform keys; stages 0, 1, 2
+/// in proportions 2:1:1, so that most keys hold a partial at any time.
 fn pattern(n: usize) -> Vec<(u32, u16)> {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     (0..n)
-        .map(|_| (rng.random_range(0..KEYS as u32), rng.random_range(0..3u16)))
+        .map(|_| {
+            let stage = [0, 0, 1, 2][rng.random_range(0..4usize)];
+            (rng.random_range(0..KEYS as u32), stage)
+        })
         .collect()
 }
 
