@@ -5,7 +5,7 @@
 //! * [`reorder`]: the event-time reorder buffer and watermark that put out-of-order input back
 //!   in order before detection (section 3);
 //! * [`machine`]: one rule's state machine per join key (sections 0-2, 4, 7);
-//! * [`state`]: the per-key storage and expiry index behind it;
+//! * `state` (private): the per-key storage and expiry queue behind it;
 //! * [`partition`]: routing join keys to partitions, and a driver that runs one rule's machine
 //!   over several partitions with deterministic output;
 //! * [`stream`]: a per-line reference driver (reorder buffer + partitioned machine);
