@@ -1,0 +1,243 @@
+//! Storage for a sequence machine's per-key state: every join key is stored once, in a slab,
+//! and found through a hashbrown `HashTable` of slab indices; an expiry index ordered by the
+//! first event's timestamp (mini-redis `db.rs` style `BTreeSet`) lets garbage collection and the
+//! global cap touch only the entries they remove.
+//!
+//! Knows nothing of stages or EQL: the machine decides what a slot holds.
+
+use std::collections::VecDeque;
+use std::hash::BuildHasher;
+
+use hashbrown::hash_table::{Entry, HashTable};
+use hashbrown::DefaultHashBuilder;
+
+use super::key::Key;
+
+/// Index of a key's slot in a [`KeyTable`]; stable while the slot is live.
+pub(crate) type SlotId = u32;
+
+struct Slot<V> {
+    hash: u64,
+    key: Key,
+    value: V,
+}
+
+/// Join key -> state, with each key stored once. Freed slots are reused.
+pub(crate) struct KeyTable<V> {
+    index: HashTable<SlotId>,
+    slots: Vec<Option<Slot<V>>>,
+    free: Vec<SlotId>,
+    hasher: DefaultHashBuilder,
+}
+
+impl<V> KeyTable<V> {
+    /// An empty table.
+    pub(crate) fn new() -> Self {
+        KeyTable {
+            index: HashTable::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            hasher: DefaultHashBuilder::default(),
+        }
+    }
+
+    /// The slot of `key`, if it has one.
+    pub(crate) fn find(&self, key: &Key) -> Option<SlotId> {
+        let hash = self.hasher.hash_one(key);
+        let slots = &self.slots;
+        self.index
+            .find(hash, |&id| {
+                slots[id as usize]
+                    .as_ref()
+                    .is_some_and(|s| s.hash == hash && s.key == *key)
+            })
+            .copied()
+    }
+
+    /// The slot of `key`, created with `make()` (and a clone of `key`) if absent.
+    pub(crate) fn find_or_insert(&mut self, key: &Key, make: impl FnOnce() -> V) -> SlotId {
+        let hash = self.hasher.hash_one(key);
+        let slots = &mut self.slots;
+        let entry = self.index.entry(
+            hash,
+            |&id| {
+                slots[id as usize]
+                    .as_ref()
+                    .is_some_and(|s| s.hash == hash && s.key == *key)
+            },
+            |&id| slots[id as usize].as_ref().map_or(0, |s| s.hash),
+        );
+        match entry {
+            Entry::Occupied(o) => *o.get(),
+            Entry::Vacant(v) => {
+                let slot = Slot {
+                    hash,
+                    key: key.clone(),
+                    value: make(),
+                };
+                let id = match self.free.pop() {
+                    Some(id) => {
+                        slots[id as usize] = Some(slot);
+                        id
+                    }
+                    None => {
+                        let id = SlotId::try_from(slots.len())
+                            .expect("fewer than 2^32 live join keys per machine");
+                        slots.push(Some(slot));
+                        id
+                    }
+                };
+                v.insert(id);
+                id
+            }
+        }
+    }
+
+    /// The key of a live slot.
+    pub(crate) fn key(&self, id: SlotId) -> &Key {
+        &self.live(id).key
+    }
+
+    /// The state of a live slot.
+    pub(crate) fn get(&self, id: SlotId) -> &V {
+        &self.live(id).value
+    }
+
+    /// The state of a slot, if it is live.
+    pub(crate) fn try_get(&self, id: SlotId) -> Option<&V> {
+        self.slots.get(id as usize)?.as_ref().map(|s| &s.value)
+    }
+
+    /// The state of a live slot, mutably.
+    pub(crate) fn get_mut(&mut self, id: SlotId) -> &mut V {
+        &mut self.slots[id as usize]
+            .as_mut()
+            .expect("slot ids held by the machine refer to live slots")
+            .value
+    }
+
+    /// Remove a live slot (its id may then be reused).
+    pub(crate) fn remove(&mut self, id: SlotId) {
+        let Some(slot) = self.slots[id as usize].take() else {
+            return;
+        };
+        if let Ok(o) = self.index.find_entry(slot.hash, |&x| x == id) {
+            o.remove();
+        }
+        self.free.push(id);
+    }
+
+    /// Number of live keys.
+    pub(crate) fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Remove every key.
+    pub(crate) fn clear(&mut self) {
+        self.index.clear();
+        self.slots.clear();
+        self.free.clear();
+    }
+
+    fn live(&self, id: SlotId) -> &Slot<V> {
+        self.slots[id as usize]
+            .as_ref()
+            .expect("slot ids held by the machine refer to live slots")
+    }
+}
+
+/// One entry of the expiry queue: the partial's first-event timestamp, its unique serial
+/// (creation order) and its key slot.
+pub(crate) type ExpiryEntry = (i64, u64, SlotId);
+
+/// Partials in creation order, which is also (first-event timestamp, serial) order because the
+/// machine receives events in increasing ordinal: the oldest partial is always at the front, so
+/// expiry (first.ts + maxspan < watermark) and the global cap pop from the front only.
+///
+/// mini-redis keeps a `BTreeSet<(Instant, key)>` because its expiries arrive in any order; here
+/// they arrive sorted, so a FIFO suffices: O(1) per operation, 24 bytes per entry, sequential
+/// memory. A partial that ends elsewhere (superseded, completed, killed by `until`) is not
+/// searched for: its entry goes stale ([`ExpiryQueue::forget`]), is skipped when it reaches the
+/// front, and the queue is compacted when stale entries outnumber live ones.
+#[derive(Default)]
+pub(crate) struct ExpiryQueue {
+    queue: VecDeque<ExpiryEntry>,
+    live: usize,
+}
+
+impl ExpiryQueue {
+    /// Track a new partial (entries must come in increasing order).
+    pub(crate) fn push(&mut self, e: ExpiryEntry) {
+        debug_assert!(
+            self.queue.back().is_none_or(|b| *b < e),
+            "expiry entries in order"
+        );
+        self.queue.push_back(e);
+        self.live += 1;
+    }
+
+    /// A tracked partial ended without being popped: its entry is now stale.
+    pub(crate) fn forget(&mut self) {
+        self.live -= 1;
+    }
+
+    /// The front entry, live or stale.
+    pub(crate) fn front(&self) -> Option<ExpiryEntry> {
+        self.queue.front().copied()
+    }
+
+    /// Remove the front entry (the caller knows whether it was live, and calls
+    /// [`Self::forget`] when the partial it names is dropped).
+    pub(crate) fn pop_front(&mut self) {
+        self.queue.pop_front();
+    }
+
+    /// Number of live partials.
+    pub(crate) fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Drop stale entries once they outnumber live ones (amortised O(1) per partial).
+    pub(crate) fn compact_if_sparse(&mut self, is_live: impl FnMut(&ExpiryEntry) -> bool) {
+        if self.queue.len() > 2 * self.live + 64 {
+            self.queue.retain(is_live);
+            debug_assert_eq!(self.queue.len(), self.live);
+        }
+    }
+
+    /// Forget everything.
+    pub(crate) fn clear(&mut self) {
+        self.queue.clear();
+        self.live = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sequence::key::KeyValue;
+
+    fn key(s: &str) -> Key {
+        let mut k = Key::new();
+        k.push(KeyValue::Str(s.into()));
+        k
+    }
+
+    #[test]
+    fn keys_are_stored_once_and_slots_are_reused() {
+        let mut t: KeyTable<u32> = KeyTable::new();
+        let a = t.find_or_insert(&key("a"), || 1);
+        let b = t.find_or_insert(&key("b"), || 2);
+        assert_ne!(a, b);
+        assert_eq!(t.find_or_insert(&key("a"), || 9), a);
+        assert_eq!(*t.get(a), 1);
+        assert_eq!(t.len(), 2);
+        t.remove(a);
+        assert_eq!(t.find(&key("a")), None);
+        assert_eq!(t.len(), 1);
+        let c = t.find_or_insert(&key("c"), || 3);
+        assert_eq!(c, a, "freed slot reused");
+        assert_eq!(t.key(c), &key("c"));
+        assert_eq!(t.find(&key("b")), Some(b));
+    }
+}

@@ -1,0 +1,100 @@
+//! Bytes per partial sequence (issue item 5), measured with a counting global allocator for the
+//! seed rule's key shape (eql-semantics.md section 10: key = (container.id, user.id,
+//! file.name | process.name); a 64-hex container id, a short user id, a short file name) and a
+//! small event handle (`u64`). Run with `--nocapture` to see the figures.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use eqlstream::sequence::key::{Key, KeyValue};
+use eqlstream::sequence::spec::{SequenceSpec, StageKind};
+use eqlstream::sequence::{HitKind, Ordinal, SequenceMachine};
+
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to `System`; only a byte count is kept on the side.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const N: usize = 100_000;
+const S: i64 = 1_000_000_000;
+
+fn seed_key(i: usize) -> Key {
+    [
+        KeyValue::Str(format!("{:064x}", (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15)).into()),
+        KeyValue::Str("1000".into()),
+        KeyValue::Str(format!("xmrig{}", i % 1000).into()),
+    ]
+    .into_iter()
+    .collect()
+}
+
+#[test]
+fn bytes_per_partial_for_the_seed_rule_key_shape() {
+    let keys: Vec<Key> = (0..N).map(seed_key).collect();
+    let spec = SequenceSpec {
+        stages: vec![StageKind::Positive; 3],
+        maxspan_ns: Some(10 * S as u64),
+        has_until: false,
+        key_arity: 3,
+    };
+    let mut machine: SequenceMachine<u64> = SequenceMachine::new(&spec, 1_000_000);
+    let mut out = Vec::new();
+    let before = LIVE.load(Ordering::Relaxed);
+    for (i, key) in keys.iter().enumerate() {
+        let hits = [(HitKind::Stage(0), key.clone())];
+        machine.on_event(
+            &Ordinal::new(i as i64, i as u64),
+            &(i as u64),
+            &hits,
+            &mut out,
+        );
+    }
+    let after_stage0 = LIVE.load(Ordering::Relaxed);
+    for (i, key) in keys.iter().enumerate().take(N / 2) {
+        let hits = [(HitKind::Stage(1), key.clone())];
+        let t = (N + i) as i64;
+        machine.on_event(&Ordinal::new(t, t as u64), &(t as u64), &hits, &mut out);
+    }
+    let after_stage1 = LIVE.load(Ordering::Relaxed);
+    assert!(out.is_empty());
+    assert_eq!(machine.partials(), N);
+    let per_partial_stage0 = (after_stage0 - before) as f64 / N as f64;
+    let per_partial_mixed = (after_stage1 - before) as f64 / N as f64;
+    eprintln!(
+        "bytes per partial (requested from the allocator, seed key shape, E = u64): \
+         {per_partial_stage0:.0} with all {N} at stage 0, {per_partial_mixed:.0} with half at stage 1"
+    );
+    // Key once (~104 B inline + ~80 B of strings), slot, per-stage partials, expiry entry.
+    assert!(per_partial_stage0 < 600.0, "{per_partial_stage0}");
+    assert!(per_partial_mixed < 600.0, "{per_partial_mixed}");
+    // Everything is released when the partials expire.
+    machine.advance(i64::MAX, &mut out);
+    assert_eq!(machine.partials(), 0);
+    assert_eq!(machine.keys(), 0);
+}
