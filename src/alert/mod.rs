@@ -208,3 +208,75 @@ pub(crate) fn write_line(
     out.push(b'\n');
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rule() -> RuleSpec {
+        RuleSpec {
+            rule_id: "r1".into(),
+            name: "Two\nline name".into(),
+            description: "d\n".into(),
+            severity: "medium".into(),
+            risk_score: 47.5,
+            threat: json!([]),
+            ..RuleSpec::default()
+        }
+    }
+
+    #[test]
+    fn alert_lines_never_contain_inner_newlines() {
+        let rule = rule();
+        let a = MatchedEvent {
+            raw: "{\"a\":\r1,\"b\":\"x\\ny\"}".into(),
+            timestamp_ns: 5,
+        };
+        let b = MatchedEvent {
+            raw: "  {\"a\":1}\r".into(),
+            timestamp_ns: 6,
+        };
+        let keys = [KeyValue::Str("k\nv".into())];
+        let slots = [Some(&a), Some(&b)];
+        let d = Detection {
+            rule: &rule,
+            join_keys: &keys,
+            events: &slots,
+        };
+        for format in [AlertFormat::Ecs, AlertFormat::Kibana] {
+            let mut out = Vec::new();
+            render(&d, format, SystemTime::UNIX_EPOCH, &mut out).unwrap();
+            for line in out.split_inclusive(|b| *b == b'\n') {
+                assert_eq!(line.last(), Some(&b'\n'));
+                let body = &line[..line.len() - 1];
+                assert!(
+                    !body.contains(&b'\n') && !body.contains(&b'\r'),
+                    "{format:?}"
+                );
+                let v: Value = serde_json::from_slice(body).unwrap();
+                assert!(v.is_object());
+            }
+        }
+        let mut out = Vec::new();
+        render(&d, AlertFormat::Ecs, SystemTime::UNIX_EPOCH, &mut out).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["eql"]["events"], json!([{"a": 1, "b": "x\ny"}, {"a": 1}]));
+        assert_eq!(v["a"], 1, "a common field");
+        assert_eq!(v["event"]["risk_score"], 47.5);
+        assert_eq!(v["event"]["severity"], 47);
+    }
+
+    #[test]
+    fn alert_format_parses_from_config_and_cli_spellings() {
+        #[derive(serde::Deserialize)]
+        struct C {
+            f: AlertFormat,
+        }
+        let c: C = toml::from_str("f = \"kibana\"").unwrap();
+        assert_eq!(c.f, AlertFormat::Kibana);
+        use clap::ValueEnum;
+        assert_eq!(AlertFormat::from_str("ecs", false), Ok(AlertFormat::Ecs));
+        assert_eq!(AlertFormat::default(), AlertFormat::Ecs);
+    }
+}

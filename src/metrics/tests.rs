@@ -373,3 +373,31 @@ fn busy_port_is_a_bind_error_and_shutdown_frees_the_port() {
     }
     assert!(rebound.is_some(), "port is free again after shutdown");
 }
+
+#[test]
+fn grafana_dashboard_only_uses_registered_metrics() {
+    let text = include_str!("../../config/grafana-dashboard.json");
+    let dash: serde_json::Value = serde_json::from_str(text).expect("dashboard is valid JSON");
+    let exposition = Metrics::new(&rules()).unwrap().render();
+    let re = regex::Regex::new(r"\b(eqlstream|process)_[a-z_]+").unwrap();
+    let mut checked = 0;
+    for panel in dash["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            for m in re.find_iter(expr) {
+                let name = m.as_str();
+                let base = ["_bucket", "_count", "_sum"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s))
+                    .unwrap_or(name);
+                assert!(
+                    exposition.contains(&format!("# TYPE {base} ")),
+                    "panel {:?} uses unknown metric {name}",
+                    panel["title"]
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 15, "dashboard references the main metrics");
+}
