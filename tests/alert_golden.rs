@@ -225,6 +225,71 @@ fn ecs_alert_for_p1_has_the_issue_fields() {
     assert_eq!(a["kibana"]["alert"]["reason"], a["message"]);
 }
 
+/// Every sequence of `seed_rule_cases.expected_es.jsonl` (P1-P6): lines by `idx`, keys, times.
+fn all_seed_detections() -> Vec<(Vec<KeyValue>, Vec<MatchedEvent>)> {
+    let lines: Vec<String> =
+        std::fs::read_to_string(Path::new(DATA).join("cloud_defend/seed_rule_cases.ndjson"))
+            .expect("seed cases are readable")
+            .lines()
+            .map(str::to_owned)
+            .collect();
+    let expected = std::fs::read_to_string(
+        Path::new(DATA).join("cloud_defend/seed_rule_cases.expected_es.jsonl"),
+    )
+    .expect("expected sequences are readable");
+    expected
+        .lines()
+        .map(|l| {
+            let seq: Value = serde_json::from_str(l).unwrap();
+            let keys = seq["join_keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| KeyValue::Str(k.as_str().unwrap().into()))
+                .collect();
+            let events = seq["idx"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(seq["ts"].as_array().unwrap())
+                .map(|(i, t)| MatchedEvent {
+                    raw: lines[i.as_u64().unwrap() as usize].as_str().into(),
+                    timestamp_ns: t.as_i64().unwrap(),
+                })
+                .collect();
+            (keys, events)
+        })
+        .collect()
+}
+
+#[test]
+fn ecs_alerts_for_all_seed_sequences_match_golden_file() {
+    let rule = seed_rule();
+    let mut out = Vec::new();
+    for (keys, events) in all_seed_detections() {
+        let slots: Vec<Option<&MatchedEvent>> = events.iter().map(Some).collect();
+        let d = Detection {
+            rule: &rule,
+            join_keys: &keys,
+            events: &slots,
+        };
+        render(&d, AlertFormat::Ecs, fixed_now(), &mut out).unwrap();
+    }
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(out.lines().count(), 6, "P1-P6");
+    let ids: std::collections::HashSet<String> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["event"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 6, "distinct sequences get distinct ids");
+    check_golden("seed_p1_p6.ecs.ndjson", &out);
+}
+
 #[test]
 fn ecs_alert_id_is_stable_across_runs_and_ignores_wall_clock() {
     let events = p1_events();
