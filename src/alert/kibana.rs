@@ -78,9 +78,9 @@ fn event_alert(
     now: &str,
 ) -> Map<String, Value> {
     let mut doc = source.clone();
-    doc.remove("event.kind");
+    doc.shift_remove("event.kind");
     if let Some(Value::Object(ev)) = doc.get_mut("event") {
-        ev.remove("kind");
+        ev.shift_remove("kind");
     }
     let original_event: Vec<(String, Value)> = common::flatten(source)
         .into_iter()

@@ -22,7 +22,9 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-pub use server::{parse_metrics_address, serve, MetricsServer, DEFAULT_METRICS_ADDRESS};
+pub use server::{
+    parse_metrics_address, serve, serve_listener, MetricsServer, DEFAULT_METRICS_ADDRESS,
+};
 
 /// Metric names, one constant each.
 pub mod names {

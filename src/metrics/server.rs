@@ -80,18 +80,33 @@ impl Drop for MetricsServer {
 
 /// Binds `addr` now and serves `/metrics` and `/healthz` on `rt` until the returned server is
 /// dropped. Binding errors (busy port, bad interface, permission) are returned.
+///
+/// `rt` must be a running runtime (a multi-thread runtime, or a current-thread one that the
+/// caller keeps driving); the accept loop and each connection are tasks on it.
 pub fn serve(
     metrics: Arc<Metrics>,
     addr: SocketAddr,
     rt: &tokio::runtime::Handle,
 ) -> Result<MetricsServer, MetricsError> {
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|source| MetricsError::Bind { addr, source })?;
+    serve_listener(metrics, listener, rt)
+}
+
+/// Serves on an already-bound listener (for callers and tests that bind themselves).
+pub fn serve_listener(
+    metrics: Arc<Metrics>,
+    listener: std::net::TcpListener,
+    rt: &tokio::runtime::Handle,
+) -> Result<MetricsServer, MetricsError> {
+    let fallback: SocketAddr = ([0, 0, 0, 0], 0).into();
+    let addr = listener.local_addr().unwrap_or(fallback);
     let bind_err = |source| MetricsError::Bind { addr, source };
-    let std_listener = std::net::TcpListener::bind(addr).map_err(bind_err)?;
-    std_listener.set_nonblocking(true).map_err(bind_err)?;
-    let local_addr = std_listener.local_addr().map_err(bind_err)?;
+    listener.set_nonblocking(true).map_err(bind_err)?;
+    let local_addr = listener.local_addr().map_err(bind_err)?;
     let listener = {
         let _entered = rt.enter();
-        tokio::net::TcpListener::from_std(std_listener).map_err(bind_err)?
+        tokio::net::TcpListener::from_std(listener).map_err(bind_err)?
     };
     let accept_task = rt.spawn(accept_loop(listener, metrics));
     Ok(MetricsServer {

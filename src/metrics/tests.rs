@@ -401,3 +401,15 @@ fn grafana_dashboard_only_uses_registered_metrics() {
     }
     assert!(checked >= 15, "dashboard references the main metrics");
 }
+
+#[test]
+fn serve_listener_uses_a_socket_bound_by_the_caller() {
+    let rt = runtime();
+    let metrics = Arc::new(Metrics::new(&rules()).unwrap());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = serve_listener(metrics, listener, rt.handle()).unwrap();
+    assert_eq!(server.local_addr(), addr);
+    let r = rt.block_on(exchange(addr, &get("/healthz")));
+    assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+}
