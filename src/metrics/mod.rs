@@ -350,6 +350,8 @@ impl Metrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        // CPU, memory, file descriptors and threads (the prometheus crate supports Linux only).
+        #[cfg(target_os = "linux")]
         reg.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
