@@ -1,0 +1,625 @@
+//! Prometheus metrics: every name, help text and label set in one place, the start-up
+//! [`Handles`] (label values resolved once), the per-worker [`Stats`] counted without touching the
+//! registry, and the `/metrics` HTTP server ([`server`]).
+//!
+//! This is the only module that touches the `prometheus` crate. The hot path never does: a
+//! worker bumps plain `u64` fields of its own [`Stats`] per event and calls [`Stats::flush`] once
+//! per batch (and on receive timeout and at shutdown), which issues one `inc_by` per non-zero
+//! field (style.md, "Metrics off the hot path"; Vector's registered events). A flushed batch of n
+//! adds exactly n.
+//!
+//! Naming follows Prometheus conventions (`<namespace>_<name>_<unit>[_total]`, base units):
+//! see [`names`]. Stage labels (`stage` on `eqlstream_stage_matches_total`) are 0-based positions
+//! in the rule's sequence, as `kibana.alert.group.index` counts them.
+
+pub mod server;
+
+use std::ops::AddAssign;
+use std::sync::Arc;
+
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub use server::{
+    parse_metrics_address, serve, serve_listener, MetricsServer, DEFAULT_METRICS_ADDRESS,
+};
+
+/// Metric names, one constant each.
+pub mod names {
+    /// Input lines received (valid or not).
+    pub const RECEIVED_EVENTS: &str = "eqlstream_received_events_total";
+    /// Input bytes received, line terminators included.
+    pub const RECEIVED_BYTES: &str = "eqlstream_received_bytes_total";
+    /// Lines written to the output (passed-through events and alerts).
+    pub const SENT_EVENTS: &str = "eqlstream_sent_events_total";
+    /// Invalid input lines by `reason`.
+    pub const INVALID_EVENTS: &str = "eqlstream_invalid_events_total";
+    /// Events older than the watermark allows (arrived too late for sequence matching).
+    pub const LATE_EVENTS: &str = "eqlstream_late_events_total";
+    /// Events that matched a sequence stage (or an event rule), by `rule_id` and `stage`.
+    pub const STAGE_MATCHES: &str = "eqlstream_stage_matches_total";
+    /// Detections (completed sequences or matching events) by `rule_id` and `rule_name`.
+    pub const ALERTS: &str = "eqlstream_alerts_total";
+    /// Partial sequences currently held, by `rule_id` (gauge).
+    pub const PARTIAL_SEQUENCES: &str = "eqlstream_partial_sequences";
+    /// Partial sequences dropped because `maxspan` passed, by `rule_id`.
+    pub const PARTIAL_SEQUENCES_EXPIRED: &str = "eqlstream_partial_sequences_expired_total";
+    /// Partial sequences dropped to respect the state limit, by `rule_id`.
+    pub const PARTIAL_SEQUENCES_EVICTED: &str = "eqlstream_partial_sequences_evicted_total";
+    /// The event-time watermark, in seconds since the Unix epoch.
+    pub const WATERMARK: &str = "eqlstream_watermark_seconds";
+    /// From the arrival of the line that completed a detection to its alert being written.
+    pub const ALERT_LATENCY: &str = "eqlstream_alert_latency_seconds";
+    /// Time spent processing one batch, by pipeline `stage`.
+    pub const BATCH_DURATION: &str = "eqlstream_batch_duration_seconds";
+    /// Events waiting in the queue in front of a pipeline `stage`.
+    pub const QUEUE_EVENTS: &str = "eqlstream_queue_events";
+    /// Always 1, labelled with the crate `version`.
+    pub const BUILD_INFO: &str = "eqlstream_build_info";
+}
+
+/// Histogram buckets of [`names::ALERT_LATENCY`]: 100 µs to 10 s.
+pub const ALERT_LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// Histogram buckets of [`names::BATCH_DURATION`]: 10 µs to 1 s.
+pub const BATCH_DURATION_BUCKETS: &[f64] = &[
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1, 0.25, 0.5, 1.0,
+];
+
+/// Number of [`InvalidReason`]s.
+pub const N_REASONS: usize = 6;
+
+/// Why an input line was invalid (the bounded `reason` label of
+/// `eqlstream_invalid_events_total`). The line itself is passed through unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum InvalidReason {
+    /// Not valid JSON.
+    InvalidJson,
+    /// Not valid UTF-8.
+    InvalidUtf8,
+    /// Valid JSON, but not an object.
+    NotObject,
+    /// Longer than the maximum line length.
+    TooLong,
+    /// No timestamp field.
+    NoTimestamp,
+    /// A timestamp that cannot be parsed.
+    BadTimestamp,
+}
+
+impl InvalidReason {
+    /// Every reason, in label-index order.
+    pub const ALL: [InvalidReason; N_REASONS] = [
+        InvalidReason::InvalidJson,
+        InvalidReason::InvalidUtf8,
+        InvalidReason::NotObject,
+        InvalidReason::TooLong,
+        InvalidReason::NoTimestamp,
+        InvalidReason::BadTimestamp,
+    ];
+
+    /// The `reason` label value.
+    pub fn label(&self) -> &'static str {
+        match self {
+            InvalidReason::InvalidJson => "invalid_json",
+            InvalidReason::InvalidUtf8 => "invalid_utf8",
+            InvalidReason::NotObject => "not_object",
+            InvalidReason::TooLong => "too_long",
+            InvalidReason::NoTimestamp => "no_timestamp",
+            InvalidReason::BadTimestamp => "bad_timestamp",
+        }
+    }
+
+    /// The position in [`InvalidReason::ALL`] (and in [`Stats::invalid`]).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Number of [`PipelineStage`]s.
+pub const N_PIPELINE_STAGES: usize = 4;
+
+/// A pipeline stage (the `stage` label of the batch-duration histogram and the queue gauge).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PipelineStage {
+    /// The source: reading and framing input lines.
+    Read,
+    /// The decode workers: JSON parsing and field extraction.
+    Decode,
+    /// The sequence workers: rule evaluation and sequence state.
+    Sequence,
+    /// The sink: writing lines and alerts in input order.
+    Write,
+}
+
+impl PipelineStage {
+    /// Every stage, in label-index order.
+    pub const ALL: [PipelineStage; N_PIPELINE_STAGES] = [
+        PipelineStage::Read,
+        PipelineStage::Decode,
+        PipelineStage::Sequence,
+        PipelineStage::Write,
+    ];
+
+    /// The `stage` label value.
+    pub fn label(&self) -> &'static str {
+        match self {
+            PipelineStage::Read => "read",
+            PipelineStage::Decode => "decode",
+            PipelineStage::Sequence => "sequence",
+            PipelineStage::Write => "write",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What the metrics need to know about one loaded rule. Rules are then referred to by their
+/// position in the slice given to [`Metrics::new`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleLabels {
+    /// The rule's `rule_id`.
+    pub rule_id: String,
+    /// The rule's `name`.
+    pub rule_name: String,
+    /// The number of stages (1 for an event rule; after `runs=N` expansion).
+    pub stages: usize,
+}
+
+/// Errors of this module.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// A metric could not be registered (a bug: names are fixed).
+    #[error("cannot register metric: {0}")]
+    Register(#[from] prometheus::Error),
+    /// `--metrics-address` is neither `off` nor `IP:PORT`.
+    #[error("invalid metrics address `{input}`: expected `off` or IP:PORT (e.g. 127.0.0.1:9780)")]
+    BadAddress {
+        /// What the user wrote.
+        input: String,
+    },
+    /// The listener could not be bound (port busy, permission, unknown address).
+    #[error("cannot listen for metrics on {addr}: {source}")]
+    Bind {
+        /// The requested address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Every registered metric, with its label values resolved.
+struct Resolved {
+    received_events: IntCounter,
+    received_bytes: IntCounter,
+    sent_events: IntCounter,
+    invalid: [IntCounter; N_REASONS],
+    late: IntCounter,
+    /// `stage_offsets[r]..stage_offsets[r + 1]` are rule `r`'s entries of `stage_matches`.
+    stage_offsets: Arc<[usize]>,
+    stage_matches: Vec<IntCounter>,
+    alerts: Vec<IntCounter>,
+    partials: Vec<IntGauge>,
+    expired: Vec<IntCounter>,
+    evicted: Vec<IntCounter>,
+    watermark: Gauge,
+    alert_latency: Histogram,
+    batch_duration: [Histogram; N_PIPELINE_STAGES],
+    queue: [IntGauge; N_PIPELINE_STAGES],
+}
+
+/// The metric handles, resolved once at start-up; cheap to clone (one `Arc`), one per worker.
+#[derive(Clone)]
+pub struct Handles {
+    inner: Arc<Resolved>,
+}
+
+/// The registry with every eqlstream metric, the process collector and `eqlstream_build_info`.
+pub struct Metrics {
+    registry: Registry,
+    handles: Handles,
+}
+
+fn counter_vec(
+    reg: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntCounterVec, MetricsError> {
+    let v = IntCounterVec::new(Opts::new(name, help), labels)?;
+    reg.register(Box::new(v.clone()))?;
+    Ok(v)
+}
+
+fn counter(reg: &Registry, name: &str, help: &str) -> Result<IntCounter, MetricsError> {
+    let c = IntCounter::with_opts(Opts::new(name, help))?;
+    reg.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+impl Metrics {
+    /// Registers every metric and resolves every label value for `rules` (so that all series
+    /// exist, at zero, from the start).
+    pub fn new(rules: &[RuleLabels]) -> Result<Metrics, MetricsError> {
+        let reg = Registry::new();
+        let received_events = counter(
+            &reg,
+            names::RECEIVED_EVENTS,
+            "Input lines received, valid or not.",
+        )?;
+        let received_bytes = counter(
+            &reg,
+            names::RECEIVED_BYTES,
+            "Input bytes received, line terminators included.",
+        )?;
+        let sent_events = counter(
+            &reg,
+            names::SENT_EVENTS,
+            "Lines written to the output: passed-through events and alerts.",
+        )?;
+        let invalid_vec = counter_vec(
+            &reg,
+            names::INVALID_EVENTS,
+            "Input lines that could not be evaluated (passed through unchanged), by reason.",
+            &["reason"],
+        )?;
+        let invalid = InvalidReason::ALL.map(|r| invalid_vec.with_label_values(&[r.label()]));
+        let late = counter(
+            &reg,
+            names::LATE_EVENTS,
+            "Events older than the watermark allows, not used for sequence matching.",
+        )?;
+        let stage_vec = counter_vec(
+            &reg,
+            names::STAGE_MATCHES,
+            "Events that matched a rule stage (0-based), by rule and stage.",
+            &["rule_id", "stage"],
+        )?;
+        let alerts_vec = counter_vec(
+            &reg,
+            names::ALERTS,
+            "Detections (completed sequences or matching events), by rule.",
+            &["rule_id", "rule_name"],
+        )?;
+        let partials_vec = IntGaugeVec::new(
+            Opts::new(
+                names::PARTIAL_SEQUENCES,
+                "Partial sequences currently held, by rule.",
+            ),
+            &["rule_id"],
+        )?;
+        reg.register(Box::new(partials_vec.clone()))?;
+        let expired_vec = counter_vec(
+            &reg,
+            names::PARTIAL_SEQUENCES_EXPIRED,
+            "Partial sequences dropped because maxspan passed, by rule.",
+            &["rule_id"],
+        )?;
+        let evicted_vec = counter_vec(
+            &reg,
+            names::PARTIAL_SEQUENCES_EVICTED,
+            "Partial sequences dropped to respect the state limit, by rule.",
+            &["rule_id"],
+        )?;
+        let watermark = Gauge::with_opts(Opts::new(
+            names::WATERMARK,
+            "Event-time watermark, in seconds since the Unix epoch.",
+        ))?;
+        reg.register(Box::new(watermark.clone()))?;
+        let alert_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                names::ALERT_LATENCY,
+                "Seconds from the arrival of the line that completed a detection to its alert being written.",
+            )
+            .buckets(ALERT_LATENCY_BUCKETS.to_vec()),
+        )?;
+        reg.register(Box::new(alert_latency.clone()))?;
+        let batch_vec = HistogramVec::new(
+            HistogramOpts::new(
+                names::BATCH_DURATION,
+                "Seconds spent processing one batch, by pipeline stage.",
+            )
+            .buckets(BATCH_DURATION_BUCKETS.to_vec()),
+            &["stage"],
+        )?;
+        reg.register(Box::new(batch_vec.clone()))?;
+        let queue_vec = IntGaugeVec::new(
+            Opts::new(
+                names::QUEUE_EVENTS,
+                "Events waiting in the queue in front of a pipeline stage.",
+            ),
+            &["stage"],
+        )?;
+        reg.register(Box::new(queue_vec.clone()))?;
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                names::BUILD_INFO,
+                "Always 1; labelled with the eqlstream version.",
+            ),
+            &["version"],
+        )?;
+        reg.register(Box::new(build_info.clone()))?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        // CPU, memory, file descriptors and threads (the prometheus crate supports Linux only).
+        #[cfg(target_os = "linux")]
+        reg.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+
+        let mut stage_offsets = Vec::with_capacity(rules.len() + 1);
+        let mut stage_matches = Vec::new();
+        stage_offsets.push(0);
+        for r in rules {
+            for s in 0..r.stages {
+                stage_matches
+                    .push(stage_vec.with_label_values(&[r.rule_id.as_str(), &s.to_string()]));
+            }
+            stage_offsets.push(stage_matches.len());
+        }
+        let per_rule = |v: &IntCounterVec| -> Vec<IntCounter> {
+            rules
+                .iter()
+                .map(|r| v.with_label_values(&[r.rule_id.as_str()]))
+                .collect()
+        };
+        let inner = Resolved {
+            received_events,
+            received_bytes,
+            sent_events,
+            invalid,
+            late,
+            stage_offsets: stage_offsets.into(),
+            stage_matches,
+            alerts: rules
+                .iter()
+                .map(|r| alerts_vec.with_label_values(&[r.rule_id.as_str(), r.rule_name.as_str()]))
+                .collect(),
+            partials: rules
+                .iter()
+                .map(|r| partials_vec.with_label_values(&[r.rule_id.as_str()]))
+                .collect(),
+            expired: per_rule(&expired_vec),
+            evicted: per_rule(&evicted_vec),
+            watermark,
+            alert_latency,
+            batch_duration: PipelineStage::ALL.map(|s| batch_vec.with_label_values(&[s.label()])),
+            queue: PipelineStage::ALL.map(|s| queue_vec.with_label_values(&[s.label()])),
+        };
+        Ok(Metrics {
+            registry: reg,
+            handles: Handles {
+                inner: Arc::new(inner),
+            },
+        })
+    }
+
+    /// A clone of the resolved handles (one per worker).
+    pub fn handles(&self) -> Handles {
+        self.handles.clone()
+    }
+
+    /// The registry in the Prometheus text exposition format (version 0.0.4).
+    pub fn render(&self) -> String {
+        let families = self.registry.gather();
+        let mut buf = Vec::new();
+        match TextEncoder::new().encode(&families, &mut buf) {
+            Ok(()) => String::from_utf8(buf)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            Err(e) => format!("# eqlstream: cannot encode metrics: {e}\n"),
+        }
+    }
+
+    /// The underlying registry (for embedding in another exporter).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+impl Handles {
+    /// Number of rules the handles were built for.
+    pub fn rules(&self) -> usize {
+        self.inner.alerts.len()
+    }
+
+    /// Sets the partial-sequence gauge of `rule` (only when a single owner holds all its state;
+    /// with several workers use [`Stats::partials_delta`] or [`Handles::add_partials`]).
+    pub fn set_partials(&self, rule: usize, n: i64) {
+        if let Some(g) = self.inner.partials.get(rule) {
+            g.set(n);
+        }
+    }
+
+    /// Adds `delta` (may be negative) to the partial-sequence gauge of `rule`.
+    pub fn add_partials(&self, rule: usize, delta: i64) {
+        if let Some(g) = self.inner.partials.get(rule) {
+            g.add(delta);
+        }
+    }
+
+    /// Sets the watermark gauge, in seconds since the epoch.
+    pub fn set_watermark(&self, seconds: f64) {
+        self.inner.watermark.set(seconds);
+    }
+
+    /// Sets the watermark gauge from nanoseconds since the epoch.
+    pub fn set_watermark_ns(&self, ns: i64) {
+        self.inner.watermark.set(ns as f64 / 1e9);
+    }
+
+    /// Records one alert's latency in seconds (called by the writer, once per alert: alerts are
+    /// rare, so this is not a hot path).
+    pub fn observe_alert_latency(&self, seconds: f64) {
+        self.inner.alert_latency.observe(seconds);
+    }
+
+    /// Records the processing time of one batch of `stage`.
+    pub fn observe_batch(&self, stage: PipelineStage, seconds: f64) {
+        self.inner.batch_duration[stage.index()].observe(seconds);
+    }
+
+    /// `n` events entered the queue in front of `stage` (call once per batch).
+    pub fn queue_pushed(&self, stage: PipelineStage, n: u64) {
+        self.inner.queue[stage.index()].add(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// `n` events left the queue in front of `stage` (call once per batch).
+    pub fn queue_popped(&self, stage: PipelineStage, n: u64) {
+        self.inner.queue[stage.index()].sub(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Sets the queue gauge of `stage` (when one owner samples the queue length).
+    pub fn set_queue(&self, stage: PipelineStage, n: i64) {
+        self.inner.queue[stage.index()].set(n);
+    }
+}
+
+/// Plain counters that a worker bumps in its hot loop, then [`Stats::flush`]es once per batch.
+///
+/// Per-rule vectors are indexed by the rule's position in the [`Metrics::new`] slice;
+/// `stage_matches` is flat (`[rule][stage]`, see [`Stats::stage_match`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stats {
+    /// Input lines received.
+    pub received_events: u64,
+    /// Input bytes received.
+    pub received_bytes: u64,
+    /// Output lines written.
+    pub sent_events: u64,
+    /// Invalid lines, indexed by [`InvalidReason::index`].
+    pub invalid: [u64; N_REASONS],
+    /// Late events.
+    pub late: u64,
+    /// Stage matches, flat `[rule][stage]`.
+    pub stage_matches: Vec<u64>,
+    /// Detections per rule.
+    pub alerts: Vec<u64>,
+    /// Change in held partial sequences per rule (created minus completed/expired/evicted).
+    pub partials_delta: Vec<i64>,
+    /// Expired partial sequences per rule.
+    pub expired: Vec<u64>,
+    /// Evicted partial sequences per rule.
+    pub evicted: Vec<u64>,
+    stage_offsets: Arc<[usize]>,
+}
+
+impl Stats {
+    /// Zeroed stats shaped for `h`'s rules.
+    pub fn new(h: &Handles) -> Stats {
+        let n = h.rules();
+        Stats {
+            received_events: 0,
+            received_bytes: 0,
+            sent_events: 0,
+            invalid: [0; N_REASONS],
+            late: 0,
+            stage_matches: vec![0; h.inner.stage_matches.len()],
+            alerts: vec![0; n],
+            partials_delta: vec![0; n],
+            expired: vec![0; n],
+            evicted: vec![0; n],
+            stage_offsets: h.inner.stage_offsets.clone(),
+        }
+    }
+
+    /// Counts one invalid line.
+    #[inline]
+    pub fn invalid(&mut self, reason: InvalidReason) {
+        self.invalid[reason.index()] += 1;
+    }
+
+    /// Counts one match of `stage` (0-based) of `rule`; out-of-range indices are ignored.
+    #[inline]
+    pub fn stage_match(&mut self, rule: usize, stage: usize) {
+        if let Some(i) = self.stage_slot(rule, stage) {
+            self.stage_matches[i] += 1;
+        }
+    }
+
+    /// The flat index of (`rule`, `stage`) in `stage_matches`.
+    #[inline]
+    pub fn stage_slot(&self, rule: usize, stage: usize) -> Option<usize> {
+        let start = *self.stage_offsets.get(rule)?;
+        let end = *self.stage_offsets.get(rule + 1)?;
+        (start + stage < end).then_some(start + stage)
+    }
+
+    /// True when there is nothing to flush.
+    pub fn is_zero(&self) -> bool {
+        self.received_events == 0
+            && self.received_bytes == 0
+            && self.sent_events == 0
+            && self.invalid.iter().all(|&n| n == 0)
+            && self.late == 0
+            && self.stage_matches.iter().all(|&n| n == 0)
+            && self.alerts.iter().all(|&n| n == 0)
+            && self.partials_delta.iter().all(|&n| n == 0)
+            && self.expired.iter().all(|&n| n == 0)
+            && self.evicted.iter().all(|&n| n == 0)
+    }
+
+    /// Adds every non-zero field to the registry through `h` (one `inc_by`/`add` each), then
+    /// zeroes the fields.
+    pub fn flush(&mut self, h: &Handles) {
+        let r = &*h.inner;
+        fn inc(c: &IntCounter, n: &mut u64) {
+            if *n != 0 {
+                c.inc_by(*n);
+                *n = 0;
+            }
+        }
+        fn inc_all(cs: &[IntCounter], ns: &mut [u64]) {
+            for (c, n) in cs.iter().zip(ns.iter_mut()) {
+                inc(c, n);
+            }
+        }
+        inc(&r.received_events, &mut self.received_events);
+        inc(&r.received_bytes, &mut self.received_bytes);
+        inc(&r.sent_events, &mut self.sent_events);
+        inc_all(&r.invalid, &mut self.invalid);
+        inc(&r.late, &mut self.late);
+        inc_all(&r.stage_matches, &mut self.stage_matches);
+        inc_all(&r.alerts, &mut self.alerts);
+        inc_all(&r.expired, &mut self.expired);
+        inc_all(&r.evicted, &mut self.evicted);
+        for (g, d) in r.partials.iter().zip(self.partials_delta.iter_mut()) {
+            if *d != 0 {
+                g.add(*d);
+                *d = 0;
+            }
+        }
+    }
+}
+
+impl AddAssign<&Stats> for Stats {
+    /// Adds `rhs` field by field (both shaped for the same handles; extra entries are ignored).
+    fn add_assign(&mut self, rhs: &Stats) {
+        fn add<T: Copy + AddAssign>(a: &mut [T], b: &[T]) {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += *y;
+            }
+        }
+        self.received_events += rhs.received_events;
+        self.received_bytes += rhs.received_bytes;
+        self.sent_events += rhs.sent_events;
+        add(&mut self.invalid, &rhs.invalid);
+        self.late += rhs.late;
+        add(&mut self.stage_matches, &rhs.stage_matches);
+        add(&mut self.alerts, &rhs.alerts);
+        add(&mut self.partials_delta, &rhs.partials_delta);
+        add(&mut self.expired, &rhs.expired);
+        add(&mut self.evicted, &rhs.evicted);
+    }
+}
+
+#[cfg(test)]
+mod tests;
