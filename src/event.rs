@@ -80,3 +80,362 @@ pub enum Scalar<'a> {
     /// A JSON boolean.
     Bool(bool),
 }
+
+// ---------------------------------------------------------------------------------------------
+// Decoder: one NDJSON line -> simd-json tape -> field lookups.
+//
+// Field resolution (eql-semantics.md 6.4, 6.5): a path `a.b.c` is found under nested objects
+// (`{"a":{"b":{"c":1}}}`), dotted keys (`{"a.b.c":1}`) and any mix (`{"a":{"b.c":1}}`); all
+// spellings present in one document are merged, as Elasticsearch merges them into one field.
+// Arrays are flattened at every level (`{"a":[{"b":1},{"b":[2,3]}]}` gives 1, 2, 3 for `a.b`);
+// `null` elements and empty arrays give nothing.
+//
+// Duplicate keys (`{"id":"a","id":"b"}`): simd-json keeps both; we visit both, i.e. a duplicated
+// key behaves like an array of its values. Elasticsearch rejects such documents at index time
+// (strict duplicate detection), so there is no parity target; merging is the policy that agrees
+// with how dotted and nested spellings of one field are merged.
+// ---------------------------------------------------------------------------------------------
+
+use simd_json::{Node, StaticNode, Tape};
+
+/// Why a line could not be decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The bytes are not UTF-8.
+    #[error("line is not valid UTF-8")]
+    InvalidUtf8,
+    /// The text is not JSON (or nests deeper than simd-json's limit of 1024).
+    #[error("line is not valid JSON")]
+    InvalidJson,
+    /// Valid JSON, but not an object.
+    #[error("line is not a JSON object")]
+    NotObject,
+}
+
+impl DecodeError {
+    /// A bounded label for metrics: `invalid_utf8`, `invalid_json` or `not_object`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeError::InvalidUtf8 => "invalid_utf8",
+            DecodeError::InvalidJson => "invalid_json",
+            DecodeError::NotObject => "not_object",
+        }
+    }
+}
+
+/// Parses lines with reused simd-json buffers. One per decode thread.
+pub struct Decoder {
+    paths: Vec<Box<str>>,
+    input: Vec<u8>,
+    buffers: simd_json::Buffers,
+    /// The tape's allocation, kept between lines (empty, lifetime-erased by `Tape::reset`).
+    nodes: Vec<Node<'static>>,
+}
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoder")
+            .field("fields", &self.paths.len())
+            .finish()
+    }
+}
+
+impl Decoder {
+    /// A decoder that can look up every field of `fields` (fields interned later are missing).
+    pub fn new(fields: &FieldTable) -> Decoder {
+        Decoder {
+            paths: fields.paths.clone(),
+            input: Vec::with_capacity(4096),
+            buffers: simd_json::Buffers::new(4096),
+            nodes: Vec::with_capacity(512),
+        }
+    }
+
+    /// Copies `line` into an internal padded buffer (the caller's bytes are never modified) and
+    /// parses it.
+    pub fn decode(&mut self, line: &[u8]) -> Result<Event<'_>, DecodeError> {
+        let len = line.len();
+        self.input.clear();
+        self.input.extend_from_slice(line);
+        self.input.resize(len + simd_json::INPUT_PADDING, b' ');
+        let mut tape = Tape(std::mem::take(&mut self.nodes)).reset();
+        let res = simd_json::fill_tape_padded(&mut self.input, len, &mut self.buffers, &mut tape);
+        let slot = &mut self.nodes;
+        let ev = Event {
+            nodes: tape.0,
+            slot,
+            paths: &self.paths,
+        };
+        match res {
+            Err(e) => Err(match e.error() {
+                simd_json::ErrorType::InvalidUtf8 => DecodeError::InvalidUtf8,
+                _ => DecodeError::InvalidJson,
+            }),
+            Ok(()) if !matches!(ev.nodes.first(), Some(Node::Object { .. })) => {
+                Err(DecodeError::NotObject)
+            }
+            Ok(()) => Ok(ev),
+        }
+    }
+}
+
+/// One parsed event: the simd-json tape of the line plus the decoder's field paths.
+///
+/// Strings are borrowed from the decoder's buffer, never copied. Dropping the event gives the
+/// tape's allocation back to the decoder.
+pub struct Event<'a> {
+    nodes: Vec<Node<'a>>,
+    slot: &'a mut Vec<Node<'static>>,
+    paths: &'a [Box<str>],
+}
+
+impl Drop for Event<'_> {
+    fn drop(&mut self) {
+        *self.slot = Tape(std::mem::take(&mut self.nodes)).reset().0;
+    }
+}
+
+impl std::fmt::Debug for Event<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Event")
+            .field("nodes", &self.nodes.len())
+            .finish()
+    }
+}
+
+/// Number of tape nodes the value starting at `n` occupies.
+#[inline]
+fn node_len(n: &Node<'_>) -> usize {
+    match n {
+        Node::Object { count, .. } | Node::Array { count, .. } => count + 1,
+        _ => 1,
+    }
+}
+
+impl<'a> Event<'a> {
+    /// Visits every non-null scalar under `field` (arrays flattened, arrays of objects
+    /// descended, nested objects and dotted keys both resolved, all matches merged); stops and
+    /// returns true as soon as `f` returns true.
+    ///
+    /// The callback may keep borrowed strings for as long as the event is borrowed.
+    pub fn any<'s>(&'s self, field: FieldId, mut f: impl FnMut(Scalar<'s>) -> bool) -> bool {
+        let Some(path) = self.paths.get(field.0 as usize) else {
+            return false;
+        };
+        visit_object(&self.nodes, path, &mut f)
+    }
+
+    /// True when some non-null value is present (eql-semantics.md 4.2, 6.2 `!= null`).
+    pub fn exists(&self, field: FieldId) -> bool {
+        self.any(field, |_| true)
+    }
+
+    /// The first non-null value, in document order.
+    pub fn first<'s>(&'s self, field: FieldId) -> Option<Scalar<'s>> {
+        let path = self.paths.get(field.0 as usize)?;
+        let mut out = None;
+        visit_object(&self.nodes, path, &mut |s| {
+            out = Some(s);
+            true
+        });
+        out
+    }
+
+    /// Looks a path up that is not in the field table (slow path for tests and tools).
+    pub fn any_path<'s>(&'s self, path: &str, mut f: impl FnMut(Scalar<'s>) -> bool) -> bool {
+        visit_object(&self.nodes, path, &mut f)
+    }
+}
+
+/// `nodes[0]` is an object header; visits the values under `path` inside it.
+fn visit_object<'a>(nodes: &[Node<'a>], path: &str, f: &mut dyn FnMut(Scalar<'a>) -> bool) -> bool {
+    let Some(&Node::Object { len, .. }) = nodes.first() else {
+        return false;
+    };
+    let pb = path.as_bytes();
+    let mut idx = 1;
+    for _ in 0..len {
+        let Some(Node::String(key)) = nodes.get(idx) else {
+            return false;
+        };
+        idx += 1;
+        let Some(first) = nodes.get(idx) else {
+            return false;
+        };
+        let n = node_len(first);
+        let Some(val) = nodes.get(idx..idx + n) else {
+            return false;
+        };
+        let kb = key.as_bytes();
+        if pb.starts_with(kb) {
+            if kb.len() == pb.len() {
+                if visit_leaf(val, f) {
+                    return true;
+                }
+            } else if pb[kb.len()] == b'.' && visit_inner(val, &path[kb.len() + 1..], f) {
+                return true;
+            }
+        }
+        idx += n;
+    }
+    false
+}
+
+/// Descends into an object (or every object of an array) looking for `rest`.
+fn visit_inner<'a>(val: &[Node<'a>], rest: &str, f: &mut dyn FnMut(Scalar<'a>) -> bool) -> bool {
+    match val.first() {
+        Some(Node::Object { .. }) => visit_object(val, rest, f),
+        Some(&Node::Array { len, .. }) => {
+            let mut idx = 1;
+            for _ in 0..len {
+                let Some(first) = val.get(idx) else {
+                    return false;
+                };
+                let n = node_len(first);
+                if let Some(el) = val.get(idx..idx + n) {
+                    if visit_inner(el, rest, f) {
+                        return true;
+                    }
+                }
+                idx += n;
+            }
+            false
+        }
+        _ => false,
+    }
+}
+
+/// Visits the scalars of a value: itself, or the elements of an array (flattened).
+fn visit_leaf<'a>(val: &[Node<'a>], f: &mut dyn FnMut(Scalar<'a>) -> bool) -> bool {
+    match val.first() {
+        Some(Node::String(s)) => f(Scalar::Str(s)),
+        Some(Node::Static(st)) => match *st {
+            StaticNode::I64(i) => f(Scalar::I64(i)),
+            // simd-json gives U64 for every non-negative integer; Scalar::U64 is only for
+            // values above i64::MAX.
+            StaticNode::U64(u) => f(i64::try_from(u).map_or(Scalar::U64(u), Scalar::I64)),
+            StaticNode::F64(x) => f(Scalar::F64(x)),
+            StaticNode::Bool(b) => f(Scalar::Bool(b)),
+            #[allow(unreachable_patterns)]
+            _ => false,
+        },
+        Some(&Node::Array { len, .. }) => {
+            let mut idx = 1;
+            for _ in 0..len {
+                let Some(first) = val.get(idx) else {
+                    return false;
+                };
+                let n = node_len(first);
+                if let Some(el) = val.get(idx..idx + n) {
+                    if visit_leaf(el, f) {
+                        return true;
+                    }
+                }
+                idx += n;
+            }
+            false
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(json: &str, path: &str) -> Vec<String> {
+        let mut t = FieldTable::new();
+        let id = t.intern(path);
+        let mut d = Decoder::new(&t);
+        let ev = d.decode(json.as_bytes()).expect("valid test json");
+        let mut out = Vec::new();
+        ev.any(id, |s| {
+            out.push(format!("{s:?}"));
+            false
+        });
+        out
+    }
+
+    #[test]
+    fn nested_and_dotted_keys_are_the_same_field() {
+        assert_eq!(
+            values(r#"{"process":{"name":"x"}}"#, "process.name"),
+            ["Str(\"x\")"]
+        );
+        assert_eq!(
+            values(r#"{"process.name":"x"}"#, "process.name"),
+            ["Str(\"x\")"]
+        );
+        assert_eq!(values(r#"{"a":{"b.c":1}}"#, "a.b.c"), ["I64(1)"]);
+        assert_eq!(
+            values(r#"{"a.b":{"c":1},"a":{"b":{"c":2}}}"#, "a.b.c"),
+            ["I64(1)", "I64(2)"]
+        );
+    }
+
+    #[test]
+    fn arrays_are_flattened_and_nulls_skipped() {
+        assert_eq!(
+            values(r#"{"a":[{"b":1},{"b":[2,null,[3]]},null,"x"]}"#, "a.b"),
+            ["I64(1)", "I64(2)", "I64(3)"]
+        );
+        assert!(values(r#"{"a":null}"#, "a").is_empty());
+        assert!(values(r#"{"a":[]}"#, "a").is_empty());
+        assert!(values(r#"{"a":{"b":1}}"#, "a").is_empty());
+    }
+
+    #[test]
+    fn prefix_of_a_key_is_not_a_match() {
+        assert!(values(r#"{"process":{"names":"x"}}"#, "process.name").is_empty());
+        assert!(values(r#"{"proc":{"name":"x"}}"#, "process.name").is_empty());
+    }
+
+    #[test]
+    fn duplicate_keys_are_merged() {
+        assert_eq!(
+            values(r#"{"id":"a","id":"b"}"#, "id"),
+            ["Str(\"a\")", "Str(\"b\")"]
+        );
+    }
+
+    #[test]
+    fn escaped_strings_are_unescaped() {
+        assert_eq!(values(r#"{"a":"x\"y\u0041"}"#, "a"), ["Str(\"x\\\"yA\")"]);
+    }
+
+    #[test]
+    fn decode_errors_are_classified() {
+        let t = FieldTable::new();
+        let mut d = Decoder::new(&t);
+        assert_eq!(d.decode(b"{").unwrap_err(), DecodeError::InvalidJson);
+        assert_eq!(d.decode(b"[1]").unwrap_err(), DecodeError::NotObject);
+        assert_eq!(d.decode(b"\"x\"").unwrap_err(), DecodeError::NotObject);
+        assert_eq!(
+            d.decode(b"{\"a\":\"\xff\"}").unwrap_err(),
+            DecodeError::InvalidUtf8
+        );
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(
+            d.decode(deep.as_bytes()).unwrap_err(),
+            DecodeError::InvalidJson
+        );
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(d.decode(deep.as_bytes()).is_err());
+        assert!(d.decode(b"{\"a\":1}").is_ok());
+    }
+
+    #[test]
+    fn caller_bytes_are_not_modified_and_decoder_is_reusable() {
+        let mut t = FieldTable::new();
+        let id = t.intern("a");
+        let mut d = Decoder::new(&t);
+        let line = br#"{"a":"x\ny"}"#.to_vec();
+        let copy = line.clone();
+        for _ in 0..3 {
+            let ev = d.decode(&line).expect("valid");
+            assert_eq!(ev.first(id), Some(Scalar::Str("x\ny")));
+            assert!(ev.exists(id));
+        }
+        assert_eq!(line, copy);
+    }
+}

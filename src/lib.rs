@@ -1,5 +1,6 @@
 //! eqlstream: streaming threat detection with Elastic EQL rules over newline-delimited JSON.
 
+pub mod eql;
 pub mod event;
 pub mod rules;
 pub mod sequence;

@@ -1,0 +1,73 @@
+//! The EQL front end, Elasticsearch's dialect: text -> tokens -> syntax tree -> compiled
+//! [`Query`] that evaluates on an [`Event`](crate::event::Event) without allocating.
+//!
+//! Stage map:
+//!
+//! | module | job |
+//! |---|---|
+//! | `lexer` | `&str` -> tokens with byte spans; never panics |
+//! | `parser` | tokens -> `ast`; precedence table in one place |
+//! | `ast` | plain data, a span on every node |
+//! | `compile` | ast -> `Query`: fields interned, sets, precompiled patterns, runs expanded |
+//! | `eval` | `Stage::matches` / `Stage::keys` on an event (eql-semantics.md 4, 5, 6) |
+//! | `func` | built-in functions |
+//! | `wildcard` | `like` / `:` pattern matcher |
+//! | `value` | runtime values and the number/string/bool coercion table |
+//! | `diag` | spans, diagnostics and their `FILE:LINE:COL` rendering |
+//!
+//! Everything returns data; nothing here prints.
+
+pub mod ast;
+pub mod compile;
+pub mod diag;
+pub mod eval;
+pub mod func;
+pub mod lexer;
+pub mod parser;
+pub mod value;
+pub mod wildcard;
+
+pub use compile::{CompileOptions, KeySpec, Query, Stage};
+pub use diag::{Diagnostic, Severity, Span};
+
+use crate::event::FieldTable;
+
+/// A compiled query plus its warnings (`| head` ignored in streaming, ...).
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    /// The query.
+    pub query: Query,
+    /// Non-fatal diagnostics.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Parses `query` into a syntax tree; spans are byte ranges into `query`.
+pub fn parse(query: &str) -> Result<ast::Statement, Vec<Diagnostic>> {
+    let (tokens, lex_errors) = lexer::lex(query);
+    if !lex_errors.is_empty() {
+        return Err(lex_errors);
+    }
+    parser::parse(&tokens).map_err(|d| vec![d])
+}
+
+/// Compiles `query` with the default options; spans are byte ranges into `query`.
+pub fn compile(query: &str, fields: &mut FieldTable) -> Result<Compiled, Vec<Diagnostic>> {
+    compile_with(query, fields, &CompileOptions::default())
+}
+
+/// Compiles `query` with `opts`; spans are byte ranges into `query`.
+///
+/// Fields are interned into `fields` only when compilation succeeds... and also when it fails
+/// part-way (unused ids are harmless).
+pub fn compile_with(
+    query: &str,
+    fields: &mut FieldTable,
+    opts: &CompileOptions,
+) -> Result<Compiled, Vec<Diagnostic>> {
+    let st = parse(query)?;
+    let out = compile::compile_statement(&st, fields, opts)?;
+    Ok(Compiled {
+        query: out.query,
+        warnings: out.warnings,
+    })
+}
