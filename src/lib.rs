@@ -3,4 +3,6 @@
 pub mod eql;
 pub mod event;
 pub mod rules;
+pub mod ruleset;
 pub mod sequence;
+pub mod validate;

@@ -740,7 +740,8 @@ impl Compiler<'_> {
                     let r = lucene_to_regex(p, ci);
                     if let Err(e) = regex::Regex::new(&r) {
                         let msg = e.to_string();
-                        let last = msg.lines().last().unwrap_or("").trim().to_string();
+                        let last = msg.lines().last().unwrap_or("").trim();
+                        let last = last.strip_prefix("error: ").unwrap_or(last).to_string();
                         self.err(Diagnostic::error(
                             *span,
                             format!("invalid regular expression: {last}"),

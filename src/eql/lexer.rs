@@ -212,6 +212,16 @@ impl Lexer<'_> {
                             self.i += len;
                             self.push(t, start);
                         }
+                        None if c == b'&' && self.peek(1) == b'&' => {
+                            self.i += 2;
+                            self.diags.push(
+                                Diagnostic::error(
+                                    Span::new(start, self.i),
+                                    "unexpected `&&`: expected an operator such as `and`",
+                                )
+                                .with_hint("use `and`"),
+                            );
+                        }
                         None => {
                             let ch = self.src[start..].chars().next().unwrap_or('?');
                             self.i += ch.len_utf8();

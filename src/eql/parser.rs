@@ -153,7 +153,17 @@ impl Parser<'_> {
             .with_hint(format!("unbalanced brackets: add {}", closer.describe())));
         }
         let mut d = self.unexpected(&format!("{also}{}", closer.describe()));
-        if d.hint.is_none() && matches!(self.tok(), Tok::RParen | Tok::RBracket) {
+        if d.hint.is_none()
+            && closer == Tok::RBracket
+            && matches!(self.tok(), Tok::LBracket | Tok::MissingOpen)
+            || matches!(self.tok(), Tok::Ident(s) if s == "until")
+        {
+            d = d.with_hint(format!(
+                "unbalanced brackets: the previous `{opener}` is not closed"
+            ));
+        } else if d.hint.is_none() && closer == Tok::RParen && matches!(self.tok(), Tok::RBracket) {
+            d = d.with_hint("unbalanced brackets: a `(` is not closed before this `]`");
+        } else if d.hint.is_none() && matches!(self.tok(), Tok::RParen | Tok::RBracket) {
             d = d.with_hint(format!(
                 "unbalanced brackets: the `{opener}` opened at byte {} is closed by {}",
                 open.start,
@@ -182,6 +192,13 @@ impl Parser<'_> {
         let mut pipes = Vec::new();
         while self.tok() == &Tok::Pipe {
             let start = self.bump();
+            if self.tok() == &Tok::Pipe {
+                return Err(Diagnostic::error(
+                    start.to(self.span()),
+                    "expected a pipe name such as `head` or `tail`, found `||`",
+                )
+                .with_hint("use `or`"));
+            }
             let name = match self.tok() {
                 Tok::Ident(s) if !s.contains('.') => s.clone(),
                 _ => return Err(self.unexpected("a pipe name such as `head` or `tail`")),
