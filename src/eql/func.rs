@@ -342,6 +342,8 @@ pub fn call<'a>(f: Func, ci: bool, args: &[Val<'a>], cidrs: &[Cidr]) -> Val<'a> 
             let r = match (f, ci) {
                 (Func::StartsWith, false) => s.starts_with(p),
                 (Func::EndsWith, false) => s.ends_with(p),
+                // ES docs: `stringContains(x, "")` is false.
+                (Func::StringContains, _) if p.is_empty() => false,
                 (Func::StringContains, false) => s.contains(p),
                 (Func::StartsWith, true) => {
                     let n = p.chars().count();
@@ -392,13 +394,20 @@ pub fn call<'a>(f: Func, ci: bool, args: &[Val<'a>], cidrs: &[Cidr]) -> Val<'a> 
                 },
             };
             let t = s.trim();
+            let (neg, unsigned) = match t.strip_prefix('-') {
+                Some(r) => (true, r),
+                None => (false, t.strip_prefix('+').unwrap_or(t)),
+            };
+            // ES docs: strings beginning with "0x" are hexadecimal even when base is null.
+            let base = if base == 10 && (unsigned.starts_with("0x") || unsigned.starts_with("0X")) {
+                16
+            } else {
+                base
+            };
             if base == 10 {
                 return super::value::parse_num(t).map_or(Val::Null, num_val);
             }
-            let (neg, t) = match t.strip_prefix('-') {
-                Some(r) => (true, r),
-                None => (false, t),
-            };
+            let t = unsigned;
             let t = if base == 16 {
                 t.strip_prefix("0x")
                     .or_else(|| t.strip_prefix("0X"))
@@ -479,7 +488,8 @@ pub fn call<'a>(f: Func, ci: bool, args: &[Val<'a>], cidrs: &[Cidr]) -> Val<'a> 
                 return Val::Null;
             };
             let start = match args.get(2) {
-                None | Some(Val::Null) => 0,
+                None => 0,
+                Some(Val::Null) => return Val::Null,
                 Some(v) => match v.as_num() {
                     Some(n) => n.as_f64().max(0.0) as usize,
                     None => return Val::Null,
@@ -657,6 +667,54 @@ mod tests {
             Val::I64(31)
         );
         assert_eq!(c(Func::Number, false, &[Val::Str("2.5")]), Val::F64(2.5));
+        assert_eq!(
+            c(Func::Number, false, &[Val::Str("0xdeadbeef"), Val::Null]),
+            Val::I64(3735928559)
+        );
+        assert_eq!(
+            c(Func::Number, false, &[Val::Str("  +1337 ")]),
+            Val::I64(1337)
+        );
+        assert_eq!(
+            c(
+                Func::StringContains,
+                false,
+                &[Val::Str("abc"), Val::Str("")]
+            ),
+            Val::Bool(false)
+        );
+        assert_eq!(
+            c(
+                Func::IndexOf,
+                false,
+                &[Val::Str("a.b"), Val::Str("."), Val::Null]
+            ),
+            Val::Null
+        );
+        assert_eq!(
+            c(
+                Func::IndexOf,
+                false,
+                &[
+                    Val::Str("subdomain.example.com"),
+                    Val::Str(""),
+                    Val::I64(10)
+                ]
+            ),
+            Val::I64(10)
+        );
+        assert_eq!(
+            c(
+                Func::IndexOf,
+                true,
+                &[Val::Str("subdomain.example.com"), Val::Str("D")]
+            ),
+            Val::I64(3)
+        );
+        assert_eq!(
+            c(Func::Modulo, false, &[Val::I64(-10), Val::I64(-6)]),
+            Val::I64(-4)
+        );
         assert_eq!(
             c(Func::Divide, false, &[Val::I64(7), Val::I64(2)]),
             Val::I64(3)

@@ -127,8 +127,10 @@ fn is_ident_start(c: u8) -> bool {
     c.is_ascii_alphabetic() || c == b'_' || c == b'@'
 }
 
+/// ES: `IDENTIFIER : (LETTER | '_' | '@') (LETTER | DIGIT | '_')*`; after a dot, a path
+/// segment may also start with a digit (`a.0.b`).
 fn is_ident_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c == b'@'
+    c.is_ascii_alphanumeric() || c == b'_'
 }
 
 /// Splits `src` into tokens (always ending with `Eof`) plus the lexical errors found.
@@ -265,11 +267,14 @@ impl Lexer<'_> {
     fn ident(&mut self) {
         let start = self.i;
         loop {
+            if self.peek(0) == b'@' {
+                self.i += 1;
+            }
             while self.i < self.b.len() && is_ident_char(self.b[self.i]) {
                 self.i += 1;
             }
             // A dot continues the path when a segment follows directly.
-            if self.peek(0) == b'.' && is_ident_char(self.peek(1)) {
+            if self.peek(0) == b'.' && (is_ident_char(self.peek(1)) || self.peek(1) == b'@') {
                 self.i += 1;
                 continue;
             }
@@ -362,21 +367,37 @@ impl Lexer<'_> {
     fn string(&mut self) {
         let start = self.i;
         if self.src[self.i..].starts_with("\"\"\"") {
+            // ES: '"""' (~[\r\n])*? '"""' '"'? '"'? : the first `"""` closes, up to two
+            // quotes right after it still belong to the string, and no line breaks inside.
             self.i += 3;
-            match self.src[self.i..].find("\"\"\"") {
+            let rest = &self.src[self.i..];
+            let line_end = rest.find(['\n', '\r']).unwrap_or(rest.len());
+            match rest[..line_end].find("\"\"\"") {
                 Some(n) => {
-                    // As ANTLR's non-greedy `'"""' .*? '"""'`: the first `"""` closes.
-                    let end = self.i + n;
+                    let mut end = self.i + n;
+                    let mut extra = 0;
+                    while extra < 2 && self.b.get(end + 3) == Some(&b'"') {
+                        end += 1;
+                        extra += 1;
+                    }
                     let body = self.src[self.i..end].to_string();
                     self.i = end + 3;
                     self.push(Tok::Str(body), start);
                 }
                 None => {
-                    self.i = self.b.len();
-                    self.diags.push(Diagnostic::error(
+                    self.i += line_end;
+                    let eol = line_end < rest.len();
+                    let found = if eol { "end of line" } else { "end of query" };
+                    let mut d = Diagnostic::error(
                         Span::new(start, start + 3),
-                        "unterminated string: expected closing `\"\"\"`, found end of query",
-                    ));
+                        format!(
+                            "unterminated raw string: expected closing `\"\"\"`, found {found}"
+                        ),
+                    );
+                    if eol {
+                        d = d.with_hint("`\"\"\"...\"\"\"` strings cannot span lines");
+                    }
+                    self.diags.push(d);
                 }
             }
             return;
@@ -421,34 +442,30 @@ impl Lexer<'_> {
                         Some('\'') => Some('\''),
                         Some('\\') => Some('\\'),
                         Some('u') => {
-                            // \u{XXXX} (ES) or \uXXXX
+                            // ES: '\\u' '{' HEX_DIGIT+ '}' (2-8 hex digits).
                             self.i += 1;
                             let rest = &self.src[self.i..];
-                            let (hex, consumed) = if let Some(r) = rest.strip_prefix('{') {
-                                match r.find('}') {
-                                    Some(n) => (&r[..n], n + 2),
-                                    None => ("", 0),
-                                }
-                            } else {
-                                let n = rest
-                                    .bytes()
-                                    .take(4)
-                                    .take_while(|c| c.is_ascii_hexdigit())
-                                    .count();
-                                (&rest[..n], n)
-                            };
-                            let v = u32::from_str_radix(hex, 16).ok().and_then(char::from_u32);
-                            match v {
-                                Some(ch) if !hex.is_empty() && hex.len() <= 8 => {
-                                    self.i += consumed;
+                            let hex = rest
+                                .strip_prefix('{')
+                                .and_then(|r| r.find('}').map(|n| &r[..n]));
+                            let v = hex
+                                .filter(|h| (2..=8).contains(&h.len()))
+                                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                                .and_then(char::from_u32);
+                            match (v, hex) {
+                                (Some(ch), Some(h)) => {
+                                    self.i += h.len() + 2;
                                     out.push(ch);
                                 }
-                                _ => {
-                                    self.i += consumed;
-                                    self.diags.push(Diagnostic::error(
-                                        Span::new(esc_start, self.i),
-                                        "invalid unicode escape: expected `\\u{XXXX}` with hex digits",
-                                    ));
+                                (_, h) => {
+                                    self.i += h.map_or(0, |h| h.len() + 2);
+                                    self.diags.push(
+                                        Diagnostic::error(
+                                            Span::new(esc_start, self.i.max(esc_start + 2)),
+                                            "invalid unicode escape: expected `\\u{XXXX}` with 2 to 8 hex digits",
+                                        )
+                                        .with_hint("write e.g. `\\u{41}`"),
+                                    );
                                 }
                             }
                             continue;
@@ -534,10 +551,11 @@ mod tests {
     #[test]
     fn strings_unescape_and_raw_strings_keep_backslashes() {
         assert_eq!(
-            toks(r##""a\"b\\c\u{41}" """C:\x""""##),
+            toks(r##""a\"b\\c\u{41}" """C:\x"""" """a""""##),
             vec![
                 Tok::Str("a\"b\\cA".into()),
-                Tok::Str("C:\\x".into()),
+                Tok::Str("C:\\x\"".into()),
+                Tok::Str("a".into()),
                 Tok::Eof
             ]
         );
@@ -571,6 +589,12 @@ mod tests {
                 Tok::Eof
             ]
         );
+    }
+
+    #[test]
+    fn raw_strings_cannot_span_lines_and_unicode_escapes_need_braces() {
+        assert_eq!(lex("\"\"\"a\nb\"\"\"").1.len(), 2);
+        assert_eq!(lex(r#""\u0041""#).1.len(), 1);
     }
 
     #[test]
