@@ -80,10 +80,10 @@ pub enum Expr {
     Lit(Lit, Span),
     /// `not e`
     Not(Box<Expr>, Span),
-    /// `a and b`
-    And(Box<Expr>, Box<Expr>),
-    /// `a or b`
-    Or(Box<Expr>, Box<Expr>),
+    /// `a and b and ...` (n-ary, at least two operands, so long chains are not deep trees)
+    And(Vec<Expr>, Span),
+    /// `a or b or ...` (n-ary, at least two operands)
+    Or(Vec<Expr>, Span),
     /// `a OP b`
     Cmp(CmpOp, Box<Expr>, Box<Expr>, Span),
     /// `e [not] in[~] (list)`
@@ -141,8 +141,9 @@ impl Expr {
             | Expr::Match { span, .. }
             | Expr::Arith(_, _, _, span)
             | Expr::Neg(_, span)
-            | Expr::Call { span, .. } => *span,
-            Expr::And(a, b) | Expr::Or(a, b) => a.span().to(b.span()),
+            | Expr::Call { span, .. }
+            | Expr::And(_, span)
+            | Expr::Or(_, span) => *span,
         }
     }
 }

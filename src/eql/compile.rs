@@ -497,16 +497,8 @@ impl Compiler<'_> {
     /// Compiles an expression used as a condition.
     fn pred(&mut self, e: &Expr) -> Option<Pred> {
         match e {
-            Expr::And(..) => {
-                let mut parts = Vec::new();
-                self.flatten(e, true, &mut parts)?;
-                Some(Pred::And(parts.into()))
-            }
-            Expr::Or(..) => {
-                let mut parts = Vec::new();
-                self.flatten(e, false, &mut parts)?;
-                Some(Pred::Or(parts.into()))
-            }
+            Expr::And(es, _) => Some(Pred::And(self.preds(es)?.into())),
+            Expr::Or(es, _) => Some(Pred::Or(self.preds(es)?.into())),
             Expr::Not(inner, _) => Some(Pred::Not(Box::new(self.pred(inner)?))),
             Expr::Lit(Lit::Bool(b), _) => Some(Pred::Const(*b)),
             Expr::Lit(l, span) => {
@@ -568,18 +560,18 @@ impl Compiler<'_> {
         }
     }
 
-    fn flatten(&mut self, e: &Expr, and: bool, out: &mut Vec<Pred>) -> Option<()> {
-        match (e, and) {
-            (Expr::And(a, b), true) | (Expr::Or(a, b), false) => {
-                let ra = self.flatten(a, and, out);
-                let rb = self.flatten(b, and, out);
-                ra.and(rb)
-            }
-            _ => {
-                out.push(self.pred(e)?);
-                Some(())
+    /// Compiles every operand (reporting every error), flattening nested `and`/`or` of the
+    /// same kind is not needed: the parser already builds n-ary nodes.
+    fn preds(&mut self, es: &[Expr]) -> Option<Vec<Pred>> {
+        let mut out = Vec::with_capacity(es.len());
+        let mut ok = true;
+        for e in es {
+            match self.pred(e) {
+                Some(p) => out.push(p),
+                None => ok = false,
             }
         }
+        ok.then_some(out)
     }
 
     /// `lhs TEST`: on a field directly, otherwise as a script.

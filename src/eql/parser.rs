@@ -512,22 +512,31 @@ impl Parser<'_> {
     /// expr := and (`or` and)*
     pub(crate) fn expr(&mut self) -> PResult<Expr> {
         self.enter()?;
-        let mut lhs = self.and()?;
+        let first = self.and()?;
+        if !self.is_kw("or") {
+            self.depth -= 1;
+            return Ok(first);
+        }
+        let mut parts = vec![first];
         while self.eat_kw("or") {
-            let rhs = self.and()?;
-            lhs = Expr::Or(Box::new(lhs), Box::new(rhs));
+            parts.push(self.and()?);
         }
         self.depth -= 1;
-        Ok(lhs)
+        let span = parts[0].span().to(self.prev_span());
+        Ok(Expr::Or(parts, span))
     }
 
     fn and(&mut self) -> PResult<Expr> {
-        let mut lhs = self.not()?;
-        while self.eat_kw("and") {
-            let rhs = self.not()?;
-            lhs = Expr::And(Box::new(lhs), Box::new(rhs));
+        let first = self.not()?;
+        if !self.is_kw("and") {
+            return Ok(first);
         }
-        Ok(lhs)
+        let mut parts = vec![first];
+        while self.eat_kw("and") {
+            parts.push(self.not()?);
+        }
+        let span = parts[0].span().to(self.prev_span());
+        Ok(Expr::And(parts, span))
     }
 
     fn not(&mut self) -> PResult<Expr> {
@@ -581,12 +590,18 @@ impl Parser<'_> {
 
     fn additive(&mut self) -> PResult<Expr> {
         let mut lhs = self.multiplicative()?;
+        let depth = self.depth;
         loop {
             let op = match self.tok() {
                 Tok::Plus => ArithOp::Add,
                 Tok::Minus => ArithOp::Sub,
-                _ => return Ok(lhs),
+                _ => {
+                    self.depth = depth;
+                    return Ok(lhs);
+                }
             };
+            // Each operator nests the tree one level deeper.
+            self.enter()?;
             self.bump();
             let rhs = self.multiplicative()?;
             let span = lhs.span().to(rhs.span());
@@ -596,13 +611,18 @@ impl Parser<'_> {
 
     fn multiplicative(&mut self) -> PResult<Expr> {
         let mut lhs = self.unary()?;
+        let depth = self.depth;
         loop {
             let op = match self.tok() {
                 Tok::Star => ArithOp::Mul,
                 Tok::Slash => ArithOp::Div,
                 Tok::Percent => ArithOp::Mod,
-                _ => return Ok(lhs),
+                _ => {
+                    self.depth = depth;
+                    return Ok(lhs);
+                }
             };
+            self.enter()?;
             self.bump();
             let rhs = self.unary()?;
             let span = lhs.span().to(rhs.span());
@@ -829,7 +849,7 @@ mod tests {
         let QueryKind::Event(f) = st.kind else {
             panic!("event query expected")
         };
-        assert!(matches!(f.cond, Expr::And(ref l, _) if matches!(**l, Expr::Not(..))));
+        assert!(matches!(f.cond, Expr::And(ref l, _) if matches!(l[0], Expr::Not(..))));
     }
 
     #[test]
@@ -884,5 +904,9 @@ mod tests {
         assert!(parse_str(&q).is_err());
         let q = format!("any where {}a", "not ".repeat(5000));
         assert!(parse_str(&q).is_err());
+        let q = format!("any where a{}", " + a".repeat(5000));
+        assert!(parse_str(&q).is_err());
+        let q = format!("any where a == 1{}", " and a == 1 or a == 2".repeat(5000));
+        assert!(parse_str(&q).is_ok());
     }
 }
