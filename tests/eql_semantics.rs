@@ -533,3 +533,13 @@ fn head_and_tail_are_warnings() {
     assert_eq!(c.warnings.len(), 2);
     assert!(c.warnings[0].message.contains("ignored in streaming"));
 }
+
+/// The pipeline shares compiled rules across threads and moves decoders into workers.
+#[test]
+fn compiled_rules_are_shareable_and_decoders_movable() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<eql::Query>();
+    send_sync::<eqlstream::ruleset::RuleSet>();
+    send::<Decoder>();
+}
