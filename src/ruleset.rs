@@ -6,8 +6,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use hashbrown::HashMap;
+
 use crate::eql::{self, diag, CompileOptions, Diagnostic, Span};
-use crate::event::{FieldId, FieldTable};
+use crate::event::{Event, FieldId, FieldTable, Scalar};
 use crate::rules::RuleSpec;
 
 /// The default timestamp field (eql-semantics.md 3).
@@ -86,7 +88,102 @@ pub fn options_for(spec: &RuleSpec) -> CompileOptions {
     o
 }
 
+/// Which stage of which rule: `stage` indexes `rule.query.stages`, or is [`StageRef::UNTIL`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StageRef {
+    /// Index into `RuleSet::rules`.
+    pub rule: u32,
+    /// Index into the rule's `query.stages`, or `UNTIL`.
+    pub stage: u32,
+}
+
+impl StageRef {
+    /// The `stage` value that designates a rule's `until` stage.
+    pub const UNTIL: u32 = u32::MAX;
+}
+
+/// Category value -> the stages with that category.
+type CategoryMap = HashMap<Box<str>, Vec<StageRef>>;
+
+/// Category dispatch: finds the stages an event can match from its `event.category` values
+/// (eql-semantics.md 5) without evaluating the other stages. `any where` stages are always
+/// candidates. Candidates still have to pass [`eql::Stage::matches`].
+#[derive(Debug, Default)]
+pub struct Dispatch {
+    always: Vec<StageRef>,
+    by_category: Vec<(FieldId, CategoryMap)>,
+}
+
+impl Dispatch {
+    /// Clears `out`, then pushes every candidate stage for `ev`, without duplicates: the `any`
+    /// stages first, then the stages of each category value in document order.
+    pub fn candidates(&self, ev: &Event<'_>, out: &mut Vec<StageRef>) {
+        out.clear();
+        out.extend_from_slice(&self.always);
+        for (field, map) in &self.by_category {
+            // A stage has one category, so duplicates only come from a value repeated in the
+            // event (`["file","file"]`): skip values already seen.
+            let mut seen: smallvec::SmallVec<[&str; 4]> = smallvec::SmallVec::new();
+            ev.any(*field, |s| {
+                if let Scalar::Str(v) = s {
+                    if !seen.contains(&v) {
+                        seen.push(v);
+                        if let Some(refs) = map.get(v) {
+                            out.extend_from_slice(refs);
+                        }
+                    }
+                }
+                false
+            });
+        }
+    }
+}
+
 impl RuleSet {
+    /// The category dispatch table of every stage (and `until`) of every rule.
+    pub fn dispatch(&self) -> Dispatch {
+        let mut d = Dispatch::default();
+        for (ri, rule) in self.rules.iter().enumerate() {
+            let stages = rule
+                .query
+                .stages
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (i as u32, s))
+                .chain(rule.query.until.iter().map(|s| (StageRef::UNTIL, s)));
+            for (si, stage) in stages {
+                let r = StageRef {
+                    rule: ri as u32,
+                    stage: si,
+                };
+                match stage.category() {
+                    None => d.always.push(r),
+                    Some((field, cat)) => {
+                        let pos = match d.by_category.iter().position(|(f, _)| *f == field) {
+                            Some(p) => p,
+                            None => {
+                                d.by_category.push((field, HashMap::new()));
+                                d.by_category.len() - 1
+                            }
+                        };
+                        d.by_category[pos].1.entry(cat.into()).or_default().push(r);
+                    }
+                }
+            }
+        }
+        d
+    }
+
+    /// The stage a [`StageRef`] designates.
+    pub fn stage(&self, r: StageRef) -> Option<&eql::Stage> {
+        let q = &self.rules.get(r.rule as usize)?.query;
+        if r.stage == StageRef::UNTIL {
+            q.until.as_ref()
+        } else {
+            q.stages.get(r.stage as usize)
+        }
+    }
+
     /// Compiles every spec; all errors of all rules are returned together.
     pub fn compile(specs: Vec<RuleSpec>) -> Result<RuleSet, Vec<RuleError>> {
         let mut fields = FieldTable::new();

@@ -165,3 +165,42 @@ fn rule_errors_point_into_the_toml_file() {
         );
     }
 }
+
+/// Dispatch never loses a stage that matches (eql-semantics.md 5: the category term is part of
+/// every categorised stage), and leaves out stages of other categories.
+#[test]
+fn dispatch_candidates_cover_every_matching_stage() {
+    use eqlstream::event::Decoder;
+    use eqlstream::ruleset::StageRef;
+    let l = rules::load_paths(&[PathBuf::from("/work/shared/data/rules")]).expect("loads");
+    let set = RuleSet::compile(l.rules).expect("compiles");
+    let dispatch = set.dispatch();
+    let mut dec = Decoder::new(&set.fields);
+    let text = std::fs::read_to_string("/work/shared/data/cloud_defend/seed_rule_cases.ndjson")
+        .expect("seed events present");
+    let mut cands = Vec::new();
+    let (mut matched, mut skipped) = (0, 0);
+    for line in text.lines() {
+        let ev = dec.decode(line.as_bytes()).expect("valid");
+        dispatch.candidates(&ev, &mut cands);
+        for (ri, rule) in set.rules.iter().enumerate() {
+            let all = (0..rule.query.stages.len() as u32)
+                .chain(rule.query.until.iter().map(|_| StageRef::UNTIL));
+            for si in all {
+                let r = StageRef {
+                    rule: ri as u32,
+                    stage: si,
+                };
+                let stage = set.stage(r).expect("valid ref");
+                if stage.matches(&ev) {
+                    matched += 1;
+                    assert!(cands.contains(&r), "matching stage {r:?} not a candidate");
+                } else if !cands.contains(&r) {
+                    skipped += 1;
+                }
+            }
+        }
+    }
+    assert!(matched > 0);
+    assert!(skipped > 0, "dispatch filters something");
+}

@@ -138,4 +138,85 @@ pub fn benches(c: &mut Criterion) {
         )
     });
     group.finish();
+    production_rules(c, &lines);
+}
+
+/// The compilable queries of the corpus (`sample` ones are left out).
+fn queries_text(text: &str) -> Vec<String> {
+    let mut scratch = FieldTable::new();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["query"].as_str().map(str::to_string))
+        .filter(|q| eql::compile(q, &mut scratch).is_ok())
+        .collect()
+}
+
+/// Every stage of all 1021 compilable production rules (Elastic's prebuilt EQL corpus) on the
+/// same events: what evaluating a full rule set costs per event, decode included, next to the
+/// decode alone with the field table of all those rules, and with category dispatch
+/// (`ruleset::Dispatch`) in front. Skipped when the corpus is absent.
+fn production_rules(c: &mut Criterion, lines: &[String]) {
+    let Ok(text) = std::fs::read_to_string("/work/shared/data/rules/eql_production_queries.jsonl")
+    else {
+        return;
+    };
+    let mut fields = FieldTable::new();
+    let queries: Vec<eql::Query> = queries_text(&text)
+        .into_iter()
+        .filter_map(|q| eql::compile(&q, &mut fields).ok().map(|c| c.query))
+        .collect();
+    let stages: Vec<&eql::Stage> = queries.iter().flat_map(|q| q.stages.iter()).collect();
+    let mut group = c.benchmark_group(format!("eql/production_rules_{}", queries.len()));
+    group.throughput(Throughput::Elements(lines.len() as u64));
+    let mut dec = Decoder::new(&fields);
+    group.bench_function("decode", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            for l in lines {
+                n += usize::from(dec.decode(l.as_bytes()).is_ok());
+            }
+            n
+        })
+    });
+    let specs = queries_text(&text)
+        .into_iter()
+        .enumerate()
+        .map(|(i, q)| eqlstream::rules::RuleSpec {
+            rule_id: format!("r{i}"),
+            query: q,
+            ..Default::default()
+        })
+        .collect();
+    let set = eqlstream::ruleset::RuleSet::compile(specs).expect("production rules compile");
+    let dispatch = set.dispatch();
+    let mut dec2 = Decoder::new(&set.fields);
+    let mut cands = Vec::new();
+    group.bench_function("decode_and_dispatch_all", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            for l in lines {
+                if let Ok(ev) = dec2.decode(l.as_bytes()) {
+                    dispatch.candidates(&ev, &mut cands);
+                    for r in &cands {
+                        n += usize::from(set.stage(*r).is_some_and(|s| s.matches(&ev)));
+                    }
+                }
+            }
+            n
+        })
+    });
+    group.bench_function("decode_and_match_all", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            for l in lines {
+                if let Ok(ev) = dec.decode(l.as_bytes()) {
+                    for s in &stages {
+                        n += usize::from(s.matches(&ev));
+                    }
+                }
+            }
+            n
+        })
+    });
+    group.finish();
 }

@@ -329,13 +329,6 @@ impl Compiler<'_> {
                     match self.stage(&t.filter, kind, by, &t.by, t.span) {
                         Some(s) => {
                             let runs = t.runs.map_or(1, |r| r.0);
-                            if t.missing && runs > 1 {
-                                self.err(Diagnostic::error(
-                                    t.runs.map_or(t.span, |r| r.1),
-                                    "`with runs` is not allowed on a missing-event stage `![ ... ]`",
-                                ));
-                                ok = false;
-                            }
                             for _ in 1..runs {
                                 stages.push(s.clone());
                             }
@@ -560,8 +553,7 @@ impl Compiler<'_> {
         }
     }
 
-    /// Compiles every operand (reporting every error), flattening nested `and`/`or` of the
-    /// same kind is not needed: the parser already builds n-ary nodes.
+    /// Compiles every operand of an n-ary `and`/`or`, reporting every error.
     fn preds(&mut self, es: &[Expr]) -> Option<Vec<Pred>> {
         let mut out = Vec::with_capacity(es.len());
         let mut ok = true;

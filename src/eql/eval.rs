@@ -17,7 +17,7 @@ use super::compile::{cmp_vals, LitSet, Pred, Stage, Test, VExpr};
 use super::func;
 use super::value::{TextBuf, Val};
 use super::wildcard::eq_ci;
-use crate::event::{Event, Scalar};
+use crate::event::{Event, FieldId, Scalar};
 use crate::sequence::key::{Key, KeyValue};
 use crate::sequence::spec::StageKind;
 
@@ -83,6 +83,12 @@ impl Stage {
         }
     }
 
+    /// The category term (`event.category` field and value), `None` for `any where`; lets a
+    /// caller dispatch events to stages by category before evaluating anything.
+    pub fn category(&self) -> Option<(FieldId, &str)> {
+        self.category.as_ref().map(|(f, c)| (*f, &**c))
+    }
+
     /// Evaluates only the condition (no category, no key checks); for benches and tests.
     pub fn condition_matches(&self, ev: &Event<'_>) -> bool {
         eval(&self.cond, ev)
@@ -128,8 +134,7 @@ fn in_str(set: &LitSet, v: &str) -> bool {
     false
 }
 
-/// Case-insensitive membership without allocating: ASCII values up to 256 bytes are folded
-/// into a stack buffer; others compare one by one.
+/// Case-insensitive membership without allocating (folded literals, per-character compare).
 fn in_ci(list: &[Box<str>], v: &str) -> bool {
     list.iter().any(|l| eq_ci(v, l))
 }

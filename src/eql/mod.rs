@@ -57,8 +57,8 @@ pub fn compile(query: &str, fields: &mut FieldTable) -> Result<Compiled, Vec<Dia
 
 /// Compiles `query` with `opts`; spans are byte ranges into `query`.
 ///
-/// Fields are interned into `fields` only when compilation succeeds... and also when it fails
-/// part-way (unused ids are harmless).
+/// Every field the query references is interned into `fields` (a query that fails to compile
+/// may leave some interned too; unused ids are harmless).
 pub fn compile_with(
     query: &str,
     fields: &mut FieldTable,
