@@ -102,16 +102,19 @@ impl StageRef {
     pub const UNTIL: u32 = u32::MAX;
 }
 
-/// Category value -> the stages with that category.
-type CategoryMap = HashMap<Box<str>, Vec<StageRef>>;
+/// Field value -> the stages that require it.
+type TermMap = HashMap<Box<str>, Vec<StageRef>>;
 
-/// Category dispatch: finds the stages an event can match from its `event.category` values
-/// (eql-semantics.md 5) without evaluating the other stages. `any where` stages are always
+/// Dispatch: finds the stages an event can match from a few field values, without evaluating
+/// the other stages. Each stage is filed under one term it requires
+/// ([`eql::Stage::required_terms`]): its first top-level `==`/`in` on a string literal (rule
+/// authors put the broad filter first, e.g. `host.os.type == "windows"`), else its category
+/// (eql-semantics.md 5); stages with neither (`any where` with no such conjunct) are always
 /// candidates. Candidates still have to pass [`eql::Stage::matches`].
 #[derive(Debug, Default)]
 pub struct Dispatch {
     always: Vec<StageRef>,
-    by_category: Vec<(FieldId, CategoryMap)>,
+    by_category: Vec<(FieldId, TermMap)>,
 }
 
 impl Dispatch {
@@ -121,20 +124,34 @@ impl Dispatch {
         out.clear();
         out.extend_from_slice(&self.always);
         for (field, map) in &self.by_category {
-            // A stage has one category, so duplicates only come from a value repeated in the
-            // event (`["file","file"]`): skip values already seen.
+            // Skip values already seen (`["file","file"]`); a stage filed under several values
+            // of an `in` can still come twice when the event has several of them: dedup then.
+            let start = out.len();
             let mut seen: smallvec::SmallVec<[&str; 4]> = smallvec::SmallVec::new();
+            let mut hits = 0usize;
             ev.any(*field, |s| {
                 if let Scalar::Str(v) = s {
                     if !seen.contains(&v) {
                         seen.push(v);
                         if let Some(refs) = map.get(v) {
+                            hits += 1;
                             out.extend_from_slice(refs);
                         }
                     }
                 }
                 false
             });
+            if hits > 1 {
+                out[start..].sort_unstable();
+                let mut w = start;
+                for r in start..out.len() {
+                    if w == start || out[w - 1] != out[r] {
+                        out[w] = out[r];
+                        w += 1;
+                    }
+                }
+                out.truncate(w);
+            }
         }
     }
 }
@@ -156,17 +173,26 @@ impl RuleSet {
                     rule: ri as u32,
                     stage: si,
                 };
-                match stage.category() {
+                let terms = stage.required_terms();
+                // The first conjunct term, else the category (terms[0] when there is one).
+                let pick = if stage.category().is_some() {
+                    terms.get(1).or(terms.first())
+                } else {
+                    terms.first()
+                };
+                match pick {
                     None => d.always.push(r),
-                    Some((field, cat)) => {
-                        let pos = match d.by_category.iter().position(|(f, _)| *f == field) {
+                    Some((field, values)) => {
+                        let pos = match d.by_category.iter().position(|(f, _)| f == field) {
                             Some(p) => p,
                             None => {
-                                d.by_category.push((field, HashMap::new()));
+                                d.by_category.push((*field, HashMap::new()));
                                 d.by_category.len() - 1
                             }
                         };
-                        d.by_category[pos].1.entry(cat.into()).or_default().push(r);
+                        for v in values {
+                            d.by_category[pos].1.entry((*v).into()).or_default().push(r);
+                        }
                     }
                 }
             }

@@ -776,6 +776,9 @@ impl Compiler<'_> {
                         d = d.with_hint("use `like`, `like~` or `:` with a pattern");
                     } else if let Some(s) = func::suggest(name) {
                         d = d.with_hint(format!("did you mean `{s}`?"));
+                    } else {
+                        let names: Vec<&str> = func::FUNCTIONS.iter().map(|f| f.name).collect();
+                        d = d.with_hint(format!("known functions: {}", names.join(", ")));
                     }
                     self.err(d);
                     return None;

@@ -89,6 +89,38 @@ impl Stage {
         self.category.as_ref().map(|(f, c)| (*f, &**c))
     }
 
+    /// Terms every matching event must satisfy, each as a field and string values of which the
+    /// event must have at least one, and which no non-string JSON value can satisfy: the
+    /// category, then the top-level `==` / `in` conjuncts on string literals (literals that look
+    /// like numbers or booleans are left out, as they also match JSON numbers and booleans).
+    /// Used to dispatch events to stages without evaluating them.
+    pub fn required_terms(&self) -> Vec<(FieldId, Vec<&str>)> {
+        let mut out = Vec::new();
+        if let Some((f, c)) = &self.category {
+            out.push((*f, vec![&**c]));
+        }
+        let plain = |s: &str| super::value::parse_num(s).is_none() && s != "true" && s != "false";
+        let conjuncts: &[Pred] = match &self.cond {
+            Pred::And(ps) => ps,
+            other => std::slice::from_ref(other),
+        };
+        for p in conjuncts {
+            match p {
+                Pred::Field(f, Test::Eq(Val::Owned(s))) if plain(s) => out.push((*f, vec![&**s])),
+                Pred::Field(f, Test::In(set))
+                    if !set.has_num_lit
+                        && !set.bools.iter().any(|b| *b)
+                        && !set.strs.is_empty()
+                        && set.strs.iter().all(|s| plain(s)) =>
+                {
+                    out.push((*f, set.strs.iter().map(|s| &**s).collect()))
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
     /// Evaluates only the condition (no category, no key checks); for benches and tests.
     pub fn condition_matches(&self, ev: &Event<'_>) -> bool {
         eval(&self.cond, ev)
