@@ -105,53 +105,87 @@ impl StageRef {
 /// Field value -> the stages that require it.
 type TermMap = HashMap<Box<str>, Vec<StageRef>>;
 
+/// The stages filed under one category value: those with no further term, and those filed by
+/// a second term.
+#[derive(Debug, Default)]
+struct Bucket {
+    stages: Vec<StageRef>,
+    sub: Vec<(FieldId, TermMap)>,
+}
+
 /// Dispatch: finds the stages an event can match from a few field values, without evaluating
-/// the other stages. Each stage is filed under one term it requires
-/// ([`eql::Stage::required_terms`]): its first top-level `==`/`in` on a string literal (rule
-/// authors put the broad filter first, e.g. `host.os.type == "windows"`), else its category
-/// (eql-semantics.md 5); stages with neither (`any where` with no such conjunct) are always
-/// candidates. Candidates still have to pass [`eql::Stage::matches`].
+/// the other stages. A stage is filed under its category (eql-semantics.md 5) and, within it,
+/// under its first top-level `==`/`in` conjunct on string literals
+/// ([`eql::Stage::required_terms`]; rule authors put the broad filter first, e.g.
+/// `host.os.type == "windows"`). `any where` stages are filed under that conjunct only, and
+/// are always candidates when they have none. Candidates still have to pass
+/// [`eql::Stage::matches`].
 #[derive(Debug, Default)]
 pub struct Dispatch {
     always: Vec<StageRef>,
-    by_category: Vec<(FieldId, TermMap)>,
+    top: Vec<(FieldId, HashMap<Box<str>, Bucket>)>,
+}
+
+fn slot<V: Default>(v: &mut Vec<(FieldId, V)>, field: FieldId) -> &mut V {
+    let pos = match v.iter().position(|(f, _)| *f == field) {
+        Some(p) => p,
+        None => {
+            v.push((field, V::default()));
+            v.len() - 1
+        }
+    };
+    &mut v[pos].1
+}
+
+/// Pushes the stages filed under the values `ev` has for `field` (each distinct value once);
+/// removes duplicates when several values hit (a stage filed under several `in` values).
+fn extend_by<'m, T>(
+    ev: &Event<'_>,
+    field: FieldId,
+    map: &'m HashMap<Box<str>, T>,
+    out: &mut Vec<StageRef>,
+    mut each: impl FnMut(&'m T, &mut Vec<StageRef>),
+) {
+    let start = out.len();
+    let mut seen: smallvec::SmallVec<[&str; 4]> = smallvec::SmallVec::new();
+    let mut hits = 0usize;
+    ev.any(field, |s| {
+        if let Scalar::Str(v) = s {
+            if !seen.contains(&v) {
+                seen.push(v);
+                if let Some(t) = map.get(v) {
+                    hits += 1;
+                    each(t, out);
+                }
+            }
+        }
+        false
+    });
+    if hits > 1 {
+        out[start..].sort_unstable();
+        let mut w = start;
+        for r in start..out.len() {
+            if w == start || out[w - 1] != out[r] {
+                out[w] = out[r];
+                w += 1;
+            }
+        }
+        out.truncate(w);
+    }
 }
 
 impl Dispatch {
-    /// Clears `out`, then pushes every candidate stage for `ev`, without duplicates: the `any`
-    /// stages first, then the stages of each category value in document order.
+    /// Clears `out`, then pushes every candidate stage for `ev`, without duplicates.
     pub fn candidates(&self, ev: &Event<'_>, out: &mut Vec<StageRef>) {
         out.clear();
         out.extend_from_slice(&self.always);
-        for (field, map) in &self.by_category {
-            // Skip values already seen (`["file","file"]`); a stage filed under several values
-            // of an `in` can still come twice when the event has several of them: dedup then.
-            let start = out.len();
-            let mut seen: smallvec::SmallVec<[&str; 4]> = smallvec::SmallVec::new();
-            let mut hits = 0usize;
-            ev.any(*field, |s| {
-                if let Scalar::Str(v) = s {
-                    if !seen.contains(&v) {
-                        seen.push(v);
-                        if let Some(refs) = map.get(v) {
-                            hits += 1;
-                            out.extend_from_slice(refs);
-                        }
-                    }
+        for (field, map) in &self.top {
+            extend_by(ev, *field, map, out, |bucket, out| {
+                out.extend_from_slice(&bucket.stages);
+                for (f2, m2) in &bucket.sub {
+                    extend_by(ev, *f2, m2, out, |refs, out| out.extend_from_slice(refs));
                 }
-                false
             });
-            if hits > 1 {
-                out[start..].sort_unstable();
-                let mut w = start;
-                for r in start..out.len() {
-                    if w == start || out[w - 1] != out[r] {
-                        out[w] = out[r];
-                        w += 1;
-                    }
-                }
-                out.truncate(w);
-            }
         }
     }
 }
@@ -174,24 +208,26 @@ impl RuleSet {
                     stage: si,
                 };
                 let terms = stage.required_terms();
-                // The first conjunct term, else the category (terms[0] when there is one).
-                let pick = if stage.category().is_some() {
-                    terms.get(1).or(terms.first())
+                let (cat, conj) = if stage.category().is_some() {
+                    (terms.first(), terms.get(1))
                 } else {
-                    terms.first()
+                    (None, terms.first())
                 };
-                match pick {
-                    None => d.always.push(r),
-                    Some((field, values)) => {
-                        let pos = match d.by_category.iter().position(|(f, _)| f == field) {
-                            Some(p) => p,
-                            None => {
-                                d.by_category.push((*field, HashMap::new()));
-                                d.by_category.len() - 1
+                match (cat, conj) {
+                    (None, None) => d.always.push(r),
+                    (Some((f, vals)), None) | (None, Some((f, vals))) => {
+                        let top = slot(&mut d.top, *f);
+                        for v in vals {
+                            top.entry((*v).into()).or_default().stages.push(r);
+                        }
+                    }
+                    (Some((cf, cvals)), Some((f, vals))) => {
+                        let top = slot(&mut d.top, *cf);
+                        for c in cvals {
+                            let sub = slot(&mut top.entry((*c).into()).or_default().sub, *f);
+                            for v in vals {
+                                sub.entry((*v).into()).or_default().push(r);
                             }
-                        };
-                        for v in values {
-                            d.by_category[pos].1.entry((*v).into()).or_default().push(r);
                         }
                     }
                 }

@@ -204,3 +204,83 @@ fn dispatch_candidates_cover_every_matching_stage() {
     assert!(matched > 0);
     assert!(skipped > 0, "dispatch filters something");
 }
+
+/// The same property over all 1021 compilable production queries and a mix of events
+/// (the seed cases plus hand-made Windows/network/auth events).
+#[test]
+fn dispatch_is_complete_for_the_production_corpus() {
+    use eqlstream::event::Decoder;
+    use eqlstream::rules::RuleSpec;
+    use eqlstream::ruleset::StageRef;
+    let text = std::fs::read_to_string("/work/shared/data/rules/eql_production_queries.jsonl")
+        .expect("corpus present");
+    let mut scratch = eqlstream::event::FieldTable::new();
+    let specs: Vec<RuleSpec> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["query"].as_str().map(str::to_string))
+        .filter(|q| eqlstream::eql::compile(q, &mut scratch).is_ok())
+        .enumerate()
+        .map(|(i, query)| RuleSpec {
+            rule_id: format!("r{i}"),
+            query,
+            ..Default::default()
+        })
+        .collect();
+    assert_eq!(specs.len(), 1021);
+    let set = RuleSet::compile(specs).expect("compiles");
+    let dispatch = set.dispatch();
+    let mut events: Vec<String> =
+        std::fs::read_to_string("/work/shared/data/cloud_defend/seed_rule_cases.ndjson")
+            .expect("seed events present")
+            .lines()
+            .map(str::to_string)
+            .collect();
+    events.extend(
+        [
+            r#"{"event":{"category":["process"],"type":["start"]},"host":{"os":{"type":"windows"}},"process":{"name":"powershell.exe","args":["powershell.exe","-enc","AAAA"],"parent":{"name":"winword.exe"},"command_line":"powershell.exe -enc AAAA"}}"#,
+            r#"{"event":{"category":"network","action":"connection_attempted","type":["start"]},"host":{"os":{"type":"linux"}},"process":{"name":"bash"},"destination":{"ip":"8.8.8.8","port":443}}"#,
+            r#"{"event.category":"authentication","event.outcome":"failure","event.dataset":"okta.system","okta":{"event_type":"user.mfa.okta_verify.deny_push"}}"#,
+            r#"{"event":{"category":["file","process"],"type":["creation","start"]},"host":{"os":{"type":["linux","macos"]}},"file":{"path":"/tmp/x","extension":"sh"}}"#,
+            r#"{"event":{"category":"registry","type":"change"},"host.os.type":"windows","registry":{"path":"HKLM\\Software\\Microsoft\\Windows\\CurrentVersion\\Run\\x"}}"#,
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    let mut dec = Decoder::new(&set.fields);
+    let mut cands = Vec::new();
+    let (mut matched, mut total_cands, mut total) = (0usize, 0usize, 0usize);
+    for line in &events {
+        let ev = dec.decode(line.as_bytes()).expect("valid");
+        dispatch.candidates(&ev, &mut cands);
+        total_cands += cands.len();
+        let mut sorted = cands.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), cands.len(), "no duplicate candidates");
+        for (ri, rule) in set.rules.iter().enumerate() {
+            let all = (0..rule.query.stages.len() as u32)
+                .chain(rule.query.until.iter().map(|_| StageRef::UNTIL));
+            for si in all {
+                total += 1;
+                let r = StageRef {
+                    rule: ri as u32,
+                    stage: si,
+                };
+                if set.stage(r).expect("valid ref").matches(&ev) {
+                    matched += 1;
+                    assert!(
+                        sorted.binary_search(&r).is_ok(),
+                        "matching stage {r:?} not a candidate"
+                    );
+                }
+            }
+        }
+    }
+    assert!(matched > 0);
+    let per_event = total / events.len();
+    assert!(
+        total_cands * 4 < total,
+        "dispatch keeps under a quarter of the stages: {total_cands} of {total} ({per_event} per event)"
+    );
+}
