@@ -543,3 +543,20 @@ fn compiled_rules_are_shareable_and_decoders_movable() {
     send_sync::<eqlstream::ruleset::RuleSet>();
     send::<Decoder>();
 }
+
+/// A hostile event with two huge arrays compared field against field finishes quickly (the
+/// script budget stops it) instead of trying 10^8 combinations.
+#[test]
+fn huge_arrays_in_scripts_are_bounded() {
+    let a: Vec<String> = (0..10_000).map(|i| format!("\"a{i}\"")).collect();
+    let b: Vec<String> = (0..10_000).map(|i| format!("\"b{i}\"")).collect();
+    let ev = format!("{{\"f\":[{}],\"g\":[{}]}}", a.join(","), b.join(","));
+    let t = std::time::Instant::now();
+    assert!(!eval("any where f == g", &ev));
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    // Within the budget the answer is exact.
+    assert!(eval(
+        "any where f == g",
+        r#"{"f":["x","y","z"],"g":["q","z"]}"#
+    ));
+}

@@ -11,6 +11,8 @@
 //! Field-vs-literal tests allocate nothing; only functions that build strings (`concat`,
 //! `string`, `between`) allocate.
 
+use std::cell::Cell;
+
 use smallvec::SmallVec;
 
 use super::compile::{cmp_vals, LitSet, Pred, Stage, Test, VExpr};
@@ -127,6 +129,11 @@ impl Stage {
     }
 }
 
+/// The most field values one script predicate tries (over all combinations of its fields'
+/// values) before giving up with "no match", so that an event with huge arrays cannot stall
+/// evaluation (e.g. `a == b` with two 10,000-element arrays). Prebuilt rules never come close.
+pub const MAX_COMBINATIONS: u32 = 100_000;
+
 /// Evaluates a condition.
 pub(crate) fn eval(p: &Pred, ev: &Event<'_>) -> bool {
     match p {
@@ -136,9 +143,15 @@ pub(crate) fn eval(p: &Pred, ev: &Event<'_>) -> bool {
         Pred::Not(p) => !eval(p, ev),
         Pred::Exists(f) => ev.exists(*f),
         Pred::Field(f, t) => ev.any(*f, |s| test_scalar(t, s)),
-        Pred::Script(e, t) => each(e, ev, &mut |v| test_val(t, &v)),
+        Pred::Script(e, t) => {
+            let budget = Cell::new(MAX_COMBINATIONS);
+            each(e, ev, &budget, &mut |v| test_val(t, &v))
+        }
         Pred::Compare(op, a, b) => {
-            each(a, ev, &mut |x| each(b, ev, &mut |y| cmp_vals(*op, &x, &y)))
+            let budget = Cell::new(MAX_COMBINATIONS);
+            each(a, ev, &budget, &mut |x| {
+                each(b, ev, &budget, &mut |y| cmp_vals(*op, &x, &y))
+            })
         }
     }
 }
@@ -214,7 +227,12 @@ pub(crate) fn test_val(t: &Test, v: &Val<'_>) -> bool {
 
 /// Calls `k` with every value of `e` (every combination of the values of the fields inside
 /// it); stops and returns true as soon as `k` does.
-fn each<'s>(e: &'s VExpr, ev: &'s Event<'_>, k: &mut dyn FnMut(Val<'s>) -> bool) -> bool {
+fn each<'s>(
+    e: &'s VExpr,
+    ev: &'s Event<'_>,
+    budget: &Cell<u32>,
+    k: &mut dyn FnMut(Val<'s>) -> bool,
+) -> bool {
     match e {
         VExpr::Lit(v) => k(match v {
             Val::Owned(s) => Val::Str(s),
@@ -222,10 +240,19 @@ fn each<'s>(e: &'s VExpr, ev: &'s Event<'_>, k: &mut dyn FnMut(Val<'s>) -> bool)
         }),
         VExpr::Field(f) => {
             let mut any = false;
+            let mut exhausted = false;
             let hit = ev.any(*f, |s| {
                 any = true;
+                // Stop trying further values once the budget is spent (see MAX_COMBINATIONS).
+                match budget.get().checked_sub(1) {
+                    Some(left) => budget.set(left),
+                    None => {
+                        exhausted = true;
+                        return true;
+                    }
+                }
                 k(Val::from(s))
-            });
+            }) && !exhausted;
             if any {
                 hit
             } else {
@@ -233,19 +260,19 @@ fn each<'s>(e: &'s VExpr, ev: &'s Event<'_>, k: &mut dyn FnMut(Val<'s>) -> bool)
             }
         }
         VExpr::Pred(p) => k(Val::Bool(eval(p, ev))),
-        VExpr::Neg(a) => each(a, ev, &mut |v| {
+        VExpr::Neg(a) => each(a, ev, budget, &mut |v| {
             k(match v.as_num() {
                 Some(super::value::Num::I(i)) => i.checked_neg().map_or(Val::Null, Val::I64),
                 Some(n) => Val::F64(-n.as_f64()),
                 None => Val::Null,
             })
         }),
-        VExpr::Arith(op, a, b) => each(a, ev, &mut |x| {
-            each(b, ev, &mut |y| k(func::arith(*op, &x, &y)))
+        VExpr::Arith(op, a, b) => each(a, ev, budget, &mut |x| {
+            each(b, ev, budget, &mut |y| k(func::arith(*op, &x, &y)))
         }),
         VExpr::Call(f, ci, args, cidrs) => {
             let mut vals: SmallVec<[Val<'s>; 4]> = SmallVec::new();
-            each_args(args, ev, &mut vals, &mut |vs| {
+            each_args(args, ev, budget, &mut vals, &mut |vs| {
                 k(func::call(*f, *ci, vs, cidrs))
             })
         }
@@ -255,6 +282,7 @@ fn each<'s>(e: &'s VExpr, ev: &'s Event<'_>, k: &mut dyn FnMut(Val<'s>) -> bool)
 fn each_args<'s>(
     args: &'s [VExpr],
     ev: &'s Event<'_>,
+    budget: &Cell<u32>,
     vals: &mut SmallVec<[Val<'s>; 4]>,
     k: &mut dyn FnMut(&[Val<'s>]) -> bool,
 ) -> bool {
@@ -262,9 +290,9 @@ fn each_args<'s>(
     let Some(arg) = args.get(i) else {
         return k(vals);
     };
-    each(arg, ev, &mut |v| {
+    each(arg, ev, budget, &mut |v| {
         vals.push(v);
-        let r = each_args(args, ev, vals, k);
+        let r = each_args(args, ev, budget, vals, k);
         vals.truncate(i);
         r
     })
