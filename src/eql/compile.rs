@@ -214,11 +214,20 @@ fn flip(op: CmpOp) -> CmpOp {
 /// Translates a Lucene regular expression (ES `regexp` query, eql-semantics.md 6.2) to the
 /// `regex` crate's syntax, anchored to the whole value.
 ///
-/// Differences we know of: Lucene's optional operators `~` (complement), `&` (intersection)
-/// and `<n-m>` (numeric interval) are taken literally here; `@` (any string) and `#` (empty
-/// language) and `"..."` (quoted literal) are translated. `.` matches any character including
-/// newlines, as in Lucene.
+/// * `\d \D \w \W \s \S` are Lucene's ASCII classes (`[0-9]`, `[0-9A-Za-z_]`,
+///   `[ \t\n\r\f\v]` and complements); any other escaped character is literal (`\n` is `n`).
+/// * `^` and `$` are ordinary characters outside brackets (Lucene has no anchors: the whole
+///   value must match).
+/// * `.` matches any character including newlines.
+/// * `@` (any string), `#` (empty language) and `"..."` (quoted literal) are translated.
+///
+/// Known differences: Lucene's optional operators `~` (complement), `&` (intersection) and
+/// `<n-m>` (numeric interval) are taken literally; `regex~` folds case with Unicode rules where
+/// Lucene's `case_insensitive` folds ASCII only.
 pub fn lucene_to_regex(p: &str, ci: bool) -> String {
+    const D: &str = "0-9";
+    const W: &str = "0-9A-Za-z_";
+    const S: &str = "\\t\\n\\x0B\\x0C\\r ";
     let mut out = String::with_capacity(p.len() + 16);
     out.push_str(if ci { "^(?si:" } else { "^(?s:" });
     let mut chars = p.chars().peekable();
@@ -226,12 +235,36 @@ pub fn lucene_to_regex(p: &str, ci: bool) -> String {
     while let Some(c) = chars.next() {
         match c {
             '\\' => match chars.next() {
-                Some(e) if e.is_ascii_alphanumeric() => {
-                    if matches!(e, 'd' | 'D' | 's' | 'S' | 'w' | 'W') {
-                        out.push('\\');
-                        out.push(e);
+                Some(e @ ('d' | 'w' | 's')) => {
+                    let set = match e {
+                        'd' => D,
+                        'w' => W,
+                        _ => S,
+                    };
+                    if in_class {
+                        out.push_str(set);
                     } else {
-                        out.push_str(&regex::escape(&e.to_string()));
+                        out.push('[');
+                        out.push_str(set);
+                        out.push(']');
+                    }
+                }
+                Some(e @ ('D' | 'W' | 'S')) => {
+                    if in_class {
+                        out.push_str(match e {
+                            'D' => "[:^digit:]",
+                            'W' => "[:^word:]",
+                            _ => "[:^space:]",
+                        });
+                    } else {
+                        let set = match e {
+                            'D' => D,
+                            'W' => W,
+                            _ => S,
+                        };
+                        out.push_str("[^");
+                        out.push_str(set);
+                        out.push(']');
                     }
                 }
                 Some(e) => out.push_str(&regex::escape(&e.to_string())),
@@ -253,8 +286,7 @@ pub fn lucene_to_regex(p: &str, ci: bool) -> String {
                 in_class = false;
                 out.push(']');
             }
-            '[' if in_class => out.push_str("\\["),
-            '&' | '~' | '<' | '>' if in_class => out.push_str(&regex::escape(&c.to_string())),
+            '[' | '&' | '~' | '<' | '>' if in_class => out.push_str(&regex::escape(&c.to_string())),
             _ if in_class => out.push(c),
             '@' => out.push_str(".*"),
             '#' => out.push_str("[^\\s\\S]"),
@@ -268,7 +300,7 @@ pub fn lucene_to_regex(p: &str, ci: bool) -> String {
                 }
                 out.push_str(&regex::escape(&lit));
             }
-            '&' | '~' | '<' | '>' => out.push_str(&regex::escape(&c.to_string())),
+            '&' | '~' | '<' | '>' | '^' | '$' => out.push_str(&regex::escape(&c.to_string())),
             _ => out.push(c),
         }
     }
@@ -878,5 +910,38 @@ pub(crate) fn cmp_vals(op: CmpOp, a: &Val<'_>, b: &Val<'_>) -> bool {
         CmpOp::Le => matches!(a.loose_cmp(b), Some(Less | Equal)),
         CmpOp::Gt => a.loose_cmp(b) == Some(Greater),
         CmpOp::Ge => matches!(a.loose_cmp(b), Some(Greater | Equal)),
+    }
+}
+
+#[cfg(test)]
+mod regex_tests {
+    use super::lucene_to_regex;
+
+    fn m(p: &str, v: &str) -> bool {
+        regex::Regex::new(&lucene_to_regex(p, false))
+            .expect("valid translation")
+            .is_match(v)
+    }
+
+    #[test]
+    fn lucene_regexes_are_anchored_and_ascii_classed() {
+        assert!(m("cur.", "curl"));
+        assert!(!m("ur", "curl"));
+        assert!(m("[0-9]{1,3}\\.[0-9]+", "10.5"));
+        assert!(m("\\d+", "42"));
+        assert!(
+            !m("\\d+", "٤٢"),
+            "Arabic-Indic digits are not \\d in Lucene"
+        );
+        assert!(m("[\\w.-]+", "a_b.c-d"));
+        assert!(m("[\\W]+", "!?"));
+        assert!(m("\\S+\\s\\S+", "a b"));
+        assert!(m("a^b$", "a^b$"), "^ and $ are literal");
+        assert!(m("\\n", "n"), "escaped letters are literal");
+        assert!(m("a.b", "a\nb"), ". matches newlines");
+        assert!(m("a@", "anything"));
+        assert!(m("\"a.b\"", "a.b"));
+        assert!(!m("\"a.b\"", "axb"));
+        assert!(m("a\\/b", "a/b"));
     }
 }
