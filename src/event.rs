@@ -717,6 +717,24 @@ mod tests {
     }
 
     #[test]
+    fn deep_arrays_on_an_indexed_path_do_not_crash() {
+        let mut t = FieldTable::new();
+        let ab = t.intern("a.b");
+        let a = t.intern("a");
+        let mut d = Decoder::new(&t);
+        let json = format!(
+            "{{\"a\":{}{{\"b\":1}}{}}}",
+            "[".repeat(1000),
+            "]".repeat(1000)
+        );
+        let ev = d
+            .decode(json.as_bytes())
+            .expect("within simd-json's depth limit");
+        assert_eq!(ev.first(ab), Some(Scalar::I64(1)));
+        assert_eq!(ev.first(a), None);
+    }
+
+    #[test]
     fn caller_bytes_are_not_modified_and_decoder_is_reusable() {
         let mut t = FieldTable::new();
         let id = t.intern("a");

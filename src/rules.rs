@@ -426,7 +426,7 @@ pub fn load_text(path: &Path, text: Arc<str>, loaded: &mut Loaded, errors: &mut 
     let rule_type = rule.rule_type.clone().unwrap_or_default();
     if rule_type != "eql" {
         loaded.warnings.push(format!(
-            "{}: skipped: rule type `{}` is not `eql`",
+            "{}: warning: rule type `{}` is not `eql`, rule skipped",
             path.display(),
             if rule_type.is_empty() {
                 "(none)"
