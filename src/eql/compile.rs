@@ -11,7 +11,7 @@ use super::ast::{self, ArithOp, CmpOp, Expr, KeyField, Lit, MatchOp, QueryKind, 
 use super::diag::{Diagnostic, Span};
 use super::func::{self, Cidr, Func, Returns};
 use super::value::{parse_num, Num, Val};
-use super::wildcard::{fold_str, Pattern};
+use super::wildcard::{fold_str, CiSet, PatternSet};
 use crate::event::{FieldId, FieldTable};
 use crate::sequence::spec::{SequenceSpec, StageKind};
 
@@ -98,9 +98,9 @@ pub enum Test {
     /// `in (...)`.
     In(Box<LitSet>),
     /// `in~ (...)`: folded literals.
-    InCi(Box<[Box<str>]>),
+    InCi(Box<CiSet>),
     /// `like`, `like~`, `:` with any of the patterns.
-    Like(Box<[Pattern]>),
+    Like(Box<PatternSet>),
     /// `regex`, `regex~` (one anchored alternation of all patterns).
     Regex(Box<regex::Regex>),
     /// `<`, `<=`, `>`, `>=` against a literal.
@@ -691,23 +691,20 @@ impl Compiler<'_> {
         // eql-semantics.md 6.2: null entries of the list are dropped.
         lits.retain(|l| !matches!(l, Lit::Null));
         if ci {
-            let mut v: Vec<Box<str>> = Vec::new();
+            let mut set = CiSet::default();
             for l in &lits {
-                let s = match l {
-                    Lit::Str(s) => fold_str(s),
-                    Lit::Int(i) => i.to_string(),
-                    Lit::Float(f) => f.to_string(),
-                    Lit::Bool(b) => b.to_string(),
-                    Lit::Null => continue,
-                };
-                if !v.iter().any(|x| **x == *s) {
-                    v.push(s.into());
+                match l {
+                    Lit::Str(s) => set.insert(s),
+                    Lit::Int(i) => set.insert(&i.to_string()),
+                    Lit::Float(f) => set.insert(&f.to_string()),
+                    Lit::Bool(b) => set.insert(&b.to_string()),
+                    Lit::Null => {}
                 }
             }
-            if v.len() == 1 {
-                return v.pop().map(Test::EqCi);
+            if let [Lit::Str(only)] = lits.as_slice() {
+                return Some(Test::EqCi(fold_str(only).into()));
             }
-            return Some(Test::InCi(v.into()));
+            return Some(Test::InCi(Box::new(set)));
         }
         let mut set = LitSet::default();
         for l in &lits {
@@ -745,9 +742,10 @@ impl Compiler<'_> {
         match op {
             MatchOp::Seq | MatchOp::Like | MatchOp::LikeI => {
                 let ci = op != MatchOp::Like;
-                Some(Test::Like(
-                    patterns.iter().map(|(p, _)| Pattern::new(p, ci)).collect(),
-                ))
+                Some(Test::Like(Box::new(PatternSet::new(
+                    patterns.iter().map(|(p, _)| p.as_str()),
+                    ci,
+                ))))
             }
             MatchOp::Regex | MatchOp::RegexI => {
                 let ci = op == MatchOp::RegexI;

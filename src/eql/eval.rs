@@ -161,7 +161,8 @@ fn test_scalar(t: &Test, s: Scalar<'_>) -> bool {
     // Fast paths for the common string cases, then the general value test.
     match (t, s) {
         (Test::In(set), Scalar::Str(v)) => in_str(set, v),
-        (Test::Like(ps), Scalar::Str(v)) => ps.iter().any(|p| p.matches(v)),
+        (Test::Like(ps), Scalar::Str(v)) => ps.matches(v),
+        (Test::InCi(set), Scalar::Str(v)) => set.contains(v),
         (Test::Eq(Val::Owned(l)), Scalar::Str(v)) => l == v,
         _ => test_val(t, &Val::from(s)),
     }
@@ -177,11 +178,6 @@ fn in_str(set: &LitSet, v: &str) -> bool {
         }
     }
     false
-}
-
-/// Case-insensitive membership without allocating (folded literals, per-character compare).
-fn in_ci(list: &[Box<str>], v: &str) -> bool {
-    list.iter().any(|l| eq_ci(v, l))
 }
 
 pub(crate) fn test_val(t: &Test, v: &Val<'_>) -> bool {
@@ -203,13 +199,13 @@ pub(crate) fn test_val(t: &Test, v: &Val<'_>) -> bool {
                 None => false,
             },
         },
-        Test::InCi(list) => {
+        Test::InCi(set) => {
             let mut b = TextBuf::new();
-            b.text(v).is_some_and(|s| in_ci(list, s))
+            b.text(v).is_some_and(|s| set.contains(s))
         }
         Test::Like(ps) => {
             let mut b = TextBuf::new();
-            b.text(v).is_some_and(|s| ps.iter().any(|p| p.matches(s)))
+            b.text(v).is_some_and(|s| ps.matches(s))
         }
         Test::Regex(re) => {
             let mut b = TextBuf::new();

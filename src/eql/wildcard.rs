@@ -15,6 +15,7 @@
 //! patterns compare bytes with `eq_ignore_ascii_case`, which differs from full Unicode folding
 //! only for the few non-ASCII characters that lowercase to ASCII (e.g. the Kelvin sign).
 
+use hashbrown::HashSet;
 use memchr::memmem;
 
 /// One compiled pattern.
@@ -283,9 +284,117 @@ fn chars_match(p: &[PTok], v: &str, ci: bool) -> bool {
     }
 }
 
+/// Values longer than this are folded and looked up one comparison at a time instead of
+/// through the hash set (they would not fit the stack buffer).
+const FOLD_BUF: usize = 256;
+
+/// A set of case-folded literals with case-insensitive lookup that does not allocate: ASCII
+/// values are folded into a stack buffer and hashed; others compare one by one.
+#[derive(Clone, Debug, Default)]
+pub struct CiSet {
+    ascii: HashSet<Box<str>>,
+    other: Vec<Box<str>>,
+}
+
+impl CiSet {
+    /// Adds a literal (folded here).
+    pub fn insert(&mut self, literal: &str) {
+        let f = fold_str(literal);
+        if f.is_ascii() {
+            self.ascii.insert(f.into());
+        } else if !self.other.iter().any(|o| **o == *f) {
+            self.other.push(f.into());
+        }
+    }
+
+    /// Number of literals.
+    pub fn len(&self) -> usize {
+        self.ascii.len() + self.other.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `v` equals a literal, ignoring case.
+    pub fn contains(&self, v: &str) -> bool {
+        if v.is_ascii() {
+            if self.ascii.is_empty() {
+                return false;
+            }
+            if v.len() <= FOLD_BUF {
+                let mut buf = [0u8; FOLD_BUF];
+                let b = &mut buf[..v.len()];
+                b.copy_from_slice(v.as_bytes());
+                b.make_ascii_lowercase();
+                // ASCII in, ASCII out: always valid UTF-8.
+                return std::str::from_utf8(b).is_ok_and(|k| self.ascii.contains(k));
+            }
+            return self.ascii.iter().any(|l| v.eq_ignore_ascii_case(l));
+        }
+        // A non-ASCII value can only equal a non-ASCII folded literal.
+        self.other.iter().any(|l| eq_ci(v, l))
+    }
+}
+
+/// The patterns of one `like` / `like~` / `:` predicate: literal patterns (no `*`/`?`) in a
+/// hash set, the others matched one by one.
+#[derive(Clone, Debug)]
+pub struct PatternSet {
+    exact: HashSet<Box<str>>,
+    exact_ci: CiSet,
+    patterns: Vec<Pattern>,
+}
+
+impl PatternSet {
+    /// Compiles `patterns`; `ci` for `like~` and `:`.
+    pub fn new<'p>(patterns: impl IntoIterator<Item = &'p str>, ci: bool) -> PatternSet {
+        let mut set = PatternSet {
+            exact: HashSet::new(),
+            exact_ci: CiSet::default(),
+            patterns: Vec::new(),
+        };
+        for p in patterns {
+            if p.contains(['*', '?']) {
+                set.patterns.push(Pattern::new(p, ci));
+            } else if ci {
+                set.exact_ci.insert(p);
+            } else {
+                set.exact.insert(p.into());
+            }
+        }
+        set
+    }
+
+    /// Whether the whole of `v` matches one of the patterns.
+    pub fn matches(&self, v: &str) -> bool {
+        (!self.exact.is_empty() && self.exact.contains(v))
+            || (!self.exact_ci.is_empty() && self.exact_ci.contains(v))
+            || self.patterns.iter().any(|p| p.matches(v))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pattern_sets_mix_literals_and_wildcards() {
+        let s = PatternSet::new(["a.exe", "B.EXE", "*.dll", "Ä.exe"], true);
+        assert!(s.matches("A.EXE"));
+        assert!(s.matches("b.exe"));
+        assert!(s.matches("x.DLL"));
+        assert!(s.matches("ä.EXE"));
+        assert!(!s.matches("c.exe"));
+        let s = PatternSet::new(["a.exe", "/tmp/*"], false);
+        assert!(s.matches("a.exe"));
+        assert!(!s.matches("A.exe"));
+        assert!(s.matches("/tmp/x"));
+        let long = "A".repeat(300);
+        let s = PatternSet::new([long.to_lowercase().as_str()], true);
+        assert!(s.matches(&long));
+    }
 
     fn m(p: &str, v: &str) -> bool {
         Pattern::new(p, false).matches(v)
