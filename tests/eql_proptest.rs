@@ -115,7 +115,18 @@ const EVENTS: &[&str] = &[
 
 fn compile_and_eval(q: &str) {
     let mut fields = FieldTable::new();
-    if let Ok(c) = eql::compile(q, &mut fields) {
+    let compiled = eql::compile(q, &mut fields);
+    if let Err(diags) = &compiled {
+        assert!(!diags.is_empty(), "an error always says why");
+        for d in diags {
+            assert!(
+                d.span.start <= d.span.end && d.span.end <= q.len(),
+                "span inside the query"
+            );
+            let _ = eql::diag::render("q", q, d);
+        }
+    }
+    if let Ok(c) = compiled {
         let mut dec = Decoder::new(&fields);
         let mut keys = Vec::new();
         for e in EVENTS {

@@ -170,6 +170,13 @@ pub(crate) fn compile_statement(
         }
     }
     let mut errs = c.errors;
+    if errs.is_empty() {
+        // Every path that gives up records why; this keeps `Err` non-empty regardless.
+        errs.push(Diagnostic::error(
+            st.head_span,
+            "internal error: the query could not be compiled",
+        ));
+    }
     errs.sort_by_key(|d| d.span.start);
     Err(errs)
 }
