@@ -16,6 +16,20 @@
 //! | `diag` | spans, diagnostics and their `FILE:LINE:COL` rendering |
 //!
 //! Everything returns data; nothing here prints.
+//!
+//! Where a stream cannot do exactly what Elasticsearch does, the choice is documented where it
+//! is made:
+//!
+//! * number/string/bool coercion without a mapping: `value.rs` (table test in
+//!   `tests/eql_semantics.rs`);
+//! * `regex` (Lucene syntax on the `regex` crate): [`compile::lucene_to_regex`];
+//! * case folding of `~` and `:`: `wildcard.rs`; function indices count Unicode scalar values:
+//!   `func.rs`;
+//! * duplicate JSON keys and dotted/nested merging: `event.rs`;
+//! * limits: expression depth [`parser::MAX_DEPTH`], script combinations
+//!   [`eval::MAX_COMBINATIONS`];
+//! * not modelled: keyword `ignore_above` (eql-semantics.md 6.5) and the mapped type of join
+//!   keys (a JSON `"0"` and `0` are different keys here; ES would compare mapped values).
 
 pub mod ast;
 pub mod compile;

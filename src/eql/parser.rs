@@ -729,14 +729,17 @@ impl Parser<'_> {
         })
     }
 
+    /// A constant pattern (ES: `kind=(SEQ | LIKE | ...) constant`); numbers and booleans are
+    /// matched as their text.
     fn pattern(&mut self, op: &str) -> PResult<(String, Span)> {
-        match self.tok() {
-            Tok::Str(s) => {
-                let s = s.clone();
-                Ok((s, self.bump()))
-            }
-            _ => Err(self.unexpected(&format!("a string pattern after {op}"))),
-        }
+        let text = match self.tok() {
+            Tok::Str(s) => s.clone(),
+            Tok::Int(i) => i.to_string(),
+            Tok::Float(f) => f.to_string(),
+            Tok::Ident(w) if w == "true" || w == "false" => w.clone(),
+            _ => return Err(self.unexpected(&format!("a string pattern after {op}"))),
+        };
+        Ok((text, self.bump()))
     }
 
     fn primary(&mut self) -> PResult<Expr> {
