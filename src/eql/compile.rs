@@ -10,6 +10,7 @@ use hashbrown::HashSet;
 use super::ast::{self, ArithOp, CmpOp, Expr, KeyField, Lit, MatchOp, QueryKind, Statement};
 use super::diag::{Diagnostic, Span};
 use super::func::{self, Cidr, Func, Returns};
+use super::lucene::lucene_to_regex;
 use super::value::{parse_num, Num, Val};
 use super::wildcard::{fold_str, CiSet, PatternSet};
 use crate::event::{FieldId, FieldTable};
@@ -216,103 +217,6 @@ fn flip(op: CmpOp) -> CmpOp {
         CmpOp::Ge => CmpOp::Le,
         o => o,
     }
-}
-
-/// Translates a Lucene regular expression (ES `regexp` query, eql-semantics.md 6.2) to the
-/// `regex` crate's syntax, anchored to the whole value.
-///
-/// * `\d \D \w \W \s \S` are Lucene's ASCII classes (`[0-9]`, `[0-9A-Za-z_]`,
-///   `[ \t\n\r\f\v]` and complements); any other escaped character is literal (`\n` is `n`).
-/// * `^` and `$` are ordinary characters outside brackets (Lucene has no anchors: the whole
-///   value must match).
-/// * `.` matches any character including newlines.
-/// * `@` (any string), `#` (empty language) and `"..."` (quoted literal) are translated.
-///
-/// Known differences: Lucene's optional operators `~` (complement), `&` (intersection) and
-/// `<n-m>` (numeric interval) are taken literally; `regex~` folds case with Unicode rules where
-/// Lucene's `case_insensitive` folds ASCII only.
-pub fn lucene_to_regex(p: &str, ci: bool) -> String {
-    const D: &str = "0-9";
-    const W: &str = "0-9A-Za-z_";
-    const S: &str = "\\t\\n\\x0B\\x0C\\r ";
-    let mut out = String::with_capacity(p.len() + 16);
-    out.push_str(if ci { "^(?si:" } else { "^(?s:" });
-    let mut chars = p.chars().peekable();
-    let mut in_class = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => match chars.next() {
-                Some(e @ ('d' | 'w' | 's')) => {
-                    let set = match e {
-                        'd' => D,
-                        'w' => W,
-                        _ => S,
-                    };
-                    if in_class {
-                        out.push_str(set);
-                    } else {
-                        out.push('[');
-                        out.push_str(set);
-                        out.push(']');
-                    }
-                }
-                Some(e @ ('D' | 'W' | 'S')) => {
-                    if in_class {
-                        out.push_str(match e {
-                            'D' => "[:^digit:]",
-                            'W' => "[:^word:]",
-                            _ => "[:^space:]",
-                        });
-                    } else {
-                        let set = match e {
-                            'D' => D,
-                            'W' => W,
-                            _ => S,
-                        };
-                        out.push_str("[^");
-                        out.push_str(set);
-                        out.push(']');
-                    }
-                }
-                Some(e) => out.push_str(&regex::escape(&e.to_string())),
-                None => out.push_str("\\\\"),
-            },
-            '[' if !in_class => {
-                in_class = true;
-                out.push('[');
-                if chars.peek() == Some(&'^') {
-                    out.push('^');
-                    chars.next();
-                }
-                if chars.peek() == Some(&']') {
-                    out.push_str("\\]");
-                    chars.next();
-                }
-            }
-            ']' if in_class => {
-                in_class = false;
-                out.push(']');
-            }
-            '[' | '&' | '~' | '<' | '>' if in_class => out.push_str(&regex::escape(&c.to_string())),
-            _ if in_class => out.push(c),
-            '@' => out.push_str(".*"),
-            '#' => out.push_str("[^\\s\\S]"),
-            '"' => {
-                let mut lit = String::new();
-                for d in chars.by_ref() {
-                    if d == '"' {
-                        break;
-                    }
-                    lit.push(d);
-                }
-                out.push_str(&regex::escape(&lit));
-            }
-            '&' | '~' | '<' | '>' | '^' | '$' => out.push_str(&regex::escape(&c.to_string())),
-            _ => out.push(c),
-        }
-    }
-    out.push_str(")$");
-    out
 }
 
 impl Compiler<'_> {
@@ -915,38 +819,5 @@ pub(crate) fn cmp_vals(op: CmpOp, a: &Val<'_>, b: &Val<'_>) -> bool {
         CmpOp::Le => matches!(a.loose_cmp(b), Some(Less | Equal)),
         CmpOp::Gt => a.loose_cmp(b) == Some(Greater),
         CmpOp::Ge => matches!(a.loose_cmp(b), Some(Greater | Equal)),
-    }
-}
-
-#[cfg(test)]
-mod regex_tests {
-    use super::lucene_to_regex;
-
-    fn m(p: &str, v: &str) -> bool {
-        regex::Regex::new(&lucene_to_regex(p, false))
-            .expect("valid translation")
-            .is_match(v)
-    }
-
-    #[test]
-    fn lucene_regexes_are_anchored_and_ascii_classed() {
-        assert!(m("cur.", "curl"));
-        assert!(!m("ur", "curl"));
-        assert!(m("[0-9]{1,3}\\.[0-9]+", "10.5"));
-        assert!(m("\\d+", "42"));
-        assert!(
-            !m("\\d+", "٤٢"),
-            "Arabic-Indic digits are not \\d in Lucene"
-        );
-        assert!(m("[\\w.-]+", "a_b.c-d"));
-        assert!(m("[\\W]+", "!?"));
-        assert!(m("\\S+\\s\\S+", "a b"));
-        assert!(m("a^b$", "a^b$"), "^ and $ are literal");
-        assert!(m("\\n", "n"), "escaped letters are literal");
-        assert!(m("a.b", "a\nb"), ". matches newlines");
-        assert!(m("a@", "anything"));
-        assert!(m("\"a.b\"", "a.b"));
-        assert!(!m("\"a.b\"", "axb"));
-        assert!(m("a\\/b", "a/b"));
     }
 }

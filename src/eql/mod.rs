@@ -11,6 +11,7 @@
 //! | `compile` | ast -> `Query`: fields interned, sets, precompiled patterns, runs expanded |
 //! | `eval` | `Stage::matches` / `Stage::keys` on an event (eql-semantics.md 4, 5, 6) |
 //! | `func` | built-in functions |
+//! | `lucene` | `regex` patterns: Lucene syntax -> `regex` crate |
 //! | `wildcard` | `like` / `:` pattern matcher |
 //! | `value` | runtime values and the number/string/bool coercion table |
 //! | `diag` | spans, diagnostics and their `FILE:LINE:COL` rendering |
@@ -22,7 +23,7 @@
 //!
 //! * number/string/bool coercion without a mapping: `value.rs` (table test in
 //!   `tests/eql_semantics.rs`);
-//! * `regex` (Lucene syntax on the `regex` crate): [`compile::lucene_to_regex`];
+//! * `regex` (Lucene syntax on the `regex` crate): [`lucene::lucene_to_regex`];
 //! * case folding of `~` and `:`: `wildcard.rs`; function indices count Unicode scalar values:
 //!   `func.rs`;
 //! * duplicate JSON keys and dotted/nested merging: `event.rs`;
@@ -37,6 +38,7 @@ pub mod diag;
 pub mod eval;
 pub mod func;
 pub mod lexer;
+pub mod lucene;
 pub mod parser;
 pub mod value;
 pub mod wildcard;
