@@ -338,7 +338,10 @@ pub fn load_paths_all(paths: &[PathBuf]) -> (Loaded, Vec<RulesError>) {
                 path: p.clone(),
                 source: e,
             }),
-            Ok(m) if m.is_dir() => collect_dir(p, &mut files, &mut errors),
+            Ok(m) if m.is_dir() => {
+                let mut visited = hashbrown::HashSet::new();
+                collect_dir(p, &mut files, &mut errors, &mut visited)
+            }
             Ok(_) => files.push(p.clone()),
         }
     }
@@ -374,7 +377,19 @@ fn check_duplicates(loaded: &mut Loaded, errors: &mut Vec<RulesError>) {
     loaded.rules = keep;
 }
 
-fn collect_dir(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<RulesError>) {
+/// Collects `*.toml` files under `dir`, sorted, following symbolic links but visiting each
+/// real directory once (a link loop ends there).
+fn collect_dir(
+    dir: &Path,
+    files: &mut Vec<PathBuf>,
+    errors: &mut Vec<RulesError>,
+    visited: &mut hashbrown::HashSet<PathBuf>,
+) {
+    if let Ok(real) = std::fs::canonicalize(dir) {
+        if !visited.insert(real) {
+            return;
+        }
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
@@ -389,7 +404,7 @@ fn collect_dir(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<RulesError
     paths.sort();
     for p in paths {
         match std::fs::metadata(&p) {
-            Ok(m) if m.is_dir() => collect_dir(&p, files, errors),
+            Ok(m) if m.is_dir() => collect_dir(&p, files, errors, visited),
             Ok(_) if p.extension().is_some_and(|e| e == "toml") => files.push(p),
             Ok(_) => {}
             Err(e) => errors.push(RulesError::Io { path: p, source: e }),

@@ -284,3 +284,17 @@ fn dispatch_is_complete_for_the_production_corpus() {
         "dispatch keeps under a quarter of the stages: {total_cands} of {total} ({per_event} per event)"
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn symlink_loops_end() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(
+        dir.path(),
+        "a/r.toml",
+        &rule("r", "eql", "query = \"any where true\""),
+    );
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("a/loop")).expect("symlink");
+    let l = rules::load_paths(&[dir.path().to_path_buf()]).expect("loads");
+    assert_eq!(l.rules.len(), 1);
+}
