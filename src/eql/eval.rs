@@ -9,7 +9,8 @@
 //!   fields passes ("any value" scripts, 6.3/6.4); a field without values is fed as `null`.
 //!
 //! Field-vs-literal tests allocate nothing; only functions that build strings (`concat`,
-//! `string`, `between`) allocate.
+//! `string`, `between`) allocate, and `Stage::keys` (its key values are owned, they outlive
+//! the event).
 
 use std::cell::Cell;
 
