@@ -80,3 +80,672 @@ pub enum Scalar<'a> {
     /// A JSON boolean.
     Bool(bool),
 }
+
+// ---------------------------------------------------------------------------------------------
+// Decoder: one NDJSON line -> simd-json tape -> field lookups.
+//
+// Field resolution (eql-semantics.md 6.4, 6.5): a path `a.b.c` is found under nested objects
+// (`{"a":{"b":{"c":1}}}`), dotted keys (`{"a.b.c":1}`) and any mix (`{"a":{"b.c":1}}`); all
+// spellings present in one document are merged, as Elasticsearch merges them into one field.
+// Arrays are flattened at every level (`{"a":[{"b":1},{"b":[2,3]}]}` gives 1, 2, 3 for `a.b`);
+// `null` elements and empty arrays give nothing.
+//
+// Duplicate keys (`{"id":"a","id":"b"}`): simd-json keeps both; we visit both, i.e. a duplicated
+// key behaves like an array of its values. Elasticsearch rejects such documents at index time
+// (strict duplicate detection), so there is no parity target; merging is the policy that agrees
+// with how dotted and nested spellings of one field are merged.
+// ---------------------------------------------------------------------------------------------
+
+use simd_json::{Node, StaticNode, Tape};
+
+/// Why a line could not be decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The bytes are not UTF-8.
+    #[error("line is not valid UTF-8")]
+    InvalidUtf8,
+    /// The text is not JSON (or nests deeper than simd-json's limit of 1024).
+    #[error("line is not valid JSON")]
+    InvalidJson,
+    /// Valid JSON, but not an object.
+    #[error("line is not a JSON object")]
+    NotObject,
+}
+
+impl DecodeError {
+    /// A bounded label for metrics: `invalid_utf8`, `invalid_json` or `not_object`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeError::InvalidUtf8 => "invalid_utf8",
+            DecodeError::InvalidJson => "invalid_json",
+            DecodeError::NotObject => "not_object",
+        }
+    }
+}
+
+/// The interned field paths as a trie of dotted segments, so that one walk over a document
+/// finds every referenced field (nested objects, dotted keys and mixes alike).
+#[derive(Debug, Default)]
+struct PathTrie {
+    nodes: Vec<TrieNode>,
+}
+
+#[derive(Debug, Default)]
+struct TrieNode {
+    /// The field whose path ends here.
+    field: Option<FieldId>,
+    /// Child segments; looked up linearly when few, by hash when many.
+    children: Vec<(Box<str>, u32)>,
+    map: Option<HashMap<Box<str>, u32>>,
+    /// Bit set of the first bytes of the children: most keys of a document are rejected by
+    /// one lookup here.
+    first_bytes: [u64; 4],
+}
+
+impl TrieNode {
+    #[inline]
+    fn may_have(&self, key: &str) -> bool {
+        match key.as_bytes().first() {
+            Some(&b) => self.first_bytes[(b >> 6) as usize] & (1u64 << (b & 63)) != 0,
+            None => self.children.iter().any(|(k, _)| k.is_empty()),
+        }
+    }
+}
+
+/// Above this many children a trie node gets a hash map.
+const TRIE_LINEAR_MAX: usize = 8;
+
+impl PathTrie {
+    fn new(fields: &FieldTable) -> PathTrie {
+        let mut t = PathTrie {
+            nodes: vec![TrieNode::default()],
+        };
+        for (id, path) in fields.iter() {
+            let mut n = 0usize;
+            for seg in path.split('.') {
+                n = match t.child(n, seg) {
+                    Some(c) => c,
+                    None => {
+                        let c = t.nodes.len();
+                        t.nodes.push(TrieNode::default());
+                        let c32 = u32::try_from(c).expect("fewer than 2^32 trie nodes");
+                        t.nodes[n].children.push((seg.into(), c32));
+                        c
+                    }
+                };
+            }
+            t.nodes[n].field = Some(id);
+        }
+        for node in &mut t.nodes {
+            for (k, _) in &node.children {
+                if let Some(&b) = k.as_bytes().first() {
+                    node.first_bytes[(b >> 6) as usize] |= 1u64 << (b & 63);
+                }
+            }
+            if node.children.len() > TRIE_LINEAR_MAX {
+                node.map = Some(node.children.iter().cloned().collect());
+            }
+        }
+        t
+    }
+
+    #[inline]
+    fn child(&self, n: usize, seg: &str) -> Option<usize> {
+        let node = self.nodes.get(n)?;
+        if let Some(m) = &node.map {
+            return m.get(seg).map(|c| *c as usize);
+        }
+        let sb = seg.as_bytes();
+        node.children
+            .iter()
+            .find(|(k, _)| k.len() == sb.len() && k.as_bytes().first() == sb.first() && **k == *seg)
+            .map(|(_, c)| *c as usize)
+    }
+
+    /// The trie node reached from `n` by the dotted `key` (`a.b.c` follows three segments).
+    #[inline]
+    fn follow(&self, mut n: usize, key: &str) -> Option<usize> {
+        if !self.nodes.get(n)?.may_have(key) {
+            return None;
+        }
+        if let Some(c) = self.child(n, key) {
+            return Some(c);
+        }
+        if !key.as_bytes().contains(&b'.') {
+            return None;
+        }
+        for seg in key.split('.') {
+            n = self.child(n, seg)?;
+        }
+        Some(n)
+    }
+}
+
+/// Per-event positions of every referenced field's values in the tape: a linked list of tape
+/// indices per field, in document order. Reused between events (generation-stamped, so that
+/// nothing is cleared per field).
+#[derive(Debug, Default)]
+struct FieldIndex {
+    gen: u32,
+    /// Per field: generation of `first`/`last`.
+    stamp: Vec<u32>,
+    first: Vec<u32>,
+    last: Vec<u32>,
+    /// (tape index of a value, next entry or `NONE`)
+    entries: Vec<(u32, u32)>,
+}
+
+const NONE: u32 = u32::MAX;
+
+impl FieldIndex {
+    fn new(fields: usize) -> FieldIndex {
+        FieldIndex {
+            gen: 0,
+            stamp: vec![0; fields],
+            first: vec![NONE; fields],
+            last: vec![NONE; fields],
+            entries: Vec::with_capacity(64),
+        }
+    }
+
+    fn reset(&mut self) {
+        self.entries.clear();
+        self.gen = self.gen.wrapping_add(1);
+        if self.gen == 0 {
+            self.stamp.iter_mut().for_each(|s| *s = 0);
+            self.gen = 1;
+        }
+    }
+
+    fn record(&mut self, field: FieldId, node: usize) {
+        let f = field.0 as usize;
+        let (Ok(node), Ok(e)) = (u32::try_from(node), u32::try_from(self.entries.len())) else {
+            return;
+        };
+        if f >= self.stamp.len() {
+            return;
+        }
+        self.entries.push((node, NONE));
+        if self.stamp[f] != self.gen {
+            self.stamp[f] = self.gen;
+            self.first[f] = e;
+        } else if let Some(prev) = self.entries.get_mut(self.last[f] as usize) {
+            prev.1 = e;
+        }
+        self.last[f] = e;
+    }
+
+    /// Tape indices of the values recorded for `field`, in document order.
+    fn values(&self, field: FieldId) -> impl Iterator<Item = usize> + '_ {
+        let f = field.0 as usize;
+        let mut e = if self.stamp.get(f) == Some(&self.gen) {
+            self.first[f]
+        } else {
+            NONE
+        };
+        std::iter::from_fn(move || {
+            let (node, next) = *self.entries.get(e as usize)?;
+            e = next;
+            Some(node as usize)
+        })
+    }
+}
+
+/// Walks the object at `nodes[obj]` along the trie, recording every field value found.
+fn index_object(nodes: &[Node<'_>], obj: usize, trie: &PathTrie, t: usize, idx: &mut FieldIndex) {
+    let Some(&Node::Object { len, .. }) = nodes.get(obj) else {
+        return;
+    };
+    let mut i = obj + 1;
+    for _ in 0..len {
+        let Some(Node::String(key)) = nodes.get(i) else {
+            return;
+        };
+        i += 1;
+        let Some(first) = nodes.get(i) else {
+            return;
+        };
+        let n = node_len(first);
+        if let Some(c) = trie.follow(t, key) {
+            if let Some(f) = trie.nodes[c].field {
+                idx.record(f, i);
+            }
+            if !trie.nodes[c].children.is_empty() {
+                index_value(nodes, i, trie, c, idx);
+            }
+        }
+        i += n;
+    }
+}
+
+/// Descends into an object, or into every element of an array (arrays of objects).
+fn index_value(nodes: &[Node<'_>], at: usize, trie: &PathTrie, t: usize, idx: &mut FieldIndex) {
+    match nodes.get(at) {
+        Some(Node::Object { .. }) => index_object(nodes, at, trie, t, idx),
+        Some(&Node::Array { len, .. }) => {
+            let mut i = at + 1;
+            for _ in 0..len {
+                let Some(first) = nodes.get(i) else {
+                    return;
+                };
+                index_value(nodes, i, trie, t, idx);
+                i += node_len(first);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Parses lines with reused simd-json buffers. One per decode thread.
+///
+/// After parsing, one walk over the tape (guided by a trie of the interned paths, skipping
+/// every subtree no rule references) records where each field's values are, so that field
+/// lookups during evaluation cost no search.
+pub struct Decoder {
+    paths: Vec<Box<str>>,
+    trie: PathTrie,
+    index: FieldIndex,
+    input: Vec<u8>,
+    buffers: simd_json::Buffers,
+    /// The tape's allocation, kept between lines (empty, lifetime-erased by `Tape::reset`).
+    nodes: Vec<Node<'static>>,
+}
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoder")
+            .field("fields", &self.paths.len())
+            .finish()
+    }
+}
+
+impl Decoder {
+    /// A decoder that can look up every field of `fields` (fields interned later are missing).
+    pub fn new(fields: &FieldTable) -> Decoder {
+        Decoder {
+            paths: fields.paths.clone(),
+            trie: PathTrie::new(fields),
+            index: FieldIndex::new(fields.len()),
+            input: Vec::with_capacity(4096),
+            buffers: simd_json::Buffers::new(4096),
+            nodes: Vec::with_capacity(512),
+        }
+    }
+
+    /// Copies `line` into an internal padded buffer (the caller's bytes are never modified) and
+    /// parses it.
+    pub fn decode(&mut self, line: &[u8]) -> Result<Event<'_>, DecodeError> {
+        let len = line.len();
+        self.input.clear();
+        self.input.extend_from_slice(line);
+        self.input.resize(len + simd_json::INPUT_PADDING, b' ');
+        let mut tape = Tape(std::mem::take(&mut self.nodes)).reset();
+        let res = simd_json::fill_tape_padded(&mut self.input, len, &mut self.buffers, &mut tape);
+        self.index.reset();
+        if res.is_ok() {
+            index_object(&tape.0, 0, &self.trie, 0, &mut self.index);
+        }
+        let slot = &mut self.nodes;
+        let ev = Event {
+            nodes: tape.0,
+            slot,
+            paths: &self.paths,
+            index: &self.index,
+        };
+        match res {
+            Err(e) => Err(match e.error() {
+                simd_json::ErrorType::InvalidUtf8 => DecodeError::InvalidUtf8,
+                _ => DecodeError::InvalidJson,
+            }),
+            Ok(()) if !matches!(ev.nodes.first(), Some(Node::Object { .. })) => {
+                Err(DecodeError::NotObject)
+            }
+            Ok(()) => Ok(ev),
+        }
+    }
+}
+
+/// One parsed event: the simd-json tape of the line plus where each field's values are.
+///
+/// Strings are borrowed from the decoder's buffer, never copied. Dropping the event gives the
+/// tape's allocation back to the decoder.
+pub struct Event<'a> {
+    nodes: Vec<Node<'a>>,
+    slot: &'a mut Vec<Node<'static>>,
+    paths: &'a [Box<str>],
+    index: &'a FieldIndex,
+}
+
+impl Drop for Event<'_> {
+    fn drop(&mut self) {
+        *self.slot = Tape(std::mem::take(&mut self.nodes)).reset().0;
+    }
+}
+
+impl std::fmt::Debug for Event<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Event")
+            .field("nodes", &self.nodes.len())
+            .finish()
+    }
+}
+
+/// Number of tape nodes the value starting at `n` occupies.
+#[inline]
+fn node_len(n: &Node<'_>) -> usize {
+    match n {
+        Node::Object { count, .. } | Node::Array { count, .. } => count + 1,
+        _ => 1,
+    }
+}
+
+impl<'a> Event<'a> {
+    /// Visits every non-null scalar under `field` (arrays flattened, arrays of objects
+    /// descended, nested objects and dotted keys both resolved, all matches merged); stops and
+    /// returns true as soon as `f` returns true.
+    ///
+    /// The callback may keep borrowed strings for as long as the event is borrowed.
+    pub fn any<'s>(&'s self, field: FieldId, mut f: impl FnMut(Scalar<'s>) -> bool) -> bool {
+        for at in self.index.values(field) {
+            let Some(first) = self.nodes.get(at) else {
+                continue;
+            };
+            if let Some(val) = self.nodes.get(at..at + node_len(first)) {
+                if visit_leaf(val, &mut f) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// True when some non-null value is present (eql-semantics.md 4.2, 6.2 `!= null`).
+    pub fn exists(&self, field: FieldId) -> bool {
+        self.any(field, |_| true)
+    }
+
+    /// The first non-null value, in document order.
+    pub fn first<'s>(&'s self, field: FieldId) -> Option<Scalar<'s>> {
+        let mut out = None;
+        self.any(field, |s| {
+            out = Some(s);
+            true
+        });
+        out
+    }
+
+    /// The dotted path of `field` as the decoder knows it.
+    pub fn path(&self, field: FieldId) -> Option<&str> {
+        self.paths.get(field.0 as usize).map(|p| &**p)
+    }
+
+    /// Looks a path up that is not in the field table (slow path for tests and tools).
+    pub fn any_path<'s>(&'s self, path: &str, mut f: impl FnMut(Scalar<'s>) -> bool) -> bool {
+        visit_object(&self.nodes, path, &mut f)
+    }
+}
+
+/// `nodes[0]` is an object header; visits the values under `path` inside it.
+fn visit_object<'a>(nodes: &[Node<'a>], path: &str, f: &mut dyn FnMut(Scalar<'a>) -> bool) -> bool {
+    let Some(&Node::Object { len, .. }) = nodes.first() else {
+        return false;
+    };
+    let pb = path.as_bytes();
+    let mut idx = 1;
+    for _ in 0..len {
+        let Some(Node::String(key)) = nodes.get(idx) else {
+            return false;
+        };
+        idx += 1;
+        let Some(first) = nodes.get(idx) else {
+            return false;
+        };
+        let n = node_len(first);
+        let Some(val) = nodes.get(idx..idx + n) else {
+            return false;
+        };
+        let kb = key.as_bytes();
+        // Cheap rejections first (the key must end at a `.` boundary of the path and start with
+        // the same byte) so that most keys never reach the full comparison.
+        let boundary = kb.len() == pb.len() || pb.get(kb.len()) == Some(&b'.');
+        if boundary && kb.first() == pb.first() && pb[..kb.len()] == *kb {
+            if kb.len() == pb.len() {
+                if visit_leaf(val, f) {
+                    return true;
+                }
+            } else if pb[kb.len()] == b'.' && visit_inner(val, &path[kb.len() + 1..], f) {
+                return true;
+            }
+        }
+        idx += n;
+    }
+    false
+}
+
+/// Descends into an object (or every object of an array) looking for `rest`.
+fn visit_inner<'a>(val: &[Node<'a>], rest: &str, f: &mut dyn FnMut(Scalar<'a>) -> bool) -> bool {
+    match val.first() {
+        Some(Node::Object { .. }) => visit_object(val, rest, f),
+        Some(&Node::Array { len, .. }) => {
+            let mut idx = 1;
+            for _ in 0..len {
+                let Some(first) = val.get(idx) else {
+                    return false;
+                };
+                let n = node_len(first);
+                if let Some(el) = val.get(idx..idx + n) {
+                    if visit_inner(el, rest, f) {
+                        return true;
+                    }
+                }
+                idx += n;
+            }
+            false
+        }
+        _ => false,
+    }
+}
+
+/// Visits the scalars of a value: itself, or the elements of an array (flattened).
+fn visit_leaf<'a>(val: &[Node<'a>], f: &mut dyn FnMut(Scalar<'a>) -> bool) -> bool {
+    match val.first() {
+        Some(Node::String(s)) => f(Scalar::Str(s)),
+        Some(Node::Static(st)) => match *st {
+            StaticNode::I64(i) => f(Scalar::I64(i)),
+            // simd-json gives U64 for every non-negative integer; Scalar::U64 is only for
+            // values above i64::MAX.
+            StaticNode::U64(u) => f(i64::try_from(u).map_or(Scalar::U64(u), Scalar::I64)),
+            StaticNode::F64(x) => f(Scalar::F64(x)),
+            StaticNode::Bool(b) => f(Scalar::Bool(b)),
+            #[allow(unreachable_patterns)]
+            _ => false,
+        },
+        Some(&Node::Array { len, .. }) => {
+            let mut idx = 1;
+            for _ in 0..len {
+                let Some(first) = val.get(idx) else {
+                    return false;
+                };
+                let n = node_len(first);
+                if let Some(el) = val.get(idx..idx + n) {
+                    if visit_leaf(el, f) {
+                        return true;
+                    }
+                }
+                idx += n;
+            }
+            false
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(json: &str, path: &str) -> Vec<String> {
+        let mut t = FieldTable::new();
+        let id = t.intern(path);
+        let mut d = Decoder::new(&t);
+        let ev = d.decode(json.as_bytes()).expect("valid test json");
+        let mut out = Vec::new();
+        ev.any(id, |s| {
+            out.push(format!("{s:?}"));
+            false
+        });
+        out
+    }
+
+    #[test]
+    fn nested_and_dotted_keys_are_the_same_field() {
+        assert_eq!(
+            values(r#"{"process":{"name":"x"}}"#, "process.name"),
+            ["Str(\"x\")"]
+        );
+        assert_eq!(
+            values(r#"{"process.name":"x"}"#, "process.name"),
+            ["Str(\"x\")"]
+        );
+        assert_eq!(values(r#"{"a":{"b.c":1}}"#, "a.b.c"), ["I64(1)"]);
+        assert_eq!(
+            values(r#"{"a.b":{"c":1},"a":{"b":{"c":2}}}"#, "a.b.c"),
+            ["I64(1)", "I64(2)"]
+        );
+    }
+
+    #[test]
+    fn arrays_are_flattened_and_nulls_skipped() {
+        assert_eq!(
+            values(r#"{"a":[{"b":1},{"b":[2,null,[3]]},null,"x"]}"#, "a.b"),
+            ["I64(1)", "I64(2)", "I64(3)"]
+        );
+        assert!(values(r#"{"a":null}"#, "a").is_empty());
+        assert!(values(r#"{"a":[]}"#, "a").is_empty());
+        assert!(values(r#"{"a":{"b":1}}"#, "a").is_empty());
+    }
+
+    #[test]
+    fn prefix_of_a_key_is_not_a_match() {
+        assert!(values(r#"{"process":{"names":"x"}}"#, "process.name").is_empty());
+        assert!(values(r#"{"proc":{"name":"x"}}"#, "process.name").is_empty());
+    }
+
+    #[test]
+    fn fields_sharing_a_prefix_are_all_found() {
+        let mut t = FieldTable::new();
+        let a = t.intern("a");
+        let ab = t.intern("a.b");
+        let abc = t.intern("a.b.c");
+        let x = t.intern("x.y");
+        let mut d = Decoder::new(&t);
+        let ev = d
+            .decode(br#"{"a":{"b":{"c":1}},"a.b":2,"x.y":[3,{"z":4}],"a.b.c":5}"#)
+            .expect("valid");
+        let all = |f| {
+            let mut v = Vec::new();
+            ev.any(f, |s| {
+                v.push(s);
+                false
+            });
+            v
+        };
+        assert_eq!(all(a), vec![]);
+        assert_eq!(all(ab), vec![Scalar::I64(2)]);
+        assert_eq!(all(abc), vec![Scalar::I64(1), Scalar::I64(5)]);
+        assert_eq!(all(x), vec![Scalar::I64(3)]);
+        assert_eq!(ev.first(abc), Some(Scalar::I64(1)));
+        // The slow path agrees.
+        let mut slow = Vec::new();
+        ev.any_path("a.b.c", |s| {
+            slow.push(s);
+            false
+        });
+        assert_eq!(slow, all(abc));
+    }
+
+    #[test]
+    fn many_sibling_fields_use_the_hashed_trie() {
+        let mut t = FieldTable::new();
+        let ids: Vec<FieldId> = (0..40).map(|i| t.intern(&format!("k{i}.v"))).collect();
+        let mut d = Decoder::new(&t);
+        let json = format!(
+            "{{{}}}",
+            (0..40)
+                .map(|i| format!("\"k{i}\":{{\"v\":{i}}}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let ev = d.decode(json.as_bytes()).expect("valid");
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(ev.first(*id), Some(Scalar::I64(i as i64)));
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_are_merged() {
+        assert_eq!(
+            values(r#"{"id":"a","id":"b"}"#, "id"),
+            ["Str(\"a\")", "Str(\"b\")"]
+        );
+    }
+
+    #[test]
+    fn escaped_strings_are_unescaped() {
+        assert_eq!(values(r#"{"a":"x\"y\u0041"}"#, "a"), ["Str(\"x\\\"yA\")"]);
+    }
+
+    #[test]
+    fn decode_errors_are_classified() {
+        let t = FieldTable::new();
+        let mut d = Decoder::new(&t);
+        assert_eq!(d.decode(b"{").unwrap_err(), DecodeError::InvalidJson);
+        assert_eq!(d.decode(b"[1]").unwrap_err(), DecodeError::NotObject);
+        assert_eq!(d.decode(b"\"x\"").unwrap_err(), DecodeError::NotObject);
+        assert_eq!(
+            d.decode(b"{\"a\":\"\xff\"}").unwrap_err(),
+            DecodeError::InvalidUtf8
+        );
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(
+            d.decode(deep.as_bytes()).unwrap_err(),
+            DecodeError::InvalidJson
+        );
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(d.decode(deep.as_bytes()).is_err());
+        assert!(d.decode(b"{\"a\":1}").is_ok());
+    }
+
+    #[test]
+    fn deep_arrays_on_an_indexed_path_do_not_crash() {
+        let mut t = FieldTable::new();
+        let ab = t.intern("a.b");
+        let a = t.intern("a");
+        let mut d = Decoder::new(&t);
+        let json = format!(
+            "{{\"a\":{}{{\"b\":1}}{}}}",
+            "[".repeat(1000),
+            "]".repeat(1000)
+        );
+        let ev = d
+            .decode(json.as_bytes())
+            .expect("within simd-json's depth limit");
+        assert_eq!(ev.first(ab), Some(Scalar::I64(1)));
+        assert_eq!(ev.first(a), None);
+    }
+
+    #[test]
+    fn caller_bytes_are_not_modified_and_decoder_is_reusable() {
+        let mut t = FieldTable::new();
+        let id = t.intern("a");
+        let mut d = Decoder::new(&t);
+        let line = br#"{"a":"x\ny"}"#.to_vec();
+        let copy = line.clone();
+        for _ in 0..3 {
+            let ev = d.decode(&line).expect("valid");
+            assert_eq!(ev.first(id), Some(Scalar::Str("x\ny")));
+            assert!(ev.exists(id));
+        }
+        assert_eq!(line, copy);
+    }
+}

@@ -1,0 +1,296 @@
+//! Evaluation of compiled stages on one event, with Elasticsearch's semantics
+//! (eql-semantics.md section 6):
+//!
+//! * a positive leaf holds when **some** value of the field passes (6.4);
+//! * a missing or null field has no values, so positive leaves are false and `not` of them
+//!   true (6.3): `not` is the document-level complement, never three-valued;
+//! * `f == null` / `f != null` test absence / presence (6.2);
+//! * functions and field-vs-field comparisons hold when some combination of values of their
+//!   fields passes ("any value" scripts, 6.3/6.4); a field without values is fed as `null`.
+//!
+//! Field-vs-literal tests allocate nothing; only functions that build strings (`concat`,
+//! `string`, `between`) allocate, and `Stage::keys` (its key values are owned, they outlive
+//! the event).
+
+use std::cell::Cell;
+
+use smallvec::SmallVec;
+
+use super::compile::{cmp_vals, LitSet, Pred, Stage, Test, VExpr};
+use super::func;
+use super::value::{TextBuf, Val};
+use super::wildcard::eq_ci;
+use crate::event::{Event, FieldId, Scalar};
+use crate::sequence::key::{Key, KeyValue};
+use crate::sequence::spec::StageKind;
+
+impl Stage {
+    /// Whether this is a normal or a missing-event stage.
+    pub fn kind(&self) -> StageKind {
+        self.kind
+    }
+
+    /// Full stage predicate: category term + condition + IsNotNull of every mandatory
+    /// (non-`?`) join key field (eql-semantics.md 4.2, 5).
+    pub fn matches(&self, ev: &Event<'_>) -> bool {
+        if let Some((field, cat)) = &self.category {
+            // 5: a case-sensitive term query; any element of an array.
+            if !ev.any(*field, |s| matches!(s, Scalar::Str(v) if v == &**cat)) {
+                return false;
+            }
+        }
+        eval(&self.cond, ev) && self.mandatory.iter().all(|f| ev.exists(*f))
+    }
+
+    /// Clears `out`, then pushes the join-key tuples of `ev` (sequence-by keys then stage-by
+    /// keys): the cartesian product of multi-valued keys (4.3), deduplicated; optional keys
+    /// that are missing give `KeyValue::Null`. Only meaningful when `matches` is true.
+    pub fn keys(&self, ev: &Event<'_>, out: &mut Vec<Key>) {
+        out.clear();
+        out.push(Key::new());
+        let mut vals: SmallVec<[KeyValue; 4]> = SmallVec::new();
+        for k in &self.keys {
+            vals.clear();
+            ev.any(k.field, |s| {
+                let v = KeyValue::from_scalar(s);
+                if !vals.contains(&v) {
+                    vals.push(v);
+                }
+                false
+            });
+            if vals.is_empty() {
+                if k.optional {
+                    vals.push(KeyValue::Null);
+                } else {
+                    // A mandatory key without value: the stage does not match (4.2).
+                    out.clear();
+                    return;
+                }
+            }
+            if vals.len() == 1 {
+                for t in out.iter_mut() {
+                    t.push(vals[0].clone());
+                }
+            } else {
+                let prev = std::mem::take(out);
+                for t in &prev {
+                    for v in &vals {
+                        let mut n = t.clone();
+                        n.push(v.clone());
+                        if !out.contains(&n) {
+                            out.push(n);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The category term (`event.category` field and value), `None` for `any where`; lets a
+    /// caller dispatch events to stages by category before evaluating anything.
+    pub fn category(&self) -> Option<(FieldId, &str)> {
+        self.category.as_ref().map(|(f, c)| (*f, &**c))
+    }
+
+    /// Terms every matching event must satisfy, each as a field and string values of which the
+    /// event must have at least one, and which no non-string JSON value can satisfy: the
+    /// category, then the top-level `==` / `in` conjuncts on string literals (literals that look
+    /// like numbers or booleans are left out, as they also match JSON numbers and booleans).
+    /// Used to dispatch events to stages without evaluating them.
+    pub fn required_terms(&self) -> Vec<(FieldId, Vec<&str>)> {
+        let mut out = Vec::new();
+        if let Some((f, c)) = &self.category {
+            out.push((*f, vec![&**c]));
+        }
+        let plain = |s: &str| super::value::parse_num(s).is_none() && s != "true" && s != "false";
+        let conjuncts: &[Pred] = match &self.cond {
+            Pred::And(ps) => ps,
+            other => std::slice::from_ref(other),
+        };
+        for p in conjuncts {
+            match p {
+                Pred::Field(f, Test::Eq(Val::Owned(s))) if plain(s) => out.push((*f, vec![&**s])),
+                Pred::Field(f, Test::In(set))
+                    if !set.has_num_lit
+                        && !set.bools.iter().any(|b| *b)
+                        && !set.strs.is_empty()
+                        && set.strs.iter().all(|s| plain(s)) =>
+                {
+                    out.push((*f, set.strs.iter().map(|s| &**s).collect()))
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Evaluates only the condition (no category, no key checks); for benches and tests.
+    pub fn condition_matches(&self, ev: &Event<'_>) -> bool {
+        eval(&self.cond, ev)
+    }
+}
+
+/// The most field values one script predicate tries (over all combinations of its fields'
+/// values) before giving up with "no match", so that an event with huge arrays cannot stall
+/// evaluation (e.g. `a == b` with two 10,000-element arrays). Prebuilt rules never come close.
+pub const MAX_COMBINATIONS: u32 = 100_000;
+
+/// Evaluates a condition.
+pub(crate) fn eval(p: &Pred, ev: &Event<'_>) -> bool {
+    match p {
+        Pred::Const(b) => *b,
+        Pred::And(ps) => ps.iter().all(|p| eval(p, ev)),
+        Pred::Or(ps) => ps.iter().any(|p| eval(p, ev)),
+        Pred::Not(p) => !eval(p, ev),
+        Pred::Exists(f) => ev.exists(*f),
+        Pred::Field(f, t) => ev.any(*f, |s| test_scalar(t, s)),
+        Pred::Script(e, t) => {
+            let budget = Cell::new(MAX_COMBINATIONS);
+            each(e, ev, &budget, &mut |v| test_val(t, &v))
+        }
+        Pred::Compare(op, a, b) => {
+            let budget = Cell::new(MAX_COMBINATIONS);
+            each(a, ev, &budget, &mut |x| {
+                each(b, ev, &budget, &mut |y| cmp_vals(*op, &x, &y))
+            })
+        }
+    }
+}
+
+#[inline]
+fn test_scalar(t: &Test, s: Scalar<'_>) -> bool {
+    // Fast paths for the common string cases, then the general value test.
+    match (t, s) {
+        (Test::In(set), Scalar::Str(v)) => in_str(set, v),
+        (Test::Like(ps), Scalar::Str(v)) => ps.matches(v),
+        (Test::InCi(set), Scalar::Str(v)) => set.contains(v),
+        (Test::Eq(Val::Owned(l)), Scalar::Str(v)) => l == v,
+        _ => test_val(t, &Val::from(s)),
+    }
+}
+
+fn in_str(set: &LitSet, v: &str) -> bool {
+    if set.strs.contains(v) {
+        return true;
+    }
+    if set.has_num_lit {
+        if let Some(n) = super::value::parse_num(v) {
+            return set.nums.iter().any(|m| m.num_eq(n));
+        }
+    }
+    false
+}
+
+pub(crate) fn test_val(t: &Test, v: &Val<'_>) -> bool {
+    if v.is_null() {
+        return false;
+    }
+    match t {
+        Test::Eq(l) => v.loose_eq(l),
+        Test::EqCi(l) => {
+            let mut b = TextBuf::new();
+            b.text(v).is_some_and(|s| eq_ci(s, l))
+        }
+        Test::In(set) => match v {
+            Val::Str(s) => in_str(set, s),
+            Val::Owned(s) => in_str(set, s),
+            Val::Bool(b) => set.bools[usize::from(*b)],
+            other => match other.as_num() {
+                Some(n) => set.nums.iter().any(|m| m.num_eq(n)),
+                None => false,
+            },
+        },
+        Test::InCi(set) => {
+            let mut b = TextBuf::new();
+            b.text(v).is_some_and(|s| set.contains(s))
+        }
+        Test::Like(ps) => {
+            let mut b = TextBuf::new();
+            b.text(v).is_some_and(|s| ps.matches(s))
+        }
+        Test::Regex(re) => {
+            let mut b = TextBuf::new();
+            b.text(v).is_some_and(|s| re.is_match(s))
+        }
+        Test::Cmp(op, l) => cmp_vals(*op, v, l),
+        Test::IsTrue => match v {
+            Val::Bool(b) => *b,
+            Val::Str(s) => *s == "true",
+            Val::Owned(s) => s == "true",
+            _ => false,
+        },
+    }
+}
+
+/// Calls `k` with every value of `e` (every combination of the values of the fields inside
+/// it); stops and returns true as soon as `k` does.
+fn each<'s>(
+    e: &'s VExpr,
+    ev: &'s Event<'_>,
+    budget: &Cell<u32>,
+    k: &mut dyn FnMut(Val<'s>) -> bool,
+) -> bool {
+    match e {
+        VExpr::Lit(v) => k(match v {
+            Val::Owned(s) => Val::Str(s),
+            other => other.clone(),
+        }),
+        VExpr::Field(f) => {
+            let mut any = false;
+            let mut exhausted = false;
+            let hit = ev.any(*f, |s| {
+                any = true;
+                // Stop trying further values once the budget is spent (see MAX_COMBINATIONS).
+                match budget.get().checked_sub(1) {
+                    Some(left) => budget.set(left),
+                    None => {
+                        exhausted = true;
+                        return true;
+                    }
+                }
+                k(Val::from(s))
+            }) && !exhausted;
+            if any {
+                hit
+            } else {
+                k(Val::Null)
+            }
+        }
+        VExpr::Pred(p) => k(Val::Bool(eval(p, ev))),
+        VExpr::Neg(a) => each(a, ev, budget, &mut |v| {
+            k(match v.as_num() {
+                Some(super::value::Num::I(i)) => i.checked_neg().map_or(Val::Null, Val::I64),
+                Some(n) => Val::F64(-n.as_f64()),
+                None => Val::Null,
+            })
+        }),
+        VExpr::Arith(op, a, b) => each(a, ev, budget, &mut |x| {
+            each(b, ev, budget, &mut |y| k(func::arith(*op, &x, &y)))
+        }),
+        VExpr::Call(f, ci, args, cidrs) => {
+            let mut vals: SmallVec<[Val<'s>; 4]> = SmallVec::new();
+            each_args(args, ev, budget, &mut vals, &mut |vs| {
+                k(func::call(*f, *ci, vs, cidrs))
+            })
+        }
+    }
+}
+
+fn each_args<'s>(
+    args: &'s [VExpr],
+    ev: &'s Event<'_>,
+    budget: &Cell<u32>,
+    vals: &mut SmallVec<[Val<'s>; 4]>,
+    k: &mut dyn FnMut(&[Val<'s>]) -> bool,
+) -> bool {
+    let i = vals.len();
+    let Some(arg) = args.get(i) else {
+        return k(vals);
+    };
+    each(arg, ev, budget, &mut |v| {
+        vals.push(v);
+        let r = each_args(args, ev, budget, vals, k);
+        vals.truncate(i);
+        r
+    })
+}

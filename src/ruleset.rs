@@ -1,0 +1,291 @@
+//! The compiled rule set: every loaded [`RuleSpec`] compiled against one shared
+//! [`FieldTable`], with diagnostics mapped from query offsets to `FILE:LINE:COL` of the rule's
+//! TOML file. Built once at start-up; nothing here runs per event.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+
+use crate::eql::{self, diag, CompileOptions, Diagnostic, Span};
+use crate::event::{Event, FieldId, FieldTable, Scalar};
+use crate::rules::RuleSpec;
+
+/// The default timestamp field (eql-semantics.md 3).
+pub const DEFAULT_TIMESTAMP_FIELD: &str = "@timestamp";
+
+/// Every rule, compiled, and the fields they reference.
+#[derive(Debug)]
+pub struct RuleSet {
+    /// The rules, in load order.
+    pub rules: Vec<Rule>,
+    /// Every field any rule references (conditions, keys, category, timestamp, tiebreaker).
+    pub fields: FieldTable,
+}
+
+/// One compiled rule.
+#[derive(Debug)]
+pub struct Rule {
+    /// The rule as loaded.
+    pub spec: RuleSpec,
+    /// The compiled query.
+    pub query: eql::Query,
+    /// Warnings (`| head` ignored, ...); spans are byte ranges into `spec.source`.
+    pub warnings: Vec<Diagnostic>,
+    /// `timestamp_override` or `@timestamp`.
+    pub timestamp_field: FieldId,
+    /// `tiebreaker_field`, when set.
+    pub tiebreaker_field: Option<FieldId>,
+}
+
+impl Rule {
+    /// Renders one of this rule's warnings as `FILE:LINE:COL: warning: ...` + caret.
+    pub fn render_warning(&self, w: &Diagnostic) -> String {
+        diag::render(&self.spec.path.display().to_string(), &self.spec.source, w)
+    }
+}
+
+/// A problem with one rule, positioned in its TOML file.
+#[derive(Clone, Debug)]
+pub struct RuleError {
+    /// The rule file.
+    pub path: PathBuf,
+    /// The file's text.
+    pub source: Arc<str>,
+    /// The problem; its span is a byte range into `source`.
+    pub diagnostic: Diagnostic,
+}
+
+impl fmt::Display for RuleError {
+    /// `FILE:LINE:COL: error: MESSAGE`, the source line and a caret line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&diag::render(
+            &self.path.display().to_string(),
+            &self.source,
+            &self.diagnostic,
+        ))
+    }
+}
+
+impl std::error::Error for RuleError {}
+
+/// Moves a diagnostic from query offsets to file offsets.
+pub fn map_to_file(spec: &RuleSpec, d: &Diagnostic) -> Diagnostic {
+    let r = spec.query_map.file_range(d.span.start, d.span.end);
+    Diagnostic {
+        span: Span::new(r.start, r.end),
+        ..d.clone()
+    }
+}
+
+/// The compile options a rule asks for (`event_category_override`).
+pub fn options_for(spec: &RuleSpec) -> CompileOptions {
+    let mut o = CompileOptions::default();
+    if let Some(f) = &spec.event_category_override {
+        o.event_category_field = f.clone();
+    }
+    o
+}
+
+/// Which stage of which rule: `stage` indexes `rule.query.stages`, or is [`StageRef::UNTIL`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StageRef {
+    /// Index into `RuleSet::rules`.
+    pub rule: u32,
+    /// Index into the rule's `query.stages`, or `UNTIL`.
+    pub stage: u32,
+}
+
+impl StageRef {
+    /// The `stage` value that designates a rule's `until` stage.
+    pub const UNTIL: u32 = u32::MAX;
+}
+
+/// Field value -> the stages that require it.
+type TermMap = HashMap<Box<str>, Vec<StageRef>>;
+
+/// The stages filed under one category value: those with no further term, and those filed by
+/// a second term.
+#[derive(Debug, Default)]
+struct Bucket {
+    stages: Vec<StageRef>,
+    sub: Vec<(FieldId, TermMap)>,
+}
+
+/// Dispatch: finds the stages an event can match from a few field values, without evaluating
+/// the other stages. A stage is filed under its category (eql-semantics.md 5) and, within it,
+/// under its first top-level `==`/`in` conjunct on string literals
+/// ([`eql::Stage::required_terms`]; rule authors put the broad filter first, e.g.
+/// `host.os.type == "windows"`). `any where` stages are filed under that conjunct only, and
+/// are always candidates when they have none. Candidates still have to pass
+/// [`eql::Stage::matches`].
+#[derive(Debug, Default)]
+pub struct Dispatch {
+    always: Vec<StageRef>,
+    top: Vec<(FieldId, HashMap<Box<str>, Bucket>)>,
+}
+
+fn slot<V: Default>(v: &mut Vec<(FieldId, V)>, field: FieldId) -> &mut V {
+    let pos = match v.iter().position(|(f, _)| *f == field) {
+        Some(p) => p,
+        None => {
+            v.push((field, V::default()));
+            v.len() - 1
+        }
+    };
+    &mut v[pos].1
+}
+
+/// Pushes the stages filed under the values `ev` has for `field` (each distinct value once);
+/// removes duplicates when several values hit (a stage filed under several `in` values).
+fn extend_by<'m, T>(
+    ev: &Event<'_>,
+    field: FieldId,
+    map: &'m HashMap<Box<str>, T>,
+    out: &mut Vec<StageRef>,
+    mut each: impl FnMut(&'m T, &mut Vec<StageRef>),
+) {
+    let start = out.len();
+    let mut seen: smallvec::SmallVec<[&str; 4]> = smallvec::SmallVec::new();
+    let mut hits = 0usize;
+    ev.any(field, |s| {
+        if let Scalar::Str(v) = s {
+            if !seen.contains(&v) {
+                seen.push(v);
+                if let Some(t) = map.get(v) {
+                    hits += 1;
+                    each(t, out);
+                }
+            }
+        }
+        false
+    });
+    if hits > 1 {
+        out[start..].sort_unstable();
+        let mut w = start;
+        for r in start..out.len() {
+            if w == start || out[w - 1] != out[r] {
+                out[w] = out[r];
+                w += 1;
+            }
+        }
+        out.truncate(w);
+    }
+}
+
+impl Dispatch {
+    /// Clears `out`, then pushes every candidate stage for `ev`, without duplicates.
+    pub fn candidates(&self, ev: &Event<'_>, out: &mut Vec<StageRef>) {
+        out.clear();
+        out.extend_from_slice(&self.always);
+        for (field, map) in &self.top {
+            extend_by(ev, *field, map, out, |bucket, out| {
+                out.extend_from_slice(&bucket.stages);
+                for (f2, m2) in &bucket.sub {
+                    extend_by(ev, *f2, m2, out, |refs, out| out.extend_from_slice(refs));
+                }
+            });
+        }
+    }
+}
+
+impl RuleSet {
+    /// The category dispatch table of every stage (and `until`) of every rule.
+    pub fn dispatch(&self) -> Dispatch {
+        let mut d = Dispatch::default();
+        for (ri, rule) in self.rules.iter().enumerate() {
+            let stages = rule
+                .query
+                .stages
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (i as u32, s))
+                .chain(rule.query.until.iter().map(|s| (StageRef::UNTIL, s)));
+            for (si, stage) in stages {
+                let r = StageRef {
+                    rule: ri as u32,
+                    stage: si,
+                };
+                let terms = stage.required_terms();
+                let (cat, conj) = if stage.category().is_some() {
+                    (terms.first(), terms.get(1))
+                } else {
+                    (None, terms.first())
+                };
+                match (cat, conj) {
+                    (None, None) => d.always.push(r),
+                    (Some((f, vals)), None) | (None, Some((f, vals))) => {
+                        let top = slot(&mut d.top, *f);
+                        for v in vals {
+                            top.entry((*v).into()).or_default().stages.push(r);
+                        }
+                    }
+                    (Some((cf, cvals)), Some((f, vals))) => {
+                        let top = slot(&mut d.top, *cf);
+                        for c in cvals {
+                            let sub = slot(&mut top.entry((*c).into()).or_default().sub, *f);
+                            for v in vals {
+                                sub.entry((*v).into()).or_default().push(r);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        d
+    }
+
+    /// The stage a [`StageRef`] designates.
+    pub fn stage(&self, r: StageRef) -> Option<&eql::Stage> {
+        let q = &self.rules.get(r.rule as usize)?.query;
+        if r.stage == StageRef::UNTIL {
+            q.until.as_ref()
+        } else {
+            q.stages.get(r.stage as usize)
+        }
+    }
+
+    /// Compiles every spec; all errors of all rules are returned together.
+    pub fn compile(specs: Vec<RuleSpec>) -> Result<RuleSet, Vec<RuleError>> {
+        let mut fields = FieldTable::new();
+        let mut rules = Vec::with_capacity(specs.len());
+        let mut errors = Vec::new();
+        for spec in specs {
+            let opts = options_for(&spec);
+            match eql::compile_with(&spec.query, &mut fields, &opts) {
+                Ok(c) => {
+                    let warnings = c.warnings.iter().map(|w| map_to_file(&spec, w)).collect();
+                    let timestamp_field = fields.intern(
+                        spec.timestamp_override
+                            .as_deref()
+                            .unwrap_or(DEFAULT_TIMESTAMP_FIELD),
+                    );
+                    let tiebreaker_field =
+                        spec.tiebreaker_field.as_deref().map(|t| fields.intern(t));
+                    rules.push(Rule {
+                        spec,
+                        query: c.query,
+                        warnings,
+                        timestamp_field,
+                        tiebreaker_field,
+                    });
+                }
+                Err(diags) => {
+                    for d in diags {
+                        errors.push(RuleError {
+                            path: spec.path.clone(),
+                            source: spec.source.clone(),
+                            diagnostic: map_to_file(&spec, &d),
+                        });
+                    }
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(RuleSet { rules, fields })
+        } else {
+            Err(errors)
+        }
+    }
+}

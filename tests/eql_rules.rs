@@ -1,0 +1,300 @@
+//! Rule loading: fields of a real rule file, directory walking (recursive, sorted), skipping of
+//! non-EQL rules, duplicate ids, missing paths, and the TOML position of query diagnostics.
+
+use std::path::PathBuf;
+
+use eqlstream::rules::{self, RulesError};
+use eqlstream::ruleset::RuleSet;
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).expect("temp dir writable");
+    }
+    std::fs::write(&p, text).expect("temp dir writable");
+    p
+}
+
+fn rule(id: &str, typ: &str, query_toml: &str) -> String {
+    format!(
+        "[metadata]\nmaturity = \"production\"\n\n[rule]\nname = \"r {id}\"\nrule_id = \"{id}\"\nrisk_score = 21\nseverity = \"low\"\ndescription = \"d\"\ntype = \"{typ}\"\n{query_toml}\n"
+    )
+}
+
+#[test]
+fn seed_rule_fields_are_loaded() {
+    let l = rules::load_paths(&[PathBuf::from(
+        "config/rules/defense_evasion_file_creation_execution_deletion_cradle.toml",
+    )])
+    .expect("seed rule loads");
+    assert_eq!(l.rules.len(), 1);
+    let r = &l.rules[0];
+    assert_eq!(r.rule_id, "1dc56174-5d02-4ca4-af92-e391f096fb21");
+    assert_eq!(r.severity, "high");
+    assert_eq!(r.risk_score, 73.0);
+    assert_eq!(r.index.len(), 2);
+    assert_eq!(r.tags.len(), 7);
+    assert_eq!(r.references.len(), 1);
+    assert_eq!(r.timestamp_override.as_deref(), Some("event.ingested"));
+    assert_eq!(r.rule_type, "eql");
+    assert_eq!(r.language.as_deref(), Some("eql"));
+    assert_eq!(r.threat.as_array().map(Vec::len), Some(3));
+    assert_eq!(r.threat[0]["tactic"]["id"], "TA0005");
+    assert!(r.query.starts_with("sequence by container.id"));
+    // The first query byte maps to the line after `query = '''`.
+    let off = r.query_map.file_offset(0);
+    assert!(r.source[off..].starts_with("sequence by container.id"));
+}
+
+#[test]
+fn directories_are_walked_recursively_in_sorted_order_and_non_eql_rules_skipped() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(
+        dir.path(),
+        "b/z.toml",
+        &rule("z", "eql", "query = \"any where true\""),
+    );
+    write(
+        dir.path(),
+        "a.toml",
+        &rule("a", "eql", "query = \"any where true\""),
+    );
+    write(
+        dir.path(),
+        "b/c.toml",
+        &rule("c", "query", "query = \"x : y\""),
+    );
+    write(dir.path(), "b/notes.md", "not a rule");
+    let l = rules::load_paths(&[dir.path().to_path_buf()]).expect("loads");
+    let ids: Vec<&str> = l.rules.iter().map(|r| r.rule_id.as_str()).collect();
+    assert_eq!(ids, ["a", "z"]);
+    assert_eq!(l.warnings.len(), 1);
+    assert!(l.warnings[0].contains("c.toml"), "{:?}", l.warnings);
+    assert!(l.warnings[0].contains("`query` is not `eql`"));
+}
+
+#[test]
+fn duplicate_rule_ids_are_an_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(
+        dir.path(),
+        "a.toml",
+        &rule("same", "eql", "query = \"any where true\""),
+    );
+    write(
+        dir.path(),
+        "b.toml",
+        &rule("same", "eql", "query = \"any where false\""),
+    );
+    match rules::load_paths(&[dir.path().to_path_buf()]) {
+        Err(RulesError::DuplicateRuleId {
+            rule_id,
+            first,
+            path,
+            ..
+        }) => {
+            assert_eq!(rule_id, "same");
+            assert!(first.ends_with("a.toml"));
+            assert!(path.ends_with("b.toml"));
+        }
+        other => panic!("expected a duplicate error, got {other:?}"),
+    }
+}
+
+#[test]
+fn missing_path_is_its_own_error() {
+    let e = rules::load_paths(&[PathBuf::from("/nonexistent/rules")]).expect_err("missing");
+    assert!(e.is_not_found());
+}
+
+#[test]
+fn shared_rules_all_load_and_compile() {
+    let l = rules::load_paths(&[PathBuf::from("/work/shared/data/rules")]).expect("loads");
+    assert_eq!(l.rules.len(), 16);
+    assert!(l.warnings.is_empty());
+    let set = RuleSet::compile(l.rules).expect("all shared rules compile");
+    assert_eq!(set.rules.len(), 16);
+    assert!(set.rules.iter().all(|r| set.fields.path(r.timestamp_field)
+        == r.spec.timestamp_override.as_deref().unwrap_or("@timestamp")));
+}
+
+#[test]
+fn embedded_rules_match_config_dir() {
+    let e = rules::embedded().expect("embedded rules load");
+    let d = rules::load_paths(&[PathBuf::from("config/rules")]).expect("config rules load");
+    let ids = |l: &rules::Loaded| {
+        l.rules
+            .iter()
+            .map(|r| r.rule_id.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&e), ids(&d));
+}
+
+/// Query diagnostics point into the TOML file for every string form.
+#[test]
+fn rule_errors_point_into_the_toml_file() {
+    let cases = [
+        ("literal", "query = '''\nany where\n  a = 1\n'''", 13, 5),
+        (
+            "basic",
+            "query = \"\"\"\nany where \\\"x\\\" == a and\n  a = 1\n\"\"\"",
+            13,
+            5,
+        ),
+        ("single", "query = \"any where a = 1\"", 11, 22),
+        ("single-literal", "query = 'any where a = 1'", 11, 22),
+        (
+            "escape",
+            "query = \"any where b == \\\"\\\\\\\\\\\" and a = 1\"",
+            11,
+            40,
+        ),
+    ];
+    for (name, q, line, col) in cases {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let p = write(dir.path(), "r.toml", &rule(name, "eql", q));
+        let l = rules::load_paths(&[p]).expect("loads");
+        let errs = RuleSet::compile(l.rules).expect_err("invalid query");
+        let text = errs[0].to_string();
+        let want = format!("r.toml:{line}:{col}: error: expected a comparison operator, found `=`");
+        assert!(text.contains(&want), "{name}: {text}");
+        assert!(
+            text.lines().nth(2).is_some_and(|l| l.contains("a = 1")),
+            "{name}: {text}"
+        );
+    }
+}
+
+/// Dispatch never loses a stage that matches (eql-semantics.md 5: the category term is part of
+/// every categorised stage), and leaves out stages of other categories.
+#[test]
+fn dispatch_candidates_cover_every_matching_stage() {
+    use eqlstream::event::Decoder;
+    use eqlstream::ruleset::StageRef;
+    let l = rules::load_paths(&[PathBuf::from("/work/shared/data/rules")]).expect("loads");
+    let set = RuleSet::compile(l.rules).expect("compiles");
+    let dispatch = set.dispatch();
+    let mut dec = Decoder::new(&set.fields);
+    let text = std::fs::read_to_string("/work/shared/data/cloud_defend/seed_rule_cases.ndjson")
+        .expect("seed events present");
+    let mut cands = Vec::new();
+    let (mut matched, mut skipped) = (0, 0);
+    for line in text.lines() {
+        let ev = dec.decode(line.as_bytes()).expect("valid");
+        dispatch.candidates(&ev, &mut cands);
+        for (ri, rule) in set.rules.iter().enumerate() {
+            let all = (0..rule.query.stages.len() as u32)
+                .chain(rule.query.until.iter().map(|_| StageRef::UNTIL));
+            for si in all {
+                let r = StageRef {
+                    rule: ri as u32,
+                    stage: si,
+                };
+                let stage = set.stage(r).expect("valid ref");
+                if stage.matches(&ev) {
+                    matched += 1;
+                    assert!(cands.contains(&r), "matching stage {r:?} not a candidate");
+                } else if !cands.contains(&r) {
+                    skipped += 1;
+                }
+            }
+        }
+    }
+    assert!(matched > 0);
+    assert!(skipped > 0, "dispatch filters something");
+}
+
+/// The same property over all 1021 compilable production queries and a mix of events
+/// (the seed cases plus hand-made Windows/network/auth events).
+#[test]
+fn dispatch_is_complete_for_the_production_corpus() {
+    use eqlstream::event::Decoder;
+    use eqlstream::rules::RuleSpec;
+    use eqlstream::ruleset::StageRef;
+    let text = std::fs::read_to_string("/work/shared/data/rules/eql_production_queries.jsonl")
+        .expect("corpus present");
+    let mut scratch = eqlstream::event::FieldTable::new();
+    let specs: Vec<RuleSpec> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["query"].as_str().map(str::to_string))
+        .filter(|q| eqlstream::eql::compile(q, &mut scratch).is_ok())
+        .enumerate()
+        .map(|(i, query)| RuleSpec {
+            rule_id: format!("r{i}"),
+            query,
+            ..Default::default()
+        })
+        .collect();
+    assert_eq!(specs.len(), 1021);
+    let set = RuleSet::compile(specs).expect("compiles");
+    let dispatch = set.dispatch();
+    let mut events: Vec<String> =
+        std::fs::read_to_string("/work/shared/data/cloud_defend/seed_rule_cases.ndjson")
+            .expect("seed events present")
+            .lines()
+            .map(str::to_string)
+            .collect();
+    events.extend(
+        [
+            r#"{"event":{"category":["process"],"type":["start"]},"host":{"os":{"type":"windows"}},"process":{"name":"powershell.exe","args":["powershell.exe","-enc","AAAA"],"parent":{"name":"winword.exe"},"command_line":"powershell.exe -enc AAAA"}}"#,
+            r#"{"event":{"category":"network","action":"connection_attempted","type":["start"]},"host":{"os":{"type":"linux"}},"process":{"name":"bash"},"destination":{"ip":"8.8.8.8","port":443}}"#,
+            r#"{"event.category":"authentication","event.outcome":"failure","event.dataset":"okta.system","okta":{"event_type":"user.mfa.okta_verify.deny_push"}}"#,
+            r#"{"event":{"category":["file","process"],"type":["creation","start"]},"host":{"os":{"type":["linux","macos"]}},"file":{"path":"/tmp/x","extension":"sh"}}"#,
+            r#"{"event":{"category":"registry","type":"change"},"host.os.type":"windows","registry":{"path":"HKLM\\Software\\Microsoft\\Windows\\CurrentVersion\\Run\\x"}}"#,
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    let mut dec = Decoder::new(&set.fields);
+    let mut cands = Vec::new();
+    let (mut matched, mut total_cands, mut total) = (0usize, 0usize, 0usize);
+    for line in &events {
+        let ev = dec.decode(line.as_bytes()).expect("valid");
+        dispatch.candidates(&ev, &mut cands);
+        total_cands += cands.len();
+        let mut sorted = cands.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), cands.len(), "no duplicate candidates");
+        for (ri, rule) in set.rules.iter().enumerate() {
+            let all = (0..rule.query.stages.len() as u32)
+                .chain(rule.query.until.iter().map(|_| StageRef::UNTIL));
+            for si in all {
+                total += 1;
+                let r = StageRef {
+                    rule: ri as u32,
+                    stage: si,
+                };
+                if set.stage(r).expect("valid ref").matches(&ev) {
+                    matched += 1;
+                    assert!(
+                        sorted.binary_search(&r).is_ok(),
+                        "matching stage {r:?} not a candidate"
+                    );
+                }
+            }
+        }
+    }
+    assert!(matched > 0);
+    let per_event = total / events.len();
+    assert!(
+        total_cands * 4 < total,
+        "dispatch keeps under a quarter of the stages: {total_cands} of {total} ({per_event} per event)"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn symlink_loops_end() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(
+        dir.path(),
+        "a/r.toml",
+        &rule("r", "eql", "query = \"any where true\""),
+    );
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("a/loop")).expect("symlink");
+    let l = rules::load_paths(&[dir.path().to_path_buf()]).expect("loads");
+    assert_eq!(l.rules.len(), 1);
+}
