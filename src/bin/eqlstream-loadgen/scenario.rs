@@ -1,0 +1,1291 @@
+//! What happens, and when: background noise, complete attack sequences of the seed rule, near-miss
+//! decoys and "live key" stage-1 partials, merged into one stream in *logical order* (the order
+//! Elasticsearch would sort them in: `@timestamp`, then emission index). The truth comes from this
+//! construction alone; it never asks an EQL engine.
+//!
+//! # Why nothing but an attack can complete a sequence (the namespace argument)
+//!
+//! The seed rule joins on `(container.id, user.id, name)` where `name` is `file.name` for the
+//! creation and deletion and `process.name` for the exec (eql-semantics.md §4.1, §10). Names come
+//! from three disjoint sets:
+//! * background file names ([`bg_file_name`]) always contain a `.` after the first character;
+//! * background exec names ([`BG_EXECS`]) are fixed words without a `.`, none ending in five
+//!   hex digits;
+//! * every attack, decoy and live-key scenario gets a fresh name `<base><5+ hex uid>` (no `.` after
+//!   the first character) that no other scenario ever uses.
+//!
+//! A stage-2 (exec) event can only join a stage-1 creation with the same name, so background
+//! creations (dotted names) can never be followed by any exec, and background execs (fixed
+//! words) never find a creation. A scenario's name lives only in its own events, so each
+//! scenario's outcome depends on its own events only, and is decided by its construction below.
+//!
+//! Events of one scenario have distinct timestamps (at least 1 ms apart) unless a variant says
+//! otherwise; events of different scenarios and background may share a millisecond (harmless:
+//! they never share a key).
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::event::{mix64, Ev, Kind, Proc, Str};
+use crate::world::World;
+
+/// The seed rule's maxspan, in ms (inclusive, eql-semantics.md §2).
+pub const MAXSPAN_MS: u64 = 10_000;
+
+/// Live-key creations are spread over this many ms (one maxspan window, with margin).
+pub const LIVE_WINDOW_MS: u64 = 9_000;
+
+/// Default start of simulated time: 2026-03-05T10:00:00.000Z.
+pub const DEFAULT_START_MS: u64 = 1_772_704_800_000;
+
+/// Generation parameters (already validated by the CLI).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Seed for everything.
+    pub seed: u64,
+    /// Total events to emit (live-key, background and scenario events together); `None` means
+    /// until [`Generator::stop`] is called.
+    pub total: Option<u64>,
+    /// Probability that a background slot starts an attack instead.
+    pub attack_rate: f64,
+    /// Probability that a background slot starts a decoy instead.
+    pub decoy_rate: f64,
+    /// Number of never-completing stage-1 creations emitted at the start, within one window.
+    pub live_keys: u64,
+    /// Simulated background events per second (sets the `@timestamp` pace).
+    pub sim_eps: f64,
+    /// First `@timestamp`, ms since the epoch.
+    pub start_ms: u64,
+}
+
+/// One sequence the seed rule must find: its key and the construction counters of its events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TruthSeq {
+    /// Index into `world.containers`.
+    pub container: usize,
+    /// Index into `world.users`.
+    pub user: usize,
+    /// The joined file / process name.
+    pub name: String,
+    /// Construction counters ([`Ev::n`]) of the creation, exec and deletion, in stage order.
+    pub ns: [u64; 3],
+}
+
+/// An event in logical order, plus the truth record if it completes a sequence.
+#[derive(Debug)]
+pub struct Emitted {
+    /// The event.
+    pub ev: Ev,
+    /// Present on the completing (stage-3) event of an attack.
+    pub truth: Option<Box<TruthSeq>>,
+    /// What produced the event.
+    pub origin: Origin,
+}
+
+/// Which part of the scenario an event belongs to (for statistics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Background noise.
+    Background,
+    /// An attack (sequence of the seed rule).
+    Attack,
+    /// A near miss.
+    Decoy(Decoy),
+    /// A never-completing stage-1 creation (`--live-keys`).
+    LiveKey,
+}
+
+/// Attack variants: every one produces exactly one truth sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attack {
+    /// Downloader creates, shell execs, payload (or a helper) deletes. (seed P1, P5)
+    Direct,
+    /// `busybox`/shell with a downloader in `process.args` creates. (seed P2)
+    ShellBranch,
+    /// Deletion exactly `MAXSPAN_MS` after creation (inclusive bound). (seed P3)
+    Boundary,
+    /// Two creations of the same name; the newer one is used. (seed P4, §1.3)
+    Overwrite,
+    /// Deletion event without `process.name` (`not in` is true when missing). (seed P6, §6.3)
+    NoDeleterName,
+    /// Two execs; the first extends the creation, the second finds nothing (§1.3).
+    DoubleExec,
+    /// Two deletions; the first completes, the second finds nothing (§1.3).
+    DoubleDelete,
+    /// Creation and exec in the same millisecond, in that emission order (§3 ties).
+    SameMillisecond,
+}
+
+const ATTACKS: &[(Attack, u32)] = &[
+    (Attack::Direct, 50),
+    (Attack::ShellBranch, 15),
+    (Attack::Boundary, 5),
+    (Attack::Overwrite, 8),
+    (Attack::NoDeleterName, 5),
+    (Attack::DoubleExec, 7),
+    (Attack::DoubleDelete, 7),
+    (Attack::SameMillisecond, 3),
+];
+
+/// Near-miss kinds. Each is exactly non-matching under ES semantics (eql-semantics.md §10);
+/// the reason is on each variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Decoy {
+    /// Deleter `process.name` in the exclusion list (rm, ld, conftest, link, gcc, getarch): S3 fails. (N1)
+    DeletedByExcluded,
+    /// Deletion 10 001 ms after creation: maxspan is inclusive, so 1 ms past fails. (N2)
+    DeletePastMaxspan,
+    /// Exec 10 001 ms after creation: S2 rejected by maxspan, so S3 has no partial. (N2)
+    ExecPastMaxspan,
+    /// Path outside every pattern (`/usr/local/bin/x`, `/home/x` needs two segments, `/tmpx/..`). (N3)
+    PathOutside,
+    /// Path in the wrong case (`/TMP/x`): `like` is case-sensitive. (N14)
+    PathWrongCase,
+    /// Exec'd `process.name` is the upper-cased file name: the join key differs. (N4)
+    ExecNameMismatch,
+    /// Deletion in another container: other key. (N5)
+    DeleteOtherContainer,
+    /// Deletion by another `user.id`: other key.
+    DeleteOtherUser,
+    /// `sh -c "curl ..."`: the args element is the whole string, not `curl`. (N6)
+    ShDashCString,
+    /// Shell args hold a downloader *and* an excluded word (`which`, `chmod`...). (N7)
+    ArgsExclusion,
+    /// Downloader name in the wrong case (`CURL`, `Wget`): `in` is case-sensitive. (N8)
+    DownloaderWrongCase,
+    /// Exec before creation: order matters (strictly increasing ordinals, §3). (N9)
+    ExecBeforeCreate,
+    /// Exec by another `user.id`: other key. (N10)
+    ExecOtherUser,
+    /// Exec's parent is not a shell (python3, node, runc...). (N11)
+    ParentNotShell,
+    /// No `user.id` on any event: mandatory join keys must exist (§4.2). (N12)
+    MissingUserId,
+    /// Second stage is `event.action: fork`. (N13)
+    ForkNotExec,
+    /// Second stage is an `end` event.
+    ExecEndEvent,
+    /// Creator is neither a downloader nor a listed shell with a downloader arg (cp, tar, `ash`).
+    NonDownloaderCreator,
+    /// Deletion before the exec: S3 needs a stage-2 partial that does not exist yet.
+    DeleteBeforeExec,
+    /// Creation without `file.name`: mandatory key missing (§4.2).
+    MissingFileName,
+}
+
+const DECOYS: &[Decoy] = &[
+    Decoy::DeletedByExcluded,
+    Decoy::DeletePastMaxspan,
+    Decoy::ExecPastMaxspan,
+    Decoy::PathOutside,
+    Decoy::PathWrongCase,
+    Decoy::ExecNameMismatch,
+    Decoy::DeleteOtherContainer,
+    Decoy::DeleteOtherUser,
+    Decoy::ShDashCString,
+    Decoy::ArgsExclusion,
+    Decoy::DownloaderWrongCase,
+    Decoy::ExecBeforeCreate,
+    Decoy::ExecOtherUser,
+    Decoy::ParentNotShell,
+    Decoy::MissingUserId,
+    Decoy::ForkNotExec,
+    Decoy::ExecEndEvent,
+    Decoy::NonDownloaderCreator,
+    Decoy::DeleteBeforeExec,
+    Decoy::MissingFileName,
+];
+
+/// Number of decoy kinds (for statistics arrays).
+pub const DECOY_KINDS: usize = 20;
+
+impl Decoy {
+    /// Position in the fixed list of kinds.
+    pub fn index(self) -> usize {
+        DECOYS.iter().position(|d| *d == self).unwrap_or(0)
+    }
+    /// All kinds, in index order.
+    pub fn all() -> &'static [Decoy] {
+        DECOYS
+    }
+}
+
+const DOWNLOADERS: &[&str] = &["curl", "wget", "fetch", "ftp", "sftp", "scp", "rsync", "ld"];
+const DL_PREFIXES: &[&str] = &["", "/bin/", "/usr/bin/", "/usr/local/bin/"];
+const S1_SHELLS: &[&str] = &[
+    "bash", "dash", "sh", "tcsh", "csh", "zsh", "ksh", "fish", "busybox",
+];
+const S2_SHELLS: &[&str] = &[
+    "bash", "dash", "ash", "sh", "tcsh", "csh", "zsh", "ksh", "fish", "busybox",
+];
+const NON_SHELL_PARENTS: &[&str] = &[
+    "python3",
+    "node",
+    "java",
+    "perl",
+    "runc",
+    "containerd-shim",
+    "sudo",
+    "tini",
+];
+const EXCLUDED_DELETERS: &[&str] = &["rm", "ld", "conftest", "link", "gcc", "getarch"];
+const OK_DELETERS: &[&str] = &[
+    "sh", "bash", "python3", "find", "shred", "unlink", "busybox", "perl",
+];
+const EXCLUDED_ARGS: &[&str] = &["which", "man", "chmod", "chown"];
+const RULE_DIRS: &[&str] = &[
+    "/tmp/",
+    "/dev/shm/",
+    "/var/tmp/",
+    "/run/",
+    "/var/run/",
+    "/var/www/html/",
+    "/run/shm/",
+    "/root/",
+    "/opt/",
+    "/tmp/.X11-unix/",
+    "/opt/app/bin/",
+];
+const OUTSIDE_DIRS: &[&str] = &[
+    "/usr/local/bin/",
+    "/usr/bin/",
+    "/etc/",
+    "/app/",
+    "/srv/",
+    "/var/lib/",
+    "/tmpfs/",
+    "/mnt/data/",
+];
+const WRONG_CASE_DIRS: &[&str] = &[
+    "/TMP/",
+    "/Tmp/",
+    "/DEV/SHM/",
+    "/Var/tmp/",
+    "/ROOT/",
+    "/OPT/",
+];
+const PAYLOADS: &[&str] = &[
+    "xmrig",
+    "kinsing",
+    ".kworker",
+    "kdevtmpfsi",
+    "dbused",
+    "sysupdate",
+    "networkservice",
+    "x",
+    "tsunami",
+    "mirai",
+    "sshd",
+    "payload",
+    "agent",
+    "bot",
+    "pnscan",
+    "masscan",
+    "zgrab",
+    "kthreadd",
+    "systemd-worker",
+    ".cache-updater",
+];
+const URL_HOSTS: &[&str] = &[
+    "203.0.113.7",
+    "198.51.100.23",
+    "192.0.2.44",
+    "cdn.example-mirror.net",
+    "pastebin.example.com",
+];
+
+/// Background exec names: no `.`, none ends in five hex digits, none equals a scenario name.
+pub const BG_EXECS: &[&str] = &[
+    "ls",
+    "cat",
+    "grep",
+    "sed",
+    "awk",
+    "sleep",
+    "date",
+    "python3",
+    "node",
+    "java",
+    "nginx",
+    "ps",
+    "id",
+    "env",
+    "uname",
+    "tar",
+    "gzip",
+    "find",
+    "head",
+    "tail",
+    "wc",
+    "sort",
+    "mkdir",
+    "cp",
+    "mv",
+    "psql",
+    "redis-cli",
+    "pg_isready",
+    "hostname",
+    "whoami",
+    "curl",
+    "wget",
+    "tr",
+    "cut",
+    "xargs",
+    "stat",
+    "true",
+];
+const BG_FILE_STEMS: &[&str] = &[
+    "access",
+    "error",
+    "app",
+    "session",
+    "cache",
+    "pip-build",
+    "npm",
+    "state",
+    "lock",
+    "index",
+    "worker",
+    "config",
+    "tmp",
+    "core",
+    "upload",
+    "report",
+    "metrics",
+    "db",
+    "pid",
+    "socket",
+];
+const BG_FILE_EXTS: &[&str] = &[
+    ".log", ".json", ".tmp", ".pid", ".sock", ".so", ".tar.gz", ".lock", ".cache", ".yaml", ".db",
+    ".txt", ".gz",
+];
+const BG_FILE_DIRS: &[&str] = &[
+    "/tmp/",
+    "/var/log/nginx/",
+    "/var/lib/postgresql/data/",
+    "/app/",
+    "/run/",
+    "/var/tmp/",
+    "/home/app/.cache/",
+    "/usr/share/nginx/html/",
+    "/etc/",
+    "/opt/app/",
+    "/dev/shm/",
+    "/root/",
+];
+const BG_CREATORS: &[&str] = &[
+    "nginx",
+    "python3",
+    "java",
+    "node",
+    "postgres",
+    "redis-server",
+    "tar",
+    "cp",
+    "sh",
+    "curl",
+    "wget",
+];
+
+#[derive(Debug)]
+struct Scheduled {
+    ts: u64,
+    seq: u64,
+    ev: Ev,
+    truth: Option<Box<TruthSeq>>,
+    origin: Origin,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.ts, self.seq) == (other.ts, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    /// Reversed, so that `BinaryHeap` pops the smallest `(ts, seq)` first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.ts, other.seq).cmp(&(self.ts, self.seq))
+    }
+}
+
+/// Counts of what was generated.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Background events.
+    pub background: u64,
+    /// Attack sequences started (each yields one truth line).
+    pub attacks: u64,
+    /// Decoy scenarios started, per kind ([`Decoy::index`]).
+    pub decoys: [u64; DECOY_KINDS],
+    /// Live-key creations.
+    pub live_keys: u64,
+}
+
+/// Produces events in logical order. Deterministic for a given [`Config`] and [`World`].
+pub struct Generator<'w> {
+    world: &'w World,
+    cfg: Config,
+    rng: ChaCha8Rng,
+    heap: BinaryHeap<Scheduled>,
+    seq: u64,
+    n: u64,
+    uid: u64,
+    emitted: u64,
+    bg_clock_us: u64,
+    bg_mean_us: f64,
+    stopping: bool,
+    live_done: u64,
+    last_ts: u64,
+    /// What has been generated so far.
+    pub stats: Stats,
+}
+
+fn s(v: &'static str) -> Str {
+    Cow::Borrowed(v)
+}
+
+impl<'w> Generator<'w> {
+    /// A generator over `world`.
+    pub fn new(world: &'w World, cfg: Config) -> Self {
+        let rng = ChaCha8Rng::seed_from_u64(mix64(cfg.seed ^ 0x5ce7_a210));
+        let live_span_us = if cfg.live_keys > 0 {
+            (LIVE_WINDOW_MS + 1) * 1000
+        } else {
+            0
+        };
+        let bg_mean_us = 1_000_000.0 / cfg.sim_eps.max(1e-3);
+        Generator {
+            world,
+            rng,
+            heap: BinaryHeap::new(),
+            seq: 0,
+            n: 0,
+            uid: 0,
+            emitted: 0,
+            bg_clock_us: cfg.start_ms * 1000 + live_span_us,
+            bg_mean_us,
+            stopping: false,
+            live_done: 0,
+            last_ts: cfg.start_ms,
+            stats: Stats::default(),
+            cfg,
+        }
+    }
+
+    /// Stop starting new scenarios; [`Generator::next_event`] then drains scheduled events and ends.
+    pub fn stop(&mut self) {
+        self.stopping = true;
+    }
+
+    /// Events emitted so far.
+    pub fn emitted(&self) -> u64 {
+        self.emitted
+    }
+
+    /// The next event in logical order, or `None` when the run is complete.
+    pub fn next_event(&mut self) -> Option<Emitted> {
+        let out = self.next_inner()?;
+        debug_assert!(out.ev.ts >= self.last_ts, "logical order is by @timestamp");
+        self.last_ts = out.ev.ts;
+        self.emitted += 1;
+        Some(out)
+    }
+
+    fn next_inner(&mut self) -> Option<Emitted> {
+        if let Some(total) = self.cfg.total {
+            if self.emitted >= total {
+                return None;
+            }
+        }
+        if self.live_done < self.cfg.live_keys {
+            if self.cfg.total.is_some_and(|t| self.emitted >= t) {
+                return None;
+            }
+            let i = self.live_done;
+            self.live_done += 1;
+            self.stats.live_keys += 1;
+            let ts = self.cfg.start_ms + i * LIVE_WINDOW_MS / self.cfg.live_keys.max(1);
+            let ev = self.live_key_creation(ts);
+            return Some(Emitted {
+                ev,
+                truth: None,
+                origin: Origin::LiveKey,
+            });
+        }
+        loop {
+            let budget = match self.cfg.total {
+                Some(t) => t.saturating_sub(self.emitted + self.heap.len() as u64),
+                None => u64::MAX,
+            };
+            if budget == 0 || (self.stopping && !self.heap.is_empty()) {
+                return self.heap.pop().map(|s| Emitted {
+                    ev: s.ev,
+                    truth: s.truth,
+                    origin: s.origin,
+                });
+            }
+            if self.stopping {
+                return None;
+            }
+            let cand = self.bg_clock_us / 1000;
+            if self.heap.peek().is_some_and(|s| s.ts <= cand) {
+                return self.heap.pop().map(|s| Emitted {
+                    ev: s.ev,
+                    truth: s.truth,
+                    origin: s.origin,
+                });
+            }
+            let roll: f64 = self.rng.random();
+            if roll < self.cfg.attack_rate {
+                let len = self.schedule_attack(cand, budget);
+                if len > 0 {
+                    continue;
+                }
+            } else if roll < self.cfg.attack_rate + self.cfg.decoy_rate {
+                let len = self.schedule_decoy(cand, budget);
+                if len > 0 {
+                    continue;
+                }
+            }
+            let ev = self.background(cand);
+            let u: f64 = self.rng.random::<f64>().max(1e-12);
+            self.bg_clock_us += (-u.ln() * self.bg_mean_us) as u64;
+            self.stats.background += 1;
+            return Some(Emitted {
+                ev,
+                truth: None,
+                origin: Origin::Background,
+            });
+        }
+    }
+
+    fn next_n(&mut self) -> u64 {
+        let n = self.n;
+        self.n += 1;
+        n
+    }
+
+    fn fresh_name(&mut self) -> String {
+        self.uid += 1;
+        let base = PAYLOADS[self.rng.random_range(0..PAYLOADS.len())];
+        // uid is unique per run; mixing with a bijection keeps it unique and looks random.
+        let tag = (self.uid.wrapping_mul(0x9E37_79B9) ^ 0x5a5a5) & 0xff_ffff_ffff;
+        format!("{base}{:05x}{:x}", tag & 0xfffff, self.uid)
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.rng.random_range(0..items.len())]
+    }
+
+    fn pid(&mut self) -> u32 {
+        self.rng.random_range(300..4_000_000)
+    }
+
+    fn url(&mut self, name: &str) -> String {
+        let host = self.pick(URL_HOSTS);
+        format!("http://{host}/{}", name.trim_start_matches('.'))
+    }
+
+    fn other(&mut self, len: usize, not: usize) -> usize {
+        let k = self.rng.random_range(1..len);
+        (not + k) % len
+    }
+
+    fn user_idx(&mut self) -> usize {
+        // Mostly root, as in real containers.
+        if self.rng.random_range(0..10) < 6 {
+            0
+        } else {
+            self.rng.random_range(0..self.world.users.len())
+        }
+    }
+
+    fn push(&mut self, ts: u64, ev: Ev, truth: Option<TruthSeq>, origin: Origin) {
+        self.seq += 1;
+        self.heap.push(Scheduled {
+            ts,
+            seq: self.seq,
+            ev,
+            truth: truth.map(Box::new),
+            origin,
+        });
+    }
+
+    fn shell_parent(&mut self, exe_path: &str) -> (Str, Str, Vec<Str>) {
+        let sh = self.pick(S2_SHELLS);
+        let exe: Str = if sh == "busybox" {
+            s("/bin/busybox")
+        } else {
+            Cow::Owned(format!("/bin/{sh}"))
+        };
+        (
+            s(sh),
+            exe,
+            vec![s(sh), s("-c"), Cow::Owned(exe_path.to_string())],
+        )
+    }
+
+    fn entry_parent(&mut self) -> (Str, Str, Vec<Str>) {
+        let sh = self.pick(&["sh", "bash", "dash"]);
+        (
+            s(sh),
+            Cow::Owned(format!("/bin/{sh}")),
+            vec![s(sh), s("-c"), s("/entrypoint.sh")],
+        )
+    }
+
+    /// A creation by a downloader (name in the rule's list) of `path`.
+    fn downloader_creation(
+        &mut self,
+        ts: u64,
+        c: usize,
+        u: Option<usize>,
+        dir: &str,
+        name: &str,
+    ) -> Ev {
+        let dl = self.pick(DOWNLOADERS);
+        let path = format!("{dir}{name}");
+        let url = self.url(name);
+        let args: Vec<Str> = match dl {
+            "curl" => vec![s("curl"), s("-sSLo"), path.clone().into(), url.into()],
+            "wget" => vec![s("wget"), s("-q"), s("-O"), path.clone().into(), url.into()],
+            "fetch" => vec![s("fetch"), s("-o"), path.clone().into(), url.into()],
+            "ftp" => vec![
+                s("ftp"),
+                s("-o"),
+                path.clone().into(),
+                url.replace("http:", "ftp:").into(),
+            ],
+            "sftp" => vec![
+                s("sftp"),
+                format!("deploy@{}:/srv/{name}", self.pick(URL_HOSTS)).into(),
+                path.clone().into(),
+            ],
+            "scp" => vec![
+                s("scp"),
+                s("-q"),
+                format!("deploy@{}:/srv/{name}", self.pick(URL_HOSTS)).into(),
+                path.clone().into(),
+            ],
+            "rsync" => vec![
+                s("rsync"),
+                s("-a"),
+                format!("rsync://{}/pub/{name}", self.pick(URL_HOSTS)).into(),
+                path.clone().into(),
+            ],
+            _ => vec![s("ld"), s("-o"), path.clone().into(), s("/tmp/stage0.o")],
+        };
+        let (pn, pe, pa) = self.entry_parent();
+        let pid = self.pid();
+        Ev {
+            ts,
+            n: self.next_n(),
+            kind: Kind::FileCreate,
+            container: c,
+            user: u,
+            file_path: path.into(),
+            file_name: Some(name.to_string().into()),
+            proc: Proc {
+                name: Some(s(dl)),
+                executable: Cow::Owned(format!("/usr/bin/{dl}")),
+                args,
+                pid,
+                parent_name: pn,
+                parent_executable: pe,
+                parent_args: pa,
+            },
+        }
+    }
+
+    /// A creation by a stage-1 shell whose argv holds a downloader (the rule's second branch).
+    fn shell_branch_creation(&mut self, ts: u64, c: usize, u: usize, dir: &str, name: &str) -> Ev {
+        let dl = self.pick(&["curl", "wget", "fetch", "ftp", "scp", "rsync"]);
+        let prefix = self.pick(DL_PREFIXES);
+        let path = format!("{dir}{name}");
+        let url = self.url(name);
+        let (pname, args): (&'static str, Vec<Str>) = if self.rng.random_bool(0.5) {
+            (
+                "busybox",
+                vec![
+                    s("busybox"),
+                    Cow::Owned(format!("{prefix}{dl}")),
+                    s("-O"),
+                    path.clone().into(),
+                    url.into(),
+                ],
+            )
+        } else {
+            let sh = self.pick(S1_SHELLS);
+            (
+                sh,
+                vec![
+                    s(sh),
+                    Cow::Owned(format!("{prefix}{dl}")),
+                    s("-o"),
+                    path.clone().into(),
+                    url.into(),
+                ],
+            )
+        };
+        let (pn, pe, pa) = self.entry_parent();
+        Ev {
+            ts,
+            n: self.next_n(),
+            kind: Kind::FileCreate,
+            container: c,
+            user: Some(u),
+            file_path: path.into(),
+            file_name: Some(name.to_string().into()),
+            proc: Proc {
+                name: Some(s(pname)),
+                executable: Cow::Owned(format!("/bin/{pname}")),
+                args,
+                pid: self.pid(),
+                parent_name: pn,
+                parent_executable: pe,
+                parent_args: pa,
+            },
+        }
+    }
+
+    /// A process event of `kind` in container `c` by user `u` running `path` as `name`; the
+    /// parent is a stage-2 shell when `shell_parent`, else a non-shell.
+    fn exec(
+        &mut self,
+        ts: u64,
+        kind: Kind,
+        (c, u): (usize, Option<usize>),
+        path: &str,
+        name: &str,
+        shell_parent: bool,
+    ) -> Ev {
+        let (pn, pe, pa) = if shell_parent {
+            self.shell_parent(path)
+        } else {
+            let p = self.pick(NON_SHELL_PARENTS);
+            (
+                s(p),
+                Cow::Owned(format!("/usr/bin/{p}")),
+                vec![s(p), s("/app/run.py")],
+            )
+        };
+        Ev {
+            ts,
+            n: self.next_n(),
+            kind,
+            container: c,
+            user: u,
+            file_path: s(""),
+            file_name: None,
+            proc: Proc {
+                name: Some(name.to_string().into()),
+                executable: path.to_string().into(),
+                args: vec![path.to_string().into()],
+                pid: self.pid(),
+                parent_name: pn,
+                parent_executable: pe,
+                parent_args: pa,
+            },
+        }
+    }
+
+    fn deletion(
+        &mut self,
+        ts: u64,
+        c: usize,
+        u: Option<usize>,
+        path: &str,
+        name: &str,
+        deleter: Option<&str>,
+    ) -> Ev {
+        let (pname, exe, args): (Option<Str>, Str, Vec<Str>) = match deleter {
+            None => (None, path.to_string().into(), vec![path.to_string().into()]),
+            Some(d) if d == name => (
+                Some(name.to_string().into()),
+                path.to_string().into(),
+                vec![path.to_string().into()],
+            ),
+            Some(d) => {
+                let args: Vec<Str> = match d {
+                    "rm" => vec![s("rm"), s("-f"), path.to_string().into()],
+                    "find" => vec![
+                        s("find"),
+                        s("/tmp"),
+                        s("-name"),
+                        name.to_string().into(),
+                        s("-delete"),
+                    ],
+                    "shred" => vec![s("shred"), s("-u"), path.to_string().into()],
+                    "unlink" => vec![s("unlink"), path.to_string().into()],
+                    _ => vec![
+                        Cow::Owned(d.to_string()),
+                        s("-c"),
+                        Cow::Owned(format!("rm -f {path}")),
+                    ],
+                };
+                (
+                    Some(Cow::Owned(d.to_string())),
+                    Cow::Owned(format!("/usr/bin/{d}")),
+                    args,
+                )
+            }
+        };
+        let (pn, pe, pa) = self.entry_parent();
+        Ev {
+            ts,
+            n: self.next_n(),
+            kind: Kind::FileDelete,
+            container: c,
+            user: u,
+            file_path: path.to_string().into(),
+            file_name: Some(name.to_string().into()),
+            proc: Proc {
+                name: pname,
+                executable: exe,
+                args,
+                pid: self.pid(),
+                parent_name: pn,
+                parent_executable: pe,
+                parent_args: pa,
+            },
+        }
+    }
+
+    /// Deleter for a matching deletion: the payload itself, a helper not in the exclusion list.
+    fn ok_deleter(&mut self, name: &str) -> String {
+        if self.rng.random_bool(0.5) {
+            name.to_string()
+        } else {
+            self.pick(OK_DELETERS).to_string()
+        }
+    }
+
+    /// Picks the attack variant and schedules its events from `t0`; returns the number of events
+    /// (0 if the budget is too small: nothing is scheduled).
+    fn schedule_attack(&mut self, t0: u64, budget: u64) -> u64 {
+        let total_w: u32 = ATTACKS.iter().map(|a| a.1).sum();
+        let mut r = self.rng.random_range(0..total_w);
+        let mut kind = Attack::Direct;
+        for (a, w) in ATTACKS {
+            if r < *w {
+                kind = *a;
+                break;
+            }
+            r -= w;
+        }
+        let len = match kind {
+            Attack::Overwrite | Attack::DoubleExec | Attack::DoubleDelete => 4,
+            _ => 3,
+        };
+        if budget < len {
+            return 0;
+        }
+        self.stats.attacks += 1;
+        let c = self.rng.random_range(0..self.world.containers.len());
+        let u = self.user_idx();
+        let name = self.fresh_name();
+        let mut dir = self.pick(RULE_DIRS).to_string();
+        if self.rng.random_range(0..10) == 0 {
+            // `/home/*/*` (seed P5).
+            dir = format!("/home/{}/", self.pick(&["app", "deploy", "ubuntu", "node"]));
+        }
+        let path = format!("{dir}{name}");
+        // Offsets (ms after t0) of exec and deletion; total span <= MAXSPAN_MS.
+        let span = match kind {
+            Attack::Boundary => MAXSPAN_MS,
+            _ => self.rng.random_range(20..=MAXSPAN_MS - 10),
+        };
+        let d_exec = match kind {
+            Attack::SameMillisecond => 0,
+            // Room for a second creation before the exec / a second exec before the deletion.
+            Attack::Overwrite => self.rng.random_range(2..span),
+            Attack::DoubleExec => self.rng.random_range(1..span - 1),
+            _ => self.rng.random_range(1..span),
+        };
+        let o = Origin::Attack;
+        let create = if kind == Attack::ShellBranch {
+            self.shell_branch_creation(t0, c, u, &dir, &name)
+        } else {
+            self.downloader_creation(t0, c, Some(u), &dir, &name)
+        };
+        let mut first_n = create.n;
+        self.push(t0, create, None, o);
+        if kind == Attack::Overwrite {
+            // A second creation strictly between the first and the exec supersedes the first.
+            let d = self.rng.random_range(1..d_exec);
+            let again = self.downloader_creation(t0 + d, c, Some(u), &dir, &name);
+            first_n = again.n;
+            self.push(t0 + d, again, None, o);
+        }
+        let ex = self.exec(
+            t0 + d_exec,
+            Kind::ProcExec,
+            (c, Some(u)),
+            &path,
+            &name,
+            true,
+        );
+        let exec_n = ex.n;
+        self.push(t0 + d_exec, ex, None, o);
+        if kind == Attack::DoubleExec {
+            // A second exec strictly between the first and the deletion finds no stage-1
+            // partial (the first exec consumed it), so it starts nothing.
+            let d2 = self.rng.random_range(d_exec + 1..span);
+            let ex2 = self.exec(t0 + d2, Kind::ProcExec, (c, Some(u)), &path, &name, true);
+            self.push(t0 + d2, ex2, None, o);
+        }
+        let deleter = if kind == Attack::NoDeleterName {
+            None
+        } else {
+            Some(self.ok_deleter(&name))
+        };
+        let del = self.deletion(t0 + span, c, Some(u), &path, &name, deleter.as_deref());
+        let truth = TruthSeq {
+            container: c,
+            user: u,
+            name: name.clone(),
+            ns: [first_n, exec_n, del.n],
+        };
+        self.push(t0 + span, del, Some(truth), o);
+        if kind == Attack::DoubleDelete {
+            // A second deletion after completion finds no stage-2 partial.
+            let d = self.rng.random_range(1..2_000);
+            let del2 = self.deletion(t0 + span + d, c, Some(u), &path, &name, Some("sh"));
+            self.push(t0 + span + d, del2, None, o);
+        }
+        len
+    }
+
+    /// Picks a decoy kind and schedules its events from `t0`; returns the number of events
+    /// (0 if the budget is too small).
+    fn schedule_decoy(&mut self, t0: u64, budget: u64) -> u64 {
+        const LEN: u64 = 3;
+        if budget < LEN {
+            return 0;
+        }
+        let kind = self.pick(DECOYS);
+        self.stats.decoys[kind.index()] += 1;
+        let o = Origin::Decoy(kind);
+        let nc = self.world.containers.len();
+        let nu = self.world.users.len();
+        let c = self.rng.random_range(0..nc);
+        let u = self.user_idx();
+        let name = self.fresh_name();
+        let dir: String = match kind {
+            Decoy::PathOutside => {
+                if self.rng.random_bool(0.2) {
+                    "/home/".to_string() // `/home/<name>` has one segment; `/home/*/*` needs two
+                } else {
+                    self.pick(OUTSIDE_DIRS).to_string()
+                }
+            }
+            Decoy::PathWrongCase => self.pick(WRONG_CASE_DIRS).to_string(),
+            _ => self.pick(RULE_DIRS).to_string(),
+        };
+        let path = format!("{dir}{name}");
+        let span = self.rng.random_range(20..=MAXSPAN_MS - 10);
+        let d_exec = self.rng.random_range(1..span);
+        let user = if kind == Decoy::MissingUserId {
+            None
+        } else {
+            Some(u)
+        };
+        // Stage-1-like creation (possibly made non-matching by the decoy kind).
+        let mut create = self.downloader_creation(t0, c, user, &dir, &name);
+        match kind {
+            Decoy::ShDashCString => {
+                let sh = self.pick(&["sh", "bash", "dash"]);
+                let dl = self.pick(&["curl -sSLo", "wget -qO"]);
+                let url = self.url(&name);
+                create.proc.name = Some(s(sh));
+                create.proc.executable = Cow::Owned(format!("/bin/{sh}"));
+                create.proc.args = vec![s(sh), s("-c"), Cow::Owned(format!("{dl} {path} {url}"))];
+            }
+            Decoy::ArgsExclusion => {
+                let sh = self.pick(&["sh", "bash", "busybox"]);
+                let dl = self.pick(&["/usr/bin/wget", "curl", "/bin/curl", "wget"]);
+                let ex = self.pick(EXCLUDED_ARGS);
+                let pre = self.pick(DL_PREFIXES);
+                create.proc.name = Some(s(sh));
+                create.proc.executable = Cow::Owned(format!("/bin/{sh}"));
+                create.proc.args = vec![
+                    s(sh),
+                    s(dl),
+                    Cow::Owned(format!("{pre}{ex}")),
+                    s("-O"),
+                    path.clone().into(),
+                ];
+            }
+            Decoy::DownloaderWrongCase => {
+                let dl = self.pick(&["CURL", "Wget", "SCP", "Curl", "RSYNC", "Fetch"]);
+                create.proc.name = Some(s(dl));
+            }
+            Decoy::NonDownloaderCreator => {
+                if self.rng.random_bool(0.3) {
+                    // `ash` is a stage-2 parent shell but not a stage-1 shell.
+                    create.proc.name = Some(s("ash"));
+                    create.proc.executable = s("/bin/ash");
+                    create.proc.args = vec![s("ash"), s("wget"), s("-O"), path.clone().into()];
+                } else {
+                    let p = self.pick(&["cp", "tar", "python3", "node", "install", "mv"]);
+                    create.proc.name = Some(s(p));
+                    create.proc.executable = Cow::Owned(format!("/usr/bin/{p}"));
+                    create.proc.args = vec![s(p), s("/app/dist/bundle"), path.clone().into()];
+                }
+            }
+            Decoy::MissingFileName => create.file_name = None,
+            _ => {}
+        }
+        let (create_at, exec_at, delete_at) = match kind {
+            Decoy::DeletePastMaxspan => (t0, t0 + d_exec, t0 + MAXSPAN_MS + 1),
+            Decoy::ExecPastMaxspan => (
+                t0,
+                t0 + MAXSPAN_MS + 1,
+                t0 + MAXSPAN_MS + 1 + self.rng.random_range(1..500),
+            ),
+            Decoy::ExecBeforeCreate => (t0 + d_exec, t0, t0 + span),
+            Decoy::DeleteBeforeExec => (t0, t0 + span, t0 + d_exec),
+            _ => (t0, t0 + d_exec, t0 + span),
+        };
+        create.ts = create_at;
+        self.push(create_at, create, None, o);
+        let exec_kind = match kind {
+            Decoy::ForkNotExec => Kind::ProcFork,
+            Decoy::ExecEndEvent => Kind::ProcEnd,
+            _ => Kind::ProcExec,
+        };
+        let exec_user = match kind {
+            Decoy::ExecOtherUser => Some(self.other(nu, u)),
+            _ => user,
+        };
+        let exec_name = if kind == Decoy::ExecNameMismatch {
+            name.to_ascii_uppercase()
+        } else {
+            name.clone()
+        };
+        let ex = self.exec(
+            exec_at,
+            exec_kind,
+            (c, exec_user),
+            &path,
+            &exec_name,
+            kind != Decoy::ParentNotShell,
+        );
+        self.push(exec_at, ex, None, o);
+        let del_c = if kind == Decoy::DeleteOtherContainer {
+            self.other(nc, c)
+        } else {
+            c
+        };
+        let del_u = if kind == Decoy::DeleteOtherUser {
+            Some(self.other(nu, u))
+        } else {
+            user
+        };
+        let deleter = if kind == Decoy::DeletedByExcluded {
+            self.pick(EXCLUDED_DELETERS).to_string()
+        } else {
+            self.ok_deleter(&name)
+        };
+        let del = self.deletion(delete_at, del_c, del_u, &path, &name, Some(&deleter));
+        self.push(delete_at, del, None, o);
+        LEN
+    }
+
+    fn live_key_creation(&mut self, ts: u64) -> Ev {
+        let c = self.rng.random_range(0..self.world.containers.len());
+        let u = self.rng.random_range(0..self.world.users.len());
+        let name = self.fresh_name();
+        let dir = self.pick(&["/tmp/", "/dev/shm/", "/var/tmp/"]);
+        let mut ev = self.downloader_creation(ts, c, Some(u), dir, &name);
+        let url = self.url(&name);
+        ev.proc.name = Some(s("curl"));
+        ev.proc.executable = s("/usr/bin/curl");
+        ev.proc.args = vec![s("curl"), s("-sSLo"), ev.file_path.clone(), url.into()];
+        ev
+    }
+
+    /// One background event at `ts`. Names follow the namespace argument in the module docs.
+    fn background(&mut self, ts: u64) -> Ev {
+        let c = self.rng.random_range(0..self.world.containers.len());
+        let u = self.user_idx();
+        let roll = self.rng.random_range(0..100);
+        let n = self.next_n();
+        let pid = self.pid();
+        if roll < 55 {
+            // Process events.
+            let kind = match roll {
+                0..=29 => Kind::ProcExec,
+                30..=41 => Kind::ProcFork,
+                _ => Kind::ProcEnd,
+            };
+            let name = self.pick(BG_EXECS);
+            let exe: Str = Cow::Owned(format!("/usr/bin/{name}"));
+            let args: Vec<Str> = match name {
+                "curl" => vec![s("curl"), s("-fsS"), s("http://localhost:8080/healthz")],
+                "wget" => vec![s("wget"), s("-qO-"), s("http://127.0.0.1/status")],
+                "grep" => vec![s("grep"), s("-c"), s("ERROR"), s("/var/log/app/app.log")],
+                "sleep" => vec![s("sleep"), s("30")],
+                "psql" => vec![s("psql"), s("-U"), s("postgres"), s("-c"), s("SELECT 1")],
+                "tar" => vec![
+                    s("tar"),
+                    s("-czf"),
+                    s("/tmp/backup.tar.gz"),
+                    s("/var/lib/data"),
+                ],
+                _ => vec![Cow::Owned(name.to_string())],
+            };
+            let (pn, pe, pa) = if self.rng.random_bool(0.7) {
+                self.shell_parent("/docker-entrypoint.sh")
+            } else {
+                let p = self.pick(&["python3", "node", "java", "runc", "tini", "supervisord"]);
+                (s(p), Cow::Owned(format!("/usr/bin/{p}")), vec![s(p)])
+            };
+            return Ev {
+                ts,
+                n,
+                kind,
+                container: c,
+                user: Some(u),
+                file_path: s(""),
+                file_name: None,
+                proc: Proc {
+                    name: Some(s(name)),
+                    executable: exe,
+                    args,
+                    pid,
+                    parent_name: pn,
+                    parent_executable: pe,
+                    parent_args: pa,
+                },
+            };
+        }
+        let kind = match roll {
+            55..=74 => Kind::FileCreate,
+            75..=87 => Kind::FileModify,
+            _ => Kind::FileDelete,
+        };
+        let fname = self.bg_file_name();
+        let dir = self.pick(BG_FILE_DIRS);
+        let path = format!("{dir}{fname}");
+        let proc_name = match kind {
+            Kind::FileDelete => {
+                self.pick(&["rm", "nginx", "python3", "find", "logrotate", "sh", "java"])
+            }
+            _ => self.pick(BG_CREATORS),
+        };
+        let args: Vec<Str> = match proc_name {
+            "curl" => vec![
+                s("curl"),
+                s("-sSLo"),
+                path.clone().into(),
+                s("https://repo.example.org/pkg/release.tar.gz"),
+            ],
+            "wget" => vec![
+                s("wget"),
+                s("-q"),
+                s("-O"),
+                path.clone().into(),
+                s("https://repo.example.org/pkg/release.tar.gz"),
+            ],
+            "rm" => vec![s("rm"), s("-f"), path.clone().into()],
+            "sh" => vec![s("sh"), s("-c"), s("/docker-entrypoint.sh")],
+            other => vec![Cow::Owned(other.to_string())],
+        };
+        let (pn, pe, pa) = self.entry_parent();
+        Ev {
+            ts,
+            n,
+            kind,
+            container: c,
+            user: Some(u),
+            file_path: path.into(),
+            file_name: Some(fname.into()),
+            proc: Proc {
+                name: Some(s(proc_name)),
+                executable: Cow::Owned(format!("/usr/bin/{proc_name}")),
+                args,
+                pid,
+                parent_name: pn,
+                parent_executable: pe,
+                parent_args: pa,
+            },
+        }
+    }
+
+    /// A background file name: always contains a `.` after its first character.
+    fn bg_file_name(&mut self) -> String {
+        let stem = self.pick(BG_FILE_STEMS);
+        let ext = self.pick(BG_FILE_EXTS);
+        if self.rng.random_bool(0.5) {
+            format!("{stem}{ext}")
+        } else {
+            format!("{stem}-{}{ext}", self.rng.random_range(0..100_000u32))
+        }
+    }
+}
+
+/// True when `name` could be a background file name (used by tests of the namespace argument).
+#[cfg(test)]
+fn bg_file_name(name: &str) -> bool {
+    name.char_indices().any(|(i, c)| i > 0 && c == '.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn background_exec_names_are_outside_the_scenario_namespace() {
+        for n in BG_EXECS {
+            assert!(!n.contains('.'), "{n}");
+            let tail: String = n.chars().rev().take(5).collect();
+            assert!(
+                !(tail.len() == 5 && tail.chars().all(|c| c.is_ascii_hexdigit())),
+                "{n}"
+            );
+        }
+        for p in PAYLOADS {
+            assert!(!bg_file_name(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn generator_is_deterministic_and_time_ordered() {
+        let w = World::build(1, 3, 20, 5);
+        let cfg = Config {
+            seed: 9,
+            total: Some(5000),
+            attack_rate: 0.01,
+            decoy_rate: 0.02,
+            live_keys: 10,
+            sim_eps: 1000.0,
+            start_ms: DEFAULT_START_MS,
+        };
+        let run = |cfg: Config| {
+            let mut g = Generator::new(&w, cfg);
+            let mut v = Vec::new();
+            while let Some(e) = g.next_event() {
+                v.push((e.ev.ts, e.ev.n, e.truth.is_some()));
+            }
+            v
+        };
+        let a = run(cfg.clone());
+        let b = run(cfg);
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 5000);
+        assert!(a.windows(2).all(|w| w[0].0 <= w[1].0));
+        assert!(a.iter().filter(|x| x.2).count() > 10);
+    }
+}
