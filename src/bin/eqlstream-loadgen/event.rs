@@ -283,9 +283,7 @@ pub fn write_event(out: &mut Vec<u8>, world: &World, seed: u64, ev: &Ev) {
     out.extend_from_slice(h.region.as_bytes());
     out.extend_from_slice(b"\",\"availability_zone\":\"");
     out.extend_from_slice(h.az.as_bytes());
-    out.extend_from_slice(b"\",\"account\":{\"id\":\"123456789012\"},\"instance\":{\"name\":\"");
-    out.extend_from_slice(h.hostname.as_bytes());
-    out.extend_from_slice(b"\"}},\"cloud_defend\":{\"package_policy_id\":\"4c9cbba0-c812-11ed-a8dd-91ec403e4f03\",\"package_policy_revision\":2,\"matched_selectors\":[\"");
+    out.extend_from_slice(b"\"},\"cloud_defend\":{\"matched_selectors\":[\"");
     out.extend_from_slice(if ev.kind.is_file() {
         b"fileActivity"
     } else {
@@ -303,9 +301,7 @@ pub fn write_event(out: &mut Vec<u8>, world: &World, seed: u64, ev: &Ev) {
     out.extend_from_slice(c.tag.as_bytes());
     out.extend_from_slice(b"\"]}},\"data_stream\":{\"dataset\":\"cloud_defend.");
     out.extend_from_slice(stream.as_bytes());
-    out.extend_from_slice(b"\",\"namespace\":\"default\",\"type\":\"logs\"},\"ecs\":{\"version\":\"8.7.0\"},\"event\":{\"agent_id_status\":\"verified\",\"created\":\"");
-    write_rfc3339_ms(out, ev.ts);
-    out.extend_from_slice(b"\",\"dataset\":\"cloud_defend.");
+    out.extend_from_slice(b"\",\"namespace\":\"default\",\"type\":\"logs\"},\"ecs\":{\"version\":\"8.7.0\"},\"event\":{\"dataset\":\"cloud_defend.");
     out.extend_from_slice(stream.as_bytes());
     out.extend_from_slice(b"\",\"id\":\"");
     out.extend_from_slice(&event_uuid(seed, ev.n));
@@ -317,7 +313,7 @@ pub fn write_event(out: &mut Vec<u8>, world: &World, seed: u64, ev: &Ev) {
     out.extend_from_slice(stream.as_bytes());
     out.extend_from_slice(b"\"],\"type\":[\"");
     out.extend_from_slice(ev.kind.event_type().as_bytes());
-    out.extend_from_slice(b"\"]},\"host\":{\"architecture\":\"amd64\",\"hostname\":\"");
+    out.extend_from_slice(b"\"]},\"host\":{\"hostname\":\"");
     out.extend_from_slice(h.hostname.as_bytes());
     out.extend_from_slice(b"\",\"id\":\"");
     out.extend_from_slice(h.id.as_bytes());
@@ -325,11 +321,9 @@ pub fn write_event(out: &mut Vec<u8>, world: &World, seed: u64, ev: &Ev) {
     out.extend_from_slice(h.ip.as_bytes());
     out.extend_from_slice(b"\"],\"mac\":[\"");
     out.extend_from_slice(h.mac.as_bytes());
-    out.extend_from_slice(b"\"],\"name\":\"");
-    out.extend_from_slice(h.hostname.as_bytes());
-    out.extend_from_slice(b"\",\"os\":{\"family\":\"ubuntu\",\"kernel\":\"");
+    out.extend_from_slice(b"\"],\"os\":{\"kernel\":\"");
     out.extend_from_slice(h.kernel.as_bytes());
-    out.extend_from_slice(b"\",\"name\":\"Linux\",\"type\":\"linux\",\"version\":\"22.04.4\"}},\"orchestrator\":{\"cluster\":{\"name\":\"");
+    out.extend_from_slice(b"\",\"name\":\"Linux\",\"version\":\"22.04.4\"}},\"orchestrator\":{\"cluster\":{\"name\":\"");
     out.extend_from_slice(world.cluster.as_bytes());
     out.extend_from_slice(b"\"},\"namespace\":\"");
     out.extend_from_slice(c.namespace.as_bytes());
@@ -373,9 +367,7 @@ pub fn write_event(out: &mut Vec<u8>, world: &World, seed: u64, ev: &Ev) {
     put_hex(&mut ent[..16], mix64(ev.n ^ 0xe17));
     put_hex(&mut ent[16..], mix64(u64::from(p.pid) ^ seed));
     out.extend_from_slice(&ent);
-    out.extend_from_slice(b"\",\"interactive\":false,\"start\":\"");
-    write_rfc3339_ms(out, ev.ts.saturating_sub(u64::from(p.pid % 7)));
-    out.extend_from_slice(b"\",\"working_directory\":\"/\",\"parent\":{\"name\":");
+    out.extend_from_slice(b"\",\"parent\":{\"name\":");
     write_json_str(out, &p.parent_name);
     out.extend_from_slice(b",\"executable\":");
     write_json_str(out, &p.parent_executable);
@@ -387,7 +379,7 @@ pub fn write_event(out: &mut Vec<u8>, world: &World, seed: u64, ev: &Ev) {
     put_hex(&mut ent[..16], mix64(u64::from(p.pid) ^ 0x9a7));
     put_hex(&mut ent[16..], mix64(c.host as u64 ^ seed));
     out.extend_from_slice(&ent);
-    out.extend_from_slice(b"\",\"interactive\":false}}}\n");
+    out.extend_from_slice(b"\"}}}\n");
 }
 
 #[cfg(test)]
