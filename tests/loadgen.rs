@@ -343,25 +343,71 @@ fn truth_entries_reference_events_in_stage_order_with_matching_keys() {
 }
 
 #[test]
-fn decoys_alone_never_form_a_sequence() {
+fn decoys_of_every_kind_never_form_a_sequence() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let truth = dir.path().join("d.truth.jsonl");
+    let tp = truth.to_str().expect("utf-8 temp path");
+    let out = run(&[
+        "--events",
+        "5000",
+        "--attack-rate",
+        "0",
+        "--decoy-rate",
+        "0.2",
+        "--seed",
+        "4",
+        "--stats",
+        "--truth",
+        tp,
+    ]);
+    assert!(std::fs::read(&truth).expect("truth written").is_empty());
+    assert!(reference_sequences(&out.stdout).is_empty());
+    let stats = String::from_utf8_lossy(&out.stderr);
+    let kinds = stats
+        .lines()
+        .find(|l| l.starts_with("decoys:"))
+        .expect("decoy stats line");
+    let counts: Vec<&str> = kinds.split_whitespace().skip(1).collect();
+    assert_eq!(counts.len(), 20, "{kinds}");
+    assert!(
+        counts.iter().all(|c| !c.ends_with("=0")),
+        "every kind generated: {kinds}"
+    );
+}
+
+#[test]
+fn duration_mode_stops_and_completes_every_started_attack() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (out, truth) = generate(
         dir.path(),
-        "d",
+        "dur",
         &[
-            "--events",
+            "--duration",
+            "300ms",
+            "--rate",
             "5000",
             "--attack-rate",
-            "0",
-            "--decoy-rate",
-            "0.2",
+            "0.05",
             "--seed",
-            "4",
-            "--stats",
+            "13",
         ],
     );
-    assert!(truth.is_empty());
-    assert!(reference_sequences(&out).is_empty());
+    let n = lines(&out).len();
+    assert!(
+        (500..=3000).contains(&n),
+        "about 1500 lines in 300 ms at 5000/s: {n}"
+    );
+    assert_eq!(reference_sequences(&out), truth_values(&truth));
+}
+
+#[test]
+fn rate_limits_the_output() {
+    let started = std::time::Instant::now();
+    run(&["--events", "1000", "--rate", "2000", "--seed", "14"]);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(400),
+        "1000 lines at 2000/s take ~0.5 s"
+    );
 }
 
 #[test]

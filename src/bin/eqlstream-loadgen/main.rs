@@ -32,6 +32,9 @@ use crate::scenario::{Config, Decoy, Generator, Origin, DEFAULT_START_MS};
 use crate::truth::TruthLine;
 use crate::world::World;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Realistic Defend for Containers events with known attacks, for testing eqlstream.
 ///
 /// Without a subcommand, generates events (one JSON object per line). `score` compares a truth
@@ -285,8 +288,9 @@ fn generate(a: &GenArgs) -> io::Result<()> {
         };
         buf.clear();
         event::write_event(&mut buf, &world, a.seed, &em.ev);
-        if em.origin == Origin::Background && (bg_template.is_empty() || gen.emitted() % 1024 == 0)
-        {
+        // Hostile lines that look like events copy the latest background event (so their
+        // timestamps stay current and they can never join a sequence).
+        if a.invalid_rate > 0.0 && em.origin == Origin::Background {
             bg_template.clear();
             bg_template.extend_from_slice(&buf);
         }

@@ -25,7 +25,7 @@
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -447,6 +447,7 @@ pub struct Generator<'w> {
     stopping: bool,
     live_done: u64,
     last_ts: u64,
+    paths: HashMap<(&'static str, &'static str), &'static str>,
     /// What has been generated so far.
     pub stats: Stats,
 }
@@ -478,6 +479,7 @@ impl<'w> Generator<'w> {
             stopping: false,
             live_done: 0,
             last_ts: cfg.start_ms,
+            paths: HashMap::new(),
             stats: Stats::default(),
             cfg,
         }
@@ -622,27 +624,26 @@ impl<'w> Generator<'w> {
         });
     }
 
-    fn shell_parent(&mut self, exe_path: &str) -> (Str, Str, Vec<Str>) {
+    /// `dir` + `name` as a `'static` string. The set of (dir, name) pairs is bounded by the
+    /// constant tables of this module, so each is built (and leaked) once per run.
+    fn path_of(&mut self, dir: &'static str, name: &'static str) -> Str {
+        let p = self
+            .paths
+            .entry((dir, name))
+            .or_insert_with(|| Box::leak(format!("{dir}{name}").into_boxed_str()));
+        Cow::Borrowed(*p)
+    }
+
+    fn shell_parent(&mut self, exe_path: Str) -> (Str, Str, Vec<Str>) {
         let sh = self.pick(S2_SHELLS);
-        let exe: Str = if sh == "busybox" {
-            s("/bin/busybox")
-        } else {
-            Cow::Owned(format!("/bin/{sh}"))
-        };
-        (
-            s(sh),
-            exe,
-            vec![s(sh), s("-c"), Cow::Owned(exe_path.to_string())],
-        )
+        let exe = self.path_of("/bin/", sh);
+        (s(sh), exe, vec![s(sh), s("-c"), exe_path])
     }
 
     fn entry_parent(&mut self) -> (Str, Str, Vec<Str>) {
         let sh = self.pick(&["sh", "bash", "dash"]);
-        (
-            s(sh),
-            Cow::Owned(format!("/bin/{sh}")),
-            vec![s(sh), s("-c"), s("/entrypoint.sh")],
-        )
+        let exe = self.path_of("/bin/", sh);
+        (s(sh), exe, vec![s(sh), s("-c"), s("/entrypoint.sh")])
     }
 
     /// A creation by a downloader (name in the rule's list) of `path`.
@@ -698,7 +699,7 @@ impl<'w> Generator<'w> {
             file_name: Some(name.to_string().into()),
             proc: Proc {
                 name: Some(s(dl)),
-                executable: Cow::Owned(format!("/usr/bin/{dl}")),
+                executable: self.path_of("/usr/bin/", dl),
                 args,
                 pid,
                 parent_name: pn,
@@ -749,7 +750,7 @@ impl<'w> Generator<'w> {
             file_name: Some(name.to_string().into()),
             proc: Proc {
                 name: Some(s(pname)),
-                executable: Cow::Owned(format!("/bin/{pname}")),
+                executable: self.path_of("/bin/", pname),
                 args,
                 pid: self.pid(),
                 parent_name: pn,
@@ -771,12 +772,12 @@ impl<'w> Generator<'w> {
         shell_parent: bool,
     ) -> Ev {
         let (pn, pe, pa) = if shell_parent {
-            self.shell_parent(path)
+            self.shell_parent(Cow::Owned(path.to_string()))
         } else {
             let p = self.pick(NON_SHELL_PARENTS);
             (
                 s(p),
-                Cow::Owned(format!("/usr/bin/{p}")),
+                self.path_of("/usr/bin/", p),
                 vec![s(p), s("/app/run.py")],
             )
         };
@@ -1009,7 +1010,7 @@ impl<'w> Generator<'w> {
                 let dl = self.pick(&["curl -sSLo", "wget -qO"]);
                 let url = self.url(&name);
                 create.proc.name = Some(s(sh));
-                create.proc.executable = Cow::Owned(format!("/bin/{sh}"));
+                create.proc.executable = self.path_of("/bin/", sh);
                 create.proc.args = vec![s(sh), s("-c"), Cow::Owned(format!("{dl} {path} {url}"))];
             }
             Decoy::ArgsExclusion => {
@@ -1018,7 +1019,7 @@ impl<'w> Generator<'w> {
                 let ex = self.pick(EXCLUDED_ARGS);
                 let pre = self.pick(DL_PREFIXES);
                 create.proc.name = Some(s(sh));
-                create.proc.executable = Cow::Owned(format!("/bin/{sh}"));
+                create.proc.executable = self.path_of("/bin/", sh);
                 create.proc.args = vec![
                     s(sh),
                     s(dl),
@@ -1040,7 +1041,7 @@ impl<'w> Generator<'w> {
                 } else {
                     let p = self.pick(&["cp", "tar", "python3", "node", "install", "mv"]);
                     create.proc.name = Some(s(p));
-                    create.proc.executable = Cow::Owned(format!("/usr/bin/{p}"));
+                    create.proc.executable = self.path_of("/usr/bin/", p);
                     create.proc.args = vec![s(p), s("/app/dist/bundle"), path.clone().into()];
                 }
             }
@@ -1131,7 +1132,7 @@ impl<'w> Generator<'w> {
                 _ => Kind::ProcEnd,
             };
             let name = self.pick(BG_EXECS);
-            let exe: Str = Cow::Owned(format!("/usr/bin/{name}"));
+            let exe: Str = self.path_of("/usr/bin/", name);
             let args: Vec<Str> = match name {
                 "curl" => vec![s("curl"), s("-fsS"), s("http://localhost:8080/healthz")],
                 "wget" => vec![s("wget"), s("-qO-"), s("http://127.0.0.1/status")],
@@ -1147,10 +1148,10 @@ impl<'w> Generator<'w> {
                 _ => vec![Cow::Owned(name.to_string())],
             };
             let (pn, pe, pa) = if self.rng.random_bool(0.7) {
-                self.shell_parent("/docker-entrypoint.sh")
+                self.shell_parent(s("/docker-entrypoint.sh"))
             } else {
                 let p = self.pick(&["python3", "node", "java", "runc", "tini", "supervisord"]);
-                (s(p), Cow::Owned(format!("/usr/bin/{p}")), vec![s(p)])
+                (s(p), self.path_of("/usr/bin/", p), vec![s(p)])
             };
             return Ev {
                 ts,
@@ -1214,7 +1215,7 @@ impl<'w> Generator<'w> {
             file_name: Some(fname.into()),
             proc: Proc {
                 name: Some(s(proc_name)),
-                executable: Cow::Owned(format!("/usr/bin/{proc_name}")),
+                executable: self.path_of("/usr/bin/", proc_name),
                 args,
                 pid,
                 parent_name: pn,
