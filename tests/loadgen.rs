@@ -515,6 +515,29 @@ fn tcp_output_carries_the_same_bytes_as_stdout() {
     assert_eq!(received, stdout);
 }
 
+#[test]
+fn huge_lines_flag_adds_rare_lines_over_one_mebibyte() {
+    let out = run(&[
+        "--events",
+        "3000",
+        "--invalid-rate",
+        "1.0",
+        "--huge-lines",
+        "--seed",
+        "15",
+    ]);
+    let huge = lines(&out.stdout)
+        .iter()
+        .filter(|l| l.len() > 1 << 20)
+        .count();
+    assert!(
+        (1..=12).contains(&huge),
+        "about 3 of 3000 hostile lines: {huge}"
+    );
+    let plain = run(&["--events", "3000", "--invalid-rate", "1.0", "--seed", "15"]);
+    assert!(lines(&plain.stdout).iter().all(|l| l.len() < 1 << 20));
+}
+
 fn alert_line(t: &Value, events: &HashMap<String, &Value>) -> String {
     let evs: Vec<Value> = strs(t.get("event_ids"))
         .iter()

@@ -22,6 +22,24 @@ use std::time::{Duration, Instant};
 /// Write buffer size of every sink.
 pub const WRITE_BUFFER_BYTES: usize = 1 << 20;
 
+/// How long `tcp://` output keeps retrying a refused connection (the receiver may still be
+/// starting).
+pub const TCP_CONNECT_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Connects to `addr`, retrying every 100 ms for up to `patience`.
+fn connect_with_retry(addr: &str, patience: Duration) -> io::Result<TcpStream> {
+    let started = Instant::now();
+    loop {
+        match TcpStream::connect(addr) {
+            Ok(s) => return Ok(s),
+            Err(e) if started.elapsed() >= patience => {
+                return Err(io::Error::new(e.kind(), format!("connect to {addr}: {e}")))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
 /// Where the output goes, parsed from `-o`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
@@ -57,7 +75,7 @@ impl Target {
                 File::create(p)?,
             )),
             Target::Tcp(addr) => {
-                let s = TcpStream::connect(addr.as_str())?;
+                let s = connect_with_retry(addr, TCP_CONNECT_PATIENCE)?;
                 s.set_nodelay(false)?;
                 Box::new(BufWriter::with_capacity(WRITE_BUFFER_BYTES, s))
             }

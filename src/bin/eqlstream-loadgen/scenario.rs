@@ -548,21 +548,21 @@ impl<'w> Generator<'w> {
                     origin: s.origin,
                 });
             }
+            // Each slot of the background clock is a background event or starts a scenario;
+            // either way the clock advances, so scenario starts never pile up on one instant.
             let roll: f64 = self.rng.random();
-            if roll < self.cfg.attack_rate {
-                let len = self.schedule_attack(cand, budget);
-                if len > 0 {
-                    continue;
-                }
+            let scheduled = if roll < self.cfg.attack_rate {
+                self.schedule_attack(cand, budget)
             } else if roll < self.cfg.attack_rate + self.cfg.decoy_rate {
-                let len = self.schedule_decoy(cand, budget);
-                if len > 0 {
-                    continue;
-                }
+                self.schedule_decoy(cand, budget)
+            } else {
+                0
+            };
+            self.advance_clock();
+            if scheduled > 0 {
+                continue;
             }
             let ev = self.background(cand);
-            let u: f64 = self.rng.random::<f64>().max(1e-12);
-            self.bg_clock_us += (-u.ln() * self.bg_mean_us) as u64;
             self.stats.background += 1;
             return Some(Emitted {
                 ev,
@@ -570,6 +570,12 @@ impl<'w> Generator<'w> {
                 origin: Origin::Background,
             });
         }
+    }
+
+    /// Advances the background clock by an exponential gap (Poisson arrivals at `sim_eps`).
+    fn advance_clock(&mut self) {
+        let u: f64 = self.rng.random::<f64>().max(1e-12);
+        self.bg_clock_us += (-u.ln() * self.bg_mean_us) as u64;
     }
 
     fn next_n(&mut self) -> u64 {
