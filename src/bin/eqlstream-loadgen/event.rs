@@ -110,14 +110,43 @@ pub struct Ev {
     pub proc: Proc,
 }
 
-/// Writes `ms` (Unix epoch milliseconds) as RFC 3339 UTC with millisecond digits.
-pub fn write_rfc3339_ms(out: &mut Vec<u8>, ms: u64) {
-    let secs = ms / 1000;
-    let milli = (ms % 1000) as u32;
+/// Remembers the formatted `YYYY-MM-DDTHH:MM:SS.` prefix of the last few seconds
+/// (direct-mapped on `second % 4`, so `@timestamp` and `event.ingested`, 2 s apart, both hit).
+#[derive(Clone, Debug)]
+pub struct TimeCache {
+    slots: [(u64, [u8; 20]); 4],
+}
+
+impl Default for TimeCache {
+    fn default() -> Self {
+        TimeCache {
+            slots: [(u64::MAX, [0; 20]); 4],
+        }
+    }
+}
+
+impl TimeCache {
+    /// Writes `ms` (Unix epoch milliseconds) as RFC 3339 UTC with millisecond digits.
+    pub fn write(&mut self, out: &mut Vec<u8>, ms: u64) {
+        let secs = ms / 1000;
+        let slot = &mut self.slots[(secs % 4) as usize];
+        if slot.0 != secs {
+            *slot = (secs, format_second(secs));
+        }
+        out.extend_from_slice(&slot.1);
+        let mut b = [0u8; 4];
+        put_num(&mut b[..3], (ms % 1000) as u32);
+        b[3] = b'Z';
+        out.extend_from_slice(&b);
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.` for a Unix second.
+fn format_second(secs: u64) -> [u8; 20] {
     let days = (secs / 86_400) as i64;
     let sod = (secs % 86_400) as u32;
     let (y, m, d) = civil_from_days(days);
-    let mut b = [0u8; 24];
+    let mut b = [0u8; 20];
     put_num(&mut b[0..4], y as u32);
     b[4] = b'-';
     put_num(&mut b[5..7], m);
@@ -130,9 +159,7 @@ pub fn write_rfc3339_ms(out: &mut Vec<u8>, ms: u64) {
     b[16] = b':';
     put_num(&mut b[17..19], sod % 60);
     b[19] = b'.';
-    put_num(&mut b[20..23], milli);
-    b[23] = b'Z';
-    out.extend_from_slice(&b);
+    b
 }
 
 fn put_num(dst: &mut [u8], mut v: u32) {
@@ -218,6 +245,12 @@ pub fn hex_id(v: u64, len: usize) -> String {
 pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
+    // Fast path (nearly every string): nothing to escape.
+    if bytes.iter().all(|&c| c >= 0x20 && c != b'"' && c != b'\\') {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &c) in bytes.iter().enumerate() {
         let esc: &[u8] = match c {
@@ -270,13 +303,35 @@ fn write_u64(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&b[i..]);
 }
 
+/// Formats events of one run: the seed (for `event.id`) and the timestamp cache.
+#[derive(Clone, Debug)]
+pub struct Formatter {
+    seed: u64,
+    times: TimeCache,
+}
+
+impl Formatter {
+    /// A formatter for a run with `seed`.
+    pub fn new(seed: u64) -> Self {
+        Formatter {
+            seed,
+            times: TimeCache::default(),
+        }
+    }
+
+    /// Appends the event's JSON object and a `\n` to `out`.
+    pub fn write_event(&mut self, out: &mut Vec<u8>, world: &World, ev: &Ev) {
+        write_event(out, &mut self.times, world, self.seed, ev);
+    }
+}
+
 /// Appends the event's JSON object and a `\n` to `out`. `seed` keys the `event.id`.
-pub fn write_event(out: &mut Vec<u8>, world: &World, seed: u64, ev: &Ev) {
+fn write_event(out: &mut Vec<u8>, times: &mut TimeCache, world: &World, seed: u64, ev: &Ev) {
     let c = &world.containers[ev.container];
     let h = &world.hosts[c.host];
     let stream: &str = if ev.kind.is_file() { "file" } else { "process" };
     out.extend_from_slice(b"{\"@timestamp\":\"");
-    write_rfc3339_ms(out, ev.ts);
+    times.write(out, ev.ts);
     out.extend_from_slice(b"\",\"agent\":{\"id\":\"");
     out.extend_from_slice(h.agent_id.as_bytes());
     out.extend_from_slice(b"\",\"type\":\"cloud-defend\",\"version\":\"9.3.0\"},\"cloud\":{\"provider\":\"aws\",\"region\":\"");
@@ -306,7 +361,7 @@ pub fn write_event(out: &mut Vec<u8>, world: &World, seed: u64, ev: &Ev) {
     out.extend_from_slice(b"\",\"id\":\"");
     out.extend_from_slice(&event_uuid(seed, ev.n));
     out.extend_from_slice(b"\",\"ingested\":\"");
-    write_rfc3339_ms(out, ev.ts + INGEST_DELAY_MS);
+    times.write(out, ev.ts + INGEST_DELAY_MS);
     out.extend_from_slice(b"\",\"kind\":\"event\",\"module\":\"cloud_defend\",\"action\":\"");
     out.extend_from_slice(ev.kind.action().as_bytes());
     out.extend_from_slice(b"\",\"category\":[\"");
@@ -388,9 +443,18 @@ mod tests {
 
     #[test]
     fn rfc3339_formats_known_instant_with_millis() {
-        let mut out = Vec::new();
-        write_rfc3339_ms(&mut out, 1_772_704_800_123);
-        assert_eq!(out, b"2026-03-05T10:00:00.123Z");
+        let mut cache = TimeCache::default();
+        let mut cached = Vec::new();
+        for ms in [
+            1_772_704_800_123,
+            1_772_704_802_999,
+            1_772_704_800_124,
+            951_782_400_000,
+        ] {
+            cache.write(&mut cached, ms);
+            cached.push(b' ');
+        }
+        assert_eq!(cached, b"2026-03-05T10:00:00.123Z 2026-03-05T10:00:02.999Z 2026-03-05T10:00:00.124Z 2000-02-29T00:00:00.000Z ");
     }
 
     #[test]

@@ -243,6 +243,7 @@ fn generate(a: &GenArgs) -> io::Result<()> {
     };
 
     let mut gen = Generator::new(&world, cfg);
+    let mut formatter = event::Formatter::new(a.seed);
     let mut jitter = ChaCha8Rng::seed_from_u64(event::mix64(a.seed ^ 0xd150));
     let mut hostile_rng = ChaCha8Rng::seed_from_u64(event::mix64(a.seed ^ 0xbad));
     let mut disorder = Disorder::new();
@@ -287,7 +288,7 @@ fn generate(a: &GenArgs) -> io::Result<()> {
             std::mem::take(&mut line)
         };
         buf.clear();
-        event::write_event(&mut buf, &world, a.seed, &em.ev);
+        formatter.write_event(&mut buf, &world, &em.ev);
         // Hostile lines that look like events copy the latest background event (so their
         // timestamps stay current and they can never join a sequence).
         if a.invalid_rate > 0.0 && em.origin == Origin::Background {
