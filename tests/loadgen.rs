@@ -574,6 +574,11 @@ fn score_is_perfect_on_alerts_built_from_truth_and_reports_misses_and_false_aler
     }
     let truth_path = dir.path().join("s.truth.jsonl");
     let alerts_path = dir.path().join("alerts.jsonl");
+    // An alert of another rule is not scored against the seed rule's truth.
+    let mut other = truth[0].clone();
+    other["rule_id"] = Value::from("00000000-other-rule");
+    alerts.extend_from_slice(alert_line(&other, &by_id).as_bytes());
+    alerts.push(b'\n');
     std::fs::write(&alerts_path, &alerts).expect("write alerts");
     let ok = run(&[
         "score",
@@ -586,6 +591,10 @@ fn score_is_perfect_on_alerts_built_from_truth_and_reports_misses_and_false_aler
     assert_eq!(ok.status.code(), Some(0), "{report}");
     assert!(report.contains("recall:          100.000%"), "{report}");
     assert!(report.contains("precision:       100.000%"), "{report}");
+    assert!(
+        report.contains("ignored alerts of other rules: 1"),
+        "{report}"
+    );
 
     // Drop one alert (a miss) and perturb another's event ids (a false alert plus a miss).
     let mut bad = out;

@@ -67,6 +67,12 @@ struct ScoreArgs {
     /// eqlstream output (alerts and pass-through lines; only `event.kind == "alert"` lines count).
     #[arg(long)]
     alerts: PathBuf,
+    /// Score only alerts whose `rule.id` is this (others are counted and reported, not scored).
+    #[arg(long, default_value = truth::SEED_RULE_ID, conflicts_with = "all_rules")]
+    rule_id: String,
+    /// Score the alerts of every rule.
+    #[arg(long)]
+    all_rules: bool,
 }
 
 #[derive(Args, Debug)]
@@ -160,7 +166,8 @@ fn run_score(a: &ScoreArgs) -> ExitCode {
             1 << 20,
             File::open(&a.alerts).map_err(|e| anyhow::anyhow!("{}: {e}", a.alerts.display()))?,
         );
-        Ok(score::score(&truth, alerts)?)
+        let rule = (!a.all_rules).then_some(a.rule_id.as_str());
+        Ok(score::score(&truth, rule, alerts)?)
     })();
     match result {
         Ok(s) => {

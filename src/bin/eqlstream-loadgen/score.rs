@@ -26,6 +26,8 @@ pub struct Score {
     pub misses: Vec<TruthLine>,
     /// Alerts without a truth sequence (including duplicates beyond the first).
     pub false_alerts: Vec<TruthLine>,
+    /// Alerts of rules other than the scored one (not counted; listed as a number only).
+    pub other_rules: usize,
 }
 
 impl Score {
@@ -55,6 +57,9 @@ impl Score {
         writeln!(out, "truth sequences: {}", self.truth)?;
         writeln!(out, "alert sequences: {}", self.alerts)?;
         writeln!(out, "matched:         {}", self.matched)?;
+        if self.other_rules > 0 {
+            writeln!(out, "ignored alerts of other rules: {}", self.other_rules)?;
+        }
         writeln!(
             out,
             "recall:          {:.3}% ({}/{})",
@@ -126,8 +131,13 @@ pub fn alert_identity(line: &[u8]) -> Option<TruthLine> {
     })
 }
 
-/// Scores `alerts` (any JSONL stream) against `truth`.
-pub fn score(truth: &[TruthLine], mut alerts: impl BufRead) -> std::io::Result<Score> {
+/// Scores the alerts of rule `rule_id` (`None`: every rule) in `alerts` (any JSONL stream)
+/// against `truth`.
+pub fn score(
+    truth: &[TruthLine],
+    rule_id: Option<&str>,
+    mut alerts: impl BufRead,
+) -> std::io::Result<Score> {
     let mut expected: HashMap<&TruthLine, usize> = HashMap::new();
     for t in truth {
         *expected.entry(t).or_default() += 1;
@@ -145,6 +155,10 @@ pub fn score(truth: &[TruthLine], mut alerts: impl BufRead) -> std::io::Result<S
         let Some(id) = alert_identity(&line) else {
             continue;
         };
+        if rule_id.is_some_and(|r| r != id.rule_id) {
+            s.other_rules += 1;
+            continue;
+        }
         s.alerts += 1;
         match expected.get_mut(&id) {
             Some(n) if *n > 0 => {
