@@ -6,8 +6,32 @@
 //! `event.rs` (JSON line) → `output.rs` (disorder, rate, sink); `hostile.rs` (bad lines),
 //! `truth.rs` (truth file), `score.rs` (scoring). The truth never comes from an EQL engine.
 //!
-//! Exit codes: generation 0 on success, 74 on I/O errors; `score` 0 when recall and precision are
-//! both 100 %, 1 otherwise, 2 on unreadable input.
+//! Exit codes: generation 0 on success (also when stdout is closed early), 64 on bad options,
+//! 74 on I/O errors; `score` 0 when recall and precision are both 100 %, 1 otherwise, 2 on
+//! unreadable input.
+//!
+//! # Guarantees
+//! * Same options and `--seed` give the same bytes on stdout/file/TCP and in `--truth`.
+//! * `--events N` writes exactly N event lines (hostile lines come on top); every `event.id` is
+//!   unique (hostile CRLF/no-/bad-timestamp lines are copies of a background event and repeat its id).
+//! * The truth lists every sequence Elasticsearch returns for the seed rule over the event lines,
+//!   and nothing else, ordered by the completing event's (`@timestamp`, arrival). Why background
+//!   and decoys cannot complete a sequence is argued in `scenario.rs`.
+//! * `--disorder MS`: no event line arrives after an event line whose `@timestamp` is more than MS
+//!   later, and equal timestamps keep their order (proof in `output.rs`).
+//! * `event.ingested` = `@timestamp` + 2 s exactly, so ordering/maxspan are the same whichever of
+//!   the two fields an engine uses (the rule sets `timestamp_override = "event.ingested"`).
+//!
+//! # Recipes
+//! ```text
+//! # acceptance: 10^6 events, attacks, decoys, disorder within 2 s, hostile lines
+//! eqlstream-loadgen --events 1000000 --disorder 1500 --invalid-rate 0.001 \
+//!     --truth truth.jsonl -o events.ndjson
+//! eqlstream ... < events.ndjson > out.ndjson
+//! eqlstream-loadgen score --truth truth.jsonl --alerts out.ndjson
+//! # memory at 10^6 live keys (all stage-1 partials inside one 10 s maxspan window)
+//! eqlstream-loadgen --events 1100000 --live-keys 1000000 -o live.ndjson
+//! ```
 
 mod event;
 mod hostile;
@@ -149,6 +173,10 @@ fn main() -> ExitCode {
         None => match generate(&cli.gen) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                eprintln!("eqlstream-loadgen: {e}");
+                ExitCode::from(64)
+            }
             Err(e) => {
                 eprintln!("eqlstream-loadgen: {e}");
                 ExitCode::from(74)
