@@ -1271,6 +1271,45 @@ mod tests {
     }
 
     #[test]
+    fn background_events_stay_in_their_namespaces() {
+        let w = World::build(2, 3, 20, 5);
+        let cfg = Config {
+            seed: 3,
+            total: Some(20_000),
+            attack_rate: 0.01,
+            decoy_rate: 0.01,
+            live_keys: 0,
+            sim_eps: 1000.0,
+            start_ms: DEFAULT_START_MS,
+        };
+        let mut g = Generator::new(&w, cfg);
+        let mut scenario_names = std::collections::HashSet::new();
+        while let Some(e) = g.next_event() {
+            let file_name = e.ev.file_name.as_deref();
+            match e.origin {
+                Origin::Background => {
+                    if let Some(f) = file_name {
+                        assert!(bg_file_name(f), "background file name without a dot: {f}");
+                    } else {
+                        let p = e.ev.proc.name.as_deref().unwrap_or_default();
+                        assert!(
+                            BG_EXECS.contains(&p),
+                            "background exec outside BG_EXECS: {p}"
+                        );
+                    }
+                }
+                _ => {
+                    if let (Kind::FileCreate, Some(f)) = (e.ev.kind, file_name) {
+                        assert!(!bg_file_name(f) && !BG_EXECS.contains(&f), "{f}");
+                        scenario_names.insert(f.to_string());
+                    }
+                }
+            }
+        }
+        assert!(scenario_names.len() > 300);
+    }
+
+    #[test]
     fn generator_is_deterministic_and_time_ordered() {
         let w = World::build(1, 3, 20, 5);
         let cfg = Config {
