@@ -8,8 +8,8 @@
 //! The seed rule joins on `(container.id, user.id, name)` where `name` is `file.name` for the
 //! creation and deletion and `process.name` for the exec (eql-semantics.md §4.1, §10). Names come
 //! from three disjoint sets:
-//! * background file names ([`bg_file_name`]) always contain a `.` after the first character;
-//! * background exec names ([`BG_EXECS`]) are fixed words without a `.`, none ending in five
+//! * background file names (`background.rs`) always contain a `.` after the first character;
+//! * background exec names (`background::BG_EXECS`) are fixed words without a `.`, none ending in five
 //!   hex digits;
 //! * every attack, decoy and live-key scenario gets a fresh name `<base><5+ hex uid>` (no `.` after
 //!   the first character) that no other scenario ever uses.
@@ -34,6 +34,14 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::event::{mix64, Ev, Kind, Proc, Str};
 use crate::world::World;
+
+mod attack;
+mod background;
+mod decoy;
+
+#[cfg(test)]
+use background::{bg_file_name, BG_EXECS};
+pub use decoy::{Decoy, DECOY_KINDS};
 
 /// The seed rule's maxspan, in ms (inclusive, eql-semantics.md §2).
 pub const MAXSPAN_MS: u64 = 10_000;
@@ -101,121 +109,6 @@ pub enum Origin {
     LiveKey,
 }
 
-/// Attack variants: every one produces exactly one truth sequence.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Attack {
-    /// Downloader creates, shell execs, payload (or a helper) deletes. (seed P1, P5)
-    Direct,
-    /// `busybox`/shell with a downloader in `process.args` creates. (seed P2)
-    ShellBranch,
-    /// Deletion exactly `MAXSPAN_MS` after creation (inclusive bound). (seed P3)
-    Boundary,
-    /// Two creations of the same name; the newer one is used. (seed P4, §1.3)
-    Overwrite,
-    /// Deletion event without `process.name` (`not in` is true when missing). (seed P6, §6.3)
-    NoDeleterName,
-    /// Two execs; the first extends the creation, the second finds nothing (§1.3).
-    DoubleExec,
-    /// Two deletions; the first completes, the second finds nothing (§1.3).
-    DoubleDelete,
-    /// Creation and exec in the same millisecond, in that emission order (§3 ties).
-    SameMillisecond,
-}
-
-const ATTACKS: &[(Attack, u32)] = &[
-    (Attack::Direct, 50),
-    (Attack::ShellBranch, 15),
-    (Attack::Boundary, 5),
-    (Attack::Overwrite, 8),
-    (Attack::NoDeleterName, 5),
-    (Attack::DoubleExec, 7),
-    (Attack::DoubleDelete, 7),
-    (Attack::SameMillisecond, 3),
-];
-
-/// Near-miss kinds. Each is exactly non-matching under ES semantics (eql-semantics.md §10);
-/// the reason is on each variant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Decoy {
-    /// Deleter `process.name` in the exclusion list (rm, ld, conftest, link, gcc, getarch): S3 fails. (N1)
-    DeletedByExcluded,
-    /// Deletion 10 001 ms after creation: maxspan is inclusive, so 1 ms past fails. (N2)
-    DeletePastMaxspan,
-    /// Exec 10 001 ms after creation: S2 rejected by maxspan, so S3 has no partial. (N2)
-    ExecPastMaxspan,
-    /// Path outside every pattern (`/usr/local/bin/x`, `/home/x` needs two segments, `/tmpx/..`). (N3)
-    PathOutside,
-    /// Path in the wrong case (`/TMP/x`): `like` is case-sensitive. (N14)
-    PathWrongCase,
-    /// Exec'd `process.name` is the upper-cased file name: the join key differs. (N4)
-    ExecNameMismatch,
-    /// Deletion in another container: other key. (N5)
-    DeleteOtherContainer,
-    /// Deletion by another `user.id`: other key.
-    DeleteOtherUser,
-    /// `sh -c "curl ..."`: the args element is the whole string, not `curl`. (N6)
-    ShDashCString,
-    /// Shell args hold a downloader *and* an excluded word (`which`, `chmod`...). (N7)
-    ArgsExclusion,
-    /// Downloader name in the wrong case (`CURL`, `Wget`): `in` is case-sensitive. (N8)
-    DownloaderWrongCase,
-    /// Exec before creation: order matters (strictly increasing ordinals, §3). (N9)
-    ExecBeforeCreate,
-    /// Exec by another `user.id`: other key. (N10)
-    ExecOtherUser,
-    /// Exec's parent is not a shell (python3, node, runc...). (N11)
-    ParentNotShell,
-    /// No `user.id` on any event: mandatory join keys must exist (§4.2). (N12)
-    MissingUserId,
-    /// Second stage is `event.action: fork`. (N13)
-    ForkNotExec,
-    /// Second stage is an `end` event.
-    ExecEndEvent,
-    /// Creator is neither a downloader nor a listed shell with a downloader arg (cp, tar, `ash`).
-    NonDownloaderCreator,
-    /// Deletion before the exec: S3 needs a stage-2 partial that does not exist yet.
-    DeleteBeforeExec,
-    /// Creation without `file.name`: mandatory key missing (§4.2).
-    MissingFileName,
-}
-
-const DECOYS: &[Decoy] = &[
-    Decoy::DeletedByExcluded,
-    Decoy::DeletePastMaxspan,
-    Decoy::ExecPastMaxspan,
-    Decoy::PathOutside,
-    Decoy::PathWrongCase,
-    Decoy::ExecNameMismatch,
-    Decoy::DeleteOtherContainer,
-    Decoy::DeleteOtherUser,
-    Decoy::ShDashCString,
-    Decoy::ArgsExclusion,
-    Decoy::DownloaderWrongCase,
-    Decoy::ExecBeforeCreate,
-    Decoy::ExecOtherUser,
-    Decoy::ParentNotShell,
-    Decoy::MissingUserId,
-    Decoy::ForkNotExec,
-    Decoy::ExecEndEvent,
-    Decoy::NonDownloaderCreator,
-    Decoy::DeleteBeforeExec,
-    Decoy::MissingFileName,
-];
-
-/// Number of decoy kinds (for statistics arrays).
-pub const DECOY_KINDS: usize = 20;
-
-impl Decoy {
-    /// Position in the fixed list of kinds.
-    pub fn index(self) -> usize {
-        DECOYS.iter().position(|d| *d == self).unwrap_or(0)
-    }
-    /// All kinds, in index order.
-    pub fn all() -> &'static [Decoy] {
-        DECOYS
-    }
-}
-
 const DOWNLOADERS: &[&str] = &["curl", "wget", "fetch", "ftp", "sftp", "scp", "rsync", "ld"];
 const DL_PREFIXES: &[&str] = &["", "/bin/", "/usr/bin/", "/usr/local/bin/"];
 const S1_SHELLS: &[&str] = &[
@@ -234,11 +127,9 @@ const NON_SHELL_PARENTS: &[&str] = &[
     "sudo",
     "tini",
 ];
-const EXCLUDED_DELETERS: &[&str] = &["rm", "ld", "conftest", "link", "gcc", "getarch"];
 const OK_DELETERS: &[&str] = &[
     "sh", "bash", "python3", "find", "shred", "unlink", "busybox", "perl",
 ];
-const EXCLUDED_ARGS: &[&str] = &["which", "man", "chmod", "chown"];
 const RULE_DIRS: &[&str] = &[
     "/tmp/",
     "/dev/shm/",
@@ -251,24 +142,6 @@ const RULE_DIRS: &[&str] = &[
     "/opt/",
     "/tmp/.X11-unix/",
     "/opt/app/bin/",
-];
-const OUTSIDE_DIRS: &[&str] = &[
-    "/usr/local/bin/",
-    "/usr/bin/",
-    "/etc/",
-    "/app/",
-    "/srv/",
-    "/var/lib/",
-    "/tmpfs/",
-    "/mnt/data/",
-];
-const WRONG_CASE_DIRS: &[&str] = &[
-    "/TMP/",
-    "/Tmp/",
-    "/DEV/SHM/",
-    "/Var/tmp/",
-    "/ROOT/",
-    "/OPT/",
 ];
 const PAYLOADS: &[&str] = &[
     "xmrig",
@@ -298,100 +171,6 @@ const URL_HOSTS: &[&str] = &[
     "192.0.2.44",
     "cdn.example-mirror.net",
     "pastebin.example.com",
-];
-
-/// Background exec names: no `.`, none ends in five hex digits, none equals a scenario name.
-pub const BG_EXECS: &[&str] = &[
-    "ls",
-    "cat",
-    "grep",
-    "sed",
-    "awk",
-    "sleep",
-    "date",
-    "python3",
-    "node",
-    "java",
-    "nginx",
-    "ps",
-    "id",
-    "env",
-    "uname",
-    "tar",
-    "gzip",
-    "find",
-    "head",
-    "tail",
-    "wc",
-    "sort",
-    "mkdir",
-    "cp",
-    "mv",
-    "psql",
-    "redis-cli",
-    "pg_isready",
-    "hostname",
-    "whoami",
-    "curl",
-    "wget",
-    "tr",
-    "cut",
-    "xargs",
-    "stat",
-    "true",
-];
-const BG_FILE_STEMS: &[&str] = &[
-    "access",
-    "error",
-    "app",
-    "session",
-    "cache",
-    "pip-build",
-    "npm",
-    "state",
-    "lock",
-    "index",
-    "worker",
-    "config",
-    "tmp",
-    "core",
-    "upload",
-    "report",
-    "metrics",
-    "db",
-    "pid",
-    "socket",
-];
-const BG_FILE_EXTS: &[&str] = &[
-    ".log", ".json", ".tmp", ".pid", ".sock", ".so", ".tar.gz", ".lock", ".cache", ".yaml", ".db",
-    ".txt", ".gz",
-];
-const BG_FILE_DIRS: &[&str] = &[
-    "/tmp/",
-    "/var/log/nginx/",
-    "/var/lib/postgresql/data/",
-    "/app/",
-    "/run/",
-    "/var/tmp/",
-    "/home/app/.cache/",
-    "/usr/share/nginx/html/",
-    "/etc/",
-    "/opt/app/",
-    "/dev/shm/",
-    "/root/",
-];
-const BG_CREATORS: &[&str] = &[
-    "nginx",
-    "python3",
-    "java",
-    "node",
-    "postgres",
-    "redis-server",
-    "tar",
-    "cp",
-    "sh",
-    "curl",
-    "wget",
 ];
 
 #[derive(Debug)]
@@ -880,238 +659,6 @@ impl<'w> Generator<'w> {
         }
     }
 
-    /// Picks the attack variant and schedules its events from `t0`; returns the number of events
-    /// (0 if the budget is too small: nothing is scheduled).
-    fn schedule_attack(&mut self, t0: u64, budget: u64) -> u64 {
-        let total_w: u32 = ATTACKS.iter().map(|a| a.1).sum();
-        let mut r = self.rng.random_range(0..total_w);
-        let mut kind = Attack::Direct;
-        for (a, w) in ATTACKS {
-            if r < *w {
-                kind = *a;
-                break;
-            }
-            r -= w;
-        }
-        let len = match kind {
-            Attack::Overwrite | Attack::DoubleExec | Attack::DoubleDelete => 4,
-            _ => 3,
-        };
-        if budget < len {
-            return 0;
-        }
-        self.stats.attacks += 1;
-        let c = self.rng.random_range(0..self.world.containers.len());
-        let u = self.user_idx();
-        let name = self.fresh_name();
-        let mut dir = self.pick(RULE_DIRS).to_string();
-        if self.rng.random_range(0..10) == 0 {
-            // `/home/*/*` (seed P5).
-            dir = format!("/home/{}/", self.pick(&["app", "deploy", "ubuntu", "node"]));
-        }
-        let path = format!("{dir}{name}");
-        // Offsets (ms after t0) of exec and deletion; total span <= MAXSPAN_MS.
-        let span = match kind {
-            Attack::Boundary => MAXSPAN_MS,
-            _ => self.rng.random_range(20..=MAXSPAN_MS - 10),
-        };
-        let d_exec = match kind {
-            Attack::SameMillisecond => 0,
-            // Room for a second creation before the exec / a second exec before the deletion.
-            Attack::Overwrite => self.rng.random_range(2..span),
-            Attack::DoubleExec => self.rng.random_range(1..span - 1),
-            _ => self.rng.random_range(1..span),
-        };
-        let o = Origin::Attack;
-        let create = if kind == Attack::ShellBranch {
-            self.shell_branch_creation(t0, c, u, &dir, &name)
-        } else {
-            self.downloader_creation(t0, c, Some(u), &dir, &name)
-        };
-        let mut first_n = create.n;
-        self.push(t0, create, None, o);
-        if kind == Attack::Overwrite {
-            // A second creation strictly between the first and the exec supersedes the first.
-            let d = self.rng.random_range(1..d_exec);
-            let again = self.downloader_creation(t0 + d, c, Some(u), &dir, &name);
-            first_n = again.n;
-            self.push(t0 + d, again, None, o);
-        }
-        let ex = self.exec(
-            t0 + d_exec,
-            Kind::ProcExec,
-            (c, Some(u)),
-            &path,
-            &name,
-            true,
-        );
-        let exec_n = ex.n;
-        self.push(t0 + d_exec, ex, None, o);
-        if kind == Attack::DoubleExec {
-            // A second exec strictly between the first and the deletion finds no stage-1
-            // partial (the first exec consumed it), so it starts nothing.
-            let d2 = self.rng.random_range(d_exec + 1..span);
-            let ex2 = self.exec(t0 + d2, Kind::ProcExec, (c, Some(u)), &path, &name, true);
-            self.push(t0 + d2, ex2, None, o);
-        }
-        let deleter = if kind == Attack::NoDeleterName {
-            None
-        } else {
-            Some(self.ok_deleter(&name))
-        };
-        let del = self.deletion(t0 + span, c, Some(u), &path, &name, deleter.as_deref());
-        let truth = TruthSeq {
-            container: c,
-            user: u,
-            name: name.clone(),
-            ns: [first_n, exec_n, del.n],
-        };
-        self.push(t0 + span, del, Some(truth), o);
-        if kind == Attack::DoubleDelete {
-            // A second deletion after completion finds no stage-2 partial.
-            let d = self.rng.random_range(1..2_000);
-            let del2 = self.deletion(t0 + span + d, c, Some(u), &path, &name, Some("sh"));
-            self.push(t0 + span + d, del2, None, o);
-        }
-        len
-    }
-
-    /// Picks a decoy kind and schedules its events from `t0`; returns the number of events
-    /// (0 if the budget is too small).
-    fn schedule_decoy(&mut self, t0: u64, budget: u64) -> u64 {
-        const LEN: u64 = 3;
-        if budget < LEN {
-            return 0;
-        }
-        let kind = self.pick(DECOYS);
-        self.stats.decoys[kind.index()] += 1;
-        let o = Origin::Decoy(kind);
-        let nc = self.world.containers.len();
-        let nu = self.world.users.len();
-        let c = self.rng.random_range(0..nc);
-        let u = self.user_idx();
-        let name = self.fresh_name();
-        let dir: String = match kind {
-            Decoy::PathOutside => {
-                if self.rng.random_bool(0.2) {
-                    "/home/".to_string() // `/home/<name>` has one segment; `/home/*/*` needs two
-                } else {
-                    self.pick(OUTSIDE_DIRS).to_string()
-                }
-            }
-            Decoy::PathWrongCase => self.pick(WRONG_CASE_DIRS).to_string(),
-            _ => self.pick(RULE_DIRS).to_string(),
-        };
-        let path = format!("{dir}{name}");
-        let span = self.rng.random_range(20..=MAXSPAN_MS - 10);
-        let d_exec = self.rng.random_range(1..span);
-        let user = if kind == Decoy::MissingUserId {
-            None
-        } else {
-            Some(u)
-        };
-        // Stage-1-like creation (possibly made non-matching by the decoy kind).
-        let mut create = self.downloader_creation(t0, c, user, &dir, &name);
-        match kind {
-            Decoy::ShDashCString => {
-                let sh = self.pick(&["sh", "bash", "dash"]);
-                let dl = self.pick(&["curl -sSLo", "wget -qO"]);
-                let url = self.url(&name);
-                create.proc.name = Some(s(sh));
-                create.proc.executable = self.path_of("/bin/", sh);
-                create.proc.args = vec![s(sh), s("-c"), Cow::Owned(format!("{dl} {path} {url}"))];
-            }
-            Decoy::ArgsExclusion => {
-                let sh = self.pick(&["sh", "bash", "busybox"]);
-                let dl = self.pick(&["/usr/bin/wget", "curl", "/bin/curl", "wget"]);
-                let ex = self.pick(EXCLUDED_ARGS);
-                let pre = self.pick(DL_PREFIXES);
-                create.proc.name = Some(s(sh));
-                create.proc.executable = self.path_of("/bin/", sh);
-                create.proc.args = vec![
-                    s(sh),
-                    s(dl),
-                    Cow::Owned(format!("{pre}{ex}")),
-                    s("-O"),
-                    path.clone().into(),
-                ];
-            }
-            Decoy::DownloaderWrongCase => {
-                let dl = self.pick(&["CURL", "Wget", "SCP", "Curl", "RSYNC", "Fetch"]);
-                create.proc.name = Some(s(dl));
-            }
-            Decoy::NonDownloaderCreator => {
-                if self.rng.random_bool(0.3) {
-                    // `ash` is a stage-2 parent shell but not a stage-1 shell.
-                    create.proc.name = Some(s("ash"));
-                    create.proc.executable = s("/bin/ash");
-                    create.proc.args = vec![s("ash"), s("wget"), s("-O"), path.clone().into()];
-                } else {
-                    let p = self.pick(&["cp", "tar", "python3", "node", "install", "mv"]);
-                    create.proc.name = Some(s(p));
-                    create.proc.executable = self.path_of("/usr/bin/", p);
-                    create.proc.args = vec![s(p), s("/app/dist/bundle"), path.clone().into()];
-                }
-            }
-            Decoy::MissingFileName => create.file_name = None,
-            _ => {}
-        }
-        let (create_at, exec_at, delete_at) = match kind {
-            Decoy::DeletePastMaxspan => (t0, t0 + d_exec, t0 + MAXSPAN_MS + 1),
-            Decoy::ExecPastMaxspan => (
-                t0,
-                t0 + MAXSPAN_MS + 1,
-                t0 + MAXSPAN_MS + 1 + self.rng.random_range(1..500),
-            ),
-            Decoy::ExecBeforeCreate => (t0 + d_exec, t0, t0 + span),
-            Decoy::DeleteBeforeExec => (t0, t0 + span, t0 + d_exec),
-            _ => (t0, t0 + d_exec, t0 + span),
-        };
-        create.ts = create_at;
-        self.push(create_at, create, None, o);
-        let exec_kind = match kind {
-            Decoy::ForkNotExec => Kind::ProcFork,
-            Decoy::ExecEndEvent => Kind::ProcEnd,
-            _ => Kind::ProcExec,
-        };
-        let exec_user = match kind {
-            Decoy::ExecOtherUser => Some(self.other(nu, u)),
-            _ => user,
-        };
-        let exec_name = if kind == Decoy::ExecNameMismatch {
-            name.to_ascii_uppercase()
-        } else {
-            name.clone()
-        };
-        let ex = self.exec(
-            exec_at,
-            exec_kind,
-            (c, exec_user),
-            &path,
-            &exec_name,
-            kind != Decoy::ParentNotShell,
-        );
-        self.push(exec_at, ex, None, o);
-        let del_c = if kind == Decoy::DeleteOtherContainer {
-            self.other(nc, c)
-        } else {
-            c
-        };
-        let del_u = if kind == Decoy::DeleteOtherUser {
-            Some(self.other(nu, u))
-        } else {
-            user
-        };
-        let deleter = if kind == Decoy::DeletedByExcluded {
-            self.pick(EXCLUDED_DELETERS).to_string()
-        } else {
-            self.ok_deleter(&name)
-        };
-        let del = self.deletion(delete_at, del_c, del_u, &path, &name, Some(&deleter));
-        self.push(delete_at, del, None, o);
-        LEN
-    }
-
     fn live_key_creation(&mut self, ts: u64) -> Ev {
         let c = self.rng.random_range(0..self.world.containers.len());
         let u = self.rng.random_range(0..self.world.users.len());
@@ -1124,131 +671,6 @@ impl<'w> Generator<'w> {
         ev.proc.args = vec![s("curl"), s("-sSLo"), ev.file_path.clone(), url.into()];
         ev
     }
-
-    /// One background event at `ts`. Names follow the namespace argument in the module docs.
-    fn background(&mut self, ts: u64) -> Ev {
-        let c = self.rng.random_range(0..self.world.containers.len());
-        let u = self.user_idx();
-        let roll = self.rng.random_range(0..100);
-        let n = self.next_n();
-        let pid = self.pid();
-        if roll < 55 {
-            // Process events.
-            let kind = match roll {
-                0..=29 => Kind::ProcExec,
-                30..=41 => Kind::ProcFork,
-                _ => Kind::ProcEnd,
-            };
-            let name = self.pick(BG_EXECS);
-            let exe: Str = self.path_of("/usr/bin/", name);
-            let args: Vec<Str> = match name {
-                "curl" => vec![s("curl"), s("-fsS"), s("http://localhost:8080/healthz")],
-                "wget" => vec![s("wget"), s("-qO-"), s("http://127.0.0.1/status")],
-                "grep" => vec![s("grep"), s("-c"), s("ERROR"), s("/var/log/app/app.log")],
-                "sleep" => vec![s("sleep"), s("30")],
-                "psql" => vec![s("psql"), s("-U"), s("postgres"), s("-c"), s("SELECT 1")],
-                "tar" => vec![
-                    s("tar"),
-                    s("-czf"),
-                    s("/tmp/backup.tar.gz"),
-                    s("/var/lib/data"),
-                ],
-                _ => vec![Cow::Owned(name.to_string())],
-            };
-            let (pn, pe, pa) = if self.rng.random_bool(0.7) {
-                self.shell_parent(s("/docker-entrypoint.sh"))
-            } else {
-                let p = self.pick(&["python3", "node", "java", "runc", "tini", "supervisord"]);
-                (s(p), self.path_of("/usr/bin/", p), vec![s(p)])
-            };
-            return Ev {
-                ts,
-                n,
-                kind,
-                container: c,
-                user: Some(u),
-                file_path: s(""),
-                file_name: None,
-                proc: Proc {
-                    name: Some(s(name)),
-                    executable: exe,
-                    args,
-                    pid,
-                    parent_name: pn,
-                    parent_executable: pe,
-                    parent_args: pa,
-                },
-            };
-        }
-        let kind = match roll {
-            55..=74 => Kind::FileCreate,
-            75..=87 => Kind::FileModify,
-            _ => Kind::FileDelete,
-        };
-        let fname = self.bg_file_name();
-        let dir = self.pick(BG_FILE_DIRS);
-        let path = format!("{dir}{fname}");
-        let proc_name = match kind {
-            Kind::FileDelete => {
-                self.pick(&["rm", "nginx", "python3", "find", "logrotate", "sh", "java"])
-            }
-            _ => self.pick(BG_CREATORS),
-        };
-        let args: Vec<Str> = match proc_name {
-            "curl" => vec![
-                s("curl"),
-                s("-sSLo"),
-                path.clone().into(),
-                s("https://repo.example.org/pkg/release.tar.gz"),
-            ],
-            "wget" => vec![
-                s("wget"),
-                s("-q"),
-                s("-O"),
-                path.clone().into(),
-                s("https://repo.example.org/pkg/release.tar.gz"),
-            ],
-            "rm" => vec![s("rm"), s("-f"), path.clone().into()],
-            "sh" => vec![s("sh"), s("-c"), s("/docker-entrypoint.sh")],
-            other => vec![Cow::Owned(other.to_string())],
-        };
-        let (pn, pe, pa) = self.entry_parent();
-        Ev {
-            ts,
-            n,
-            kind,
-            container: c,
-            user: Some(u),
-            file_path: path.into(),
-            file_name: Some(fname.into()),
-            proc: Proc {
-                name: Some(s(proc_name)),
-                executable: self.path_of("/usr/bin/", proc_name),
-                args,
-                pid,
-                parent_name: pn,
-                parent_executable: pe,
-                parent_args: pa,
-            },
-        }
-    }
-
-    /// A background file name: always contains a `.` after its first character.
-    fn bg_file_name(&mut self) -> String {
-        let stem = self.pick(BG_FILE_STEMS);
-        let ext = self.pick(BG_FILE_EXTS);
-        if self.rng.random_bool(0.5) {
-            format!("{stem}{ext}")
-        } else {
-            format!("{stem}-{}{ext}", self.rng.random_range(0..100_000u32))
-        }
-    }
-}
-
-/// True when `name` could be a background file name (used by tests of the namespace argument).
-#[cfg(test)]
-fn bg_file_name(name: &str) -> bool {
-    name.char_indices().any(|(i, c)| i > 0 && c == '.')
 }
 
 #[cfg(test)]
