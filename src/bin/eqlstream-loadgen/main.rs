@@ -1,1 +1,380 @@
-fn main() {}
+//! `eqlstream-loadgen`: realistic Defend for Containers events with known attack sequences of the
+//! seed rule (`defense_evasion_file_creation_execution_deletion_cradle`), near-miss decoys,
+//! bounded disorder and hostile lines; plus `score`, which compares a truth file with alerts.
+//!
+//! Layout: `world.rs` (fleet) → `scenario.rs` (what happens, logical order, truth) →
+//! `event.rs` (JSON line) → `output.rs` (disorder, rate, sink); `hostile.rs` (bad lines),
+//! `truth.rs` (truth file), `score.rs` (scoring). The truth never comes from an EQL engine.
+//!
+//! Exit codes: generation 0 on success (also when stdout is closed early), 64 on bad options,
+//! 74 on I/O errors; `score` 0 when recall and precision are both 100 %, 1 otherwise, 2 on
+//! unreadable input.
+//!
+//! # Guarantees
+//! * Same options and `--seed` give the same bytes on stdout/file/TCP and in `--truth`.
+//! * `--events N` writes exactly N event lines (hostile lines come on top); every `event.id` is
+//!   unique (hostile CRLF/no-/bad-timestamp lines are copies of a background event and repeat its id).
+//! * The truth lists every sequence Elasticsearch returns for the seed rule over the event lines,
+//!   and nothing else, ordered by the completing event's (`@timestamp`, arrival). Why background
+//!   and decoys cannot complete a sequence is argued in `scenario.rs`.
+//! * `--disorder MS`: no event line arrives after an event line whose `@timestamp` is more than MS
+//!   later, and equal timestamps keep their order (proof in `output.rs`).
+//! * `event.ingested` = `@timestamp` + 2 s exactly, so ordering/maxspan are the same whichever of
+//!   the two fields an engine uses (the rule sets `timestamp_override = "event.ingested"`).
+//!
+//! # Recipes
+//! ```text
+//! # acceptance: 10^6 events, attacks, decoys, disorder within 2 s, hostile lines
+//! eqlstream-loadgen --events 1000000 --disorder 1500 --invalid-rate 0.001 \
+//!     --truth truth.jsonl -o events.ndjson
+//! eqlstream ... < events.ndjson > out.ndjson
+//! eqlstream-loadgen score --truth truth.jsonl --alerts out.ndjson
+//! # memory at 10^6 live keys (all stage-1 partials inside one 10 s maxspan window)
+//! eqlstream-loadgen --events 1100000 --live-keys 1000000 -o live.ndjson
+//! ```
+
+mod event;
+mod hostile;
+mod output;
+mod scenario;
+mod score;
+mod truth;
+mod world;
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::output::{Disorder, RateLimiter, Target};
+use crate::scenario::{Config, Decoy, Generator, Origin, DEFAULT_START_MS};
+use crate::truth::TruthLine;
+use crate::world::World;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Realistic Defend for Containers events with known attacks, for testing eqlstream.
+///
+/// Without a subcommand, generates events (one JSON object per line). `score` compares a truth
+/// file with an alerts file.
+#[derive(Parser, Debug)]
+#[command(
+    name = "eqlstream-loadgen",
+    version,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    gen: GenArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Compare a truth file with an alerts file: print recall, precision, misses and false
+    /// alerts. Exit 0 if both are 100 %, 1 otherwise, 2 if a file cannot be read.
+    Score(ScoreArgs),
+}
+
+#[derive(Args, Debug)]
+struct ScoreArgs {
+    /// Truth file written by `--truth`.
+    #[arg(long)]
+    truth: PathBuf,
+    /// eqlstream output (alerts and pass-through lines; only `event.kind == "alert"` lines count).
+    #[arg(long)]
+    alerts: PathBuf,
+    /// Score only alerts whose `rule.id` is this (others are counted and reported, not scored).
+    #[arg(long, default_value = truth::SEED_RULE_ID, conflicts_with = "all_rules")]
+    rule_id: String,
+    /// Score the alerts of every rule.
+    #[arg(long)]
+    all_rules: bool,
+}
+
+#[derive(Args, Debug)]
+struct GenArgs {
+    /// Number of event lines to write (hostile lines come on top). Includes live-key creations.
+    #[arg(long, default_value_t = 100_000, conflicts_with = "duration")]
+    events: u64,
+    /// Generate for this long (wall clock, e.g. `30s`, `5m`) instead of `--events`; scenarios
+    /// under way at the end are completed.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Lines per second (0 = as fast as possible).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// Probability that an event slot starts a complete attack sequence (3-4 events, one truth
+    /// line): varied downloaders, paths, shells, deleters, and the ES corner cases (maxspan
+    /// boundary, overwrite, missing deleter name, double exec/delete, same-ms ties).
+    #[arg(long, default_value_t = 0.001)]
+    attack_rate: f64,
+    /// Probability that an event slot starts a near miss (3 events, never a sequence): wrong
+    /// case, 1 ms past maxspan, deleted by rm, non-shell parent, other container or user, missing
+    /// user.id, `sh -c` string args, ... (all 20 kinds are listed in scenario.rs).
+    #[arg(long, default_value_t = 0.001)]
+    decoy_rate: f64,
+    /// Bounded arrival jitter in ms: no line arrives after a line whose @timestamp is more than
+    /// MS later; equal timestamps keep their order. Must stay below eqlstream's
+    /// max_out_of_orderness (2000 by default).
+    #[arg(long, default_value_t = 0)]
+    disorder: u64,
+    /// Probability, per event line, of inserting a hostile line before it (not JSON, invalid
+    /// UTF-8, truncated, array/scalar, empty, CRLF, deep nesting, no/bad @timestamp).
+    #[arg(long, default_value_t = 0.0)]
+    invalid_rate: f64,
+    /// Let about 1 in 1000 hostile lines be a JSON object larger than 1 MiB.
+    #[arg(long)]
+    huge_lines: bool,
+    /// Start with this many distinct never-completing stage-1 partials (curl creations in /tmp,
+    /// distinct container/user/file name) inside one maxspan window, to measure memory.
+    #[arg(long, default_value_t = 0)]
+    live_keys: u64,
+    /// Seed: same seed and options give the same bytes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Number of hosts.
+    #[arg(long, default_value_t = 10)]
+    hosts: usize,
+    /// Number of containers (at least 2).
+    #[arg(long, default_value_t = 200)]
+    containers: usize,
+    /// Number of distinct user.id values (at least 2).
+    #[arg(long, default_value_t = 20)]
+    users: usize,
+    /// Simulated background events per second of @timestamp time.
+    #[arg(long, default_value_t = 1000.0)]
+    sim_eps: f64,
+    /// First @timestamp, ms since the Unix epoch (default 2026-03-05T10:00:00Z).
+    #[arg(long, default_value_t = DEFAULT_START_MS)]
+    start_ms: u64,
+    /// Output: `-` (stdout), a file path, or `tcp://HOST:PORT`.
+    #[arg(short, long, default_value = "-")]
+    output: String,
+    /// Write the sequences the seed rule must find (JSONL, ES order) to this file.
+    #[arg(long)]
+    truth: Option<PathBuf>,
+    /// Print a summary of what was generated to stderr at the end.
+    #[arg(long)]
+    stats: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Some(Cmd::Score(a)) => run_score(&a),
+        None => match generate(&cli.gen) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                eprintln!("eqlstream-loadgen: {e}");
+                ExitCode::from(64)
+            }
+            Err(e) => {
+                eprintln!("eqlstream-loadgen: {e}");
+                ExitCode::from(74)
+            }
+        },
+    }
+}
+
+fn run_score(a: &ScoreArgs) -> ExitCode {
+    let result = (|| -> anyhow::Result<score::Score> {
+        let truth = truth::read_all(BufReader::new(
+            File::open(&a.truth).map_err(|e| anyhow::anyhow!("{}: {e}", a.truth.display()))?,
+        ))?;
+        let alerts = BufReader::with_capacity(
+            1 << 20,
+            File::open(&a.alerts).map_err(|e| anyhow::anyhow!("{}: {e}", a.alerts.display()))?,
+        );
+        let rule = (!a.all_rules).then_some(a.rule_id.as_str());
+        Ok(score::score(&truth, rule, alerts)?)
+    })();
+    match result {
+        Ok(s) => {
+            let mut out = io::stdout().lock();
+            if s.print(&mut out).is_err() {
+                return ExitCode::from(2);
+            }
+            if s.perfect() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("eqlstream-loadgen score: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
+}
+
+fn generate(a: &GenArgs) -> io::Result<()> {
+    for (name, v) in [
+        ("--attack-rate", a.attack_rate),
+        ("--decoy-rate", a.decoy_rate),
+        ("--invalid-rate", a.invalid_rate),
+    ] {
+        if !(0.0..=1.0).contains(&v) {
+            return Err(invalid(format!("{name} must be in [0, 1], got {v}")));
+        }
+    }
+    if a.attack_rate + a.decoy_rate > 1.0 {
+        return Err(invalid("--attack-rate + --decoy-rate must be <= 1".into()));
+    }
+    if a.sim_eps <= 0.0 || !a.sim_eps.is_finite() {
+        return Err(invalid("--sim-eps must be > 0".into()));
+    }
+    if a.duration.is_none() && a.live_keys > a.events {
+        return Err(invalid("--live-keys must be <= --events".into()));
+    }
+    if a.disorder >= 2000 {
+        eprintln!("eqlstream-loadgen: warning: --disorder {} ms is not below eqlstream's default max_out_of_orderness (2000 ms)", a.disorder);
+    }
+    let world = World::build(a.seed, a.hosts, a.containers, a.users);
+    let cfg = Config {
+        seed: a.seed,
+        total: if a.duration.is_some() {
+            None
+        } else {
+            Some(a.events)
+        },
+        attack_rate: a.attack_rate,
+        decoy_rate: a.decoy_rate,
+        live_keys: a.live_keys,
+        sim_eps: a.sim_eps,
+        start_ms: a.start_ms,
+    };
+    let target = Target::parse(&a.output);
+    let mut sink = target.open()?;
+    let mut truth_out = match &a.truth {
+        Some(p) => Some(BufWriter::with_capacity(1 << 16, File::create(p)?)),
+        None => None,
+    };
+    let progress = match (&target, a.duration) {
+        (Target::File(_), None) => {
+            let pb = indicatif::ProgressBar::new(a.events);
+            pb.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} events {per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            Some(pb)
+        }
+        (Target::File(_), Some(_)) => Some(indicatif::ProgressBar::new_spinner()),
+        _ => None,
+    };
+
+    let mut gen = Generator::new(&world, cfg);
+    let mut formatter = event::Formatter::new(a.seed);
+    let mut jitter = ChaCha8Rng::seed_from_u64(event::mix64(a.seed ^ 0xd150));
+    let mut hostile_rng = ChaCha8Rng::seed_from_u64(event::mix64(a.seed ^ 0xbad));
+    let mut disorder = Disorder::new();
+    let mut limiter = RateLimiter::new(a.rate);
+    let mut bg_template: Vec<u8> = Vec::new();
+    let mut scratch: Vec<u8> = Vec::with_capacity(4096);
+    let mut hostile_lines = 0u64;
+    let mut bytes = 0u64;
+    let started = Instant::now();
+
+    // Writes one event line, maybe preceded by a hostile line.
+    let mut write_line =
+        |line: &[u8], sink: &mut Box<dyn Write>, bg_template: &[u8]| -> io::Result<()> {
+            if a.invalid_rate > 0.0
+                && !bg_template.is_empty()
+                && hostile_rng.random_bool(a.invalid_rate)
+            {
+                scratch.clear();
+                let kind = hostile::pick(&mut hostile_rng, a.huge_lines);
+                hostile::write(&mut scratch, &mut hostile_rng, kind, bg_template);
+                sink.write_all(&scratch)?;
+                bytes += scratch.len() as u64;
+                hostile_lines += 1;
+                limiter.tick();
+            }
+            sink.write_all(line)?;
+            bytes += line.len() as u64;
+            limiter.tick();
+            Ok(())
+        };
+
+    let mut line = Vec::with_capacity(4096);
+    while let Some(em) = gen.next_event() {
+        if let Some(d) = a.duration {
+            if started.elapsed() >= d {
+                gen.stop();
+            }
+        }
+        let mut buf = if a.disorder > 0 {
+            disorder.buffer()
+        } else {
+            std::mem::take(&mut line)
+        };
+        buf.clear();
+        formatter.write_event(&mut buf, &world, &em.ev);
+        // Hostile lines that look like events copy the latest background event (so their
+        // timestamps stay current and they can never join a sequence).
+        if a.invalid_rate > 0.0 && em.origin == Origin::Background {
+            bg_template.clear();
+            bg_template.extend_from_slice(&buf);
+        }
+        if let (Some(t), Some(out)) = (&em.truth, truth_out.as_mut()) {
+            truth::write_line(out, &TruthLine::from_seq(&world, a.seed, t))?;
+        }
+        if a.disorder > 0 {
+            let delay = jitter.random_range(0..=a.disorder);
+            disorder.push(em.ev.ts, delay, buf, |l| {
+                write_line(l, &mut sink, &bg_template)
+            })?;
+        } else {
+            write_line(&buf, &mut sink, &bg_template)?;
+            line = buf;
+        }
+        if let Some(pb) = &progress {
+            let n = gen.emitted();
+            if n % 65_536 == 0 {
+                pb.set_position(n);
+            }
+        }
+    }
+    disorder.finish(|l| write_line(l, &mut sink, &bg_template))?;
+    sink.flush()?;
+    if let Some(t) = truth_out.as_mut() {
+        t.flush()?;
+    }
+    if let Some(pb) = progress {
+        pb.set_position(gen.emitted());
+        pb.finish();
+    }
+    if a.stats {
+        let st = &gen.stats;
+        let secs = started.elapsed().as_secs_f64();
+        let n = gen.emitted();
+        eprintln!(
+            "events={n} background={} attacks={} live_keys={} hostile_lines={hostile_lines} bytes={bytes} mean_event_bytes={:.0} elapsed_s={secs:.3} events_per_s={:.0}",
+            st.background,
+            st.attacks,
+            st.live_keys,
+            bytes as f64 / n.max(1) as f64,
+            n as f64 / secs.max(1e-9)
+        );
+        let decoys: Vec<String> = Decoy::all()
+            .iter()
+            .map(|d| format!("{d:?}={}", st.decoys[d.index()]))
+            .collect();
+        eprintln!("decoys: {}", decoys.join(" "));
+    }
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! `eqlstream-loadgen score`: compares a truth file with an alerts file and prints recall and
+//! precision. Alerts are the JSON lines with `"event":{"kind":"alert"}`; every other line
+//! (pass-through events, hostile bytes) is ignored. A sequence is identified by
+//! `(rule.id, eql.join_keys, eql.events[*].event.id)`. Never modifies either file.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+
+use serde_json::Value;
+
+use crate::truth::TruthLine;
+
+/// How many misses / false alerts are listed (the counts are always complete).
+pub const LIST_LIMIT: usize = 20;
+
+/// The comparison result.
+#[derive(Debug, Default)]
+pub struct Score {
+    /// Truth sequences.
+    pub truth: usize,
+    /// Alert sequences.
+    pub alerts: usize,
+    /// Truth sequences with a matching alert.
+    pub matched: usize,
+    /// Truth sequences without an alert.
+    pub misses: Vec<TruthLine>,
+    /// Alerts without a truth sequence (including duplicates beyond the first).
+    pub false_alerts: Vec<TruthLine>,
+    /// Alerts of rules other than the scored one (not counted; listed as a number only).
+    pub other_rules: usize,
+}
+
+impl Score {
+    /// Recall in percent (100 when there is no truth).
+    pub fn recall(&self) -> f64 {
+        if self.truth == 0 {
+            100.0
+        } else {
+            100.0 * self.matched as f64 / self.truth as f64
+        }
+    }
+    /// Precision in percent (100 when there are no alerts).
+    pub fn precision(&self) -> f64 {
+        if self.alerts == 0 {
+            100.0
+        } else {
+            100.0 * self.matched as f64 / self.alerts as f64
+        }
+    }
+    /// Both 100 %.
+    pub fn perfect(&self) -> bool {
+        self.misses.is_empty() && self.false_alerts.is_empty()
+    }
+
+    /// Prints the report.
+    pub fn print(&self, out: &mut impl Write) -> std::io::Result<()> {
+        writeln!(out, "truth sequences: {}", self.truth)?;
+        writeln!(out, "alert sequences: {}", self.alerts)?;
+        writeln!(out, "matched:         {}", self.matched)?;
+        if self.other_rules > 0 {
+            writeln!(out, "ignored alerts of other rules: {}", self.other_rules)?;
+        }
+        writeln!(
+            out,
+            "recall:          {:.3}% ({}/{})",
+            self.recall(),
+            self.matched,
+            self.truth
+        )?;
+        writeln!(
+            out,
+            "precision:       {:.3}% ({}/{})",
+            self.precision(),
+            self.matched,
+            self.alerts
+        )?;
+        for (title, list) in [
+            ("misses", &self.misses),
+            ("false alerts", &self.false_alerts),
+        ] {
+            writeln!(out, "{title}: {}", list.len())?;
+            for t in list.iter().take(LIST_LIMIT) {
+                writeln!(
+                    out,
+                    "  rule_id={} join_keys={:?} event_ids={:?}",
+                    t.rule_id, t.join_keys, t.event_ids
+                )?;
+            }
+            if list.len() > LIST_LIMIT {
+                writeln!(out, "  ... and {} more", list.len() - LIST_LIMIT)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn key_string(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The sequence identity of an alert line, or `None` if the line is not an alert.
+pub fn alert_identity(line: &[u8]) -> Option<TruthLine> {
+    // Cheap filter before parsing: alerts always carry the word.
+    memchr::memmem::find(line, b"\"alert\"")?;
+    let v: Value = serde_json::from_slice(line).ok()?;
+    if v.pointer("/event/kind")?.as_str()? != "alert" {
+        return None;
+    }
+    let rule_id = v.pointer("/rule/id").map(key_string).unwrap_or_default();
+    let join_keys = v
+        .pointer("/eql/join_keys")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().map(key_string).collect())
+        .unwrap_or_default();
+    let event_ids = v
+        .pointer("/eql/events")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|e| e.pointer("/event/id").map(key_string).unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(TruthLine {
+        rule_id,
+        join_keys,
+        event_ids,
+    })
+}
+
+/// Scores the alerts of rule `rule_id` (`None`: every rule) in `alerts` (any JSONL stream)
+/// against `truth`.
+pub fn score(
+    truth: &[TruthLine],
+    rule_id: Option<&str>,
+    mut alerts: impl BufRead,
+) -> std::io::Result<Score> {
+    let mut expected: HashMap<&TruthLine, usize> = HashMap::new();
+    for t in truth {
+        *expected.entry(t).or_default() += 1;
+    }
+    let mut s = Score {
+        truth: truth.len(),
+        ..Score::default()
+    };
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if alerts.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        let Some(id) = alert_identity(&line) else {
+            continue;
+        };
+        if rule_id.is_some_and(|r| r != id.rule_id) {
+            s.other_rules += 1;
+            continue;
+        }
+        s.alerts += 1;
+        match expected.get_mut(&id) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                s.matched += 1;
+            }
+            _ => s.false_alerts.push(id),
+        }
+    }
+    // Misses in truth order.
+    for t in truth {
+        if let Some(n) = expected.get_mut(t) {
+            if *n > 0 {
+                *n -= 1;
+                s.misses.push(t.clone());
+            }
+        }
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_alert_lines_are_ignored() {
+        assert!(alert_identity(b"{\"event\":{\"kind\":\"event\"},\"x\":\"alert\"}").is_none());
+        assert!(alert_identity(b"\xff\"alert\" garbage").is_none());
+        let a = br#"{"event":{"kind":"alert"},"rule":{"id":"r"},"eql":{"join_keys":["c","0","x"],"events":[{"event":{"id":"1"}},{"event":{"id":"2"}}]}}"#;
+        let id = alert_identity(a).expect("an alert");
+        assert_eq!(id.join_keys, vec!["c", "0", "x"]);
+        assert_eq!(id.event_ids, vec!["1", "2"]);
+    }
+}

@@ -1,0 +1,626 @@
+//! Integration tests of the `eqlstream-loadgen` binary: determinism, truth correctness (checked
+//! against a small, independent evaluator of eql-semantics.md §0/§10 written here), the
+//! `--disorder` lateness bound, hostile lines, live keys, TCP output and `score`.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_eqlstream-loadgen");
+const RULE_ID: &str = "1dc56174-5d02-4ca4-af92-e391f096fb21";
+
+fn run(args: &[&str]) -> Output {
+    let out = Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("loadgen binary runs");
+    assert!(
+        out.status.success() || args.first() == Some(&"score"),
+        "loadgen {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs a generation with a truth file; returns (stdout bytes, truth bytes).
+fn generate(dir: &Path, tag: &str, args: &[&str]) -> (Vec<u8>, Vec<u8>) {
+    let truth = dir.join(format!("{tag}.truth.jsonl"));
+    let mut all: Vec<&str> = args.to_vec();
+    let tp = truth.to_str().expect("utf-8 temp path");
+    all.extend(["--truth", tp]);
+    let out = run(&all);
+    (
+        out.stdout,
+        std::fs::read(&truth).expect("truth file written"),
+    )
+}
+
+fn lines(bytes: &[u8]) -> Vec<&[u8]> {
+    let mut v: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+    if v.last().is_some_and(|l| l.is_empty()) {
+        v.pop();
+    }
+    v
+}
+
+fn parse_ts(s: &str) -> Option<i64> {
+    // "YYYY-MM-DDTHH:MM:SS.mmmZ"
+    let b = s.as_bytes();
+    if b.len() != 24 || b[23] != b'Z' {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (hh, mm, ss, ms) = (n(11..13)?, n(14..16)?, n(17..19)?, n(20..23)?);
+    // days_from_civil (Howard Hinnant)
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1000) + ms)
+}
+
+/// Events that parse as JSON objects with a valid `@timestamp`, in arrival order.
+fn events(bytes: &[u8]) -> Vec<(i64, Value)> {
+    lines(bytes)
+        .into_iter()
+        .filter_map(|l| {
+            let v: Value = serde_json::from_slice(l).ok()?;
+            let ts = parse_ts(v.get("@timestamp")?.as_str()?)?;
+            v.is_object().then_some((ts, v))
+        })
+        .collect()
+}
+
+fn strs(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect(),
+        _ => vec![],
+    }
+}
+
+fn field(v: &Value, path: &str) -> Vec<String> {
+    let p = format!("/{}", path.replace('.', "/"));
+    strs(v.pointer(&p))
+}
+
+/// Case-sensitive glob where `*` matches any run (eql-semantics.md §6.2 `like`).
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    match p.split_first() {
+        None => s.is_empty(),
+        Some((b'*', rest)) => (0..=s.len()).any(|i| glob(rest, &s[i..])),
+        Some((c, rest)) => s.first() == Some(c) && glob(rest, &s[1..]),
+    }
+}
+
+const PATHS: &[&str] = &[
+    "/dev/shm/*",
+    "/run/shm/*",
+    "/tmp/*",
+    "/var/tmp/*",
+    "/run/*",
+    "/var/run/*",
+    "/var/www/*",
+    "/proc/*/fd/*",
+    "/home/*/*",
+    "/root/*",
+    "/opt/*",
+];
+const DL: &[&str] = &["curl", "wget", "fetch", "ftp", "sftp", "scp", "rsync", "ld"];
+const SH1: &[&str] = &[
+    "bash", "dash", "sh", "tcsh", "csh", "zsh", "ksh", "fish", "busybox",
+];
+const SH2: &[&str] = &[
+    "bash", "dash", "ash", "sh", "tcsh", "csh", "zsh", "ksh", "fish", "busybox",
+];
+
+fn with_prefixes(names: &[&str]) -> Vec<String> {
+    names
+        .iter()
+        .flat_map(|n| ["", "/bin/", "/usr/bin/", "/usr/local/bin/"].map(|p| format!("{p}{n}")))
+        .collect()
+}
+
+fn any_in(vals: &[String], list: &[&str]) -> bool {
+    vals.iter().any(|v| list.contains(&v.as_str()))
+}
+
+fn path_ok(e: &Value) -> bool {
+    field(e, "file.path")
+        .iter()
+        .any(|p| PATHS.iter().any(|g| glob(g.as_bytes(), p.as_bytes())))
+}
+
+fn stage_matches(stage: usize, e: &Value) -> bool {
+    let cat = field(e, "event.category");
+    let action = field(e, "event.action");
+    let pname = field(e, "process.name");
+    match stage {
+        0 => {
+            let args = field(e, "process.args");
+            let dl_args = with_prefixes(DL);
+            let ex_args = with_prefixes(&["which", "man", "chmod", "chown"]);
+            let has = |l: &[String]| args.iter().any(|a| l.contains(a));
+            cat.contains(&"file".into())
+                && action.contains(&"creation".into())
+                && (any_in(&pname, DL) || (any_in(&pname, SH1) && has(&dl_args) && !has(&ex_args)))
+                && path_ok(e)
+        }
+        1 => {
+            cat.contains(&"process".into())
+                && field(e, "event.type").contains(&"start".into())
+                && action.contains(&"exec".into())
+                && any_in(&field(e, "process.parent.name"), SH2)
+        }
+        _ => {
+            cat.contains(&"file".into())
+                && action.contains(&"deletion".into())
+                && path_ok(e)
+                && !any_in(&pname, &["rm", "ld", "conftest", "link", "gcc", "getarch"])
+        }
+    }
+}
+
+/// The sequences Elasticsearch would return (eql-semantics.md §0), as truth-shaped JSON values.
+/// Events are ordered by (@timestamp, arrival).
+fn reference_sequences(bytes: &[u8]) -> Vec<Value> {
+    let mut evs: Vec<(i64, usize, Value)> = events(bytes)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (t, v))| (t, i, v))
+        .collect();
+    evs.sort_by_key(|e| (e.0, e.1));
+    type Key = (String, String, String);
+    let mut pending: [HashMap<Key, Vec<(i64, String)>>; 2] = [HashMap::new(), HashMap::new()];
+    let mut out = Vec::new();
+    for (ts, _, e) in &evs {
+        for stage in (0..3).rev() {
+            if !stage_matches(stage, e) {
+                continue;
+            }
+            let name_field = if stage == 1 {
+                "process.name"
+            } else {
+                "file.name"
+            };
+            let id = field(e, "event.id").pop().unwrap_or_default();
+            for c in field(e, "container.id") {
+                for u in field(e, "user.id") {
+                    for n in field(e, name_field) {
+                        let k = (c.clone(), u.clone(), n);
+                        if stage == 0 {
+                            pending[0].insert(k, vec![(*ts, id.clone())]);
+                            continue;
+                        }
+                        let Some(mut seq) = pending[stage - 1].remove(&k) else {
+                            continue;
+                        };
+                        if ts - seq[0].0 > 10_000 {
+                            continue;
+                        }
+                        seq.push((*ts, id.clone()));
+                        if stage == 2 {
+                            out.push(serde_json::json!({
+                                "rule_id": RULE_ID,
+                                "join_keys": [k.0, k.1, k.2],
+                                "event_ids": seq.iter().map(|s| s.1.clone()).collect::<Vec<_>>(),
+                            }));
+                        } else {
+                            pending[1].insert(k, seq);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn truth_values(truth: &[u8]) -> Vec<Value> {
+    lines(truth)
+        .into_iter()
+        .map(|l| serde_json::from_slice(l).expect("truth lines are JSON"))
+        .collect()
+}
+
+const MIXED: &[&str] = &[
+    "--events",
+    "4000",
+    "--attack-rate",
+    "0.02",
+    "--decoy-rate",
+    "0.05",
+    "--containers",
+    "30",
+    "--users",
+    "4",
+];
+
+#[test]
+fn same_seed_gives_identical_bytes_and_truth() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let args = [
+        MIXED,
+        &[
+            "--seed",
+            "7",
+            "--disorder",
+            "800",
+            "--invalid-rate",
+            "0.02",
+            "--live-keys",
+            "50",
+        ],
+    ]
+    .concat();
+    let a = generate(dir.path(), "a", &args);
+    let b = generate(dir.path(), "b", &args);
+    assert_eq!(a.0, b.0);
+    assert_eq!(a.1, b.1);
+    assert!(!a.1.is_empty());
+}
+
+#[test]
+fn different_seed_gives_different_bytes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = generate(dir.path(), "a", &[MIXED, &["--seed", "1"]].concat());
+    let b = generate(dir.path(), "b", &[MIXED, &["--seed", "2"]].concat());
+    assert_ne!(a.0, b.0);
+    assert_ne!(a.1, b.1);
+}
+
+#[test]
+fn writes_exactly_the_requested_number_of_events() {
+    let out = run(&[MIXED, &["--seed", "3"]].concat());
+    assert_eq!(lines(&out.stdout).len(), 4000);
+    let ids: std::collections::HashSet<String> = events(&out.stdout)
+        .iter()
+        .map(|(_, v)| field(v, "event.id").concat())
+        .collect();
+    assert_eq!(ids.len(), 4000, "event ids are unique");
+}
+
+#[test]
+fn truth_equals_an_independent_es_semantics_evaluation() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for seed in ["1", "2", "3"] {
+        let (out, truth) = generate(dir.path(), seed, &[MIXED, &["--seed", seed]].concat());
+        let truth = truth_values(&truth);
+        assert!(truth.len() > 40, "attacks were generated: {}", truth.len());
+        assert_eq!(reference_sequences(&out), truth, "seed {seed}");
+    }
+}
+
+#[test]
+fn truth_entries_reference_events_in_stage_order_with_matching_keys() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (out, truth) = generate(dir.path(), "t", &[MIXED, &["--seed", "11"]].concat());
+    let evs = events(&out);
+    let by_id: HashMap<String, (usize, i64, &Value)> = evs
+        .iter()
+        .enumerate()
+        .map(|(i, (t, v))| (field(v, "event.id").concat(), (i, *t, v)))
+        .collect();
+    let mut last_completion = i64::MIN;
+    for t in truth_values(&truth) {
+        assert_eq!(t["rule_id"], RULE_ID);
+        let keys: Vec<String> = strs(t.get("join_keys"));
+        let ids: Vec<String> = strs(t.get("event_ids"));
+        assert_eq!(ids.len(), 3);
+        let stages: Vec<&(usize, i64, &Value)> = ids
+            .iter()
+            .map(|id| by_id.get(id).expect("truth id is in the output"))
+            .collect();
+        for (s, (_, _, e)) in stages.iter().enumerate() {
+            assert!(stage_matches(s, e), "stage {s} predicate: {e}");
+            assert_eq!(field(e, "container.id"), vec![keys[0].clone()]);
+            assert_eq!(field(e, "user.id"), vec![keys[1].clone()]);
+            let name = if s == 1 { "process.name" } else { "file.name" };
+            assert_eq!(field(e, name), vec![keys[2].clone()]);
+        }
+        assert!(
+            stages[0].0 < stages[1].0 && stages[1].0 < stages[2].0,
+            "arrival order follows the stages"
+        );
+        assert!(stages[2].1 - stages[0].1 <= 10_000, "within maxspan");
+        assert!(
+            stages[2].1 >= last_completion,
+            "truth is ordered by completion time"
+        );
+        last_completion = stages[2].1;
+    }
+}
+
+#[test]
+fn decoys_of_every_kind_never_form_a_sequence() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let truth = dir.path().join("d.truth.jsonl");
+    let tp = truth.to_str().expect("utf-8 temp path");
+    let out = run(&[
+        "--events",
+        "5000",
+        "--attack-rate",
+        "0",
+        "--decoy-rate",
+        "0.2",
+        "--seed",
+        "4",
+        "--stats",
+        "--truth",
+        tp,
+    ]);
+    assert!(std::fs::read(&truth).expect("truth written").is_empty());
+    assert!(reference_sequences(&out.stdout).is_empty());
+    let stats = String::from_utf8_lossy(&out.stderr);
+    let kinds = stats
+        .lines()
+        .find(|l| l.starts_with("decoys:"))
+        .expect("decoy stats line");
+    let counts: Vec<&str> = kinds.split_whitespace().skip(1).collect();
+    assert_eq!(counts.len(), 20, "{kinds}");
+    assert!(
+        counts.iter().all(|c| !c.ends_with("=0")),
+        "every kind generated: {kinds}"
+    );
+}
+
+#[test]
+fn duration_mode_stops_and_completes_every_started_attack() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (out, truth) = generate(
+        dir.path(),
+        "dur",
+        &[
+            "--duration",
+            "300ms",
+            "--rate",
+            "5000",
+            "--attack-rate",
+            "0.05",
+            "--seed",
+            "13",
+        ],
+    );
+    let n = lines(&out).len();
+    assert!(
+        (500..=3000).contains(&n),
+        "about 1500 lines in 300 ms at 5000/s: {n}"
+    );
+    assert_eq!(reference_sequences(&out), truth_values(&truth));
+}
+
+#[test]
+fn rate_limits_the_output() {
+    let started = std::time::Instant::now();
+    run(&["--events", "1000", "--rate", "2000", "--seed", "14"]);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(400),
+        "1000 lines at 2000/s take ~0.5 s"
+    );
+}
+
+#[test]
+fn disorder_lateness_is_bounded_and_truth_still_holds() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (out, truth) = generate(
+        dir.path(),
+        "o",
+        &[MIXED, &["--seed", "5", "--disorder", "1500"]].concat(),
+    );
+    let mut max_seen = 0i64;
+    let mut inversions = 0;
+    for (ts, _) in events(&out) {
+        if ts < max_seen {
+            inversions += 1;
+        }
+        assert!(
+            max_seen - ts <= 1500,
+            "event {ts} arrived {} ms late",
+            max_seen - ts
+        );
+        max_seen = max_seen.max(ts);
+    }
+    assert!(inversions > 100, "disorder actually reorders: {inversions}");
+    assert_eq!(reference_sequences(&out), truth_values(&truth));
+}
+
+#[test]
+fn hostile_lines_appear_at_the_requested_rate_and_are_never_in_truth() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (out, truth) = generate(
+        dir.path(),
+        "h",
+        &[MIXED, &["--seed", "6", "--invalid-rate", "0.05"]].concat(),
+    );
+    let total = out.iter().filter(|b| **b == b'\n').count();
+    let hostile = total - 4000;
+    assert!(
+        (120..=280).contains(&hostile),
+        "about 5% of 4000: {hostile}"
+    );
+    let ok_json = lines(&out)
+        .iter()
+        .filter(|l| serde_json::from_slice::<Value>(l).is_ok_and(|v| v.is_object()))
+        .count();
+    assert!(ok_json < total, "some lines are not JSON objects");
+    assert!(
+        out.windows(2).any(|w| w == b"\r\n"),
+        "a CRLF line is present"
+    );
+    assert!(
+        std::str::from_utf8(&out).is_err(),
+        "an invalid UTF-8 line is present"
+    );
+    assert_eq!(reference_sequences(&out), truth_values(&truth));
+}
+
+#[test]
+fn live_keys_are_distinct_stage1_partials_within_one_window() {
+    let out = run(&[
+        "--events",
+        "3000",
+        "--live-keys",
+        "2000",
+        "--attack-rate",
+        "0",
+        "--decoy-rate",
+        "0",
+        "--seed",
+        "8",
+    ]);
+    let evs = events(&out.stdout);
+    let live: Vec<&(i64, Value)> = evs.iter().take(2000).collect();
+    let keys: std::collections::HashSet<(String, String, String)> = live
+        .iter()
+        .map(|(_, e)| {
+            assert!(stage_matches(0, e), "live key is a stage-1 creation: {e}");
+            (
+                field(e, "container.id").concat(),
+                field(e, "user.id").concat(),
+                field(e, "file.name").concat(),
+            )
+        })
+        .collect();
+    assert_eq!(keys.len(), 2000);
+    let span = live.last().map(|e| e.0).unwrap_or(0) - live[0].0;
+    assert!(span < 10_000, "inside one maxspan window: {span}");
+    assert!(reference_sequences(&out.stdout).is_empty());
+}
+
+#[test]
+fn tcp_output_carries_the_same_bytes_as_stdout() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let addr = listener.local_addr().expect("bound address");
+    let reader = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("loadgen connects");
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).expect("read stream");
+        buf
+    });
+    let target = format!("tcp://{addr}");
+    run(&["--events", "1000", "--seed", "9", "-o", &target]);
+    let received = reader.join().expect("reader thread");
+    let stdout = run(&["--events", "1000", "--seed", "9"]).stdout;
+    assert_eq!(received, stdout);
+}
+
+#[test]
+fn huge_lines_flag_adds_rare_lines_over_one_mebibyte() {
+    let out = run(&[
+        "--events",
+        "3000",
+        "--invalid-rate",
+        "1.0",
+        "--huge-lines",
+        "--seed",
+        "15",
+    ]);
+    let huge = lines(&out.stdout)
+        .iter()
+        .filter(|l| l.len() > 1 << 20)
+        .count();
+    assert!(
+        (1..=12).contains(&huge),
+        "about 3 of 3000 hostile lines: {huge}"
+    );
+    let plain = run(&["--events", "3000", "--invalid-rate", "1.0", "--seed", "15"]);
+    assert!(lines(&plain.stdout).iter().all(|l| l.len() < 1 << 20));
+}
+
+fn alert_line(t: &Value, events: &HashMap<String, &Value>) -> String {
+    let evs: Vec<Value> = strs(t.get("event_ids"))
+        .iter()
+        .map(|id| (*events.get(id).expect("event present")).clone())
+        .collect();
+    serde_json::json!({
+        "@timestamp": "2026-03-05T11:00:00.000Z",
+        "event": {"kind": "alert"},
+        "rule": {"id": t["rule_id"], "name": "cradle"},
+        "eql": {"join_keys": t["join_keys"], "events": evs},
+    })
+    .to_string()
+}
+
+#[test]
+fn score_is_perfect_on_alerts_built_from_truth_and_reports_misses_and_false_alerts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (out, truth_bytes) = generate(
+        dir.path(),
+        "s",
+        &[MIXED, &["--seed", "12", "--invalid-rate", "0.01"]].concat(),
+    );
+    let truth = truth_values(&truth_bytes);
+    let evs = events(&out);
+    let by_id: HashMap<String, &Value> = evs
+        .iter()
+        .map(|(_, v)| (field(v, "event.id").concat(), v))
+        .collect();
+    // Alerts interleaved with the pass-through lines (including hostile ones).
+    let mut alerts = out.clone();
+    for t in &truth {
+        alerts.extend_from_slice(alert_line(t, &by_id).as_bytes());
+        alerts.push(b'\n');
+    }
+    let truth_path = dir.path().join("s.truth.jsonl");
+    let alerts_path = dir.path().join("alerts.jsonl");
+    // An alert of another rule is not scored against the seed rule's truth.
+    let mut other = truth[0].clone();
+    other["rule_id"] = Value::from("00000000-other-rule");
+    alerts.extend_from_slice(alert_line(&other, &by_id).as_bytes());
+    alerts.push(b'\n');
+    std::fs::write(&alerts_path, &alerts).expect("write alerts");
+    let ok = run(&[
+        "score",
+        "--truth",
+        truth_path.to_str().expect("utf-8"),
+        "--alerts",
+        alerts_path.to_str().expect("utf-8"),
+    ]);
+    let report = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(ok.status.code(), Some(0), "{report}");
+    assert!(report.contains("recall:          100.000%"), "{report}");
+    assert!(report.contains("precision:       100.000%"), "{report}");
+    assert!(
+        report.contains("ignored alerts of other rules: 1"),
+        "{report}"
+    );
+
+    // Drop one alert (a miss) and perturb another's event ids (a false alert plus a miss).
+    let mut bad = out;
+    for (i, t) in truth.iter().enumerate().skip(1) {
+        let mut t = t.clone();
+        if i == 1 {
+            t["event_ids"][1] = t["event_ids"][0].clone();
+        }
+        bad.extend_from_slice(alert_line(&t, &by_id).as_bytes());
+        bad.push(b'\n');
+    }
+    std::fs::write(&alerts_path, &bad).expect("write alerts");
+    let res = run(&[
+        "score",
+        "--truth",
+        truth_path.to_str().expect("utf-8"),
+        "--alerts",
+        alerts_path.to_str().expect("utf-8"),
+    ]);
+    let report = String::from_utf8_lossy(&res.stdout);
+    assert_eq!(res.status.code(), Some(1), "{report}");
+    assert!(report.contains("misses: 2"), "{report}");
+    assert!(report.contains("false alerts: 1"), "{report}");
+    let first = strs(truth[0].get("event_ids")).concat();
+    assert!(
+        report.contains(&strs(truth[0].get("event_ids"))[0]),
+        "the miss is listed ({first}): {report}"
+    );
+}
