@@ -41,7 +41,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the detection pipeline (the default).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Parse and compile rule files; print each problem as FILE:LINE:COL with the source line.
     ///
     /// Exits 0 when every rule can run, 65 when any cannot, 66 when a path does not exist.
@@ -199,7 +199,7 @@ mod tests {
         let a = Cli::try_parse_from(["eqlstream", "--workers", "2"]).unwrap();
         assert_eq!(a.run.workers, Some(2));
         let b = Cli::try_parse_from(["eqlstream", "run", "--workers", "3"]).unwrap();
-        assert!(matches!(b.command, Some(Command::Run(RunArgs { workers: Some(3), .. }))));
+        assert!(matches!(b.command, Some(Command::Run(ref r)) if r.workers == Some(3)));
         let v = Cli::try_parse_from(["eqlstream", "validate", "a.toml", "dir"]).unwrap();
         assert!(matches!(v.command, Some(Command::Validate { paths }) if paths.len() == 2));
     }

@@ -317,8 +317,7 @@ impl Settings {
         let cores = available_cores();
         let workers = at_least_one("workers", o.workers.or(file.workers).unwrap_or(cores))?;
         let partitions = at_least_one("partitions", o.partitions.or(file.partitions).unwrap_or(workers))?;
-        let batch_size =
-            at_least_one("batch_size", o.batch_size.or(file.batch_size).unwrap_or(DEFAULT_BATCH_SIZE))?;
+        let batch_size = at_least_one("batch_size", o.batch_size.or(file.batch_size).unwrap_or(DEFAULT_BATCH_SIZE))?;
         let max_inflight_batches = at_least_one(
             "max_inflight_batches",
             o.max_inflight_batches.or(file.max_inflight_batches).unwrap_or(DEFAULT_MAX_INFLIGHT_BATCHES),
@@ -338,10 +337,8 @@ impl Settings {
             Some(s) => duration("shutdown_timeout", &s)?,
             None => DEFAULT_SHUTDOWN_TIMEOUT,
         };
-        let timestamp_field = o
-            .timestamp_field
-            .or(file.timestamp_field)
-            .unwrap_or_else(|| DEFAULT_TIMESTAMP_FIELD.to_string());
+        let timestamp_field =
+            o.timestamp_field.or(file.timestamp_field).unwrap_or_else(|| DEFAULT_TIMESTAMP_FIELD.to_string());
         if timestamp_field.trim().is_empty() {
             return Err(ConfigError::Invalid { option: "timestamp_field", message: "must not be empty".into() });
         }

@@ -56,10 +56,7 @@ impl FieldTable {
 
     /// All `(id, path)` pairs in id order.
     pub fn iter(&self) -> impl Iterator<Item = (FieldId, &str)> {
-        self.paths
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (FieldId(i as u32), &**p))
+        self.paths.iter().enumerate().map(|(i, p)| (FieldId(i as u32), &**p))
     }
 }
 
@@ -157,9 +154,7 @@ const TRIE_LINEAR_MAX: usize = 8;
 
 impl PathTrie {
     fn new(fields: &FieldTable) -> PathTrie {
-        let mut t = PathTrie {
-            nodes: vec![TrieNode::default()],
-        };
+        let mut t = PathTrie { nodes: vec![TrieNode::default()] };
         for (id, path) in fields.iter() {
             let mut n = 0usize;
             for seg in path.split('.') {
@@ -278,11 +273,7 @@ impl FieldIndex {
     /// Tape indices of the values recorded for `field`, in document order.
     fn values(&self, field: FieldId) -> impl Iterator<Item = usize> + '_ {
         let f = field.0 as usize;
-        let mut e = if self.stamp.get(f) == Some(&self.gen) {
-            self.first[f]
-        } else {
-            NONE
-        };
+        let mut e = if self.stamp.get(f) == Some(&self.gen) { self.first[f] } else { NONE };
         std::iter::from_fn(move || {
             let (node, next) = *self.entries.get(e as usize)?;
             e = next;
@@ -353,9 +344,7 @@ pub struct Decoder {
 
 impl std::fmt::Debug for Decoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Decoder")
-            .field("fields", &self.paths.len())
-            .finish()
+        f.debug_struct("Decoder").field("fields", &self.paths.len()).finish()
     }
 }
 
@@ -386,20 +375,13 @@ impl Decoder {
             index_object(&tape.0, 0, &self.trie, 0, &mut self.index);
         }
         let slot = &mut self.nodes;
-        let ev = Event {
-            nodes: tape.0,
-            slot,
-            paths: &self.paths,
-            index: &self.index,
-        };
+        let ev = Event { nodes: tape.0, slot, paths: &self.paths, index: &self.index };
         match res {
             Err(e) => Err(match e.error() {
                 simd_json::ErrorType::InvalidUtf8 => DecodeError::InvalidUtf8,
                 _ => DecodeError::InvalidJson,
             }),
-            Ok(()) if !matches!(ev.nodes.first(), Some(Node::Object { .. })) => {
-                Err(DecodeError::NotObject)
-            }
+            Ok(()) if !matches!(ev.nodes.first(), Some(Node::Object { .. })) => Err(DecodeError::NotObject),
             Ok(()) => Ok(ev),
         }
     }
@@ -424,9 +406,7 @@ impl Drop for Event<'_> {
 
 impl std::fmt::Debug for Event<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Event")
-            .field("nodes", &self.nodes.len())
-            .finish()
+        f.debug_struct("Event").field("nodes", &self.nodes.len()).finish()
     }
 }
 
@@ -599,27 +579,15 @@ mod tests {
 
     #[test]
     fn nested_and_dotted_keys_are_the_same_field() {
-        assert_eq!(
-            values(r#"{"process":{"name":"x"}}"#, "process.name"),
-            ["Str(\"x\")"]
-        );
-        assert_eq!(
-            values(r#"{"process.name":"x"}"#, "process.name"),
-            ["Str(\"x\")"]
-        );
+        assert_eq!(values(r#"{"process":{"name":"x"}}"#, "process.name"), ["Str(\"x\")"]);
+        assert_eq!(values(r#"{"process.name":"x"}"#, "process.name"), ["Str(\"x\")"]);
         assert_eq!(values(r#"{"a":{"b.c":1}}"#, "a.b.c"), ["I64(1)"]);
-        assert_eq!(
-            values(r#"{"a.b":{"c":1},"a":{"b":{"c":2}}}"#, "a.b.c"),
-            ["I64(1)", "I64(2)"]
-        );
+        assert_eq!(values(r#"{"a.b":{"c":1},"a":{"b":{"c":2}}}"#, "a.b.c"), ["I64(1)", "I64(2)"]);
     }
 
     #[test]
     fn arrays_are_flattened_and_nulls_skipped() {
-        assert_eq!(
-            values(r#"{"a":[{"b":1},{"b":[2,null,[3]]},null,"x"]}"#, "a.b"),
-            ["I64(1)", "I64(2)", "I64(3)"]
-        );
+        assert_eq!(values(r#"{"a":[{"b":1},{"b":[2,null,[3]]},null,"x"]}"#, "a.b"), ["I64(1)", "I64(2)", "I64(3)"]);
         assert!(values(r#"{"a":null}"#, "a").is_empty());
         assert!(values(r#"{"a":[]}"#, "a").is_empty());
         assert!(values(r#"{"a":{"b":1}}"#, "a").is_empty());
@@ -639,9 +607,7 @@ mod tests {
         let abc = t.intern("a.b.c");
         let x = t.intern("x.y");
         let mut d = Decoder::new(&t);
-        let ev = d
-            .decode(br#"{"a":{"b":{"c":1}},"a.b":2,"x.y":[3,{"z":4}],"a.b.c":5}"#)
-            .expect("valid");
+        let ev = d.decode(br#"{"a":{"b":{"c":1}},"a.b":2,"x.y":[3,{"z":4}],"a.b.c":5}"#).expect("valid");
         let all = |f| {
             let mut v = Vec::new();
             ev.any(f, |s| {
@@ -669,13 +635,7 @@ mod tests {
         let mut t = FieldTable::new();
         let ids: Vec<FieldId> = (0..40).map(|i| t.intern(&format!("k{i}.v"))).collect();
         let mut d = Decoder::new(&t);
-        let json = format!(
-            "{{{}}}",
-            (0..40)
-                .map(|i| format!("\"k{i}\":{{\"v\":{i}}}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        );
+        let json = format!("{{{}}}", (0..40).map(|i| format!("\"k{i}\":{{\"v\":{i}}}")).collect::<Vec<_>>().join(","));
         let ev = d.decode(json.as_bytes()).expect("valid");
         for (i, id) in ids.iter().enumerate() {
             assert_eq!(ev.first(*id), Some(Scalar::I64(i as i64)));
@@ -684,10 +644,7 @@ mod tests {
 
     #[test]
     fn duplicate_keys_are_merged() {
-        assert_eq!(
-            values(r#"{"id":"a","id":"b"}"#, "id"),
-            ["Str(\"a\")", "Str(\"b\")"]
-        );
+        assert_eq!(values(r#"{"id":"a","id":"b"}"#, "id"), ["Str(\"a\")", "Str(\"b\")"]);
     }
 
     #[test]
@@ -702,15 +659,9 @@ mod tests {
         assert_eq!(d.decode(b"{").unwrap_err(), DecodeError::InvalidJson);
         assert_eq!(d.decode(b"[1]").unwrap_err(), DecodeError::NotObject);
         assert_eq!(d.decode(b"\"x\"").unwrap_err(), DecodeError::NotObject);
-        assert_eq!(
-            d.decode(b"{\"a\":\"\xff\"}").unwrap_err(),
-            DecodeError::InvalidUtf8
-        );
+        assert_eq!(d.decode(b"{\"a\":\"\xff\"}").unwrap_err(), DecodeError::InvalidUtf8);
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-        assert_eq!(
-            d.decode(deep.as_bytes()).unwrap_err(),
-            DecodeError::InvalidJson
-        );
+        assert_eq!(d.decode(deep.as_bytes()).unwrap_err(), DecodeError::InvalidJson);
         let deep = format!("{{\"a\":{}1{}}}", "[".repeat(100_000), "]".repeat(100_000));
         assert!(d.decode(deep.as_bytes()).is_err());
         assert!(d.decode(b"{\"a\":1}").is_ok());
@@ -722,14 +673,8 @@ mod tests {
         let ab = t.intern("a.b");
         let a = t.intern("a");
         let mut d = Decoder::new(&t);
-        let json = format!(
-            "{{\"a\":{}{{\"b\":1}}{}}}",
-            "[".repeat(1000),
-            "]".repeat(1000)
-        );
-        let ev = d
-            .decode(json.as_bytes())
-            .expect("within simd-json's depth limit");
+        let json = format!("{{\"a\":{}{{\"b\":1}}{}}}", "[".repeat(1000), "]".repeat(1000));
+        let ev = d.decode(json.as_bytes()).expect("within simd-json's depth limit");
         assert_eq!(ev.first(ab), Some(Scalar::I64(1)));
         assert_eq!(ev.first(a), None);
     }

@@ -14,8 +14,8 @@ use clap::Parser;
 use eqlstream::config::{ConfigError, FileConfig, RuleSource, Settings};
 use eqlstream::metrics::{self, Metrics, RuleLabels};
 use eqlstream::pipeline::{self, sink, RunContext, Shutdown, Totals};
-use eqlstream::ruleset::RuleSet;
 use eqlstream::rules::{self, RulesError};
+use eqlstream::ruleset::RuleSet;
 
 // mimalloc: the pipeline allocates per batch and per matched event from several threads; the
 // system allocator's contention showed up in profiles of similar designs (performance.md).
@@ -81,11 +81,8 @@ fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
 }
 
 fn config_error(e: ConfigError) -> Fatal {
@@ -126,7 +123,10 @@ fn load_rules(settings: &Settings) -> Result<RuleSet, Fatal> {
             for e in &errors {
                 let _ = write!(err, "{e}");
             }
-            Err(Fatal::new(exit::DATAERR, format!("{} rule error(s); `eqlstream validate` shows them all", errors.len())))
+            Err(Fatal::new(
+                exit::DATAERR,
+                format!("{} rule error(s); `eqlstream validate` shows them all", errors.len()),
+            ))
         }
     }
 }
@@ -145,7 +145,11 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
     let labels: Vec<RuleLabels> = ruleset
         .rules
         .iter()
-        .map(|r| RuleLabels { rule_id: r.spec.rule_id.clone(), rule_name: r.spec.name.clone(), stages: r.query.stages.len() })
+        .map(|r| RuleLabels {
+            rule_id: r.spec.rule_id.clone(),
+            rule_name: r.spec.name.clone(),
+            stages: r.query.stages.len(),
+        })
         .collect();
     let metrics = Arc::new(Metrics::new(&labels).map_err(|e| Fatal::new(exit::SOFTWARE, e.to_string()))?);
 
@@ -204,7 +208,9 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
         s.shutdown();
     }
     let report = report.map_err(|e| match e {
-        pipeline::PipelineError::Source(pipeline::source::SourceError::Bind { .. }) => Fatal::new(exit::CONFIG, e.to_string()),
+        pipeline::PipelineError::Source(pipeline::source::SourceError::Bind { .. }) => {
+            Fatal::new(exit::CONFIG, e.to_string())
+        }
         pipeline::PipelineError::FieldsNotPrepared | pipeline::PipelineError::Spawn(_) => {
             Fatal::new(exit::SOFTWARE, e.to_string())
         }

@@ -68,9 +68,7 @@ pub struct QueryMap {
 impl QueryMap {
     /// A map for a string whose bytes start at `start` of the file, unchanged.
     pub fn linear(start: usize, len: usize) -> QueryMap {
-        QueryMap {
-            offsets: (start..=start + len).collect(),
-        }
+        QueryMap { offsets: (start..=start + len).collect() }
     }
 
     /// The file offset of query byte `i` (clamped to the end of the string).
@@ -236,31 +234,17 @@ impl RulesError {
     pub fn render(&self) -> String {
         use crate::eql::diag::{render, Diagnostic, Span};
         match self {
-            RulesError::Invalid {
-                path,
-                text,
-                span: Some(span),
-                message,
-            } => render(
+            RulesError::Invalid { path, text, span: Some(span), message } => render(
                 &path.display().to_string(),
                 text,
                 &Diagnostic::error(Span::new(span.start, span.end), message.clone()),
             ),
-            RulesError::DuplicateRuleId {
-                rule_id,
-                first,
-                path,
-                text,
-                span,
-            } => render(
+            RulesError::DuplicateRuleId { rule_id, first, path, text, span } => render(
                 &path.display().to_string(),
                 text,
                 &Diagnostic::error(
                     Span::new(span.start, span.end),
-                    format!(
-                        "duplicate rule_id `{rule_id}`: expected a unique id, found the id of {}",
-                        first.display()
-                    ),
+                    format!("duplicate rule_id `{rule_id}`: expected a unique id, found the id of {}", first.display()),
                 ),
             ),
             RulesError::NotFound { path } => {
@@ -331,13 +315,8 @@ pub fn load_paths_all(paths: &[PathBuf]) -> (Loaded, Vec<RulesError>) {
     let mut errors = Vec::new();
     for p in paths {
         match std::fs::metadata(p) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                errors.push(RulesError::NotFound { path: p.clone() })
-            }
-            Err(e) => errors.push(RulesError::Io {
-                path: p.clone(),
-                source: e,
-            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => errors.push(RulesError::NotFound { path: p.clone() }),
+            Err(e) => errors.push(RulesError::Io { path: p.clone(), source: e }),
             Ok(m) if m.is_dir() => {
                 let mut visited = hashbrown::HashSet::new();
                 collect_dir(p, &mut files, &mut errors, &mut visited)
@@ -393,10 +372,7 @@ fn collect_dir(
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            errors.push(RulesError::Io {
-                path: dir.to_path_buf(),
-                source: e,
-            });
+            errors.push(RulesError::Io { path: dir.to_path_buf(), source: e });
             return;
         }
     };
@@ -429,10 +405,7 @@ pub fn load_text(path: &Path, text: Arc<str>, loaded: &mut Loaded, errors: &mut 
         }
     };
     let Some(rule) = file.rule else {
-        errors.push(invalid(
-            Some(0..0),
-            "expected a `[rule]` table, found none".to_string(),
-        ));
+        errors.push(invalid(Some(0..0), "expected a `[rule]` table, found none".to_string()));
         return;
     };
     let rule_span = rule.span();
@@ -443,39 +416,27 @@ pub fn load_text(path: &Path, text: Arc<str>, loaded: &mut Loaded, errors: &mut 
         loaded.warnings.push(format!(
             "{}: warning: rule type `{}` is not `eql`, rule skipped",
             path.display(),
-            if rule_type.is_empty() {
-                "(none)"
-            } else {
-                &rule_type
-            }
+            if rule_type.is_empty() { "(none)" } else { &rule_type }
         ));
         return;
     }
     let Some(rule_id) = rule.rule_id else {
-        errors.push(invalid(
-            Some(head),
-            "missing `rule_id` in `[rule]`".to_string(),
-        ));
+        errors.push(invalid(Some(head), "missing `rule_id` in `[rule]`".to_string()));
         return;
     };
     let Some(query) = rule.query else {
-        errors.push(invalid(
-            Some(head),
-            "missing `query` in `[rule]`".to_string(),
-        ));
+        errors.push(invalid(Some(head), "missing `query` in `[rule]`".to_string()));
         return;
     };
     let qspan = query.span();
     let query = query.into_inner();
     let raw = text.get(qspan.clone()).unwrap_or("");
     let query_map = match decode_toml_string(raw) {
-        Some((decoded, offsets)) if decoded == query => QueryMap {
-            offsets: offsets.into_iter().map(|o| o + qspan.start).collect(),
-        },
+        Some((decoded, offsets)) if decoded == query => {
+            QueryMap { offsets: offsets.into_iter().map(|o| o + qspan.start).collect() }
+        }
         // Not a string literal we can map: point everything at the start of the value.
-        _ => QueryMap {
-            offsets: vec![qspan.start; query.len() + 1],
-        },
+        _ => QueryMap { offsets: vec![qspan.start; query.len() + 1] },
     };
     let threat = rule
         .threat

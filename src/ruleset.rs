@@ -60,11 +60,7 @@ pub struct RuleError {
 impl fmt::Display for RuleError {
     /// `FILE:LINE:COL: error: MESSAGE`, the source line and a caret line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&diag::render(
-            &self.path.display().to_string(),
-            &self.source,
-            &self.diagnostic,
-        ))
+        f.write_str(&diag::render(&self.path.display().to_string(), &self.source, &self.diagnostic))
     }
 }
 
@@ -73,10 +69,7 @@ impl std::error::Error for RuleError {}
 /// Moves a diagnostic from query offsets to file offsets.
 pub fn map_to_file(spec: &RuleSpec, d: &Diagnostic) -> Diagnostic {
     let r = spec.query_map.file_range(d.span.start, d.span.end);
-    Diagnostic {
-        span: Span::new(r.start, r.end),
-        ..d.clone()
-    }
+    Diagnostic { span: Span::new(r.start, r.end), ..d.clone() }
 }
 
 /// The compile options a rule asks for (`event_category_override`).
@@ -203,16 +196,10 @@ impl RuleSet {
                 .map(|(i, s)| (i as u32, s))
                 .chain(rule.query.until.iter().map(|s| (StageRef::UNTIL, s)));
             for (si, stage) in stages {
-                let r = StageRef {
-                    rule: ri as u32,
-                    stage: si,
-                };
+                let r = StageRef { rule: ri as u32, stage: si };
                 let terms = stage.required_terms();
-                let (cat, conj) = if stage.category().is_some() {
-                    (terms.first(), terms.get(1))
-                } else {
-                    (None, terms.first())
-                };
+                let (cat, conj) =
+                    if stage.category().is_some() { (terms.first(), terms.get(1)) } else { (None, terms.first()) };
                 match (cat, conj) {
                     (None, None) => d.always.push(r),
                     (Some((f, vals)), None) | (None, Some((f, vals))) => {
@@ -256,20 +243,10 @@ impl RuleSet {
             match eql::compile_with(&spec.query, &mut fields, &opts) {
                 Ok(c) => {
                     let warnings = c.warnings.iter().map(|w| map_to_file(&spec, w)).collect();
-                    let timestamp_field = fields.intern(
-                        spec.timestamp_override
-                            .as_deref()
-                            .unwrap_or(DEFAULT_TIMESTAMP_FIELD),
-                    );
-                    let tiebreaker_field =
-                        spec.tiebreaker_field.as_deref().map(|t| fields.intern(t));
-                    rules.push(Rule {
-                        spec,
-                        query: c.query,
-                        warnings,
-                        timestamp_field,
-                        tiebreaker_field,
-                    });
+                    let timestamp_field =
+                        fields.intern(spec.timestamp_override.as_deref().unwrap_or(DEFAULT_TIMESTAMP_FIELD));
+                    let tiebreaker_field = spec.tiebreaker_field.as_deref().map(|t| fields.intern(t));
+                    rules.push(Rule { spec, query: c.query, warnings, timestamp_field, tiebreaker_field });
                 }
                 Err(diags) => {
                     for d in diags {

@@ -96,9 +96,7 @@ pub fn scalar_timestamp(value: Scalar<'_>, precision: Precision) -> Result<i64, 
     match value {
         Scalar::Str(s) => parse_timestamp(s, precision),
         Scalar::I64(ms) => millis_to_nanos(ms, 0),
-        Scalar::U64(ms) => i64::try_from(ms)
-            .map_err(|_| TimeError::OutOfRange)
-            .and_then(|ms| millis_to_nanos(ms, 0)),
+        Scalar::U64(ms) => i64::try_from(ms).map_err(|_| TimeError::OutOfRange).and_then(|ms| millis_to_nanos(ms, 0)),
         Scalar::F64(f) => float_millis(f).map(|ns| precision.apply(ns)),
         Scalar::Bool(_) => Err(TimeError::Malformed),
     }
@@ -113,11 +111,7 @@ pub fn parse_timestamp(s: &str, precision: Precision) -> Result<i64, TimeError> 
     }
     // ES tries `strict_date_optional_time` before `epoch_millis`: four digits are a year.
     let is_year = b.len() == 4 && b.iter().all(u8::is_ascii_digit);
-    let ns = if is_epoch_millis(b) && !is_year {
-        parse_epoch_millis(b)?
-    } else {
-        parse_iso(b)?
-    };
+    let ns = if is_epoch_millis(b) && !is_year { parse_epoch_millis(b)? } else { parse_iso(b)? };
     Ok(precision.apply(ns))
 }
 
@@ -144,10 +138,7 @@ fn parse_epoch_millis(b: &[u8]) -> Result<i64, TimeError> {
     }
     let mut ms: i64 = 0;
     for c in int {
-        ms = ms
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(i64::from(c - b'0')))
-            .ok_or(TimeError::OutOfRange)?;
+        ms = ms.checked_mul(10).and_then(|v| v.checked_add(i64::from(c - b'0'))).ok_or(TimeError::OutOfRange)?;
     }
     let sub = fraction_nanos(frac, NANOS_PER_MILLI);
     if neg {
@@ -159,9 +150,7 @@ fn parse_epoch_millis(b: &[u8]) -> Result<i64, TimeError> {
 }
 
 fn millis_to_nanos(ms: i64, sub_ns: i64) -> Result<i64, TimeError> {
-    ms.checked_mul(NANOS_PER_MILLI)
-        .and_then(|v| v.checked_add(sub_ns))
-        .ok_or(TimeError::OutOfRange)
+    ms.checked_mul(NANOS_PER_MILLI).and_then(|v| v.checked_add(sub_ns)).ok_or(TimeError::OutOfRange)
 }
 
 fn float_millis(f: f64) -> Result<i64, TimeError> {
@@ -279,9 +268,7 @@ fn parse_iso(b: &[u8]) -> Result<i64, TimeError> {
     }
     let days = days_from_civil(year, month, day);
     let secs = days * 86_400 + hour * 3_600 + minute * 60 + second - offset_s;
-    secs.checked_mul(NANOS_PER_SEC)
-        .and_then(|v| v.checked_add(frac_ns))
-        .ok_or(TimeError::OutOfRange)
+    secs.checked_mul(NANOS_PER_SEC).and_then(|v| v.checked_add(frac_ns)).ok_or(TimeError::OutOfRange)
 }
 
 /// The zone designator, as seconds east of UTC. No designator means UTC (ES's default zone).
@@ -353,31 +340,16 @@ mod tests {
 
     #[test]
     fn any_number_of_fraction_digits_is_accepted() {
-        assert_eq!(
-            parse_timestamp("2026-03-05T10:00:00.5Z", NS),
-            Ok(BASE + 500_000_000)
-        );
-        assert_eq!(
-            parse_timestamp("2026-03-05T10:00:00,25Z", NS),
-            Ok(BASE + 250_000_000)
-        );
-        assert_eq!(
-            parse_timestamp("2026-03-05T10:00:00.123456789987Z", NS),
-            Ok(BASE + 123_456_789)
-        );
+        assert_eq!(parse_timestamp("2026-03-05T10:00:00.5Z", NS), Ok(BASE + 500_000_000));
+        assert_eq!(parse_timestamp("2026-03-05T10:00:00,25Z", NS), Ok(BASE + 250_000_000));
+        assert_eq!(parse_timestamp("2026-03-05T10:00:00.123456789987Z", NS), Ok(BASE + 123_456_789));
     }
 
     #[test]
     fn millis_precision_drops_sub_millisecond_digits() {
         // Section 2: `date` stores ms, so 10.0009 s after the start is 10.000 s.
-        assert_eq!(
-            parse_timestamp("2026-03-05T10:00:00.1239999Z", MS),
-            Ok(BASE + 123 * NANOS_PER_MILLI)
-        );
-        assert_eq!(
-            parse_timestamp("2026-03-05T10:00:00.1239999Z", NS),
-            Ok(BASE + 123_999_900)
-        );
+        assert_eq!(parse_timestamp("2026-03-05T10:00:00.1239999Z", MS), Ok(BASE + 123 * NANOS_PER_MILLI));
+        assert_eq!(parse_timestamp("2026-03-05T10:00:00.1239999Z", NS), Ok(BASE + 123_999_900));
     }
 
     #[test]
@@ -391,10 +363,7 @@ mod tests {
 
     #[test]
     fn short_iso_forms_parse() {
-        assert_eq!(
-            parse_timestamp("2026-03-05", MS),
-            Ok(BASE - 10 * 3_600 * NANOS_PER_SEC)
-        );
+        assert_eq!(parse_timestamp("2026-03-05", MS), Ok(BASE - 10 * 3_600 * NANOS_PER_SEC));
         assert_eq!(parse_timestamp("2026-03-05T10", MS), Ok(BASE));
         assert_eq!(parse_timestamp("2026-03-05T10:00Z", MS), Ok(BASE));
         let jan1 = parse_timestamp("2026-01-01T00:00:00Z", MS);
@@ -418,10 +387,7 @@ mod tests {
 
     #[test]
     fn pre_epoch_dates_floor_to_millis() {
-        assert_eq!(
-            parse_timestamp("1969-12-31T23:59:59.9995Z", MS),
-            Ok(-NANOS_PER_MILLI)
-        );
+        assert_eq!(parse_timestamp("1969-12-31T23:59:59.9995Z", MS), Ok(-NANOS_PER_MILLI));
     }
 
     #[test]
@@ -442,22 +408,10 @@ mod tests {
             let err = parse_timestamp(bad, MS).expect_err(bad);
             assert_eq!(err.reason(), "bad_timestamp", "{bad}");
         }
-        assert_eq!(
-            timestamp_of(&[], MS).map_err(TimeError::reason),
-            Err("no_timestamp")
-        );
-        assert_eq!(
-            scalar_timestamp(Scalar::Bool(true), MS).map_err(TimeError::reason),
-            Err("bad_timestamp")
-        );
-        assert_eq!(
-            parse_timestamp("9999-01-01T00:00:00Z", MS),
-            Err(TimeError::OutOfRange)
-        );
-        assert_eq!(
-            timestamp_of(&[Scalar::I64(1), Scalar::I64(2)], MS),
-            Err(TimeError::MultiValued)
-        );
+        assert_eq!(timestamp_of(&[], MS).map_err(TimeError::reason), Err("no_timestamp"));
+        assert_eq!(scalar_timestamp(Scalar::Bool(true), MS).map_err(TimeError::reason), Err("bad_timestamp"));
+        assert_eq!(parse_timestamp("9999-01-01T00:00:00Z", MS), Err(TimeError::OutOfRange));
+        assert_eq!(timestamp_of(&[Scalar::I64(1), Scalar::I64(2)], MS), Err(TimeError::MultiValued));
     }
 
     #[test]

@@ -47,18 +47,14 @@ pub fn run(paths: &[PathBuf], err: &mut dyn Write) -> u8 {
             Ok(c) => {
                 for w in &c.warnings {
                     warnings += 1;
-                    let _ = err.write_all(
-                        diag::render(&origin, &spec.source, &map_to_file(spec, w)).as_bytes(),
-                    );
+                    let _ = err.write_all(diag::render(&origin, &spec.source, &map_to_file(spec, w)).as_bytes());
                 }
             }
             Err(ds) => {
                 bad_rules += 1;
                 for d in &ds {
                     errors += 1;
-                    let _ = err.write_all(
-                        diag::render(&origin, &spec.source, &map_to_file(spec, d)).as_bytes(),
-                    );
+                    let _ = err.write_all(diag::render(&origin, &spec.source, &map_to_file(spec, d)).as_bytes());
                 }
             }
         }
@@ -76,10 +72,7 @@ pub fn run(paths: &[PathBuf], err: &mut dyn Write) -> u8 {
         warnings,
         if warnings == 1 { "" } else { "s" },
         if missing > 0 {
-            format!(
-                "; {missing} path{} not found",
-                if missing == 1 { "" } else { "s" }
-            )
+            format!("; {missing} path{} not found", if missing == 1 { "" } else { "s" })
         } else {
             String::new()
         }

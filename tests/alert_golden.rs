@@ -14,9 +14,8 @@ use eqlstream::sequence::key::KeyValue;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-const DATA: &str = "/work/shared/data";
-const SEED_RULE: &str =
-    "rules/integrations/cloud_defend/defense_evasion_file_creation_execution_deletion_cradle.toml";
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+const SEED_RULE: &str = "rules/integrations/cloud_defend/defense_evasion_file_creation_execution_deletion_cradle.toml";
 const P1_CONTAINER: &str = "1d556f67a5106665bcde819619d16bee798378befd4248c8ebcf111b69e63732";
 
 fn golden_dir() -> PathBuf {
@@ -26,71 +25,19 @@ fn golden_dir() -> PathBuf {
 /// The seed rule's metadata, read from its TOML the way the rules loader maps it.
 fn seed_rule() -> RuleSpec {
     let path = Path::new(DATA).join(SEED_RULE);
-    let text = std::fs::read_to_string(&path).expect("seed rule file is readable");
-    let doc: toml::Value = toml::from_str(&text).expect("seed rule is valid TOML");
-    let r = &doc["rule"];
-    let strings = |k: &str| -> Vec<String> {
-        r.get(k)
-            .and_then(|v| v.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    RuleSpec {
-        path: path.clone(),
-        rule_id: r["rule_id"].as_str().unwrap().to_owned(),
-        name: r["name"].as_str().unwrap().to_owned(),
-        description: r["description"].as_str().unwrap().to_owned(),
-        severity: r["severity"].as_str().unwrap().to_owned(),
-        risk_score: r["risk_score"].as_integer().unwrap() as f64,
-        version: r.get("version").and_then(|v| v.as_integer()),
-        references: strings("references"),
-        tags: strings("tags"),
-        threat: serde_json::to_value(
-            r.get("threat")
-                .cloned()
-                .unwrap_or(toml::Value::Array(vec![])),
-        )
-        .unwrap(),
-        index: strings("index"),
-        timestamp_override: r
-            .get("timestamp_override")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned),
-        event_category_override: None,
-        tiebreaker_field: None,
-        query: r["query"].as_str().unwrap().to_owned(),
-    }
+    eqlstream::rules::load_paths(&[path]).expect("seed rule loads").rules.remove(0)
 }
 
 /// Seed lines 1-3 (the P1 sequence), with the timestamps ES reports for them.
 fn p1_events() -> Vec<MatchedEvent> {
     let text = std::fs::read_to_string(Path::new(DATA).join("cloud_defend/seed_rule_cases.ndjson"))
         .expect("seed cases are readable");
-    let ts = [
-        1_772_704_800_000_000_000,
-        1_772_704_801_000_000_000,
-        1_772_704_802_000_000_000,
-    ];
-    text.lines()
-        .take(3)
-        .zip(ts)
-        .map(|(l, t)| MatchedEvent {
-            raw: l.into(),
-            timestamp_ns: t,
-        })
-        .collect()
+    let ts = [1_772_704_800_000_000_000, 1_772_704_801_000_000_000, 1_772_704_802_000_000_000];
+    text.lines().take(3).zip(ts).map(|(l, t)| MatchedEvent { raw: l.into(), timestamp_ns: t }).collect()
 }
 
 fn p1_keys() -> Vec<KeyValue> {
-    vec![
-        KeyValue::Str(P1_CONTAINER.into()),
-        KeyValue::Str("0".into()),
-        KeyValue::Str("xmrig".into()),
-    ]
+    vec![KeyValue::Str(P1_CONTAINER.into()), KeyValue::Str("0".into()), KeyValue::Str("xmrig".into())]
 }
 
 fn fixed_now() -> SystemTime {
@@ -101,11 +48,7 @@ fn render_p1(format: AlertFormat, events: &[MatchedEvent]) -> String {
     let rule = seed_rule();
     let keys = p1_keys();
     let slots: Vec<Option<&MatchedEvent>> = events.iter().map(Some).collect();
-    let d = Detection {
-        rule: &rule,
-        join_keys: &keys,
-        events: &slots,
-    };
+    let d = Detection { rule: &rule, join_keys: &keys, events: &slots };
     let mut out = Vec::new();
     render(&d, format, fixed_now(), &mut out).expect("P1 renders");
     String::from_utf8(out).expect("alert lines are UTF-8")
@@ -122,10 +65,7 @@ fn check_golden(name: &str, actual: &str) {
         .unwrap_or_else(|e| panic!("{}: {e} (run with BLESS=1 to create it)", path.display()));
     for (i, (e, a)) in expected.lines().zip(actual.lines()).enumerate() {
         if e != a {
-            let (e, a): (Value, Value) = (
-                serde_json::from_str(e).unwrap(),
-                serde_json::from_str(a).unwrap(),
-            );
+            let (e, a): (Value, Value) = (serde_json::from_str(e).unwrap(), serde_json::from_str(a).unwrap());
             panic!(
                 "{name} line {}: differs\nexpected:\n{}\nactual:\n{}",
                 i + 1,
@@ -134,19 +74,12 @@ fn check_golden(name: &str, actual: &str) {
             );
         }
     }
-    assert_eq!(
-        expected.lines().count(),
-        actual.lines().count(),
-        "{name}: line count"
-    );
+    assert_eq!(expected.lines().count(), actual.lines().count(), "{name}: line count");
     assert_eq!(expected, actual, "{name}: bytes");
 }
 
 fn sha256_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[test]
@@ -159,10 +92,7 @@ fn ecs_alert_for_p1_matches_golden_file() {
 fn ecs_alert_for_p1_has_the_issue_fields() {
     let events = p1_events();
     let out = render_p1(AlertFormat::Ecs, &events);
-    assert!(
-        out.ends_with('\n') && out.matches('\n').count() == 1,
-        "exactly one line"
-    );
+    assert!(out.ends_with('\n') && out.matches('\n').count() == 1, "exactly one line");
     let a: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(a["@timestamp"], "2026-03-05T10:00:02.000Z");
     assert_eq!(a["event"]["kind"], "alert");
@@ -176,12 +106,7 @@ fn ecs_alert_for_p1_has_the_issue_fields() {
     assert_eq!(a["threat"][0]["tactic"]["id"], "TA0005");
     assert_eq!(a["eql"]["join_keys"], json!([P1_CONTAINER, "0", "xmrig"]));
     // The events are the original lines, byte for byte, in stage order.
-    let spliced: Vec<String> = a["eql"]["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(Value::to_string)
-        .collect();
+    let spliced: Vec<String> = a["eql"]["events"].as_array().unwrap().iter().map(Value::to_string).collect();
     assert_eq!(spliced.len(), 3);
     for ev in &events {
         assert!(out.contains(&*ev.raw), "event line is embedded verbatim");
@@ -190,19 +115,9 @@ fn ecs_alert_for_p1_has_the_issue_fields() {
     assert_eq!(a["container"]["id"], P1_CONTAINER);
     assert_eq!(a["user"]["id"], "0");
     assert_eq!(a["host"]["name"], "ip-10-0-1-23");
-    assert!(
-        a.get("file").is_none()
-            || a["file"].get("path").is_none()
-            || a["file"]["path"] == "/tmp/xmrig"
-    );
-    assert!(
-        a["labels"].get("case").is_none(),
-        "labels.case differs between the events"
-    );
-    assert!(
-        a["event"].get("dataset").is_none(),
-        "no source event.* beside the alert's event"
-    );
+    assert!(a.get("file").is_none() || a["file"].get("path").is_none() || a["file"]["path"] == "/tmp/xmrig");
+    assert!(a["labels"].get("case").is_none(), "labels.case differs between the events");
+    assert!(a["event"].get("dataset").is_none(), "no source event.* beside the alert's event");
     // The id: sha256 over length-prefixed rule id and the events' event.id values.
     let mut h = Sha256::new();
     let rule_id = "1dc56174-5d02-4ca4-af92-e391f096fb21";
@@ -218,25 +133,19 @@ fn ecs_alert_for_p1_has_the_issue_fields() {
     assert_eq!(a["event"]["id"], expected);
     assert_eq!(a["kibana"]["alert"]["rule"]["rule_id"], rule_id);
     assert_eq!(a["kibana"]["alert"]["severity"], "high");
-    assert_eq!(
-        a["kibana"]["alert"]["original_time"],
-        "2026-03-05T10:00:00.000Z"
-    );
+    assert_eq!(a["kibana"]["alert"]["original_time"], "2026-03-05T10:00:00.000Z");
     assert_eq!(a["kibana"]["alert"]["reason"], a["message"]);
 }
 
 /// Every sequence of `seed_rule_cases.expected_es.jsonl` (P1-P6): lines by `idx`, keys, times.
 fn all_seed_detections() -> Vec<(Vec<KeyValue>, Vec<MatchedEvent>)> {
-    let lines: Vec<String> =
-        std::fs::read_to_string(Path::new(DATA).join("cloud_defend/seed_rule_cases.ndjson"))
-            .expect("seed cases are readable")
-            .lines()
-            .map(str::to_owned)
-            .collect();
-    let expected = std::fs::read_to_string(
-        Path::new(DATA).join("cloud_defend/seed_rule_cases.expected_es.jsonl"),
-    )
-    .expect("expected sequences are readable");
+    let lines: Vec<String> = std::fs::read_to_string(Path::new(DATA).join("cloud_defend/seed_rule_cases.ndjson"))
+        .expect("seed cases are readable")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let expected = std::fs::read_to_string(Path::new(DATA).join("cloud_defend/seed_rule_cases.expected_es.jsonl"))
+        .expect("expected sequences are readable");
     expected
         .lines()
         .map(|l| {
@@ -268,23 +177,14 @@ fn ecs_alerts_for_all_seed_sequences_match_golden_file() {
     let mut out = Vec::new();
     for (keys, events) in all_seed_detections() {
         let slots: Vec<Option<&MatchedEvent>> = events.iter().map(Some).collect();
-        let d = Detection {
-            rule: &rule,
-            join_keys: &keys,
-            events: &slots,
-        };
+        let d = Detection { rule: &rule, join_keys: &keys, events: &slots };
         render(&d, AlertFormat::Ecs, fixed_now(), &mut out).unwrap();
     }
     let out = String::from_utf8(out).unwrap();
     assert_eq!(out.lines().count(), 6, "P1-P6");
     let ids: std::collections::HashSet<String> = out
         .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["event"]["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["event"]["id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(ids.len(), 6, "distinct sequences get distinct ids");
     check_golden("seed_p1_p6.ecs.ndjson", &out);
@@ -296,11 +196,7 @@ fn ecs_alert_id_is_stable_across_runs_and_ignores_wall_clock() {
     let rule = seed_rule();
     let keys = p1_keys();
     let slots: Vec<Option<&MatchedEvent>> = events.iter().map(Some).collect();
-    let d = Detection {
-        rule: &rule,
-        join_keys: &keys,
-        events: &slots,
-    };
+    let d = Detection { rule: &rule, join_keys: &keys, events: &slots };
     let ids: Vec<Value> = [fixed_now(), SystemTime::now()]
         .into_iter()
         .map(|now| {
@@ -321,51 +217,29 @@ fn kibana_alerts_for_p1_match_golden_file() {
 #[test]
 fn kibana_group_links_shell_and_building_blocks_with_kibana_ids() {
     let out = render_p1(AlertFormat::Kibana, &p1_events());
-    let docs: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let docs: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(docs.len(), 4, "1 shell + 3 building blocks");
     let rule_id = "1dc56174-5d02-4ca4-af92-e391f096fb21";
-    let index = [
-        "logs-cloud_defend.file-default",
-        "logs-cloud_defend.process-default",
-        "logs-cloud_defend.file-default",
-    ];
-    let ev_ids: Vec<String> = (1..=3)
-        .map(|n| format!("00000000-0000-0000-0000-00000000000{n}"))
-        .collect();
+    let index =
+        ["logs-cloud_defend.file-default", "logs-cloud_defend.process-default", "logs-cloud_defend.file-default"];
+    let ev_ids: Vec<String> = (1..=3).map(|n| format!("00000000-0000-0000-0000-00000000000{n}")).collect();
     // generate_building_block_ids.ts: base = concat(ancestor.id + ancestor.index + rule uuid).
-    let base: String = ev_ids
-        .iter()
-        .zip(index)
-        .map(|(id, ix)| format!("{id}{ix}{rule_id}"))
-        .collect();
+    let base: String = ev_ids.iter().zip(index).map(|(id, ix)| format!("{id}{ix}{rule_id}")).collect();
     let block_ids: Vec<String> = (0..3).map(|i| sha256_hex(&format!("{base}{i}"))).collect();
     // generateAlertId on the shell: ancestors = per block (event, block), then the rule uuid.
-    let shell_pre: String = ev_ids
-        .iter()
-        .zip(index)
-        .zip(&block_ids)
-        .map(|((id, ix), b)| format!("{id}{ix}{b}"))
-        .collect::<String>()
-        + rule_id;
+    let shell_pre: String =
+        ev_ids.iter().zip(index).zip(&block_ids).map(|((id, ix), b)| format!("{id}{ix}{b}")).collect::<String>()
+            + rule_id;
     let shell_id = sha256_hex(&shell_pre);
 
     let shell = &docs[0];
     assert_eq!(shell["kibana.alert.uuid"], shell_id.as_str());
     assert_eq!(shell["kibana.alert.group.id"], shell_id.as_str());
-    assert!(
-        shell.get("kibana.alert.group.index").is_none(),
-        "only blocks carry an index"
-    );
+    assert!(shell.get("kibana.alert.group.index").is_none(), "only blocks carry an index");
     assert!(shell.get("kibana.alert.building_block_type").is_none());
     assert_eq!(shell["kibana.alert.depth"], 2);
     assert_eq!(shell["kibana.alert.ancestors"].as_array().unwrap().len(), 6);
-    assert_eq!(
-        shell["container"]["id"], P1_CONTAINER,
-        "shell keeps the common fields"
-    );
+    assert_eq!(shell["container"]["id"], P1_CONTAINER, "shell keeps the common fields");
     for (i, block) in docs[1..].iter().enumerate() {
         assert_eq!(block["kibana.alert.uuid"], block_ids[i].as_str());
         assert_eq!(block["kibana.alert.group.id"], shell_id.as_str());
@@ -373,10 +247,7 @@ fn kibana_group_links_shell_and_building_blocks_with_kibana_ids() {
         assert_eq!(block["kibana.alert.building_block_type"], "default");
         assert_eq!(block["kibana.alert.depth"], 1);
         assert_eq!(block["event.kind"], "signal");
-        assert!(
-            block["event"].get("kind").is_none(),
-            "source event.kind is removed"
-        );
+        assert!(block["event"].get("kind").is_none(), "source event.kind is removed");
         assert_eq!(block["event"]["id"], ev_ids[i].as_str());
         assert_eq!(
             block["kibana.alert.ancestors"],
@@ -391,22 +262,14 @@ fn missing_event_stage_is_marked_in_ecs_and_skipped_in_kibana() {
     let rule = seed_rule();
     let keys = p1_keys();
     let slots = [Some(&events[0]), None, Some(&events[2])];
-    let d = Detection {
-        rule: &rule,
-        join_keys: &keys,
-        events: &slots,
-    };
+    let d = Detection { rule: &rule, join_keys: &keys, events: &slots };
     let mut out = Vec::new();
     render(&d, AlertFormat::Ecs, fixed_now(), &mut out).unwrap();
     let a: Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(a["eql"]["events"][1], json!({"missing": true}));
     let mut out = Vec::new();
     render(&d, AlertFormat::Kibana, fixed_now(), &mut out).unwrap();
-    assert_eq!(
-        out.iter().filter(|b| **b == b'\n').count(),
-        3,
-        "shell + 2 blocks"
-    );
+    assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 3, "shell + 2 blocks");
 }
 
 #[test]
@@ -414,11 +277,7 @@ fn event_rule_gives_one_alert_without_join_keys() {
     let events = p1_events();
     let rule = seed_rule();
     let slots = [Some(&events[1])];
-    let d = Detection {
-        rule: &rule,
-        join_keys: &[],
-        events: &slots,
-    };
+    let d = Detection { rule: &rule, join_keys: &[], events: &slots };
     for format in [AlertFormat::Ecs, AlertFormat::Kibana] {
         let mut out = Vec::new();
         render(&d, format, fixed_now(), &mut out).unwrap();
@@ -427,10 +286,7 @@ fn event_rule_gives_one_alert_without_join_keys() {
         match format {
             AlertFormat::Ecs => {
                 assert_eq!(a["eql"]["join_keys"], json!([]));
-                assert_eq!(
-                    a["process"]["name"], "xmrig",
-                    "a single event's fields all come up"
-                );
+                assert_eq!(a["process"]["name"], "xmrig", "a single event's fields all come up");
             }
             AlertFormat::Kibana => {
                 assert_eq!(a["kibana.alert.depth"], 1);
@@ -443,20 +299,10 @@ fn event_rule_gives_one_alert_without_join_keys() {
 #[test]
 fn events_without_event_id_are_identified_by_their_bytes() {
     let rule = seed_rule();
-    let a = MatchedEvent {
-        raw: r#"{"x":1,"host":{"name":"h"}}"#.into(),
-        timestamp_ns: 0,
-    };
-    let b = MatchedEvent {
-        raw: r#"{"x":2,"host":{"name":"h"}}"#.into(),
-        timestamp_ns: 1,
-    };
+    let a = MatchedEvent { raw: r#"{"x":1,"host":{"name":"h"}}"#.into(), timestamp_ns: 0 };
+    let b = MatchedEvent { raw: r#"{"x":2,"host":{"name":"h"}}"#.into(), timestamp_ns: 1 };
     let id_of = |slots: &[Option<&MatchedEvent>]| {
-        let d = Detection {
-            rule: &rule,
-            join_keys: &[],
-            events: slots,
-        };
+        let d = Detection { rule: &rule, join_keys: &[], events: slots };
         let mut out = Vec::new();
         render(&d, AlertFormat::Ecs, fixed_now(), &mut out).unwrap();
         serde_json::from_slice::<Value>(&out).unwrap()["event"]["id"].clone()
@@ -468,16 +314,9 @@ fn events_without_event_id_are_identified_by_their_bytes() {
 #[test]
 fn invalid_matched_event_is_an_error_and_writes_nothing() {
     let rule = seed_rule();
-    let bad = MatchedEvent {
-        raw: "[1,2]".into(),
-        timestamp_ns: 0,
-    };
+    let bad = MatchedEvent { raw: "[1,2]".into(), timestamp_ns: 0 };
     let slots = [Some(&bad)];
-    let d = Detection {
-        rule: &rule,
-        join_keys: &[],
-        events: &slots,
-    };
+    let d = Detection { rule: &rule, join_keys: &[], events: &slots };
     let mut out = b"keep".to_vec();
     assert!(render(&d, AlertFormat::Ecs, fixed_now(), &mut out).is_err());
     assert_eq!(out, b"keep");

@@ -6,7 +6,7 @@
 use eqlstream::eql;
 use eqlstream::event::FieldTable;
 
-const CORPUS: &str = "/work/shared/data/rules/eql_production_queries.jsonl";
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rules/eql_production_queries.jsonl");
 
 #[test]
 fn all_production_queries_compile_except_sample() {
@@ -26,21 +26,11 @@ fn all_production_queries_compile_except_sample() {
                     sequences += 1;
                 }
             }
-            Err(d)
-                if d.len() == 1
-                    && d[0].message == "sample queries are not supported in streaming" =>
-            {
-                sample += 1
-            }
+            Err(d) if d.len() == 1 && d[0].message == "sample queries are not supported in streaming" => sample += 1,
             Err(d) => failures.push(format!("{}: {:?}", v["path"], d)),
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
     assert_eq!(total, 1024);
     assert_eq!(ok, 1021);
     assert_eq!(sample, 3);

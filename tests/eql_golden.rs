@@ -21,11 +21,7 @@ fn cases() -> Vec<(String, PathBuf)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(DIR).expect("golden dir present") {
         let p = e.expect("readable dir entry").path();
-        let name = p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("UTF-8 file names")
-            .to_string();
+        let name = p.file_name().and_then(|n| n.to_str()).expect("UTF-8 file names").to_string();
         if p.is_dir() {
             out.push((name, p));
         } else if let Some(stem) = name.strip_suffix(".toml") {
@@ -41,18 +37,12 @@ fn golden_validate_outputs() {
     let bless = std::env::var_os("BLESS").is_some();
     let mut failures = Vec::new();
     let cases = cases();
-    assert!(
-        cases.len() >= 30,
-        "expected the golden cases, found {}",
-        cases.len()
-    );
+    assert!(cases.len() >= 30, "expected the golden cases, found {}", cases.len());
     for (name, path) in &cases {
         let (code, stderr) = run(std::slice::from_ref(path));
         let want_code = if name.starts_with("ok_") { 0 } else { 65 };
         if code != want_code {
-            failures.push(format!(
-                "{name}: exit {code}, expected {want_code}\n{stderr}"
-            ));
+            failures.push(format!("{name}: exit {code}, expected {want_code}\n{stderr}"));
         }
         let expected_path = Path::new(DIR).join(format!("{name}.stderr"));
         if bless {
@@ -61,9 +51,7 @@ fn golden_validate_outputs() {
         }
         match std::fs::read_to_string(&expected_path) {
             Ok(exp) if exp == stderr => {}
-            Ok(exp) => failures.push(format!(
-                "{name}: stderr differs\n--- expected\n{exp}--- actual\n{stderr}"
-            )),
+            Ok(exp) => failures.push(format!("{name}: stderr differs\n--- expected\n{exp}--- actual\n{stderr}")),
             Err(_) => failures.push(format!("{name}: missing {}", expected_path.display())),
         }
     }
@@ -85,19 +73,14 @@ fn error_cases_cover_many_distinct_messages() {
             }
         }
     }
-    assert!(
-        messages.len() >= 15,
-        "only {} distinct: {messages:#?}",
-        messages.len()
-    );
+    assert!(messages.len() >= 15, "only {} distinct: {messages:#?}", messages.len());
 }
 
 #[test]
 fn missing_path_exits_66() {
     let (code, stderr) = run(&[PathBuf::from("tests/golden/parse/does-not-exist.toml")]);
     assert_eq!(code, 66);
-    assert!(stderr
-        .starts_with("tests/golden/parse/does-not-exist.toml: error: no such file or directory\n"));
+    assert!(stderr.starts_with("tests/golden/parse/does-not-exist.toml: error: no such file or directory\n"));
 }
 
 #[test]
@@ -108,6 +91,6 @@ fn config_rules_validate_cleanly() {
 
 #[test]
 fn shared_rule_files_validate_cleanly() {
-    let (code, stderr) = run(&[PathBuf::from("/work/shared/data/rules")]);
+    let (code, stderr) = run(&[PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rules"))]);
     assert_eq!(code, 0, "{stderr}");
 }

@@ -96,7 +96,7 @@ fn fragments() -> impl Strategy<Value = String> {
 fn corpus() -> &'static [String] {
     static CORPUS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     CORPUS.get_or_init(|| {
-        std::fs::read_to_string("/work/shared/data/rules/eql_production_queries.jsonl")
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rules/eql_production_queries.jsonl"))
             .map(|t| {
                 t.lines()
                     .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -119,10 +119,7 @@ fn compile_and_eval(q: &str) {
     if let Err(diags) = &compiled {
         assert!(!diags.is_empty(), "an error always says why");
         for d in diags {
-            assert!(
-                d.span.start <= d.span.end && d.span.end <= q.len(),
-                "span inside the query"
-            );
+            assert!(d.span.start <= d.span.end && d.span.end <= q.len(), "span inside the query");
             let _ = eql::diag::render("q", q, d);
         }
     }

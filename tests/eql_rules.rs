@@ -49,21 +49,9 @@ fn seed_rule_fields_are_loaded() {
 #[test]
 fn directories_are_walked_recursively_in_sorted_order_and_non_eql_rules_skipped() {
     let dir = tempfile::tempdir().expect("temp dir");
-    write(
-        dir.path(),
-        "b/z.toml",
-        &rule("z", "eql", "query = \"any where true\""),
-    );
-    write(
-        dir.path(),
-        "a.toml",
-        &rule("a", "eql", "query = \"any where true\""),
-    );
-    write(
-        dir.path(),
-        "b/c.toml",
-        &rule("c", "query", "query = \"x : y\""),
-    );
+    write(dir.path(), "b/z.toml", &rule("z", "eql", "query = \"any where true\""));
+    write(dir.path(), "a.toml", &rule("a", "eql", "query = \"any where true\""));
+    write(dir.path(), "b/c.toml", &rule("c", "query", "query = \"x : y\""));
     write(dir.path(), "b/notes.md", "not a rule");
     let l = rules::load_paths(&[dir.path().to_path_buf()]).expect("loads");
     let ids: Vec<&str> = l.rules.iter().map(|r| r.rule_id.as_str()).collect();
@@ -76,23 +64,10 @@ fn directories_are_walked_recursively_in_sorted_order_and_non_eql_rules_skipped(
 #[test]
 fn duplicate_rule_ids_are_an_error() {
     let dir = tempfile::tempdir().expect("temp dir");
-    write(
-        dir.path(),
-        "a.toml",
-        &rule("same", "eql", "query = \"any where true\""),
-    );
-    write(
-        dir.path(),
-        "b.toml",
-        &rule("same", "eql", "query = \"any where false\""),
-    );
+    write(dir.path(), "a.toml", &rule("same", "eql", "query = \"any where true\""));
+    write(dir.path(), "b.toml", &rule("same", "eql", "query = \"any where false\""));
     match rules::load_paths(&[dir.path().to_path_buf()]) {
-        Err(RulesError::DuplicateRuleId {
-            rule_id,
-            first,
-            path,
-            ..
-        }) => {
+        Err(RulesError::DuplicateRuleId { rule_id, first, path, .. }) => {
             assert_eq!(rule_id, "same");
             assert!(first.ends_with("a.toml"));
             assert!(path.ends_with("b.toml"));
@@ -109,25 +84,23 @@ fn missing_path_is_its_own_error() {
 
 #[test]
 fn shared_rules_all_load_and_compile() {
-    let l = rules::load_paths(&[PathBuf::from("/work/shared/data/rules")]).expect("loads");
+    let l =
+        rules::load_paths(&[PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rules"))]).expect("loads");
     assert_eq!(l.rules.len(), 16);
     assert!(l.warnings.is_empty());
     let set = RuleSet::compile(l.rules).expect("all shared rules compile");
     assert_eq!(set.rules.len(), 16);
-    assert!(set.rules.iter().all(|r| set.fields.path(r.timestamp_field)
-        == r.spec.timestamp_override.as_deref().unwrap_or("@timestamp")));
+    assert!(set
+        .rules
+        .iter()
+        .all(|r| set.fields.path(r.timestamp_field) == r.spec.timestamp_override.as_deref().unwrap_or("@timestamp")));
 }
 
 #[test]
 fn embedded_rules_match_config_dir() {
     let e = rules::embedded().expect("embedded rules load");
     let d = rules::load_paths(&[PathBuf::from("config/rules")]).expect("config rules load");
-    let ids = |l: &rules::Loaded| {
-        l.rules
-            .iter()
-            .map(|r| r.rule_id.clone())
-            .collect::<Vec<_>>()
-    };
+    let ids = |l: &rules::Loaded| l.rules.iter().map(|r| r.rule_id.clone()).collect::<Vec<_>>();
     assert_eq!(ids(&e), ids(&d));
 }
 
@@ -136,20 +109,10 @@ fn embedded_rules_match_config_dir() {
 fn rule_errors_point_into_the_toml_file() {
     let cases = [
         ("literal", "query = '''\nany where\n  a = 1\n'''", 13, 5),
-        (
-            "basic",
-            "query = \"\"\"\nany where \\\"x\\\" == a and\n  a = 1\n\"\"\"",
-            13,
-            5,
-        ),
+        ("basic", "query = \"\"\"\nany where \\\"x\\\" == a and\n  a = 1\n\"\"\"", 13, 5),
         ("single", "query = \"any where a = 1\"", 11, 22),
         ("single-literal", "query = 'any where a = 1'", 11, 22),
-        (
-            "escape",
-            "query = \"any where b == \\\"\\\\\\\\\\\" and a = 1\"",
-            11,
-            40,
-        ),
+        ("escape", "query = \"any where b == \\\"\\\\\\\\\\\" and a = 1\"", 11, 40),
     ];
     for (name, q, line, col) in cases {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -159,10 +122,7 @@ fn rule_errors_point_into_the_toml_file() {
         let text = errs[0].to_string();
         let want = format!("r.toml:{line}:{col}: error: expected a comparison operator, found `=`");
         assert!(text.contains(&want), "{name}: {text}");
-        assert!(
-            text.lines().nth(2).is_some_and(|l| l.contains("a = 1")),
-            "{name}: {text}"
-        );
+        assert!(text.lines().nth(2).is_some_and(|l| l.contains("a = 1")), "{name}: {text}");
     }
 }
 
@@ -172,25 +132,23 @@ fn rule_errors_point_into_the_toml_file() {
 fn dispatch_candidates_cover_every_matching_stage() {
     use eqlstream::event::Decoder;
     use eqlstream::ruleset::StageRef;
-    let l = rules::load_paths(&[PathBuf::from("/work/shared/data/rules")]).expect("loads");
+    let l =
+        rules::load_paths(&[PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rules"))]).expect("loads");
     let set = RuleSet::compile(l.rules).expect("compiles");
     let dispatch = set.dispatch();
     let mut dec = Decoder::new(&set.fields);
-    let text = std::fs::read_to_string("/work/shared/data/cloud_defend/seed_rule_cases.ndjson")
-        .expect("seed events present");
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cloud_defend/seed_rule_cases.ndjson"))
+            .expect("seed events present");
     let mut cands = Vec::new();
     let (mut matched, mut skipped) = (0, 0);
     for line in text.lines() {
         let ev = dec.decode(line.as_bytes()).expect("valid");
         dispatch.candidates(&ev, &mut cands);
         for (ri, rule) in set.rules.iter().enumerate() {
-            let all = (0..rule.query.stages.len() as u32)
-                .chain(rule.query.until.iter().map(|_| StageRef::UNTIL));
+            let all = (0..rule.query.stages.len() as u32).chain(rule.query.until.iter().map(|_| StageRef::UNTIL));
             for si in all {
-                let r = StageRef {
-                    rule: ri as u32,
-                    stage: si,
-                };
+                let r = StageRef { rule: ri as u32, stage: si };
                 let stage = set.stage(r).expect("valid ref");
                 if stage.matches(&ev) {
                     matched += 1;
@@ -212,8 +170,9 @@ fn dispatch_is_complete_for_the_production_corpus() {
     use eqlstream::event::Decoder;
     use eqlstream::rules::RuleSpec;
     use eqlstream::ruleset::StageRef;
-    let text = std::fs::read_to_string("/work/shared/data/rules/eql_production_queries.jsonl")
-        .expect("corpus present");
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rules/eql_production_queries.jsonl"))
+            .expect("corpus present");
     let mut scratch = eqlstream::event::FieldTable::new();
     let specs: Vec<RuleSpec> = text
         .lines()
@@ -221,17 +180,13 @@ fn dispatch_is_complete_for_the_production_corpus() {
         .filter_map(|v| v["query"].as_str().map(str::to_string))
         .filter(|q| eqlstream::eql::compile(q, &mut scratch).is_ok())
         .enumerate()
-        .map(|(i, query)| RuleSpec {
-            rule_id: format!("r{i}"),
-            query,
-            ..Default::default()
-        })
+        .map(|(i, query)| RuleSpec { rule_id: format!("r{i}"), query, ..Default::default() })
         .collect();
     assert_eq!(specs.len(), 1021);
     let set = RuleSet::compile(specs).expect("compiles");
     let dispatch = set.dispatch();
     let mut events: Vec<String> =
-        std::fs::read_to_string("/work/shared/data/cloud_defend/seed_rule_cases.ndjson")
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cloud_defend/seed_rule_cases.ndjson"))
             .expect("seed events present")
             .lines()
             .map(str::to_string)
@@ -259,20 +214,13 @@ fn dispatch_is_complete_for_the_production_corpus() {
         sorted.dedup();
         assert_eq!(sorted.len(), cands.len(), "no duplicate candidates");
         for (ri, rule) in set.rules.iter().enumerate() {
-            let all = (0..rule.query.stages.len() as u32)
-                .chain(rule.query.until.iter().map(|_| StageRef::UNTIL));
+            let all = (0..rule.query.stages.len() as u32).chain(rule.query.until.iter().map(|_| StageRef::UNTIL));
             for si in all {
                 total += 1;
-                let r = StageRef {
-                    rule: ri as u32,
-                    stage: si,
-                };
+                let r = StageRef { rule: ri as u32, stage: si };
                 if set.stage(r).expect("valid ref").matches(&ev) {
                     matched += 1;
-                    assert!(
-                        sorted.binary_search(&r).is_ok(),
-                        "matching stage {r:?} not a candidate"
-                    );
+                    assert!(sorted.binary_search(&r).is_ok(), "matching stage {r:?} not a candidate");
                 }
             }
         }
@@ -289,11 +237,7 @@ fn dispatch_is_complete_for_the_production_corpus() {
 #[test]
 fn symlink_loops_end() {
     let dir = tempfile::tempdir().expect("temp dir");
-    write(
-        dir.path(),
-        "a/r.toml",
-        &rule("r", "eql", "query = \"any where true\""),
-    );
+    write(dir.path(), "a/r.toml", &rule("r", "eql", "query = \"any where true\""));
     std::os::unix::fs::symlink(dir.path(), dir.path().join("a/loop")).expect("symlink");
     let l = rules::load_paths(&[dir.path().to_path_buf()]).expect("loads");
     assert_eq!(l.rules.len(), 1);

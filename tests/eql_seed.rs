@@ -10,17 +10,14 @@ use eqlstream::eql;
 use eqlstream::event::{Decoder, FieldTable, Scalar};
 use eqlstream::sequence::key::Key;
 
-const RULE: &str =
-    include_str!("../config/rules/defense_evasion_file_creation_execution_deletion_cradle.toml");
-const EVENTS: &str = "/work/shared/data/cloud_defend/seed_rule_cases.ndjson";
-const EXPECTED: &str = "/work/shared/data/cloud_defend/seed_rule_cases.expected_es.jsonl";
+const RULE: &str = include_str!("../config/rules/defense_evasion_file_creation_execution_deletion_cradle.toml");
+const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cloud_defend/seed_rule_cases.ndjson");
+const EXPECTED: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cloud_defend/seed_rule_cases.expected_es.jsonl");
 
 fn seed_query() -> String {
     let v: toml::Value = toml::from_str(RULE).expect("seed rule is valid TOML");
-    v["rule"]["query"]
-        .as_str()
-        .expect("seed rule has a query")
-        .to_string()
+    v["rule"]["query"].as_str().expect("seed rule has a query").to_string()
 }
 
 struct Matched {
@@ -40,20 +37,11 @@ fn run_stages() -> (eql::Compiled, Vec<Matched>) {
     let mut out = Vec::new();
     let mut keys = Vec::new();
     for line in text.lines() {
-        let ev = dec
-            .decode(line.as_bytes())
-            .expect("seed events are valid JSON objects");
-        let mut m = Matched {
-            stages: Vec::new(),
-            ts_ms: 0,
-            case: String::new(),
-        };
+        let ev = dec.decode(line.as_bytes()).expect("seed events are valid JSON objects");
+        let mut m = Matched { stages: Vec::new(), ts_ms: 0, case: String::new() };
         if let Some(Scalar::Str(t)) = ev.first(ts) {
             let st = humantime::parse_rfc3339(t).expect("valid timestamp");
-            m.ts_ms = st
-                .duration_since(std::time::UNIX_EPOCH)
-                .expect("after epoch")
-                .as_millis() as i64;
+            m.ts_ms = st.duration_since(std::time::UNIX_EPOCH).expect("after epoch").as_millis() as i64;
         }
         if let Some(Scalar::Str(c)) = ev.first(case) {
             m.case = c.to_string();
@@ -84,20 +72,14 @@ fn seed_rule_compiles_to_three_keyed_stages() {
 fn stage_membership_follows_es_semantics() {
     let (_, evs) = run_stages();
     let stages_of = |case: &str| -> Vec<usize> {
-        let m = evs
-            .iter()
-            .find(|m| m.case == case)
-            .unwrap_or_else(|| panic!("case {case} present"));
+        let m = evs.iter().find(|m| m.case == case).unwrap_or_else(|| panic!("case {case} present"));
         m.stages.iter().map(|s| s.0).collect()
     };
     // 6.3: `not process.name in (...)` is true when process.name is missing.
     assert_eq!(stages_of("P6_es_only_missing_deleter_name:delete"), [2]);
     assert_eq!(stages_of("N1_deleted_by_rm:delete"), Vec::<usize>::new());
     // 6.4: any arg in the exclusion list excludes.
-    assert_eq!(
-        stages_of("N7_args_contains_which:create"),
-        Vec::<usize>::new()
-    );
+    assert_eq!(stages_of("N7_args_contains_which:create"), Vec::<usize>::new());
     // 6.2: `in` and `like` are case-sensitive.
     assert_eq!(stages_of("N8_case_CURL:create"), Vec::<usize>::new());
     assert_eq!(stages_of("N14_path_case_TMP:create"), Vec::<usize>::new());
@@ -155,18 +137,11 @@ fn seed_cases_give_the_expected_es_sequences() {
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).expect("valid json");
             let keys = v["join_keys"].as_array().expect("join_keys").clone();
-            let idx = v["idx"]
-                .as_array()
-                .expect("idx")
-                .iter()
-                .map(|i| i.as_u64().expect("index") as usize)
-                .collect();
+            let idx = v["idx"].as_array().expect("idx").iter().map(|i| i.as_u64().expect("index") as usize).collect();
             (keys, idx)
         })
         .collect();
-    let got: Vec<(Vec<serde_json::Value>, Vec<usize>)> = got
-        .into_iter()
-        .map(|(k, idx)| (k.iter().map(|v| v.to_json()).collect(), idx))
-        .collect();
+    let got: Vec<(Vec<serde_json::Value>, Vec<usize>)> =
+        got.into_iter().map(|(k, idx)| (k.iter().map(|v| v.to_json()).collect(), idx)).collect();
     assert_eq!(got, expected);
 }

@@ -14,10 +14,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_eqlstream-loadgen");
 const RULE_ID: &str = "1dc56174-5d02-4ca4-af92-e391f096fb21";
 
 fn run(args: &[&str]) -> Output {
-    let out = Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("loadgen binary runs");
+    let out = Command::new(BIN).args(args).output().expect("loadgen binary runs");
     assert!(
         out.status.success() || args.first() == Some(&"score"),
         "loadgen {args:?} failed: {}",
@@ -33,10 +30,7 @@ fn generate(dir: &Path, tag: &str, args: &[&str]) -> (Vec<u8>, Vec<u8>) {
     let tp = truth.to_str().expect("utf-8 temp path");
     all.extend(["--truth", tp]);
     let out = run(&all);
-    (
-        out.stdout,
-        std::fs::read(&truth).expect("truth file written"),
-    )
+    (out.stdout, std::fs::read(&truth).expect("truth file written"))
 }
 
 fn lines(bytes: &[u8]) -> Vec<&[u8]> {
@@ -82,10 +76,7 @@ fn events(bytes: &[u8]) -> Vec<(i64, Value)> {
 fn strs(v: Option<&Value>) -> Vec<String> {
     match v {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|x| x.as_str().map(str::to_string))
-            .collect(),
+        Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
         _ => vec![],
     }
 }
@@ -118,18 +109,11 @@ const PATHS: &[&str] = &[
     "/opt/*",
 ];
 const DL: &[&str] = &["curl", "wget", "fetch", "ftp", "sftp", "scp", "rsync", "ld"];
-const SH1: &[&str] = &[
-    "bash", "dash", "sh", "tcsh", "csh", "zsh", "ksh", "fish", "busybox",
-];
-const SH2: &[&str] = &[
-    "bash", "dash", "ash", "sh", "tcsh", "csh", "zsh", "ksh", "fish", "busybox",
-];
+const SH1: &[&str] = &["bash", "dash", "sh", "tcsh", "csh", "zsh", "ksh", "fish", "busybox"];
+const SH2: &[&str] = &["bash", "dash", "ash", "sh", "tcsh", "csh", "zsh", "ksh", "fish", "busybox"];
 
 fn with_prefixes(names: &[&str]) -> Vec<String> {
-    names
-        .iter()
-        .flat_map(|n| ["", "/bin/", "/usr/bin/", "/usr/local/bin/"].map(|p| format!("{p}{n}")))
-        .collect()
+    names.iter().flat_map(|n| ["", "/bin/", "/usr/bin/", "/usr/local/bin/"].map(|p| format!("{p}{n}"))).collect()
 }
 
 fn any_in(vals: &[String], list: &[&str]) -> bool {
@@ -137,9 +121,7 @@ fn any_in(vals: &[String], list: &[&str]) -> bool {
 }
 
 fn path_ok(e: &Value) -> bool {
-    field(e, "file.path")
-        .iter()
-        .any(|p| PATHS.iter().any(|g| glob(g.as_bytes(), p.as_bytes())))
+    field(e, "file.path").iter().any(|p| PATHS.iter().any(|g| glob(g.as_bytes(), p.as_bytes())))
 }
 
 fn stage_matches(stage: usize, e: &Value) -> bool {
@@ -175,11 +157,8 @@ fn stage_matches(stage: usize, e: &Value) -> bool {
 /// The sequences Elasticsearch would return (eql-semantics.md §0), as truth-shaped JSON values.
 /// Events are ordered by (@timestamp, arrival).
 fn reference_sequences(bytes: &[u8]) -> Vec<Value> {
-    let mut evs: Vec<(i64, usize, Value)> = events(bytes)
-        .into_iter()
-        .enumerate()
-        .map(|(i, (t, v))| (t, i, v))
-        .collect();
+    let mut evs: Vec<(i64, usize, Value)> =
+        events(bytes).into_iter().enumerate().map(|(i, (t, v))| (t, i, v)).collect();
     evs.sort_by_key(|e| (e.0, e.1));
     type Key = (String, String, String);
     let mut pending: [HashMap<Key, Vec<(i64, String)>>; 2] = [HashMap::new(), HashMap::new()];
@@ -189,11 +168,7 @@ fn reference_sequences(bytes: &[u8]) -> Vec<Value> {
             if !stage_matches(stage, e) {
                 continue;
             }
-            let name_field = if stage == 1 {
-                "process.name"
-            } else {
-                "file.name"
-            };
+            let name_field = if stage == 1 { "process.name" } else { "file.name" };
             let id = field(e, "event.id").pop().unwrap_or_default();
             for c in field(e, "container.id") {
                 for u in field(e, "user.id") {
@@ -228,42 +203,16 @@ fn reference_sequences(bytes: &[u8]) -> Vec<Value> {
 }
 
 fn truth_values(truth: &[u8]) -> Vec<Value> {
-    lines(truth)
-        .into_iter()
-        .map(|l| serde_json::from_slice(l).expect("truth lines are JSON"))
-        .collect()
+    lines(truth).into_iter().map(|l| serde_json::from_slice(l).expect("truth lines are JSON")).collect()
 }
 
-const MIXED: &[&str] = &[
-    "--events",
-    "4000",
-    "--attack-rate",
-    "0.02",
-    "--decoy-rate",
-    "0.05",
-    "--containers",
-    "30",
-    "--users",
-    "4",
-];
+const MIXED: &[&str] =
+    &["--events", "4000", "--attack-rate", "0.02", "--decoy-rate", "0.05", "--containers", "30", "--users", "4"];
 
 #[test]
 fn same_seed_gives_identical_bytes_and_truth() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let args = [
-        MIXED,
-        &[
-            "--seed",
-            "7",
-            "--disorder",
-            "800",
-            "--invalid-rate",
-            "0.02",
-            "--live-keys",
-            "50",
-        ],
-    ]
-    .concat();
+    let args = [MIXED, &["--seed", "7", "--disorder", "800", "--invalid-rate", "0.02", "--live-keys", "50"]].concat();
     let a = generate(dir.path(), "a", &args);
     let b = generate(dir.path(), "b", &args);
     assert_eq!(a.0, b.0);
@@ -284,10 +233,8 @@ fn different_seed_gives_different_bytes() {
 fn writes_exactly_the_requested_number_of_events() {
     let out = run(&[MIXED, &["--seed", "3"]].concat());
     assert_eq!(lines(&out.stdout).len(), 4000);
-    let ids: std::collections::HashSet<String> = events(&out.stdout)
-        .iter()
-        .map(|(_, v)| field(v, "event.id").concat())
-        .collect();
+    let ids: std::collections::HashSet<String> =
+        events(&out.stdout).iter().map(|(_, v)| field(v, "event.id").concat()).collect();
     assert_eq!(ids.len(), 4000, "event ids are unique");
 }
 
@@ -307,21 +254,16 @@ fn truth_entries_reference_events_in_stage_order_with_matching_keys() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (out, truth) = generate(dir.path(), "t", &[MIXED, &["--seed", "11"]].concat());
     let evs = events(&out);
-    let by_id: HashMap<String, (usize, i64, &Value)> = evs
-        .iter()
-        .enumerate()
-        .map(|(i, (t, v))| (field(v, "event.id").concat(), (i, *t, v)))
-        .collect();
+    let by_id: HashMap<String, (usize, i64, &Value)> =
+        evs.iter().enumerate().map(|(i, (t, v))| (field(v, "event.id").concat(), (i, *t, v))).collect();
     let mut last_completion = i64::MIN;
     for t in truth_values(&truth) {
         assert_eq!(t["rule_id"], RULE_ID);
         let keys: Vec<String> = strs(t.get("join_keys"));
         let ids: Vec<String> = strs(t.get("event_ids"));
         assert_eq!(ids.len(), 3);
-        let stages: Vec<&(usize, i64, &Value)> = ids
-            .iter()
-            .map(|id| by_id.get(id).expect("truth id is in the output"))
-            .collect();
+        let stages: Vec<&(usize, i64, &Value)> =
+            ids.iter().map(|id| by_id.get(id).expect("truth id is in the output")).collect();
         for (s, (_, _, e)) in stages.iter().enumerate() {
             assert!(stage_matches(s, e), "stage {s} predicate: {e}");
             assert_eq!(field(e, "container.id"), vec![keys[0].clone()]);
@@ -329,15 +271,9 @@ fn truth_entries_reference_events_in_stage_order_with_matching_keys() {
             let name = if s == 1 { "process.name" } else { "file.name" };
             assert_eq!(field(e, name), vec![keys[2].clone()]);
         }
-        assert!(
-            stages[0].0 < stages[1].0 && stages[1].0 < stages[2].0,
-            "arrival order follows the stages"
-        );
+        assert!(stages[0].0 < stages[1].0 && stages[1].0 < stages[2].0, "arrival order follows the stages");
         assert!(stages[2].1 - stages[0].1 <= 10_000, "within maxspan");
-        assert!(
-            stages[2].1 >= last_completion,
-            "truth is ordered by completion time"
-        );
+        assert!(stages[2].1 >= last_completion, "truth is ordered by completion time");
         last_completion = stages[2].1;
     }
 }
@@ -363,16 +299,10 @@ fn decoys_of_every_kind_never_form_a_sequence() {
     assert!(std::fs::read(&truth).expect("truth written").is_empty());
     assert!(reference_sequences(&out.stdout).is_empty());
     let stats = String::from_utf8_lossy(&out.stderr);
-    let kinds = stats
-        .lines()
-        .find(|l| l.starts_with("decoys:"))
-        .expect("decoy stats line");
+    let kinds = stats.lines().find(|l| l.starts_with("decoys:")).expect("decoy stats line");
     let counts: Vec<&str> = kinds.split_whitespace().skip(1).collect();
     assert_eq!(counts.len(), 20, "{kinds}");
-    assert!(
-        counts.iter().all(|c| !c.ends_with("=0")),
-        "every kind generated: {kinds}"
-    );
+    assert!(counts.iter().all(|c| !c.ends_with("=0")), "every kind generated: {kinds}");
 }
 
 #[test]
@@ -381,22 +311,10 @@ fn duration_mode_stops_and_completes_every_started_attack() {
     let (out, truth) = generate(
         dir.path(),
         "dur",
-        &[
-            "--duration",
-            "300ms",
-            "--rate",
-            "5000",
-            "--attack-rate",
-            "0.05",
-            "--seed",
-            "13",
-        ],
+        &["--duration", "300ms", "--rate", "5000", "--attack-rate", "0.05", "--seed", "13"],
     );
     let n = lines(&out).len();
-    assert!(
-        (500..=3000).contains(&n),
-        "about 1500 lines in 300 ms at 5000/s: {n}"
-    );
+    assert!((500..=3000).contains(&n), "about 1500 lines in 300 ms at 5000/s: {n}");
     assert_eq!(reference_sequences(&out), truth_values(&truth));
 }
 
@@ -404,31 +322,20 @@ fn duration_mode_stops_and_completes_every_started_attack() {
 fn rate_limits_the_output() {
     let started = std::time::Instant::now();
     run(&["--events", "1000", "--rate", "2000", "--seed", "14"]);
-    assert!(
-        started.elapsed() >= std::time::Duration::from_millis(400),
-        "1000 lines at 2000/s take ~0.5 s"
-    );
+    assert!(started.elapsed() >= std::time::Duration::from_millis(400), "1000 lines at 2000/s take ~0.5 s");
 }
 
 #[test]
 fn disorder_lateness_is_bounded_and_truth_still_holds() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (out, truth) = generate(
-        dir.path(),
-        "o",
-        &[MIXED, &["--seed", "5", "--disorder", "1500"]].concat(),
-    );
+    let (out, truth) = generate(dir.path(), "o", &[MIXED, &["--seed", "5", "--disorder", "1500"]].concat());
     let mut max_seen = 0i64;
     let mut inversions = 0;
     for (ts, _) in events(&out) {
         if ts < max_seen {
             inversions += 1;
         }
-        assert!(
-            max_seen - ts <= 1500,
-            "event {ts} arrived {} ms late",
-            max_seen - ts
-        );
+        assert!(max_seen - ts <= 1500, "event {ts} arrived {} ms late", max_seen - ts);
         max_seen = max_seen.max(ts);
     }
     assert!(inversions > 100, "disorder actually reorders: {inversions}");
@@ -438,58 +345,29 @@ fn disorder_lateness_is_bounded_and_truth_still_holds() {
 #[test]
 fn hostile_lines_appear_at_the_requested_rate_and_are_never_in_truth() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (out, truth) = generate(
-        dir.path(),
-        "h",
-        &[MIXED, &["--seed", "6", "--invalid-rate", "0.05"]].concat(),
-    );
+    let (out, truth) = generate(dir.path(), "h", &[MIXED, &["--seed", "6", "--invalid-rate", "0.05"]].concat());
     let total = out.iter().filter(|b| **b == b'\n').count();
     let hostile = total - 4000;
-    assert!(
-        (120..=280).contains(&hostile),
-        "about 5% of 4000: {hostile}"
-    );
-    let ok_json = lines(&out)
-        .iter()
-        .filter(|l| serde_json::from_slice::<Value>(l).is_ok_and(|v| v.is_object()))
-        .count();
+    assert!((120..=280).contains(&hostile), "about 5% of 4000: {hostile}");
+    let ok_json =
+        lines(&out).iter().filter(|l| serde_json::from_slice::<Value>(l).is_ok_and(|v| v.is_object())).count();
     assert!(ok_json < total, "some lines are not JSON objects");
-    assert!(
-        out.windows(2).any(|w| w == b"\r\n"),
-        "a CRLF line is present"
-    );
-    assert!(
-        std::str::from_utf8(&out).is_err(),
-        "an invalid UTF-8 line is present"
-    );
+    assert!(out.windows(2).any(|w| w == b"\r\n"), "a CRLF line is present");
+    assert!(std::str::from_utf8(&out).is_err(), "an invalid UTF-8 line is present");
     assert_eq!(reference_sequences(&out), truth_values(&truth));
 }
 
 #[test]
 fn live_keys_are_distinct_stage1_partials_within_one_window() {
-    let out = run(&[
-        "--events",
-        "3000",
-        "--live-keys",
-        "2000",
-        "--attack-rate",
-        "0",
-        "--decoy-rate",
-        "0",
-        "--seed",
-        "8",
-    ]);
+    let out =
+        run(&["--events", "3000", "--live-keys", "2000", "--attack-rate", "0", "--decoy-rate", "0", "--seed", "8"]);
     let evs = events(&out.stdout);
     let live: Vec<&(i64, Value)> = evs.iter().take(2000).collect();
     let keys: std::collections::HashSet<(String, String, String)> = live
         .iter()
         .map(|(_, e)| {
             assert!(stage_matches(0, e), "live key is a stage-1 creation: {e}");
-            (
-                field(e, "container.id").concat(),
-                field(e, "user.id").concat(),
-                field(e, "file.name").concat(),
-            )
+            (field(e, "container.id").concat(), field(e, "user.id").concat(), field(e, "file.name").concat())
         })
         .collect();
     assert_eq!(keys.len(), 2000);
@@ -517,32 +395,16 @@ fn tcp_output_carries_the_same_bytes_as_stdout() {
 
 #[test]
 fn huge_lines_flag_adds_rare_lines_over_one_mebibyte() {
-    let out = run(&[
-        "--events",
-        "3000",
-        "--invalid-rate",
-        "1.0",
-        "--huge-lines",
-        "--seed",
-        "15",
-    ]);
-    let huge = lines(&out.stdout)
-        .iter()
-        .filter(|l| l.len() > 1 << 20)
-        .count();
-    assert!(
-        (1..=12).contains(&huge),
-        "about 3 of 3000 hostile lines: {huge}"
-    );
+    let out = run(&["--events", "3000", "--invalid-rate", "1.0", "--huge-lines", "--seed", "15"]);
+    let huge = lines(&out.stdout).iter().filter(|l| l.len() > 1 << 20).count();
+    assert!((1..=12).contains(&huge), "about 3 of 3000 hostile lines: {huge}");
     let plain = run(&["--events", "3000", "--invalid-rate", "1.0", "--seed", "15"]);
     assert!(lines(&plain.stdout).iter().all(|l| l.len() < 1 << 20));
 }
 
 fn alert_line(t: &Value, events: &HashMap<String, &Value>) -> String {
-    let evs: Vec<Value> = strs(t.get("event_ids"))
-        .iter()
-        .map(|id| (*events.get(id).expect("event present")).clone())
-        .collect();
+    let evs: Vec<Value> =
+        strs(t.get("event_ids")).iter().map(|id| (*events.get(id).expect("event present")).clone()).collect();
     serde_json::json!({
         "@timestamp": "2026-03-05T11:00:00.000Z",
         "event": {"kind": "alert"},
@@ -555,17 +417,10 @@ fn alert_line(t: &Value, events: &HashMap<String, &Value>) -> String {
 #[test]
 fn score_is_perfect_on_alerts_built_from_truth_and_reports_misses_and_false_alerts() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (out, truth_bytes) = generate(
-        dir.path(),
-        "s",
-        &[MIXED, &["--seed", "12", "--invalid-rate", "0.01"]].concat(),
-    );
+    let (out, truth_bytes) = generate(dir.path(), "s", &[MIXED, &["--seed", "12", "--invalid-rate", "0.01"]].concat());
     let truth = truth_values(&truth_bytes);
     let evs = events(&out);
-    let by_id: HashMap<String, &Value> = evs
-        .iter()
-        .map(|(_, v)| (field(v, "event.id").concat(), v))
-        .collect();
+    let by_id: HashMap<String, &Value> = evs.iter().map(|(_, v)| (field(v, "event.id").concat(), v)).collect();
     // Alerts interleaved with the pass-through lines (including hostile ones).
     let mut alerts = out.clone();
     for t in &truth {
@@ -591,10 +446,7 @@ fn score_is_perfect_on_alerts_built_from_truth_and_reports_misses_and_false_aler
     assert_eq!(ok.status.code(), Some(0), "{report}");
     assert!(report.contains("recall:          100.000%"), "{report}");
     assert!(report.contains("precision:       100.000%"), "{report}");
-    assert!(
-        report.contains("ignored alerts of other rules: 1"),
-        "{report}"
-    );
+    assert!(report.contains("ignored alerts of other rules: 1"), "{report}");
 
     // Drop one alert (a miss) and perturb another's event ids (a false alert plus a miss).
     let mut bad = out;
@@ -619,8 +471,5 @@ fn score_is_perfect_on_alerts_built_from_truth_and_reports_misses_and_false_aler
     assert!(report.contains("misses: 2"), "{report}");
     assert!(report.contains("false alerts: 1"), "{report}");
     let first = strs(truth[0].get("event_ids")).concat();
-    assert!(
-        report.contains(&strs(truth[0].get("event_ids"))[0]),
-        "the miss is listed ({first}): {report}"
-    );
+    assert!(report.contains(&strs(truth[0].get("event_ids"))[0]), "the miss is listed ({first}): {report}");
 }

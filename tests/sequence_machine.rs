@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 use eqlstream::sequence::key::{Key, KeyValue};
 use eqlstream::sequence::spec::{SequenceSpec, StageKind};
 use eqlstream::sequence::{
-    Completed, HitKind, IdleTimer, LineOutcome, Ordinal, RuleStream, SequenceMachine, StreamConfig,
-    TieBreaker,
+    Completed, HitKind, IdleTimer, LineOutcome, Ordinal, RuleStream, SequenceMachine, StreamConfig, TieBreaker,
 };
 use eqlstream::time::{parse_timestamp, Precision};
 
@@ -51,11 +50,7 @@ impl Harness {
     }
 
     fn with_cap(spec: &SequenceSpec, cap: usize) -> Self {
-        Harness {
-            m: SequenceMachine::new(spec, cap),
-            out: Vec::new(),
-            arrival: 0,
-        }
+        Harness { m: SequenceMachine::new(spec, cap), out: Vec::new(), arrival: 0 }
     }
 
     /// Feed event `id` at `ts` (ns) with `hits`; returns how many sequences it emitted.
@@ -82,15 +77,7 @@ impl Harness {
     }
 
     fn full(&self) -> Vec<Vec<u32>> {
-        self.out
-            .iter()
-            .map(|c| {
-                c.events
-                    .iter()
-                    .map(|e| e.expect("no missing stage"))
-                    .collect()
-            })
-            .collect()
+        self.out.iter().map(|c| c.events.iter().map(|e| e.expect("no missing stage")).collect()).collect()
     }
 }
 
@@ -109,34 +96,18 @@ fn seed_like_run(times: [&str; 3], precision: Precision) -> usize {
 #[test]
 fn maxspan_is_inclusive_at_exactly_ten_seconds() {
     // Section 2: "deletion at t0+10.000s -> match; deletion at t0+10.001s -> no match".
-    let ok = [
-        "2026-03-05T10:00:00Z",
-        "2026-03-05T10:00:05Z",
-        "2026-03-05T10:00:10.000Z",
-    ];
+    let ok = ["2026-03-05T10:00:00Z", "2026-03-05T10:00:05Z", "2026-03-05T10:00:10.000Z"];
     assert_eq!(seed_like_run(ok, Precision::Millis), 1);
-    let late = [
-        "2026-03-05T10:00:00Z",
-        "2026-03-05T10:00:05Z",
-        "2026-03-05T10:00:10.001Z",
-    ];
+    let late = ["2026-03-05T10:00:00Z", "2026-03-05T10:00:05Z", "2026-03-05T10:00:10.001Z"];
     assert_eq!(seed_like_run(late, Precision::Millis), 0);
 }
 
 #[test]
 fn maxspan_ignores_sub_millisecond_digits_by_default() {
     // Section 2: `date` fields give ms precision, so 10.0009999 s counts as 10.000 s.
-    let t = [
-        "2026-03-05T10:00:00Z",
-        "2026-03-05T10:00:05Z",
-        "2026-03-05T10:00:10.0009999Z",
-    ];
+    let t = ["2026-03-05T10:00:00Z", "2026-03-05T10:00:05Z", "2026-03-05T10:00:10.0009999Z"];
     assert_eq!(seed_like_run(t, Precision::Millis), 1);
-    assert_eq!(
-        seed_like_run(t, Precision::Nanos),
-        0,
-        "date_nanos keeps them"
-    );
+    assert_eq!(seed_like_run(t, Precision::Nanos), 0, "date_nanos keeps them");
 }
 
 #[test]
@@ -162,11 +133,7 @@ fn expired_partials_are_dropped_once_watermark_passes_first_plus_maxspan() {
     h.ev(0, 1, &[st(0, &k)]);
     h.ev(S, 2, &[st(1, &k)]);
     h.advance(10 * S);
-    assert_eq!(
-        h.m.partials(),
-        1,
-        "first + maxspan == watermark: may still complete"
-    );
+    assert_eq!(h.m.partials(), 1, "first + maxspan == watermark: may still complete");
     h.advance(10 * S + 1);
     assert_eq!(h.m.partials(), 0);
     assert_eq!(h.m.keys(), 0, "the key's slot is freed too");
@@ -313,11 +280,7 @@ fn missing_leading_stage_within_maxspan_of_the_last_event_rejects() {
     h.ev(10 * S, 4, &[st(0, &k)]);
     h.ev(14 * S, 5, &[st(1, &k)]);
     h.ev(15 * S + MS, 6, &[st(2, &k)]);
-    assert_eq!(
-        h.ids(),
-        vec![vec![None, Some(5), Some(6)]],
-        "15.001 - 10 > 5"
-    );
+    assert_eq!(h.ids(), vec![vec![None, Some(5), Some(6)]], "15.001 - 10 > 5");
 }
 
 #[test]
@@ -333,22 +296,10 @@ fn missing_trailing_stage_defers_until_its_window_closes() {
     assert_eq!(h.m.deferred(), 0);
     h.ev(10 * S, 4, &[st(0, &k)]);
     h.ev(11 * S, 5, &[st(1, &k)]);
-    assert_eq!(
-        h.advance(15 * S),
-        0,
-        "an event at exactly 15 s could still reject"
-    );
-    assert_eq!(
-        h.ev(15 * S + MS, 6, &[st(2, &k)]),
-        1,
-        "window closed before this event"
-    );
+    assert_eq!(h.advance(15 * S), 0, "an event at exactly 15 s could still reject");
+    assert_eq!(h.ev(15 * S + MS, 6, &[st(2, &k)]), 1, "window closed before this event");
     assert_eq!(h.ids(), vec![vec![Some(4), Some(5), None]]);
-    assert_eq!(
-        h.out[0].ordinal.ts,
-        11 * S,
-        "ordinal of the completing event"
-    );
+    assert_eq!(h.out[0].ordinal.ts, 11 * S, "ordinal of the completing event");
 }
 
 #[test]
@@ -362,10 +313,7 @@ fn missing_trailing_stage_is_settled_by_watermark_or_end_of_input() {
     h.ev(10 * S, 3, &[st(0, &k)]);
     h.ev(11 * S, 4, &[st(1, &k)]);
     h.finish();
-    assert_eq!(
-        h.ids(),
-        vec![vec![Some(1), Some(2), None], vec![Some(3), Some(4), None]]
-    );
+    assert_eq!(h.ids(), vec![vec![Some(1), Some(2), None], vec![Some(3), Some(4), None]]);
 }
 
 #[test]
@@ -384,10 +332,7 @@ fn leading_and_trailing_missing_stages_follow_es() {
     h.ev(31 * S, 7, &[st(1, &k)]); // lastLeading 30
     h.ev(35 * S + MS, 8, &[st(0, &k), st(2, &k)]); // 35.001 - 30 > 5
     h.finish();
-    assert_eq!(
-        h.ids(),
-        vec![vec![None, Some(1), None], vec![None, Some(7), None]]
-    );
+    assert_eq!(h.ids(), vec![vec![None, Some(1), None], vec![None, Some(7), None]]);
 }
 
 // ---------------------------------------------------------------- join keys (section 4)
@@ -395,12 +340,8 @@ fn leading_and_trailing_missing_stages_follow_es() {
 #[test]
 fn optional_null_keys_join_null_and_nothing_else() {
     // Section 4.2: `?field` keys may be null, and null joins null.
-    let null: Key = [KeyValue::Str("c".into()), KeyValue::Null]
-        .into_iter()
-        .collect();
-    let empty: Key = [KeyValue::Str("c".into()), KeyValue::Str("".into())]
-        .into_iter()
-        .collect();
+    let null: Key = [KeyValue::Str("c".into()), KeyValue::Null].into_iter().collect();
+    let empty: Key = [KeyValue::Str("c".into()), KeyValue::Str("".into())].into_iter().collect();
     let mut h = Harness::new(&spec("PP", None));
     h.ev(1, 1, &[st(0, &null)]);
     h.ev(2, 2, &[st(1, &empty)]);
@@ -445,10 +386,7 @@ fn array_keys_run_one_machine_per_key_tuple() {
     h.ev(3, 3, &[st(0, &b)]);
     h.ev(4, 4, &[st(1, &a), st(1, &b)]);
     assert_eq!(h.full(), vec![vec![1, 2], vec![1, 4], vec![3, 4]]);
-    assert_eq!(
-        h.out.iter().map(|c| c.key.clone()).collect::<Vec<_>>(),
-        vec![b.clone(), a, b]
-    );
+    assert_eq!(h.out.iter().map(|c| c.key.clone()).collect::<Vec<_>>(), vec![b.clone(), a, b]);
 }
 
 // ---------------------------------------------------------------- bounded state (issue item 5)
@@ -471,10 +409,7 @@ fn global_cap_evicts_oldest_partials_first_and_counts_them() {
 fn stream(allowance: i64) -> RuleStream<u32> {
     RuleStream::new(
         &spec("PP", Some(10 * S)),
-        StreamConfig {
-            max_out_of_orderness_ns: allowance,
-            ..StreamConfig::default()
-        },
+        StreamConfig { max_out_of_orderness_ns: allowance, ..StreamConfig::default() },
     )
 }
 
@@ -497,27 +432,12 @@ fn late_events_are_passed_over_and_counted() {
     let k = key(&["c"]);
     let mut s = stream(2 * S);
     let mut out = Vec::new();
-    assert_eq!(
-        s.line(Some(10 * S), None, 1, vec![st(0, &k)], &mut out),
-        LineOutcome::Buffered
-    );
-    assert_eq!(
-        s.line(Some(13 * S), None, 2, vec![], &mut out),
-        LineOutcome::Unmatched
-    );
+    assert_eq!(s.line(Some(10 * S), None, 1, vec![st(0, &k)], &mut out), LineOutcome::Buffered);
+    assert_eq!(s.line(Some(13 * S), None, 2, vec![], &mut out), LineOutcome::Unmatched);
     // watermark = 11 s
-    assert_eq!(
-        s.line(Some(11 * S - MS), None, 3, vec![st(1, &k)], &mut out),
-        LineOutcome::Late
-    );
-    assert_eq!(
-        s.line(Some(11 * S), None, 4, vec![st(1, &k)], &mut out),
-        LineOutcome::Buffered
-    );
-    assert_eq!(
-        s.line(None, None, 5, vec![st(1, &k)], &mut out),
-        LineOutcome::NoTimestamp
-    );
+    assert_eq!(s.line(Some(11 * S - MS), None, 3, vec![st(1, &k)], &mut out), LineOutcome::Late);
+    assert_eq!(s.line(Some(11 * S), None, 4, vec![st(1, &k)], &mut out), LineOutcome::Buffered);
+    assert_eq!(s.line(None, None, 5, vec![st(1, &k)], &mut out), LineOutcome::NoTimestamp);
     s.finish(&mut out);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].events, vec![Some(1), Some(4)]);
@@ -529,20 +449,8 @@ fn equal_timestamps_with_tiebreaker_are_ordered_by_it_not_by_arrival() {
     let k = key(&["c"]);
     let mut s = stream(0);
     let mut out = Vec::new();
-    s.line(
-        Some(5 * S),
-        Some(TieBreaker::I64(2)),
-        2,
-        vec![st(1, &k)],
-        &mut out,
-    );
-    s.line(
-        Some(5 * S),
-        Some(TieBreaker::I64(1)),
-        1,
-        vec![st(0, &k)],
-        &mut out,
-    );
+    s.line(Some(5 * S), Some(TieBreaker::I64(2)), 2, vec![st(1, &k)], &mut out);
+    s.line(Some(5 * S), Some(TieBreaker::I64(1)), 1, vec![st(0, &k)], &mut out);
     assert!(out.is_empty(), "ts == watermark is held back");
     s.line(Some(6 * S), None, 3, vec![], &mut out);
     assert_eq!(out.len(), 1);
@@ -568,10 +476,7 @@ fn idle_release_emits_without_waiting_for_the_next_event() {
     assert_eq!(out.len(), 1);
     assert_eq!(s.buffered(), 0);
     // After the release, an older event is late rather than out of order.
-    assert_eq!(
-        s.line(Some(10 * S + MS), None, 3, vec![st(1, &k)], &mut out),
-        LineOutcome::Late
-    );
+    assert_eq!(s.line(Some(10 * S + MS), None, 3, vec![st(1, &k)], &mut out), LineOutcome::Late);
 }
 
 #[test]
@@ -586,11 +491,7 @@ fn superseded_partials_do_not_count_against_the_cap() {
     assert_eq!(h.m.partials(), 2);
     assert_eq!(h.m.take_counters().evicted, 0);
     h.ev(7, 7, &[st(0, &k3)]);
-    assert_eq!(
-        h.m.take_counters().evicted,
-        1,
-        "k1's newest partial, the oldest live one"
-    );
+    assert_eq!(h.m.take_counters().evicted, 1, "k1's newest partial, the oldest live one");
     h.ev(8, 8, &[st(1, &k1), st(1, &k2), st(1, &k3)]);
     assert_eq!(h.full(), vec![vec![6, 8], vec![7, 8]]);
 }
@@ -603,11 +504,7 @@ fn completed_partials_leave_no_state_behind() {
         let k = key(&[&format!("k{}", (i / 2) % 100)]);
         h.ev(i64::from(i) * MS, i, &[st((i % 2) as u16, &k)]);
     }
-    assert_eq!(
-        h.m.partials(),
-        0,
-        "every stage-0 partial was completed by the next event"
-    );
+    assert_eq!(h.m.partials(), 0, "every stage-0 partial was completed by the next event");
     assert_eq!(h.m.keys(), 0);
     assert_eq!(h.out.len(), 5_000);
 }

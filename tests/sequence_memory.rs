@@ -29,10 +29,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
+        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -68,12 +65,7 @@ fn bytes_per_partial_for_the_seed_rule_key_shape() {
     let before = LIVE.load(Ordering::Relaxed);
     for (i, key) in keys.iter().enumerate() {
         let hits = [(HitKind::Stage(0), key.clone())];
-        machine.on_event(
-            &Ordinal::new(i as i64, i as u64),
-            &(i as u64),
-            &hits,
-            &mut out,
-        );
+        machine.on_event(&Ordinal::new(i as i64, i as u64), &(i as u64), &hits, &mut out);
     }
     let after_stage0 = LIVE.load(Ordering::Relaxed);
     for (i, key) in keys.iter().enumerate().take(N / 2) {

@@ -49,17 +49,8 @@ fn spec(shape: u8, maxspan_ms: Option<i64>) -> SequenceSpec {
         2 => vec![P, P, M],
         _ => vec![M, P, P],
     };
-    let maxspan = if shape == 0 {
-        maxspan_ms
-    } else {
-        maxspan_ms.or(Some(3_000))
-    };
-    SequenceSpec {
-        stages,
-        maxspan_ns: maxspan.map(|m| (m * MS) as u64),
-        has_until: true,
-        key_arity: 1,
-    }
+    let maxspan = if shape == 0 { maxspan_ms } else { maxspan_ms.or(Some(3_000)) };
+    SequenceSpec { stages, maxspan_ns: maxspan.map(|m| (m * MS) as u64), has_until: true, key_arity: 1 }
 }
 
 /// Timestamps (ns) of the lines: non-decreasing; unique when `unique`.
@@ -75,13 +66,9 @@ fn timestamps(lines: &[Line], unique: bool) -> Vec<i64> {
 }
 
 fn hits(l: &Line) -> Vec<(HitKind, Key)> {
-    let key: Key = [KeyValue::Str(format!("k{}", l.key).into())]
-        .into_iter()
-        .collect();
-    let mut hits: Vec<(HitKind, Key)> = (0..3u16)
-        .filter(|s| l.stages & (1 << s) != 0)
-        .map(|s| (HitKind::Stage(s), key.clone()))
-        .collect();
+    let key: Key = [KeyValue::Str(format!("k{}", l.key).into())].into_iter().collect();
+    let mut hits: Vec<(HitKind, Key)> =
+        (0..3u16).filter(|s| l.stages & (1 << s) != 0).map(|s| (HitKind::Stage(s), key.clone())).collect();
     if l.until {
         hits.push((HitKind::Until, key));
     }
@@ -97,23 +84,13 @@ fn run(
     partitions: usize,
     tiebreak: bool,
 ) -> Vec<Completed<u32>> {
-    let mut s = RuleStream::new(
-        spec,
-        StreamConfig {
-            max_out_of_orderness_ns: ALLOWANCE,
-            partitions,
-            max_partials: 1_000_000,
-        },
-    );
+    let mut s =
+        RuleStream::new(spec, StreamConfig { max_out_of_orderness_ns: ALLOWANCE, partitions, max_partials: 1_000_000 });
     let mut out = Vec::new();
     for &i in arrival {
         let tb = tiebreak.then_some(TieBreaker::I64(i as i64));
         let outcome = s.line(Some(ts[i]), tb, i as u32, hits(&lines[i]), &mut out);
-        assert_ne!(
-            outcome,
-            LineOutcome::Late,
-            "shuffle stayed within the allowance"
-        );
+        assert_ne!(outcome, LineOutcome::Late, "shuffle stayed within the allowance");
     }
     s.finish(&mut out);
     out
@@ -125,15 +102,9 @@ type Canonical = (i64, Option<TieBreaker>, Key, Vec<Option<u32>>);
 /// The sequences, in ES order (completing ordinal, then key), without arrival numbers.
 fn canonical(mut done: Vec<Completed<u32>>) -> Vec<Canonical> {
     done.sort_by(|a, b| {
-        (a.ordinal.ts, &a.ordinal.tiebreaker, &a.key).cmp(&(
-            b.ordinal.ts,
-            &b.ordinal.tiebreaker,
-            &b.key,
-        ))
+        (a.ordinal.ts, &a.ordinal.tiebreaker, &a.key).cmp(&(b.ordinal.ts, &b.ordinal.tiebreaker, &b.key))
     });
-    done.into_iter()
-        .map(|c| (c.ordinal.ts, c.ordinal.tiebreaker, c.key, c.events))
-        .collect()
+    done.into_iter().map(|c| (c.ordinal.ts, c.ordinal.tiebreaker, c.key, c.events)).collect()
 }
 
 /// Arrival order: by timestamp plus a jitter of at most the allowance (the later line
@@ -206,13 +177,6 @@ fn generated_streams_do_produce_sequences() {
         })
         .collect();
     let ts = timestamps(&lines, true);
-    let out = run(
-        &spec(0, Some(5_000)),
-        &lines,
-        &ts,
-        &shuffled(&lines, &ts),
-        1,
-        false,
-    );
+    let out = run(&spec(0, Some(5_000)), &lines, &ts, &shuffled(&lines, &ts), 1, false);
     assert_eq!(out.len(), 10);
 }

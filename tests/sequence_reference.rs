@@ -46,9 +46,7 @@ fn has_hit(ev: &Ev, kind: HitKind, key: &Key) -> bool {
 fn reference(spec: &SequenceSpec, events: &[Ev]) -> Vec<(usize, Key, Vec<Option<usize>>)> {
     let n = spec.stages.len();
     let span = spec.maxspan_ns.map(|s| s as i64);
-    let pos: Vec<usize> = (0..n)
-        .filter(|&i| spec.stages[i] == StageKind::Positive)
-        .collect();
+    let pos: Vec<usize> = (0..n).filter(|&i| spec.stages[i] == StageKind::Positive).collect();
     let (first, last) = (pos[0], pos[pos.len() - 1]);
     let mut groups: HashMap<(usize, Key), Vec<Seq>> = HashMap::new();
     let mut candidates: Vec<(Key, Seq)> = Vec::new();
@@ -72,9 +70,7 @@ fn reference(spec: &SequenceSpec, events: &[Ev]) -> Vec<(usize, Key, Vec<Option<
                         continue;
                     }
                     let seq_last = *seq.events.last().unwrap();
-                    let nearest_until = (0..i)
-                        .rev()
-                        .find(|&u| has_hit(&events[u], HitKind::Until, key));
+                    let nearest_until = (0..i).rev().find(|&u| has_hit(&events[u], HitKind::Until, key));
                     if nearest_until.is_some_and(|u| u >= seq_last) {
                         continue;
                     }
@@ -95,16 +91,12 @@ fn reference(spec: &SequenceSpec, events: &[Ev]) -> Vec<(usize, Key, Vec<Option<
         let ts_of = |p: usize| events[seq.events[pos.iter().position(|&x| x == p).unwrap()]].ts;
         let start = events[seq.events[0]].ts;
         let end = events[*seq.events.last().unwrap()].ts;
-        let (mut last_leading, mut first_trailing, mut discarded) =
-            (None::<i64>, None::<i64>, false);
+        let (mut last_leading, mut first_trailing, mut discarded) = (None::<i64>, None::<i64>, false);
         for (i, kind) in spec.stages.iter().enumerate() {
             if *kind != StageKind::Missing {
                 continue;
             }
-            let hits = events
-                .iter()
-                .filter(|e| has_hit(e, HitKind::Stage(i as u16), &key))
-                .map(|e| e.ts);
+            let hits = events.iter().filter(|e| has_hit(e, HitKind::Stage(i as u16), &key)).map(|e| e.ts);
             if i < first {
                 let found = hits.filter(|&t| t < ms(start)).max();
                 last_leading = last_leading.max(found);
@@ -149,28 +141,14 @@ fn reference(spec: &SequenceSpec, events: &[Ev]) -> Vec<(usize, Key, Vec<Option<
     done
 }
 
-fn streamed(
-    spec: &SequenceSpec,
-    events: &[Ev],
-    partitions: usize,
-) -> Vec<(usize, Key, Vec<Option<usize>>)> {
-    let mut s = RuleStream::new(
-        spec,
-        StreamConfig {
-            max_out_of_orderness_ns: 0,
-            partitions,
-            max_partials: 1_000_000,
-        },
-    );
+fn streamed(spec: &SequenceSpec, events: &[Ev], partitions: usize) -> Vec<(usize, Key, Vec<Option<usize>>)> {
+    let mut s = RuleStream::new(spec, StreamConfig { max_out_of_orderness_ns: 0, partitions, max_partials: 1_000_000 });
     let mut out: Vec<Completed<usize>> = Vec::new();
     for (i, ev) in events.iter().enumerate() {
         s.line(Some(ev.ts), None, i, ev.hits.clone(), &mut out);
     }
     s.finish(&mut out);
-    let mut done: Vec<_> = out
-        .into_iter()
-        .map(|c| (c.ordinal.arrival as usize, c.key, c.events))
-        .collect();
+    let mut done: Vec<_> = out.into_iter().map(|c| (c.ordinal.arrival as usize, c.key, c.events)).collect();
     done.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     done
 }
@@ -181,10 +159,8 @@ fn stream_of(raw: &[(i64, u8, u8, bool)], stages: usize) -> Vec<Ev> {
         .map(|&(gap, key, mask, until)| {
             ts += gap * 250 * MS;
             let key: Key = [KeyValue::I64(i64::from(key))].into_iter().collect();
-            let mut hits: Vec<(HitKind, Key)> = (0..stages as u16)
-                .filter(|s| mask & (1 << s) != 0)
-                .map(|s| (HitKind::Stage(s), key.clone()))
-                .collect();
+            let mut hits: Vec<(HitKind, Key)> =
+                (0..stages as u16).filter(|s| mask & (1 << s) != 0).map(|s| (HitKind::Stage(s), key.clone())).collect();
             if until {
                 hits.push((HitKind::Until, key));
             }
@@ -235,12 +211,7 @@ proptest! {
 #[test]
 fn reference_model_finds_the_docs_example() {
     // Section 1.3 / 1.4: a 3-stage case with overlap, so the comparison is not vacuous.
-    let spec = SequenceSpec {
-        stages: vec![StageKind::Positive; 3],
-        maxspan_ns: None,
-        has_until: false,
-        key_arity: 1,
-    };
+    let spec = SequenceSpec { stages: vec![StageKind::Positive; 3], maxspan_ns: None, has_until: false, key_arity: 1 };
     // threeStageWithOverlap: A1 A3 / B2 B5 / C4 B6 => A1 B2 C4 ; A3 B5 B6
     let raw = [
         (1, 0, 0b001, false),

@@ -16,7 +16,7 @@ use eqlstream::sequence::{Completed, HitKind, RuleStream, StreamConfig};
 use eqlstream::time::{scalar_timestamp, Precision};
 use serde_json::Value;
 
-const DIR: &str = "/work/shared/data/cloud_defend";
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cloud_defend");
 
 /// Leaf values under a dotted path: nested objects or dotted keys, arrays flattened, nulls
 /// dropped (section 6.3).
@@ -78,30 +78,20 @@ const PATHS: &[&str] = &[
     "/opt/*",
 ];
 const FETCHERS: &[&str] = &["curl", "wget", "fetch", "ftp", "sftp", "scp", "rsync", "ld"];
-const SHELLS: &[&str] = &[
-    "bash", "dash", "sh", "tcsh", "csh", "zsh", "ksh", "fish", "busybox",
-];
-const PARENT_SHELLS: &[&str] = &[
-    "bash", "dash", "ash", "sh", "tcsh", "csh", "zsh", "ksh", "fish", "busybox",
-];
+const SHELLS: &[&str] = &["bash", "dash", "sh", "tcsh", "csh", "zsh", "ksh", "fish", "busybox"];
+const PARENT_SHELLS: &[&str] = &["bash", "dash", "ash", "sh", "tcsh", "csh", "zsh", "ksh", "fish", "busybox"];
 const DELETERS: &[&str] = &["rm", "ld", "conftest", "link", "gcc", "getarch"];
 const EXCLUDED_ARGS: &[&str] = &["which", "man", "chmod", "chown"];
 
 fn arg_set(names: &[&str]) -> Vec<String> {
     names
         .iter()
-        .flat_map(|n| {
-            ["", "/bin/", "/usr/bin/", "/usr/local/bin/"]
-                .into_iter()
-                .map(move |d| format!("{d}{n}"))
-        })
+        .flat_map(|n| ["", "/bin/", "/usr/bin/", "/usr/local/bin/"].into_iter().map(move |d| format!("{d}{n}")))
         .collect()
 }
 
 fn path_matches(ev: &Value) -> bool {
-    strs(ev, "file.path")
-        .iter()
-        .any(|p| PATHS.iter().any(|pat| like(p, pat)))
+    strs(ev, "file.path").iter().any(|p| PATHS.iter().any(|pat| like(p, pat)))
 }
 
 fn stage_matches(ev: &Value, stage: u16) -> bool {
@@ -167,11 +157,7 @@ fn hits(ev: &Value) -> Vec<(HitKind, Key)> {
     let mut hits = Vec::new();
     for stage in 0..3u16 {
         if stage_matches(ev, stage) {
-            let name = if stage == 1 {
-                "process.name"
-            } else {
-                "file.name"
-            };
+            let name = if stage == 1 { "process.name" } else { "file.name" };
             for k in keys(ev, ["container.id", "user.id", name]) {
                 hits.push((HitKind::Stage(stage), k));
             }
@@ -187,19 +173,11 @@ fn run(lines: &[Value], partitions: usize, arrival: &[usize]) -> Vec<Completed<S
         has_until: false,
         key_arity: 3,
     };
-    let mut stream = RuleStream::new(
-        &spec,
-        StreamConfig {
-            partitions,
-            ..StreamConfig::default()
-        },
-    );
+    let mut stream = RuleStream::new(&spec, StreamConfig { partitions, ..StreamConfig::default() });
     let mut out = Vec::new();
     for &i in arrival {
         let ev = &lines[i];
-        let ts = ev["@timestamp"]
-            .as_str()
-            .and_then(|s| scalar_timestamp(Scalar::Str(s), Precision::Millis).ok());
+        let ts = ev["@timestamp"].as_str().and_then(|s| scalar_timestamp(Scalar::Str(s), Precision::Millis).ok());
         let id = ev["event"]["id"].as_str().unwrap_or_default().to_string();
         stream.line(ts, None, id, hits(ev), &mut out);
     }
@@ -209,8 +187,7 @@ fn run(lines: &[Value], partitions: usize, arrival: &[usize]) -> Vec<Completed<S
 
 fn load() -> (Vec<Value>, Vec<(Value, Vec<String>)>) {
     let read = |name: &str| {
-        std::fs::read_to_string(format!("{DIR}/{name}"))
-            .unwrap_or_else(|e| panic!("cannot read {DIR}/{name}: {e}"))
+        std::fs::read_to_string(format!("{DIR}/{name}")).unwrap_or_else(|e| panic!("cannot read {DIR}/{name}: {e}"))
     };
     let events = read("seed_rule_cases.ndjson")
         .lines()
@@ -236,11 +213,7 @@ fn render(done: Vec<Completed<String>>) -> Vec<(Value, Vec<String>)> {
     done.into_iter()
         .map(|c| {
             let keys = Value::Array(c.key.iter().map(KeyValue::to_json).collect());
-            let ids = c
-                .events
-                .into_iter()
-                .map(|e| e.unwrap_or_default())
-                .collect();
+            let ids = c.events.into_iter().map(|e| e.unwrap_or_default()).collect();
             (keys, ids)
         })
         .collect()
@@ -253,11 +226,7 @@ fn seed_cases_give_exactly_the_es_sequences() {
     assert_eq!(expected.len(), 6);
     let order: Vec<usize> = (0..events.len()).collect();
     for partitions in [1, 2, 4] {
-        assert_eq!(
-            render(run(&events, partitions, &order)),
-            expected,
-            "{partitions} partitions"
-        );
+        assert_eq!(render(run(&events, partitions, &order)), expected, "{partitions} partitions");
     }
 }
 
@@ -268,9 +237,7 @@ fn seed_cases_survive_arrival_out_of_order_within_the_allowance() {
     let ts: Vec<i64> = events
         .iter()
         .map(|e| {
-            let s = e["@timestamp"]
-                .as_str()
-                .expect("seed events have @timestamp");
+            let s = e["@timestamp"].as_str().expect("seed events have @timestamp");
             scalar_timestamp(Scalar::Str(s), Precision::Millis).expect("valid @timestamp")
         })
         .collect();

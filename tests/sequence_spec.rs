@@ -13,7 +13,7 @@ use eqlstream::sequence::key::{Key, KeyValue};
 use eqlstream::sequence::spec::{SequenceSpec, StageKind};
 use eqlstream::sequence::{Completed, HitKind, Ordinal, PartitionedMachine, SequenceMachine};
 
-const SPEC_PATH: &str = "/work/shared/data/es-spec/sequences.series-spec";
+const SPEC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/es-spec/sequences.series-spec");
 
 struct Case {
     name: String,
@@ -30,17 +30,12 @@ fn split_key(token: &str) -> (Option<String>, String) {
 
 fn ordinal_of(name: &str) -> u64 {
     let digits = name.trim_start_matches(|c: char| !c.is_ascii_digit());
-    digits
-        .parse()
-        .unwrap_or_else(|_| panic!("spec token {name:?} has no ordinal"))
+    digits.parse().unwrap_or_else(|_| panic!("spec token {name:?} has no ordinal"))
 }
 
 fn parse_spec(text: &str) -> Vec<Case> {
     let mut cases = Vec::new();
-    let mut lines = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("//"));
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("//"));
     while let Some(name) = lines.next() {
         let mut stages = Vec::new();
         for line in lines.by_ref() {
@@ -61,11 +56,7 @@ fn parse_spec(text: &str) -> Vec<Case> {
             names.extend(tokens.map(String::from));
             expected.push((key, names));
         }
-        cases.push(Case {
-            name: name.to_string(),
-            stages,
-            expected,
-        });
+        cases.push(Case { name: name.to_string(), stages, expected });
     }
     cases
 }
@@ -81,9 +72,7 @@ fn events_of(case: &Case) -> Events {
     for (stage, tokens) in case.stages.iter().enumerate() {
         for token in tokens {
             let (key, name) = split_key(token);
-            let e = events
-                .entry(ordinal_of(&name))
-                .or_insert_with(|| (name.clone(), key.clone(), Vec::new()));
+            let e = events.entry(ordinal_of(&name)).or_insert_with(|| (name.clone(), key.clone(), Vec::new()));
             assert_eq!(e.1, key, "{}: event {name} with two keys", case.name);
             e.2.push(stage as u16);
         }
@@ -107,11 +96,7 @@ fn render(done: Vec<Completed<String>>) -> Vec<(Option<String>, Vec<String>)> {
                 KeyValue::Str(s) => s.to_string(),
                 other => panic!("unexpected key {other:?}"),
             });
-            let names = c
-                .events
-                .into_iter()
-                .map(|e| e.expect("no missing stages"))
-                .collect();
+            let names = c.events.into_iter().map(|e| e.expect("no missing stages")).collect();
             (key, names)
         })
         .collect()
@@ -121,10 +106,7 @@ fn run_single(case: &Case) -> Vec<(Option<String>, Vec<String>)> {
     let mut machine = SequenceMachine::new(&spec_of(case), 1_000_000);
     let mut out = Vec::new();
     for (ordinal, (name, key, stages)) in events_of(case) {
-        let hits: Vec<(HitKind, Key)> = stages
-            .iter()
-            .map(|s| (HitKind::Stage(*s), key_of(&key)))
-            .collect();
+        let hits: Vec<(HitKind, Key)> = stages.iter().map(|s| (HitKind::Stage(*s), key_of(&key))).collect();
         let ord = Ordinal::new(ordinal as i64, ordinal);
         machine.on_event(&ord, &name, &hits, &mut out);
         machine.advance(ordinal as i64, &mut out);
@@ -137,10 +119,7 @@ fn run_partitioned(case: &Case, partitions: usize) -> Vec<(Option<String>, Vec<S
     let mut machine = PartitionedMachine::new(&spec_of(case), partitions, 1_000_000);
     let mut out = Vec::new();
     for (ordinal, (name, key, stages)) in events_of(case) {
-        let hits: Vec<(HitKind, Key)> = stages
-            .iter()
-            .map(|s| (HitKind::Stage(*s), key_of(&key)))
-            .collect();
+        let hits: Vec<(HitKind, Key)> = stages.iter().map(|s| (HitKind::Stage(*s), key_of(&key))).collect();
         let ord = Ordinal::new(ordinal as i64, ordinal);
         machine.on_event(&ord, &name, &hits);
         machine.end_step(Some(ordinal as i64), &mut out);
@@ -150,25 +129,17 @@ fn run_partitioned(case: &Case, partitions: usize) -> Vec<(Option<String>, Vec<S
 }
 
 fn cases() -> Vec<Case> {
-    let text = std::fs::read_to_string(SPEC_PATH)
-        .unwrap_or_else(|e| panic!("cannot read {SPEC_PATH}: {e}"));
+    let text = std::fs::read_to_string(SPEC_PATH).unwrap_or_else(|e| panic!("cannot read {SPEC_PATH}: {e}"));
     parse_spec(&text)
 }
 
 fn run_case(name: &str) {
     let all = cases();
-    let case = all
-        .iter()
-        .find(|c| c.name == name)
-        .unwrap_or_else(|| panic!("no case {name} in {SPEC_PATH}"));
+    let case = all.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no case {name} in {SPEC_PATH}"));
     assert!(!case.stages.is_empty(), "{name}: no stages parsed");
     assert_eq!(run_single(case), case.expected, "{name} (single machine)");
     for partitions in [1, 2, 4] {
-        assert_eq!(
-            run_partitioned(case, partitions),
-            case.expected,
-            "{name} ({partitions} partitions)"
-        );
+        assert_eq!(run_partitioned(case, partitions), case.expected, "{name} ({partitions} partitions)");
     }
 }
 
@@ -227,11 +198,5 @@ fn reader_parses_keys_shared_ordinals_and_expected_lines() {
     assert_eq!(case.name, "x");
     let ev = events_of(case);
     assert_eq!(ev[&3].2, vec![0, 1], "ordinal 3 matches both stages");
-    assert_eq!(
-        case.expected,
-        vec![(
-            Some("k".to_string()),
-            vec!["A1".to_string(), "B2".to_string()]
-        )]
-    );
+    assert_eq!(case.expected, vec![(Some("k".to_string()), vec!["A1".to_string(), "B2".to_string()])]);
 }

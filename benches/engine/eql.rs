@@ -12,17 +12,13 @@ use criterion::{BatchSize, Criterion, Throughput};
 use eqlstream::eql;
 use eqlstream::event::{Decoder, FieldTable};
 
-const RULE: &str =
-    include_str!("../../config/rules/defense_evasion_file_creation_execution_deletion_cradle.toml");
+const RULE: &str = include_str!("../../config/rules/defense_evasion_file_creation_execution_deletion_cradle.toml");
 const TEMPLATES: &str = include_str!("data/seed_events.ndjson");
 const EVENTS: usize = 1024;
 
 fn seed_query() -> String {
     let v: toml::Value = toml::from_str(RULE).expect("seed rule is valid TOML");
-    v["rule"]["query"]
-        .as_str()
-        .expect("seed rule has a query")
-        .to_string()
+    v["rule"]["query"].as_str().expect("seed rule has a query").to_string()
 }
 
 /// `EVENTS` events: the create/exec/delete templates with varied names, paths, parents,
@@ -30,14 +26,7 @@ fn seed_query() -> String {
 fn events() -> Vec<String> {
     let t: Vec<&str> = TEMPLATES.lines().collect();
     let names = ["xmrig", "kworker", "miner", "a.out", "payload"];
-    let dirs = [
-        "/tmp/",
-        "/dev/shm/",
-        "/usr/local/bin/",
-        "/home/u/",
-        "/opt/app/",
-        "/var/lib/",
-    ];
+    let dirs = ["/tmp/", "/dev/shm/", "/usr/local/bin/", "/home/u/", "/opt/app/", "/var/lib/"];
     let tools = ["\"curl\"", "\"wget\"", "\"python3\"", "\"scp\""];
     let parents = ["\"sh\"", "\"bash\"", "\"python\"", "\"busybox\""];
     let deleters = ["\"xmrig\"", "\"rm\"", "\"gcc\"", "\"miner\""];
@@ -51,13 +40,7 @@ fn events() -> Vec<String> {
                 .replace("1d556f67a5106665", &format!("{:016x}", i / 3));
             match i % 3 {
                 0 => e = e.replacen("\"curl\"", tools[(i / 3) % tools.len()], 1),
-                1 => {
-                    e = e.replacen(
-                        "\"name\":\"sh\"",
-                        &format!("\"name\":{}", parents[(i / 3) % parents.len()]),
-                        1,
-                    )
-                }
+                1 => e = e.replacen("\"name\":\"sh\"", &format!("\"name\":{}", parents[(i / 3) % parents.len()]), 1),
                 _ => {
                     e = e.replacen(
                         &format!("\"name\":\"{name}\""),
@@ -82,19 +65,10 @@ pub fn benches(c: &mut Criterion) {
     group.throughput(Throughput::Elements(lines.len() as u64));
 
     let mut decoders: Vec<Decoder> = lines.iter().map(|_| Decoder::new(&fields)).collect();
-    let parsed: Vec<_> = decoders
-        .iter_mut()
-        .zip(&lines)
-        .map(|(d, l)| d.decode(l.as_bytes()).expect("bench events are valid"))
-        .collect();
-    let matched: usize = parsed
-        .iter()
-        .map(|ev| stages.iter().filter(|s| s.matches(ev)).count())
-        .sum();
-    assert!(
-        matched > 0 && matched < parsed.len(),
-        "a mix of matching and non-matching events"
-    );
+    let parsed: Vec<_> =
+        decoders.iter_mut().zip(&lines).map(|(d, l)| d.decode(l.as_bytes()).expect("bench events are valid")).collect();
+    let matched: usize = parsed.iter().map(|ev| stages.iter().filter(|s| s.matches(ev)).count()).sum();
+    assert!(matched > 0 && matched < parsed.len(), "a mix of matching and non-matching events");
 
     group.bench_function("matches", |b| {
         b.iter(|| {
@@ -156,15 +130,14 @@ fn queries_text(text: &str) -> Vec<String> {
 /// decode alone with the field table of all those rules, and with category dispatch
 /// (`ruleset::Dispatch`) in front. Skipped when the corpus is absent.
 fn production_rules(c: &mut Criterion, lines: &[String]) {
-    let Ok(text) = std::fs::read_to_string("/work/shared/data/rules/eql_production_queries.jsonl")
+    let Ok(text) =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rules/eql_production_queries.jsonl"))
     else {
         return;
     };
     let mut fields = FieldTable::new();
-    let queries: Vec<eql::Query> = queries_text(&text)
-        .into_iter()
-        .filter_map(|q| eql::compile(&q, &mut fields).ok().map(|c| c.query))
-        .collect();
+    let queries: Vec<eql::Query> =
+        queries_text(&text).into_iter().filter_map(|q| eql::compile(&q, &mut fields).ok().map(|c| c.query)).collect();
     let stages: Vec<&eql::Stage> = queries.iter().flat_map(|q| q.stages.iter()).collect();
     let mut group = c.benchmark_group(format!("eql/production_rules_{}", queries.len()));
     group.throughput(Throughput::Elements(lines.len() as u64));
@@ -181,11 +154,7 @@ fn production_rules(c: &mut Criterion, lines: &[String]) {
     let specs = queries_text(&text)
         .into_iter()
         .enumerate()
-        .map(|(i, q)| eqlstream::rules::RuleSpec {
-            rule_id: format!("r{i}"),
-            query: q,
-            ..Default::default()
-        })
+        .map(|(i, q)| eqlstream::rules::RuleSpec { rule_id: format!("r{i}"), query: q, ..Default::default() })
         .collect();
     let set = eqlstream::ruleset::RuleSet::compile(specs).expect("production rules compile");
     let dispatch = set.dispatch();

@@ -7,6 +7,7 @@
 use criterion::{criterion_group, criterion_main};
 
 mod eql;
+mod sequence;
 
-criterion_group!(engine, eql::benches);
+criterion_group!(engine, eql::benches, sequence::benches);
 criterion_main!(engine);

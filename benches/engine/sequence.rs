@@ -52,9 +52,7 @@ fn pattern(n: usize) -> Vec<(u32, u16)> {
 
 /// Machine only: keys already extracted, one stage hit per event, 1 µs apart (no expiry).
 fn machine_100k_keys(c: &mut Criterion) {
-    let mut hits: Vec<(HitKind, Key)> = (0..KEYS)
-        .map(|i| (HitKind::Stage(0), seed_key(i)))
-        .collect();
+    let mut hits: Vec<(HitKind, Key)> = (0..KEYS).map(|i| (HitKind::Stage(0), seed_key(i))).collect();
     let events = pattern(1 << 20);
     let mut machine: SequenceMachine<u64> = SequenceMachine::new(&seed_spec(), 1_000_000);
     let mut out = Vec::new();
@@ -72,11 +70,7 @@ fn machine_100k_keys(c: &mut Criterion) {
     };
     // Warm up to a steady state: every key seen several times.
     step(&mut machine, &mut out, 5 * KEYS);
-    eprintln!(
-        "sequence machine: {} live keys, {} live partials after warm-up",
-        machine.keys(),
-        machine.partials()
-    );
+    eprintln!("sequence machine: {} live keys, {} live partials after warm-up", machine.keys(), machine.partials());
     let mut group = c.benchmark_group("sequence/machine");
     group.throughput(Throughput::Elements(BATCH as u64));
     group.bench_function("on_event_100k_keys", |b| {

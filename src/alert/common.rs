@@ -70,11 +70,7 @@ pub fn flatten(obj: &Map<String, Value>) -> Vec<(String, &Value)> {
         seen: &mut HashMap<String, ()>,
     ) {
         for (k, v) in obj {
-            let path = if prefix.is_empty() {
-                k.clone()
-            } else {
-                format!("{prefix}.{k}")
-            };
+            let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
             match v {
                 Value::Object(inner) => walk(inner, &path, out, seen),
                 leaf => {
@@ -93,17 +89,11 @@ pub fn flatten(obj: &Map<String, Value>) -> Vec<(String, &Value)> {
 
 /// The dotted paths present in every event with their intersected values, in the first event's
 /// order. Empty array intersections are dropped when `keep_empty_arrays` is false.
-pub fn flat_intersection(
-    events: &[&Map<String, Value>],
-    keep_empty_arrays: bool,
-) -> Vec<(String, Value)> {
+pub fn flat_intersection(events: &[&Map<String, Value>], keep_empty_arrays: bool) -> Vec<(String, Value)> {
     let Some((first, rest)) = events.split_first() else {
         return Vec::new();
     };
-    let others: Vec<HashMap<String, &Value>> = rest
-        .iter()
-        .map(|e| flatten(e).into_iter().collect())
-        .collect();
+    let others: Vec<HashMap<String, &Value>> = rest.iter().map(|e| flatten(e).into_iter().collect()).collect();
     let mut out = Vec::new();
     'paths: for (path, v) in flatten(first) {
         let mut acc = v.clone();
@@ -138,9 +128,7 @@ pub fn unflatten_into(target: &mut Map<String, Value>, pairs: Vec<(String, Value
                 }
                 continue 'pairs;
             }
-            let child = node
-                .entry(part.to_owned())
-                .or_insert_with(|| Value::Object(Map::new()));
+            let child = node.entry(part.to_owned()).or_insert_with(|| Value::Object(Map::new()));
             match child {
                 Value::Object(m) => node = m,
                 _ => continue 'pairs,
@@ -191,9 +179,7 @@ mod tests {
     #[test]
     fn flat_keeps_equal_leaves_across_nested_and_dotted_spellings() {
         let a = obj(json!({"host": {"name": "h", "ip": ["1", "2"]}, "user": {"id": "0"}, "x": 1}));
-        let b = obj(
-            json!({"host.name": "h", "host": {"ip": ["2", "3"]}, "user": {"id": "1"}, "x": 1.0}),
-        );
+        let b = obj(json!({"host.name": "h", "host": {"ip": ["2", "3"]}, "user": {"id": "1"}, "x": 1.0}));
         let got = flat_intersection(&[&a, &b], false);
         assert_eq!(
             got,
@@ -209,10 +195,7 @@ mod tests {
     fn flat_drops_empty_array_intersections_unless_asked() {
         let a = obj(json!({"tags": ["a"], "k": ["x", "x", {"o": 1}]}));
         let b = obj(json!({"tags": ["b"], "k": ["x", {"o": 1}]}));
-        assert_eq!(
-            flat_intersection(&[&a, &b], false),
-            vec![("k".to_owned(), json!(["x"]))]
-        );
+        assert_eq!(flat_intersection(&[&a, &b], false), vec![("k".to_owned(), json!(["x"]))]);
         assert_eq!(flat_intersection(&[&a, &b], true).len(), 2);
     }
 
@@ -220,10 +203,7 @@ mod tests {
     fn scalar_and_array_intersect_as_singleton() {
         let a = obj(json!({"c": "file"}));
         let b = obj(json!({"c": ["file", "process"]}));
-        assert_eq!(
-            flat_intersection(&[&a, &b], false),
-            vec![("c".to_owned(), json!(["file"]))]
-        );
+        assert_eq!(flat_intersection(&[&a, &b], false), vec![("c".to_owned(), json!(["file"]))]);
     }
 
     #[test]
@@ -249,10 +229,7 @@ mod tests {
         let a = obj(json!({"a": {"b": 1, "c": 2}, "d": [1, 2], "e": "x", "f": {"g": 1}}));
         let b = obj(json!({"a": {"b": 1, "c": 3}, "d": [3], "e": "y", "f": {"g": 2}}));
         // `f` has no common key: undefined, dropped; `d` intersects to [] and is kept.
-        assert_eq!(
-            nested_intersection(&[&a, &b]).map(Value::Object),
-            Some(json!({"a": {"b": 1}, "d": []}))
-        );
+        assert_eq!(nested_intersection(&[&a, &b]).map(Value::Object), Some(json!({"a": {"b": 1}, "d": []})));
         let c = obj(json!({"z": 1}));
         assert_eq!(nested_intersection(&[&a, &c]), None);
     }

@@ -58,11 +58,7 @@ pub fn event_index(source: &Map<String, Value>) -> String {
         Some(Value::String(s)) => Some(s.as_str()),
         _ => None,
     };
-    match (
-        part("data_stream.type"),
-        part("data_stream.dataset"),
-        part("data_stream.namespace"),
-    ) {
+    match (part("data_stream.type"), part("data_stream.dataset"), part("data_stream.namespace")) {
         (Some(t), Some(d), Some(n)) => format!("{t}-{d}-{n}"),
         _ => String::new(),
     }
@@ -166,17 +162,12 @@ mod tests {
     fn identity_falls_back_to_raw_hash() {
         let m = obj(json!({"event": {"id": 7}}));
         // sha256("abc")
-        assert_eq!(
-            event_identity(&m, b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(event_identity(&m, b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]
     fn index_is_data_stream_name_or_empty() {
-        let m = obj(
-            json!({"data_stream": {"type": "logs", "dataset": "cloud_defend.file", "namespace": "default"}}),
-        );
+        let m = obj(json!({"data_stream": {"type": "logs", "dataset": "cloud_defend.file", "namespace": "default"}}));
         assert_eq!(event_index(&m), "logs-cloud_defend.file-default");
         let partial = obj(json!({"data_stream": {"type": "logs"}}));
         assert_eq!(event_index(&partial), "");
@@ -194,16 +185,7 @@ mod tests {
 
     #[test]
     fn building_block_ids_follow_kibana_formula() {
-        let evs = [
-            Ancestor {
-                id: "e1".into(),
-                index: "i".into(),
-            },
-            Ancestor {
-                id: "e2".into(),
-                index: "".into(),
-            },
-        ];
+        let evs = [Ancestor { id: "e1".into(), index: "i".into() }, Ancestor { id: "e2".into(), index: "".into() }];
         let ids = kibana_building_block_ids("R", &evs);
         // base = "e1" "i" "R" "e2" "" "R"; block i = sha256(base + i)
         assert_eq!(ids[0], hex(&Sha256::digest(b"e1iRe2R0")));

@@ -52,10 +52,7 @@ fn rule_fields(rule: &RuleSpec, doc: &mut Map<String, Value>) {
         put("kibana.alert.rule.timestamp_override", json!(t));
     }
     put("kibana.alert.rule.severity", json!(rule.severity));
-    put(
-        "kibana.alert.rule.risk_score",
-        risk_score_json(rule.risk_score),
-    );
+    put("kibana.alert.rule.risk_score", risk_score_json(rule.risk_score));
     put("kibana.space_ids", json!([]));
 }
 
@@ -85,16 +82,12 @@ fn event_alert(
     let original_event: Vec<(String, Value)> = common::flatten(source)
         .into_iter()
         .filter_map(|(path, v)| {
-            path.strip_prefix("event.")
-                .map(|rest| (format!("kibana.alert.original_event.{rest}"), v.clone()))
+            path.strip_prefix("event.").map(|rest| (format!("kibana.alert.original_event.{rest}"), v.clone()))
         })
         .collect();
     doc.insert("@timestamp".into(), json!(now));
     doc.insert("event.kind".into(), json!("signal"));
-    doc.insert(
-        "kibana.alert.original_time".into(),
-        original_time(source, timestamp_ns),
-    );
+    doc.insert("kibana.alert.original_time".into(), original_time(source, timestamp_ns));
     for (k, v) in original_event {
         doc.insert(k, v);
     }
@@ -132,15 +125,10 @@ pub(crate) fn write(
 
     if d.events.len() <= 1 {
         let [(_, ev, source)] = parsed.events.as_slice() else {
-            return Err(AlertError::NoEvents {
-                rule_id: rule.rule_id.clone(),
-            });
+            return Err(AlertError::NoEvents { rule_id: rule.rule_id.clone() });
         };
         let mut doc = event_alert(rule, source, ev.timestamp_ns, &ancestors[0], &message, &now);
-        doc.insert(
-            "kibana.alert.uuid".into(),
-            json!(ids::kibana_single_id(uuid, &ancestors[0])),
-        );
+        doc.insert("kibana.alert.uuid".into(), json!(ids::kibana_single_id(uuid, &ancestors[0])));
         return write_line(rule, &Value::Object(doc), out);
     }
 
@@ -162,10 +150,8 @@ pub(crate) fn write(
     let mut shell = common::nested_intersection(&block_refs).unwrap_or_default();
     let mut shell_ancestors = Vec::with_capacity(ancestors.len() * 2);
     for (anc, id) in ancestors.iter().zip(&block_ids) {
-        shell_ancestors
-            .push(json!({"id": anc.id, "type": "event", "index": anc.index, "depth": 0}));
-        shell_ancestors
-            .push(json!({"id": id, "type": "signal", "index": "", "depth": 1, "rule": uuid}));
+        shell_ancestors.push(json!({"id": anc.id, "type": "event", "index": anc.index, "depth": 0}));
+        shell_ancestors.push(json!({"id": id, "type": "signal", "index": "", "depth": 1, "rule": uuid}));
     }
     let first_time = match parsed.events.first() {
         Some((_, ev, source)) => original_time(source, ev.timestamp_ns),
@@ -174,10 +160,7 @@ pub(crate) fn write(
     shell.insert("@timestamp".into(), json!(now));
     shell.insert("event.kind".into(), json!("signal"));
     shell.insert("kibana.alert.original_time".into(), first_time);
-    shell.insert(
-        "kibana.alert.ancestors".into(),
-        Value::Array(shell_ancestors),
-    );
+    shell.insert("kibana.alert.ancestors".into(), Value::Array(shell_ancestors));
     shell.insert("kibana.alert.status".into(), json!("active"));
     shell.insert("kibana.alert.workflow_status".into(), json!("open"));
     shell.insert("kibana.alert.depth".into(), json!(2));

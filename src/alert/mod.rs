@@ -91,12 +91,7 @@ pub enum AlertError {
 /// event (a non-sequence rule gives one plain alert).
 ///
 /// On error nothing is appended to `out`.
-pub fn render(
-    d: &Detection<'_>,
-    format: AlertFormat,
-    now: SystemTime,
-    out: &mut Vec<u8>,
-) -> Result<(), AlertError> {
+pub fn render(d: &Detection<'_>, format: AlertFormat, now: SystemTime, out: &mut Vec<u8>) -> Result<(), AlertError> {
     let parsed = Parsed::new(d)?;
     let start = out.len();
     let result = match format {
@@ -147,9 +142,7 @@ impl<'a> Parsed<'a> {
             events.push((stage, *ev, source));
         }
         if events.is_empty() {
-            return Err(AlertError::NoEvents {
-                rule_id: d.rule.rule_id.clone(),
-            });
+            return Err(AlertError::NoEvents { rule_id: d.rule.rule_id.clone() });
         }
         Ok(Parsed { events, identities })
     }
@@ -173,11 +166,7 @@ pub(crate) fn risk_score_json(score: f64) -> Value {
 pub(crate) fn reason(d: &Detection<'_>) -> String {
     let present = d.events.iter().filter(|e| e.is_some()).count();
     if d.events.len() <= 1 {
-        return format!(
-            "Event matched rule \"{}\" ({}).",
-            one_line(&d.rule.name),
-            d.rule.rule_id
-        );
+        return format!("Event matched rule \"{}\" ({}).", one_line(&d.rule.name), d.rule.rule_id);
     }
     let keys: Vec<Value> = d.join_keys.iter().map(KeyValue::to_json).collect();
     let keys = Value::Array(keys).to_string();
@@ -190,21 +179,13 @@ pub(crate) fn reason(d: &Detection<'_>) -> String {
 
 /// `s` with every control character (newlines included) replaced by a space.
 fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 /// Writes `value` followed by `'\n'`; `serde_json` never writes a raw newline (it escapes them).
-pub(crate) fn write_line(
-    rule: &RuleSpec,
-    value: &Value,
-    out: &mut Vec<u8>,
-) -> Result<(), AlertError> {
-    serde_json::to_writer(&mut *out, value).map_err(|source| AlertError::Serialize {
-        rule_id: rule.rule_id.clone(),
-        source,
-    })?;
+pub(crate) fn write_line(rule: &RuleSpec, value: &Value, out: &mut Vec<u8>) -> Result<(), AlertError> {
+    serde_json::to_writer(&mut *out, value)
+        .map_err(|source| AlertError::Serialize { rule_id: rule.rule_id.clone(), source })?;
     out.push(b'\n');
     Ok(())
 }
@@ -229,31 +210,18 @@ mod tests {
     #[test]
     fn alert_lines_never_contain_inner_newlines() {
         let rule = rule();
-        let a = MatchedEvent {
-            raw: "{\"a\":\r1,\"b\":\"x\\ny\"}".into(),
-            timestamp_ns: 5,
-        };
-        let b = MatchedEvent {
-            raw: "  {\"a\":1}\r".into(),
-            timestamp_ns: 6,
-        };
+        let a = MatchedEvent { raw: "{\"a\":\r1,\"b\":\"x\\ny\"}".into(), timestamp_ns: 5 };
+        let b = MatchedEvent { raw: "  {\"a\":1}\r".into(), timestamp_ns: 6 };
         let keys = [KeyValue::Str("k\nv".into())];
         let slots = [Some(&a), Some(&b)];
-        let d = Detection {
-            rule: &rule,
-            join_keys: &keys,
-            events: &slots,
-        };
+        let d = Detection { rule: &rule, join_keys: &keys, events: &slots };
         for format in [AlertFormat::Ecs, AlertFormat::Kibana] {
             let mut out = Vec::new();
             render(&d, format, SystemTime::UNIX_EPOCH, &mut out).unwrap();
             for line in out.split_inclusive(|b| *b == b'\n') {
                 assert_eq!(line.last(), Some(&b'\n'));
                 let body = &line[..line.len() - 1];
-                assert!(
-                    !body.contains(&b'\n') && !body.contains(&b'\r'),
-                    "{format:?}"
-                );
+                assert!(!body.contains(&b'\n') && !body.contains(&b'\r'), "{format:?}");
                 let v: Value = serde_json::from_slice(body).unwrap();
                 assert!(v.is_object());
             }

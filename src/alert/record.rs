@@ -25,16 +25,7 @@ use super::{common, ids, reason, risk_score_json, rule_uuid, time, AlertError, D
 use crate::sequence::key::KeyValue;
 
 /// Top-level names the alert owns; common source fields under them are never copied.
-pub const RESERVED_TOP_LEVEL: &[&str] = &[
-    "@timestamp",
-    "event",
-    "rule",
-    "tags",
-    "threat",
-    "message",
-    "kibana",
-    "eql",
-];
+pub const RESERVED_TOP_LEVEL: &[&str] = &["@timestamp", "event", "rule", "tags", "threat", "message", "kibana", "eql"];
 
 /// ECS `event.severity` for a rule severity name (Kibana's default severity-to-risk ranges).
 pub fn severity_number(severity: &str) -> Option<i64> {
@@ -57,11 +48,7 @@ pub(crate) fn write(
     let rule = d.rule;
     let (first_ts, last_ts) = match (parsed.events.first(), parsed.events.last()) {
         (Some(f), Some(l)) => (f.1.timestamp_ns, l.1.timestamp_ns),
-        _ => {
-            return Err(AlertError::NoEvents {
-                rule_id: rule.rule_id.clone(),
-            })
-        }
+        _ => return Err(AlertError::NoEvents { rule_id: rule.rule_id.clone() }),
     };
     let alert_id = ids::ecs_alert_id(&rule.rule_id, &parsed.identities);
     let message = reason(d);
@@ -119,12 +106,8 @@ pub(crate) fn write(
     );
 
     let start = out.len();
-    serde_json::to_writer(&mut *out, &Value::Object(doc)).map_err(|source| {
-        AlertError::Serialize {
-            rule_id: rule.rule_id.clone(),
-            source,
-        }
-    })?;
+    serde_json::to_writer(&mut *out, &Value::Object(doc))
+        .map_err(|source| AlertError::Serialize { rule_id: rule.rule_id.clone(), source })?;
     // Re-open the object (it ends with '}') to append `eql` with the events spliced verbatim.
     debug_assert_eq!(out.last(), Some(&b'}'));
     out.pop();
@@ -133,10 +116,8 @@ pub(crate) fn write(
     }
     out.extend_from_slice(b"\"eql\":{\"join_keys\":");
     let keys: Vec<Value> = d.join_keys.iter().map(KeyValue::to_json).collect();
-    serde_json::to_writer(&mut *out, &keys).map_err(|source| AlertError::Serialize {
-        rule_id: rule.rule_id.clone(),
-        source,
-    })?;
+    serde_json::to_writer(&mut *out, &keys)
+        .map_err(|source| AlertError::Serialize { rule_id: rule.rule_id.clone(), source })?;
     out.extend_from_slice(b",\"events\":[");
     let mut present = parsed.events.iter();
     for (stage, slot) in d.events.iter().enumerate() {
@@ -146,13 +127,10 @@ pub(crate) fn write(
         match slot {
             None => out.extend_from_slice(b"{\"missing\":true}"),
             Some(_) => {
-                let (_, ev, source) = present.next().ok_or_else(|| AlertError::NoEvents {
-                    rule_id: rule.rule_id.clone(),
-                })?;
-                write_verbatim(&ev.raw, source, out).map_err(|source| AlertError::Serialize {
-                    rule_id: rule.rule_id.clone(),
-                    source,
-                })?;
+                let (_, ev, source) =
+                    present.next().ok_or_else(|| AlertError::NoEvents { rule_id: rule.rule_id.clone() })?;
+                write_verbatim(&ev.raw, source, out)
+                    .map_err(|source| AlertError::Serialize { rule_id: rule.rule_id.clone(), source })?;
             }
         }
     }
@@ -163,11 +141,7 @@ pub(crate) fn write(
 /// Writes an event's original line, trimmed of surrounding JSON whitespace. A line that holds a
 /// carriage return or newline inside (JSON whitespace between tokens) is re-serialised compactly
 /// instead, so the alert line stays one line.
-fn write_verbatim(
-    raw: &str,
-    parsed: &Map<String, Value>,
-    out: &mut Vec<u8>,
-) -> Result<(), serde_json::Error> {
+fn write_verbatim(raw: &str, parsed: &Map<String, Value>, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
     let trimmed = raw.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
     if memchr::memchr2(b'\n', b'\r', trimmed.as_bytes()).is_none() {
         out.extend_from_slice(trimmed.as_bytes());

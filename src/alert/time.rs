@@ -29,10 +29,7 @@ pub fn format_ns(ns: i64) -> String {
     let (y, mo, d) = civil_from_days(days);
     let (h, mi, s) = (sod / 3600, (sod % 3600) / 60, sod % 60);
     if sub % 1_000_000 == 0 {
-        format!(
-            "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}Z",
-            sub / 1_000_000
-        )
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}Z", sub / 1_000_000)
     } else {
         format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{sub:09}Z")
     }
@@ -56,15 +53,9 @@ mod tests {
 
     #[test]
     fn formats_millisecond_timestamps_like_to_iso_string() {
-        assert_eq!(
-            format_ns(1_772_704_800_000_000_000),
-            "2026-03-05T10:00:00.000Z"
-        );
+        assert_eq!(format_ns(1_772_704_800_000_000_000), "2026-03-05T10:00:00.000Z");
         assert_eq!(format_ns(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            format_ns(951_782_400_123_000_000),
-            "2000-02-29T00:00:00.123Z"
-        );
+        assert_eq!(format_ns(951_782_400_123_000_000), "2000-02-29T00:00:00.123Z");
     }
 
     #[test]

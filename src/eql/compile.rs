@@ -26,9 +26,7 @@ pub struct CompileOptions {
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions {
-            event_category_field: "event.category".to_string(),
-        }
+        CompileOptions { event_category_field: "event.category".to_string() }
     }
 }
 
@@ -152,31 +150,20 @@ pub(crate) fn compile_statement(
     fields: &mut FieldTable,
     opts: &CompileOptions,
 ) -> Result<Output, Vec<Diagnostic>> {
-    let mut c = Compiler {
-        fields,
-        opts,
-        errors: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let mut c = Compiler { fields, opts, errors: Vec::new(), warnings: Vec::new() };
     let query = c.statement(st);
     for p in &st.pipes {
         c.pipe(p);
     }
     if c.errors.is_empty() {
         if let Some(query) = query {
-            return Ok(Output {
-                query,
-                warnings: c.warnings,
-            });
+            return Ok(Output { query, warnings: c.warnings });
         }
     }
     let mut errs = c.errors;
     if errs.is_empty() {
         // Every path that gives up records why; this keeps `Err` non-empty regardless.
-        errs.push(Diagnostic::error(
-            st.head_span,
-            "internal error: the query could not be compiled",
-        ));
+        errs.push(Diagnostic::error(st.head_span, "internal error: the query could not be compiled"));
     }
     errs.sort_by_key(|d| d.span.start);
     Err(errs)
@@ -228,33 +215,19 @@ impl Compiler<'_> {
         match &st.kind {
             QueryKind::Event(f) => {
                 let stage = self.stage(f, StageKind::Positive, &[], &[], f.span)?;
-                Some(Query {
-                    stages: vec![stage],
-                    until: None,
-                    sequence: None,
-                })
+                Some(Query { stages: vec![stage], until: None, sequence: None })
             }
             QueryKind::Sample { by, terms } => {
                 for t in terms {
                     self.stage(&t.filter, StageKind::Positive, by, &t.by, t.span);
                 }
                 self.err(
-                    Diagnostic::error(
-                        st.head_span,
-                        "sample queries are not supported in streaming",
-                    )
-                    .with_hint(
-                        "`sample` ignores event order; rewrite it as a `sequence` if order matters",
-                    ),
+                    Diagnostic::error(st.head_span, "sample queries are not supported in streaming")
+                        .with_hint("`sample` ignores event order; rewrite it as a `sequence` if order matters"),
                 );
                 None
             }
-            QueryKind::Sequence {
-                by,
-                maxspan,
-                terms,
-                until,
-            } => {
+            QueryKind::Sequence { by, maxspan, terms, until } => {
                 let arity = by.len() + terms.first().map_or(0, |t| t.by.len());
                 let mut stages = Vec::new();
                 let mut ok = true;
@@ -264,11 +237,7 @@ impl Compiler<'_> {
                         self.err(self.arity_error(t, arity, n));
                         ok = false;
                     }
-                    let kind = if t.missing {
-                        StageKind::Missing
-                    } else {
-                        StageKind::Positive
-                    };
+                    let kind = if t.missing { StageKind::Missing } else { StageKind::Positive };
                     match self.stage(&t.filter, kind, by, &t.by, t.span) {
                         Some(s) => {
                             let runs = t.runs.map_or(1, |r| r.0);
@@ -288,10 +257,7 @@ impl Compiler<'_> {
                             ok = false;
                         }
                         if let Some(r) = t.runs {
-                            self.err(Diagnostic::error(
-                                r.1,
-                                "`with runs` is not allowed on `until`",
-                            ));
+                            self.err(Diagnostic::error(r.1, "`with runs` is not allowed on `until`"));
                             ok = false;
                         }
                         let s = self.stage(&t.filter, StageKind::Positive, by, &t.by, t.span);
@@ -303,19 +269,13 @@ impl Compiler<'_> {
                 if !ok {
                     return None;
                 }
-                let positives = stages
-                    .iter()
-                    .filter(|s| s.kind == StageKind::Positive)
-                    .count();
+                let positives = stages.iter().filter(|s| s.kind == StageKind::Positive).count();
                 let has_missing = positives < stages.len();
                 if stages.len() < 2 {
                     self.err(
                         Diagnostic::error(
                             st.head_span,
-                            format!(
-                                "a sequence requires a minimum of 2 stages, found {}",
-                                stages.len()
-                            ),
+                            format!("a sequence requires a minimum of 2 stages, found {}", stages.len()),
                         )
                         .with_hint("add a stage or `with runs=N`, or write an event query"),
                     );
@@ -341,11 +301,7 @@ impl Compiler<'_> {
                     has_until: until_stage.is_some(),
                     key_arity: arity,
                 };
-                Some(Query {
-                    stages,
-                    until: until_stage,
-                    sequence: Some(spec),
-                })
+                Some(Query { stages, until: until_stage, sequence: Some(spec) })
             }
         }
     }
@@ -354,9 +310,7 @@ impl Compiler<'_> {
         let span = t.by_span.unwrap_or(t.span);
         Diagnostic::error(
             span,
-            format!(
-                "inconsistent number of join keys: expected {expected} (as in the first stage), found {found}"
-            ),
+            format!("inconsistent number of join keys: expected {expected} (as in the first stage), found {found}"),
         )
         .with_hint("every stage (and `until`) must have the same number of `by` keys")
     }
@@ -366,28 +320,17 @@ impl Compiler<'_> {
             "head" | "tail" => {
                 let ok = matches!(p.args.as_slice(), [Expr::Lit(Lit::Int(n), _)] if *n >= 0);
                 if !ok {
-                    self.err(Diagnostic::error(
-                        p.span,
-                        format!("`| {}` expects one non-negative integer", p.name),
-                    ));
+                    self.err(Diagnostic::error(p.span, format!("`| {}` expects one non-negative integer", p.name)));
                     return;
                 }
                 self.warnings.push(Diagnostic::warning(
                     p.span,
-                    format!(
-                        "`| {}` is ignored in streaming: every match is reported as it completes",
-                        p.name
-                    ),
+                    format!("`| {}` is ignored in streaming: every match is reported as it completes", p.name),
                 ));
             }
-            "count" | "filter" | "sort" | "unique" | "unique_count" => self.err(Diagnostic::error(
-                p.span,
-                format!("pipe `{}` is not supported by Elasticsearch's EQL", p.name),
-            )),
-            other => self.err(Diagnostic::error(
-                p.span,
-                format!("unknown pipe `{other}`: expected `head` or `tail`"),
-            )),
+            "count" | "filter" | "sort" | "unique" | "unique_count" => self
+                .err(Diagnostic::error(p.span, format!("pipe `{}` is not supported by Elasticsearch's EQL", p.name))),
+            other => self.err(Diagnostic::error(p.span, format!("unknown pipe `{other}`: expected `head` or `tail`"))),
         }
     }
 
@@ -412,22 +355,12 @@ impl Compiler<'_> {
             if !k.optional && !mandatory.contains(&id) {
                 mandatory.push(id);
             }
-            keys.push(KeySpec {
-                field: id,
-                optional: k.optional,
-            });
+            keys.push(KeySpec { field: id, optional: k.optional });
         }
         if self.errors.len() > before {
             return None;
         }
-        Some(Stage {
-            kind,
-            category,
-            cond: cond?,
-            mandatory,
-            keys,
-            span,
-        })
+        Some(Stage { kind, category, cond: cond?, mandatory, keys, span })
     }
 
     /// Compiles an expression used as a condition.
@@ -438,28 +371,17 @@ impl Compiler<'_> {
             Expr::Not(inner, _) => Some(Pred::Not(Box::new(self.pred(inner)?))),
             Expr::Lit(Lit::Bool(b), _) => Some(Pred::Const(*b)),
             Expr::Lit(l, span) => {
-                self.err(Diagnostic::error(
-                    *span,
-                    format!("expected a condition, found {}", describe_lit(l)),
-                ));
+                self.err(Diagnostic::error(*span, format!("expected a condition, found {}", describe_lit(l))));
                 None
             }
             Expr::Field { path, .. } => Some(Pred::Field(self.fields.intern(path), Test::IsTrue)),
             Expr::Cmp(op, l, r, span) => self.cmp(*op, l, r, *span),
-            Expr::In {
-                lhs,
-                list,
-                negated,
-                insensitive,
-                ..
-            } => {
+            Expr::In { lhs, list, negated, insensitive, .. } => {
                 let test = self.in_test(list, *insensitive)?;
                 let p = self.apply(lhs, test)?;
                 Some(if *negated { Pred::Not(Box::new(p)) } else { p })
             }
-            Expr::Match {
-                lhs, op, patterns, ..
-            } => {
+            Expr::Match { lhs, op, patterns, .. } => {
                 let test = self.match_test(*op, patterns)?;
                 self.apply(lhs, test)
             }
@@ -487,10 +409,7 @@ impl Compiler<'_> {
                 Some(Pred::Script(Box::new(v), Test::IsTrue))
             }
             Expr::Arith(_, _, _, span) | Expr::Neg(_, span) => {
-                self.err(Diagnostic::error(
-                    *span,
-                    "expected a condition, found an arithmetic expression",
-                ));
+                self.err(Diagnostic::error(*span, "expected a condition, found an arithmetic expression"));
                 None
             }
         }
@@ -564,21 +483,13 @@ impl Compiler<'_> {
                 o => Test::Cmp(o, v),
             };
             let p = self.apply(l, test)?;
-            return Some(if op == CmpOp::Ne {
-                Pred::Not(Box::new(p))
-            } else {
-                p
-            });
+            return Some(if op == CmpOp::Ne { Pred::Not(Box::new(p)) } else { p });
         }
         let _ = span;
         let lv = self.vexpr(l)?;
         let rv = self.vexpr(r)?;
         if op == CmpOp::Ne {
-            return Some(Pred::Not(Box::new(Pred::Compare(
-                CmpOp::Eq,
-                Box::new(lv),
-                Box::new(rv),
-            ))));
+            return Some(Pred::Not(Box::new(Pred::Compare(CmpOp::Eq, Box::new(lv), Box::new(rv)))));
         }
         Some(Pred::Compare(op, Box::new(lv), Box::new(rv)))
     }
@@ -653,10 +564,7 @@ impl Compiler<'_> {
         match op {
             MatchOp::Seq | MatchOp::Like | MatchOp::LikeI => {
                 let ci = op != MatchOp::Like;
-                Some(Test::Like(Box::new(PatternSet::new(
-                    patterns.iter().map(|(p, _)| p.as_str()),
-                    ci,
-                ))))
+                Some(Test::Like(Box::new(PatternSet::new(patterns.iter().map(|(p, _)| p.as_str()), ci))))
             }
             MatchOp::Regex | MatchOp::RegexI => {
                 let ci = op == MatchOp::RegexI;
@@ -667,26 +575,17 @@ impl Compiler<'_> {
                         let msg = e.to_string();
                         let last = msg.lines().last().unwrap_or("").trim();
                         let last = last.strip_prefix("error: ").unwrap_or(last).to_string();
-                        self.err(Diagnostic::error(
-                            *span,
-                            format!("invalid regular expression: {last}"),
-                        ));
+                        self.err(Diagnostic::error(*span, format!("invalid regular expression: {last}")));
                         return None;
                     }
                     alts.push(r);
                 }
                 let joined = alts.join("|");
-                match regex::RegexBuilder::new(&joined)
-                    .size_limit(1 << 24)
-                    .build()
-                {
+                match regex::RegexBuilder::new(&joined).size_limit(1 << 24).build() {
                     Ok(re) => Some(Test::Regex(Box::new(re))),
                     Err(e) => {
                         let span = patterns.first().map_or(Span::default(), |p| p.1);
-                        self.err(Diagnostic::error(
-                            span,
-                            format!("invalid regular expression: {e}"),
-                        ));
+                        self.err(Diagnostic::error(span, format!("invalid regular expression: {e}")));
                         None
                     }
                 }
@@ -704,13 +603,7 @@ impl Compiler<'_> {
                 Some(VExpr::Arith(*op, Box::new(a?), Box::new(b?)))
             }
             Expr::Neg(a, _) => Some(VExpr::Neg(Box::new(self.vexpr(a)?))),
-            Expr::Call {
-                name,
-                insensitive,
-                args,
-                name_span,
-                span,
-            } => {
+            Expr::Call { name, insensitive, args, name_span, span } => {
                 let Some(info) = func::lookup(name) else {
                     let mut d = Diagnostic::error(*name_span, format!("unknown function `{name}`"));
                     if name.eq_ignore_ascii_case("wildcard") {
@@ -727,10 +620,7 @@ impl Compiler<'_> {
                 if *insensitive && !info.has_insensitive {
                     self.err(Diagnostic::error(
                         *name_span,
-                        format!(
-                            "function `{}` has no case-insensitive variant `{}~`",
-                            info.name, info.name
-                        ),
+                        format!("function `{}` has no case-insensitive variant `{}~`", info.name, info.name),
                     ));
                     return None;
                 }
@@ -787,12 +677,7 @@ impl Compiler<'_> {
                 if !ok {
                     return None;
                 }
-                Some(VExpr::Call(
-                    info.func,
-                    *insensitive,
-                    out.into(),
-                    cidrs.into(),
-                ))
+                Some(VExpr::Call(info.func, *insensitive, out.into(), cidrs.into()))
             }
             other => Some(VExpr::Pred(Box::new(self.pred(other)?))),
         }

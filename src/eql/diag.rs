@@ -24,18 +24,12 @@ impl Span {
 
     /// The smallest span covering both.
     pub fn to(self, other: Span) -> Span {
-        Span {
-            start: self.start.min(other.start),
-            end: self.end.max(other.end),
-        }
+        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
     }
 
     /// The same span shifted by `offset` bytes.
     pub fn shift(self, offset: usize) -> Span {
-        Span {
-            start: self.start + offset,
-            end: self.end + offset,
-        }
+        Span { start: self.start + offset, end: self.end + offset }
     }
 }
 
@@ -73,22 +67,12 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// An error at `span`.
     pub fn error(span: Span, message: impl Into<String>) -> Self {
-        Diagnostic {
-            severity: Severity::Error,
-            span,
-            message: message.into(),
-            hint: None,
-        }
+        Diagnostic { severity: Severity::Error, span, message: message.into(), hint: None }
     }
 
     /// A warning at `span`.
     pub fn warning(span: Span, message: impl Into<String>) -> Self {
-        Diagnostic {
-            severity: Severity::Warning,
-            span,
-            message: message.into(),
-            hint: None,
-        }
+        Diagnostic { severity: Severity::Warning, span, message: message.into(), hint: None }
     }
 
     /// The same diagnostic with a hint.
@@ -146,10 +130,7 @@ pub fn render(origin: &str, text: &str, diag: &Diagnostic) -> String {
     let end = diag.span.end.clamp(start, line_end);
     let end = floor_char_boundary(text, end);
     let width = text[start..end].chars().count().max(1);
-    let pad: String = text[line_start..start]
-        .chars()
-        .map(|c| if c == '\t' { '\t' } else { ' ' })
-        .collect();
+    let pad: String = text[line_start..start].chars().map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
     let gutter = " ".repeat(line.to_string().len());
     let mut out = format!(
         "{origin}:{line}:{col}: {}: {}\n{gutter} |\n{line} | {src}\n{gutter} | {pad}{}",
@@ -180,12 +161,8 @@ mod tests {
     #[test]
     fn render_puts_caret_under_span() {
         let t = "x\nfoo = 1\n";
-        let d =
-            Diagnostic::error(Span::new(6, 7), "expected `==`, found `=`").with_hint("use `==`");
+        let d = Diagnostic::error(Span::new(6, 7), "expected `==`, found `=`").with_hint("use `==`");
         let r = render("f.toml", t, &d);
-        assert_eq!(
-            r,
-            "f.toml:2:5: error: expected `==`, found `=`\n  |\n2 | foo = 1\n  |     ^ hint: use `==`\n"
-        );
+        assert_eq!(r, "f.toml:2:5: error: expected `==`, found `=`\n  |\n2 | foo = 1\n  |     ^ hint: use `==`\n");
     }
 }

@@ -150,9 +150,7 @@ pub(crate) fn eval(p: &Pred, ev: &Event<'_>) -> bool {
         }
         Pred::Compare(op, a, b) => {
             let budget = Cell::new(MAX_COMBINATIONS);
-            each(a, ev, &budget, &mut |x| {
-                each(b, ev, &budget, &mut |y| cmp_vals(*op, &x, &y))
-            })
+            each(a, ev, &budget, &mut |x| each(b, ev, &budget, &mut |y| cmp_vals(*op, &x, &y)))
         }
     }
 }
@@ -224,12 +222,7 @@ pub(crate) fn test_val(t: &Test, v: &Val<'_>) -> bool {
 
 /// Calls `k` with every value of `e` (every combination of the values of the fields inside
 /// it); stops and returns true as soon as `k` does.
-fn each<'s>(
-    e: &'s VExpr,
-    ev: &'s Event<'_>,
-    budget: &Cell<u32>,
-    k: &mut dyn FnMut(Val<'s>) -> bool,
-) -> bool {
+fn each<'s>(e: &'s VExpr, ev: &'s Event<'_>, budget: &Cell<u32>, k: &mut dyn FnMut(Val<'s>) -> bool) -> bool {
     match e {
         VExpr::Lit(v) => k(match v {
             Val::Owned(s) => Val::Str(s),
@@ -264,14 +257,12 @@ fn each<'s>(
                 None => Val::Null,
             })
         }),
-        VExpr::Arith(op, a, b) => each(a, ev, budget, &mut |x| {
-            each(b, ev, budget, &mut |y| k(func::arith(*op, &x, &y)))
-        }),
+        VExpr::Arith(op, a, b) => {
+            each(a, ev, budget, &mut |x| each(b, ev, budget, &mut |y| k(func::arith(*op, &x, &y))))
+        }
         VExpr::Call(f, ci, args, cidrs) => {
             let mut vals: SmallVec<[Val<'s>; 4]> = SmallVec::new();
-            each_args(args, ev, budget, &mut vals, &mut |vs| {
-                k(func::call(*f, *ci, vs, cidrs))
-            })
+            each_args(args, ev, budget, &mut vals, &mut |vs| k(func::call(*f, *ci, vs, cidrs)))
         }
     }
 }

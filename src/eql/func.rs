@@ -89,36 +89,15 @@ const fn info(
     has_insensitive: bool,
     returns: Returns,
 ) -> FuncInfo {
-    FuncInfo {
-        func,
-        name,
-        min_args,
-        max_args,
-        has_insensitive,
-        returns,
-    }
+    FuncInfo { func, name, min_args, max_args, has_insensitive, returns }
 }
 
 /// Every function, sorted by name.
 pub const FUNCTIONS: &[FuncInfo] = &[
     info(Func::Add, "add", 2, 2, false, Returns::Number),
     info(Func::Between, "between", 3, 4, true, Returns::String),
-    info(
-        Func::CidrMatch,
-        "cidrMatch",
-        2,
-        usize::MAX,
-        false,
-        Returns::Bool,
-    ),
-    info(
-        Func::Concat,
-        "concat",
-        1,
-        usize::MAX,
-        false,
-        Returns::String,
-    ),
+    info(Func::CidrMatch, "cidrMatch", 2, usize::MAX, false, Returns::Bool),
+    info(Func::Concat, "concat", 1, usize::MAX, false, Returns::String),
     info(Func::Divide, "divide", 2, 2, false, Returns::Number),
     info(Func::EndsWith, "endsWith", 2, 2, true, Returns::Bool),
     info(Func::IndexOf, "indexOf", 2, 3, true, Returns::Number),
@@ -128,14 +107,7 @@ pub const FUNCTIONS: &[FuncInfo] = &[
     info(Func::Number, "number", 1, 2, false, Returns::Number),
     info(Func::StartsWith, "startsWith", 2, 2, true, Returns::Bool),
     info(Func::String, "string", 1, 1, false, Returns::String),
-    info(
-        Func::StringContains,
-        "stringContains",
-        2,
-        2,
-        true,
-        Returns::Bool,
-    ),
+    info(Func::StringContains, "stringContains", 2, 2, true, Returns::Bool),
     info(Func::Substring, "substring", 2, 3, false, Returns::String),
     info(Func::Subtract, "subtract", 2, 2, false, Returns::Number),
 ];
@@ -162,9 +134,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -205,19 +175,11 @@ impl Cidr {
         };
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - self.prefix)
-                };
+                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - self.prefix)
-                };
+                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - self.prefix) };
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -323,9 +285,8 @@ fn rfind(hay: &str, needle: &str, ci: bool) -> Option<usize> {
 pub fn call<'a>(f: Func, ci: bool, args: &[Val<'a>], cidrs: &[Cidr]) -> Val<'a> {
     let mut b0 = TextBuf::new();
     let mut b1 = TextBuf::new();
-    let text = |buf: &mut TextBuf, i: usize| -> Option<String> {
-        args.get(i).and_then(|v| buf.text(v).map(str::to_string))
-    };
+    let text =
+        |buf: &mut TextBuf, i: usize| -> Option<String> { args.get(i).and_then(|v| buf.text(v).map(str::to_string)) };
     match f {
         Func::Add => arith2(super::ast::ArithOp::Add, args),
         Func::Subtract => arith2(super::ast::ArithOp::Sub, args),
@@ -353,11 +314,7 @@ pub fn call<'a>(f: Func, ci: bool, args: &[Val<'a>], cidrs: &[Cidr]) -> Val<'a> 
                 (Func::EndsWith, true) => {
                     let n = p.chars().count();
                     let total = s.chars().count();
-                    total >= n
-                        && eq_ci(
-                            &s[char_index_to_byte(s, total - n)..],
-                            &super::wildcard::fold_str(p),
-                        )
+                    total >= n && eq_ci(&s[char_index_to_byte(s, total - n)..], &super::wildcard::fold_str(p))
                 }
                 _ => find_ci_chars(s, p).is_some(),
             };
@@ -399,22 +356,12 @@ pub fn call<'a>(f: Func, ci: bool, args: &[Val<'a>], cidrs: &[Cidr]) -> Val<'a> 
                 None => (false, t.strip_prefix('+').unwrap_or(t)),
             };
             // ES docs: strings beginning with "0x" are hexadecimal even when base is null.
-            let base = if base == 10 && (unsigned.starts_with("0x") || unsigned.starts_with("0X")) {
-                16
-            } else {
-                base
-            };
+            let base = if base == 10 && (unsigned.starts_with("0x") || unsigned.starts_with("0X")) { 16 } else { base };
             if base == 10 {
                 return super::value::parse_num(t).map_or(Val::Null, num_val);
             }
             let t = unsigned;
-            let t = if base == 16 {
-                t.strip_prefix("0x")
-                    .or_else(|| t.strip_prefix("0X"))
-                    .unwrap_or(t)
-            } else {
-                t
-            };
+            let t = if base == 16 { t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t) } else { t };
             match i64::from_str_radix(t, base) {
                 Ok(i) => Val::I64(if neg { -i } else { i }),
                 Err(_) => Val::Null,
@@ -460,10 +407,7 @@ pub fn call<'a>(f: Func, ci: bool, args: &[Val<'a>], cidrs: &[Cidr]) -> Val<'a> 
                     if a >= b {
                         return Val::Str("");
                     }
-                    let (ab, bb) = (
-                        char_index_to_byte(s, a as usize),
-                        char_index_to_byte(s, b as usize),
-                    );
+                    let (ab, bb) = (char_index_to_byte(s, a as usize), char_index_to_byte(s, b as usize));
                     Val::Str(&s[ab..bb])
                 }
                 other => {
@@ -518,11 +462,7 @@ pub fn call<'a>(f: Func, ci: bool, args: &[Val<'a>], cidrs: &[Cidr]) -> Val<'a> 
             };
             let after = li + l.len();
             let rest = &s[after..];
-            let ri = if greedy {
-                rfind(rest, r, ci)
-            } else {
-                find(rest, r, ci)
-            };
+            let ri = if greedy { rfind(rest, r, ci) } else { find(rest, r, ci) };
             match ri {
                 Some(ri) => Val::Owned(rest[..ri].to_string()),
                 None => Val::Str(""),
@@ -556,181 +496,56 @@ mod tests {
 
     #[test]
     fn string_predicates_and_their_insensitive_variants() {
-        assert_eq!(
-            c(Func::StartsWith, false, &[Val::Str("Curl"), Val::Str("cu")]),
-            Val::Bool(false)
-        );
-        assert_eq!(
-            c(Func::StartsWith, true, &[Val::Str("Curl"), Val::Str("cU")]),
-            Val::Bool(true)
-        );
-        assert_eq!(
-            c(Func::EndsWith, true, &[Val::Str("A.EXE"), Val::Str(".exe")]),
-            Val::Bool(true)
-        );
-        assert_eq!(
-            c(
-                Func::StringContains,
-                false,
-                &[Val::Str("abc"), Val::Str("b")]
-            ),
-            Val::Bool(true)
-        );
-        assert_eq!(
-            c(
-                Func::StringContains,
-                true,
-                &[Val::Str("aBc"), Val::Str("bC")]
-            ),
-            Val::Bool(true)
-        );
-        assert_eq!(
-            c(Func::StartsWith, false, &[Val::Null, Val::Str("a")]),
-            Val::Null
-        );
+        assert_eq!(c(Func::StartsWith, false, &[Val::Str("Curl"), Val::Str("cu")]), Val::Bool(false));
+        assert_eq!(c(Func::StartsWith, true, &[Val::Str("Curl"), Val::Str("cU")]), Val::Bool(true));
+        assert_eq!(c(Func::EndsWith, true, &[Val::Str("A.EXE"), Val::Str(".exe")]), Val::Bool(true));
+        assert_eq!(c(Func::StringContains, false, &[Val::Str("abc"), Val::Str("b")]), Val::Bool(true));
+        assert_eq!(c(Func::StringContains, true, &[Val::Str("aBc"), Val::Str("bC")]), Val::Bool(true));
+        assert_eq!(c(Func::StartsWith, false, &[Val::Null, Val::Str("a")]), Val::Null);
     }
 
     #[test]
     fn substring_uses_python_slice_semantics() {
-        assert_eq!(
-            c(
-                Func::Substring,
-                false,
-                &[Val::Str("hello"), Val::I64(1), Val::I64(3)]
-            ),
-            Val::Str("el")
-        );
-        assert_eq!(
-            c(Func::Substring, false, &[Val::Str("hello"), Val::I64(-3)]),
-            Val::Str("llo")
-        );
-        assert_eq!(
-            c(
-                Func::Substring,
-                false,
-                &[Val::Str("hello"), Val::I64(4), Val::I64(2)]
-            ),
-            Val::Str("")
-        );
-        assert_eq!(
-            c(Func::Substring, false, &[Val::Str("host$"), Val::I64(-1)]),
-            Val::Str("$")
-        );
+        assert_eq!(c(Func::Substring, false, &[Val::Str("hello"), Val::I64(1), Val::I64(3)]), Val::Str("el"));
+        assert_eq!(c(Func::Substring, false, &[Val::Str("hello"), Val::I64(-3)]), Val::Str("llo"));
+        assert_eq!(c(Func::Substring, false, &[Val::Str("hello"), Val::I64(4), Val::I64(2)]), Val::Str(""));
+        assert_eq!(c(Func::Substring, false, &[Val::Str("host$"), Val::I64(-1)]), Val::Str("$"));
     }
 
     #[test]
     fn index_of_between_concat_length_number() {
+        assert_eq!(c(Func::IndexOf, false, &[Val::Str("abcabc"), Val::Str("c"), Val::I64(3)]), Val::I64(5));
+        assert_eq!(c(Func::IndexOf, false, &[Val::Str("abc"), Val::Str("x")]), Val::Null);
         assert_eq!(
-            c(
-                Func::IndexOf,
-                false,
-                &[Val::Str("abcabc"), Val::Str("c"), Val::I64(3)]
-            ),
-            Val::I64(5)
-        );
-        assert_eq!(
-            c(Func::IndexOf, false, &[Val::Str("abc"), Val::Str("x")]),
-            Val::Null
-        );
-        assert_eq!(
-            c(
-                Func::Between,
-                false,
-                &[Val::Str("a[b]c]"), Val::Str("["), Val::Str("]")]
-            ),
+            c(Func::Between, false, &[Val::Str("a[b]c]"), Val::Str("["), Val::Str("]")]),
             Val::Owned("b".into())
         );
         assert_eq!(
-            c(
-                Func::Between,
-                false,
-                &[
-                    Val::Str("a[b]c]"),
-                    Val::Str("["),
-                    Val::Str("]"),
-                    Val::Bool(true)
-                ]
-            ),
+            c(Func::Between, false, &[Val::Str("a[b]c]"), Val::Str("["), Val::Str("]"), Val::Bool(true)]),
             Val::Owned("b]c".into())
         );
-        assert_eq!(
-            c(Func::Concat, false, &[Val::Str("a"), Val::I64(1)]),
-            Val::Owned("a1".into())
-        );
-        assert_eq!(
-            c(Func::Concat, false, &[Val::Str("a"), Val::Null]),
-            Val::Null
-        );
+        assert_eq!(c(Func::Concat, false, &[Val::Str("a"), Val::I64(1)]), Val::Owned("a1".into()));
+        assert_eq!(c(Func::Concat, false, &[Val::Str("a"), Val::Null]), Val::Null);
         assert_eq!(c(Func::Length, false, &[Val::Str("héllo")]), Val::I64(5));
-        assert_eq!(
-            c(Func::Number, false, &[Val::Str("0x1F"), Val::I64(16)]),
-            Val::I64(31)
-        );
+        assert_eq!(c(Func::Number, false, &[Val::Str("0x1F"), Val::I64(16)]), Val::I64(31));
         assert_eq!(c(Func::Number, false, &[Val::Str("2.5")]), Val::F64(2.5));
+        assert_eq!(c(Func::Number, false, &[Val::Str("0xdeadbeef"), Val::Null]), Val::I64(3735928559));
+        assert_eq!(c(Func::Number, false, &[Val::Str("  +1337 ")]), Val::I64(1337));
+        assert_eq!(c(Func::StringContains, false, &[Val::Str("abc"), Val::Str("")]), Val::Bool(false));
+        assert_eq!(c(Func::IndexOf, false, &[Val::Str("a.b"), Val::Str("."), Val::Null]), Val::Null);
         assert_eq!(
-            c(Func::Number, false, &[Val::Str("0xdeadbeef"), Val::Null]),
-            Val::I64(3735928559)
-        );
-        assert_eq!(
-            c(Func::Number, false, &[Val::Str("  +1337 ")]),
-            Val::I64(1337)
-        );
-        assert_eq!(
-            c(
-                Func::StringContains,
-                false,
-                &[Val::Str("abc"), Val::Str("")]
-            ),
-            Val::Bool(false)
-        );
-        assert_eq!(
-            c(
-                Func::IndexOf,
-                false,
-                &[Val::Str("a.b"), Val::Str("."), Val::Null]
-            ),
-            Val::Null
-        );
-        assert_eq!(
-            c(
-                Func::IndexOf,
-                false,
-                &[
-                    Val::Str("subdomain.example.com"),
-                    Val::Str(""),
-                    Val::I64(10)
-                ]
-            ),
+            c(Func::IndexOf, false, &[Val::Str("subdomain.example.com"), Val::Str(""), Val::I64(10)]),
             Val::I64(10)
         );
-        assert_eq!(
-            c(
-                Func::IndexOf,
-                true,
-                &[Val::Str("subdomain.example.com"), Val::Str("D")]
-            ),
-            Val::I64(3)
-        );
-        assert_eq!(
-            c(Func::Modulo, false, &[Val::I64(-10), Val::I64(-6)]),
-            Val::I64(-4)
-        );
-        assert_eq!(
-            c(Func::Divide, false, &[Val::I64(7), Val::I64(2)]),
-            Val::I64(3)
-        );
-        assert_eq!(
-            c(Func::Divide, false, &[Val::I64(7), Val::I64(0)]),
-            Val::Null
-        );
+        assert_eq!(c(Func::IndexOf, true, &[Val::Str("subdomain.example.com"), Val::Str("D")]), Val::I64(3));
+        assert_eq!(c(Func::Modulo, false, &[Val::I64(-10), Val::I64(-6)]), Val::I64(-4));
+        assert_eq!(c(Func::Divide, false, &[Val::I64(7), Val::I64(2)]), Val::I64(3));
+        assert_eq!(c(Func::Divide, false, &[Val::I64(7), Val::I64(0)]), Val::Null);
     }
 
     #[test]
     fn cidr_match_v4_v6_and_mapped() {
-        let nets = [
-            Cidr::parse("10.0.0.0/8").expect("valid"),
-            Cidr::parse("fe80::/10").expect("valid"),
-        ];
+        let nets = [Cidr::parse("10.0.0.0/8").expect("valid"), Cidr::parse("fe80::/10").expect("valid")];
         let t = |ip: &'static str| call(Func::CidrMatch, false, &[Val::Str(ip)], &nets);
         assert_eq!(t("10.1.2.3"), Val::Bool(true));
         assert_eq!(t("11.1.2.3"), Val::Bool(false));

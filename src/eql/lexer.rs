@@ -135,13 +135,7 @@ fn is_ident_char(c: u8) -> bool {
 
 /// Splits `src` into tokens (always ending with `Eof`) plus the lexical errors found.
 pub fn lex(src: &str) -> (Vec<Token>, Vec<Diagnostic>) {
-    let mut lx = Lexer {
-        src,
-        b: src.as_bytes(),
-        i: 0,
-        toks: Vec::new(),
-        diags: Vec::new(),
-    };
+    let mut lx = Lexer { src, b: src.as_bytes(), i: 0, toks: Vec::new(), diags: Vec::new() };
     lx.run();
     (lx.toks, lx.diags)
 }
@@ -160,10 +154,7 @@ impl Lexer<'_> {
     }
 
     fn push(&mut self, tok: Tok, start: usize) {
-        self.toks.push(Token {
-            tok,
-            span: Span::new(start, self.i),
-        });
+        self.toks.push(Token { tok, span: Span::new(start, self.i) });
     }
 
     fn run(&mut self) {
@@ -227,10 +218,8 @@ impl Lexer<'_> {
                         None => {
                             let ch = self.src[start..].chars().next().unwrap_or('?');
                             self.i += ch.len_utf8();
-                            let mut d = Diagnostic::error(
-                                Span::new(start, self.i),
-                                format!("unexpected character `{ch}`"),
-                            );
+                            let mut d =
+                                Diagnostic::error(Span::new(start, self.i), format!("unexpected character `{ch}`"));
                             if ch == '&' {
                                 d = d.with_hint("use `and`");
                             } else if ch == '!' {
@@ -243,10 +232,7 @@ impl Lexer<'_> {
             }
         }
         let end = self.b.len();
-        self.toks.push(Token {
-            tok: Tok::Eof,
-            span: Span::new(end, end),
-        });
+        self.toks.push(Token { tok: Tok::Eof, span: Span::new(end, end) });
     }
 
     fn block_comment(&mut self) {
@@ -332,8 +318,7 @@ impl Lexer<'_> {
             }
         }
         if matches!(self.peek(0), b'e' | b'E')
-            && (self.peek(1).is_ascii_digit()
-                || (matches!(self.peek(1), b'+' | b'-') && self.peek(2).is_ascii_digit()))
+            && (self.peek(1).is_ascii_digit() || (matches!(self.peek(1), b'+' | b'-') && self.peek(2).is_ascii_digit()))
         {
             float = true;
             self.i += 2;
@@ -345,20 +330,16 @@ impl Lexer<'_> {
         if float {
             match text.parse::<f64>() {
                 Ok(f) => self.push(Tok::Float(f), start),
-                Err(_) => self.diags.push(Diagnostic::error(
-                    Span::new(start, self.i),
-                    format!("invalid number `{text}`"),
-                )),
+                Err(_) => {
+                    self.diags.push(Diagnostic::error(Span::new(start, self.i), format!("invalid number `{text}`")))
+                }
             }
         } else {
             match text.parse::<i64>() {
                 Ok(n) => self.push(Tok::Int(n), start),
                 Err(_) => self.diags.push(Diagnostic::error(
                     Span::new(start, self.i),
-                    format!(
-                        "number `{text}` is too large: expected at most {}",
-                        i64::MAX
-                    ),
+                    format!("number `{text}` is too large: expected at most {}", i64::MAX),
                 )),
             }
         }
@@ -390,9 +371,7 @@ impl Lexer<'_> {
                     let found = if eol { "end of line" } else { "end of query" };
                     let mut d = Diagnostic::error(
                         Span::new(start, start + 3),
-                        format!(
-                            "unterminated raw string: expected closing `\"\"\"`, found {found}"
-                        ),
+                        format!("unterminated raw string: expected closing `\"\"\"`, found {found}"),
                     );
                     if eol {
                         d = d.with_hint("`\"\"\"...\"\"\"` strings cannot span lines");
@@ -445,9 +424,7 @@ impl Lexer<'_> {
                             // ES: '\\u' '{' HEX_DIGIT+ '}' (2-8 hex digits).
                             self.i += 1;
                             let rest = &self.src[self.i..];
-                            let hex = rest
-                                .strip_prefix('{')
-                                .and_then(|r| r.find('}').map(|n| &r[..n]));
+                            let hex = rest.strip_prefix('{').and_then(|r| r.find('}').map(|n| &r[..n]));
                             let v = hex
                                 .filter(|h| (2..=8).contains(&h.len()))
                                 .and_then(|h| u32::from_str_radix(h, 16).ok())
@@ -478,8 +455,7 @@ impl Lexer<'_> {
                             self.i += 1;
                         }
                         None => {
-                            let found =
-                                e.map_or(String::from("end of query"), |c| format!("`{c}`"));
+                            let found = e.map_or(String::from("end of query"), |c| format!("`{c}`"));
                             self.i += e.map_or(0, char::len_utf8);
                             self.diags.push(
                                 Diagnostic::error(
@@ -504,15 +480,9 @@ impl Lexer<'_> {
     fn single_quoted(&mut self) {
         let start = self.i;
         self.i += 1;
-        let body_end = self.src[self.i..]
-            .find(['\'', '\n'])
-            .map_or(self.b.len(), |n| self.i + n);
+        let body_end = self.src[self.i..].find(['\'', '\n']).map_or(self.b.len(), |n| self.i + n);
         let body = self.src[self.i..body_end].to_string();
-        self.i = if self.b.get(body_end) == Some(&b'\'') {
-            body_end + 1
-        } else {
-            body_end
-        };
+        self.i = if self.b.get(body_end) == Some(&b'\'') { body_end + 1 } else { body_end };
         self.diags.push(
             Diagnostic::error(
                 Span::new(start, self.i),
@@ -552,12 +522,7 @@ mod tests {
     fn strings_unescape_and_raw_strings_keep_backslashes() {
         assert_eq!(
             toks(r##""a\"b\\c\u{41}" """C:\x"""" """a""""##),
-            vec![
-                Tok::Str("a\"b\\cA".into()),
-                Tok::Str("C:\\x\"".into()),
-                Tok::Str("a".into()),
-                Tok::Eof
-            ]
+            vec![Tok::Str("a\"b\\cA".into()), Tok::Str("C:\\x\"".into()), Tok::Str("a".into()), Tok::Eof]
         );
     }
 
@@ -565,13 +530,7 @@ mod tests {
     fn maxspan_number_and_unit_are_separate() {
         assert_eq!(
             toks("maxspan=10s"),
-            vec![
-                Tok::Ident("maxspan".into()),
-                Tok::Assign,
-                Tok::Int(10),
-                Tok::Ident("s".into()),
-                Tok::Eof
-            ]
+            vec![Tok::Ident("maxspan".into()), Tok::Assign, Tok::Int(10), Tok::Ident("s".into()), Tok::Eof]
         );
     }
 

@@ -104,9 +104,7 @@ mod tests {
     use super::lucene_to_regex;
 
     fn m(p: &str, v: &str) -> bool {
-        regex::Regex::new(&lucene_to_regex(p, false))
-            .expect("valid translation")
-            .is_match(v)
+        regex::Regex::new(&lucene_to_regex(p, false)).expect("valid translation").is_match(v)
     }
 
     #[test]
@@ -115,10 +113,7 @@ mod tests {
         assert!(!m("ur", "curl"));
         assert!(m("[0-9]{1,3}\\.[0-9]+", "10.5"));
         assert!(m("\\d+", "42"));
-        assert!(
-            !m("\\d+", "٤٢"),
-            "Arabic-Indic digits are not \\d in Lucene"
-        );
+        assert!(!m("\\d+", "٤٢"), "Arabic-Indic digits are not \\d in Lucene");
         assert!(m("[\\w.-]+", "a_b.c-d"));
         assert!(m("[\\W]+", "!?"));
         assert!(m("\\S+\\s\\S+", "a b"));

@@ -75,15 +75,8 @@ pub fn compile(query: &str, fields: &mut FieldTable) -> Result<Compiled, Vec<Dia
 ///
 /// Every field the query references is interned into `fields` (a query that fails to compile
 /// may leave some interned too; unused ids are harmless).
-pub fn compile_with(
-    query: &str,
-    fields: &mut FieldTable,
-    opts: &CompileOptions,
-) -> Result<Compiled, Vec<Diagnostic>> {
+pub fn compile_with(query: &str, fields: &mut FieldTable, opts: &CompileOptions) -> Result<Compiled, Vec<Diagnostic>> {
     let st = parse(query)?;
     let out = compile::compile_statement(&st, fields, opts)?;
-    Ok(Compiled {
-        query: out.query,
-        warnings: out.warnings,
-    })
+    Ok(Compiled { query: out.query, warnings: out.warnings })
 }

@@ -22,8 +22,8 @@ use super::lexer::{Tok, Token};
 
 /// Words that cannot be used as bare field names or categories.
 const KEYWORDS: &[&str] = &[
-    "and", "or", "not", "in", "like", "regex", "where", "by", "with", "until", "sequence",
-    "sample", "join", "of", "true", "false", "null", "any",
+    "and", "or", "not", "in", "like", "regex", "where", "by", "with", "until", "sequence", "sample", "join", "of",
+    "true", "false", "null", "any",
 ];
 
 /// Maximum nesting depth of expressions, so that hostile input cannot overflow the stack.
@@ -36,11 +36,7 @@ type PResult<T> = Result<T, Diagnostic>;
 
 /// Parses a whole query from its tokens (which end with `Eof`).
 pub fn parse(tokens: &[Token]) -> PResult<Statement> {
-    let mut p = Parser {
-        toks: tokens,
-        pos: 0,
-        depth: 0,
-    };
+    let mut p = Parser { toks: tokens, pos: 0, depth: 0 };
     p.statement()
 }
 
@@ -71,19 +67,14 @@ impl Parser<'_> {
     }
 
     fn span(&self) -> Span {
-        self.toks
-            .get(self.pos)
-            .or(self.toks.last())
-            .map_or(Span::default(), |t| t.span)
+        self.toks.get(self.pos).or(self.toks.last()).map_or(Span::default(), |t| t.span)
     }
 
     fn prev_span(&self) -> Span {
         if self.pos == 0 {
             return self.span();
         }
-        self.toks
-            .get(self.pos - 1)
-            .map_or(Span::default(), |t| t.span)
+        self.toks.get(self.pos - 1).map_or(Span::default(), |t| t.span)
     }
 
     fn bump(&mut self) -> Span {
@@ -127,10 +118,7 @@ impl Parser<'_> {
             Tok::Assign => d = d.with_hint("use `==` to compare values"),
             Tok::Pipe if self.tok_at(1) == &Tok::Pipe => d = d.with_hint("use `or`"),
             Tok::RParen | Tok::RBracket => {
-                d = d.with_hint(format!(
-                    "unbalanced brackets: this {} has no matching opener",
-                    self.tok().describe()
-                ))
+                d = d.with_hint(format!("unbalanced brackets: this {} has no matching opener", self.tok().describe()))
             }
             _ => {}
         }
@@ -145,22 +133,15 @@ impl Parser<'_> {
         if self.tok() == &Tok::Eof {
             return Err(Diagnostic::error(
                 open,
-                format!(
-                    "unclosed `{opener}`: expected {}, found end of query",
-                    closer.describe()
-                ),
+                format!("unclosed `{opener}`: expected {}, found end of query", closer.describe()),
             )
             .with_hint(format!("unbalanced brackets: add {}", closer.describe())));
         }
         let mut d = self.unexpected(&format!("{also}{}", closer.describe()));
-        if d.hint.is_none()
-            && closer == Tok::RBracket
-            && matches!(self.tok(), Tok::LBracket | Tok::MissingOpen)
+        if d.hint.is_none() && closer == Tok::RBracket && matches!(self.tok(), Tok::LBracket | Tok::MissingOpen)
             || matches!(self.tok(), Tok::Ident(s) if s == "until")
         {
-            d = d.with_hint(format!(
-                "unbalanced brackets: the previous `{opener}` is not closed"
-            ));
+            d = d.with_hint(format!("unbalanced brackets: the previous `{opener}` is not closed"));
         } else if d.hint.is_none() && closer == Tok::RParen && matches!(self.tok(), Tok::RBracket) {
             d = d.with_hint("unbalanced brackets: a `(` is not closed before this `]`");
         } else if d.hint.is_none() && matches!(self.tok(), Tok::RParen | Tok::RBracket) {
@@ -211,11 +192,7 @@ impl Parser<'_> {
                     args.push(self.expr()?);
                 }
             }
-            pipes.push(Pipe {
-                name,
-                args,
-                span: start.to(self.prev_span()),
-            });
+            pipes.push(Pipe { name, args, span: start.to(self.prev_span()) });
         }
         if self.tok() != &Tok::Eof {
             let what = if pipes.is_empty() {
@@ -228,11 +205,7 @@ impl Parser<'_> {
             };
             return Err(self.unexpected(what));
         }
-        Ok(Statement {
-            kind,
-            head_span,
-            pipes,
-        })
+        Ok(Statement { kind, head_span, pipes })
     }
 
     fn sequence(&mut self) -> PResult<QueryKind> {
@@ -271,12 +244,7 @@ impl Parser<'_> {
             }
             until = Some(self.term(false)?);
         }
-        Ok(QueryKind::Sequence {
-            by,
-            maxspan,
-            terms,
-            until,
-        })
+        Ok(QueryKind::Sequence { by, maxspan, terms, until })
     }
 
     fn sample(&mut self) -> PResult<QueryKind> {
@@ -317,12 +285,7 @@ impl Parser<'_> {
         let num_span = self.span();
         let n = match self.tok() {
             Tok::Int(n) if *n > 0 => *n as u64,
-            Tok::Int(_) => {
-                return Err(Diagnostic::error(
-                    num_span,
-                    "expected a positive maxspan, found `0`",
-                ))
-            }
+            Tok::Int(_) => return Err(Diagnostic::error(num_span, "expected a positive maxspan, found `0`")),
             Tok::Float(f) => {
                 return Err(Diagnostic::error(
                     num_span,
@@ -375,12 +338,7 @@ impl Parser<'_> {
         }
         self.bump();
         let filter = self.event_filter()?;
-        self.close(
-            Tok::RBracket,
-            if missing { "![" } else { "[" },
-            open,
-            "`and`, `or` or ",
-        )?;
+        self.close(Tok::RBracket, if missing { "![" } else { "[" }, open, "`and`, `or` or ")?;
         let mut by = Vec::new();
         let mut by_span = None;
         if self.is_kw("by") {
@@ -420,14 +378,7 @@ impl Parser<'_> {
             self.bump();
             runs = Some((n, with.to(n_span)));
         }
-        Ok(Term {
-            missing,
-            filter,
-            by,
-            by_span,
-            runs,
-            span: open.to(self.prev_span()),
-        })
+        Ok(Term { missing, filter, by, by_span, runs, span: open.to(self.prev_span()) })
     }
 
     fn key_fields(&mut self) -> PResult<Vec<KeyField>> {
@@ -442,11 +393,7 @@ impl Parser<'_> {
         let start = self.span();
         let optional = self.eat(&Tok::Question);
         match self.field_path()? {
-            Some(path) => Ok(KeyField {
-                path,
-                optional,
-                span: start.to(self.prev_span()),
-            }),
+            Some(path) => Ok(KeyField { path, optional, span: start.to(self.prev_span()) }),
             None => Err(self.unexpected("a field name as join key")),
         }
     }
@@ -480,9 +427,7 @@ impl Parser<'_> {
         let start = self.span();
         let category = match self.tok() {
             Tok::Ident(s) if s == "any" => None,
-            Tok::Ident(s) if !KEYWORDS.contains(&s.as_str()) && !s.contains('.') => {
-                Some((s.clone(), start))
-            }
+            Tok::Ident(s) if !KEYWORDS.contains(&s.as_str()) && !s.contains('.') => Some((s.clone(), start)),
             Tok::Str(s) => Some((s.clone(), start)),
             _ => return Err(self.unexpected("an event category (e.g. `process`, `any`)")),
         };
@@ -491,11 +436,7 @@ impl Parser<'_> {
             return Err(self.unexpected("`where`"));
         }
         let cond = self.expr()?;
-        Ok(EventFilter {
-            category,
-            cond,
-            span: start.to(self.prev_span()),
-        })
+        Ok(EventFilter { category, cond, span: start.to(self.prev_span()) })
     }
 
     fn enter(&mut self) -> PResult<()> {
@@ -561,26 +502,17 @@ impl Parser<'_> {
             Tok::Gt => CmpOp::Gt,
             Tok::Ge => CmpOp::Ge,
             Tok::Assign => {
-                return Err(Diagnostic::error(
-                    self.span(),
-                    "expected a comparison operator, found `=`",
-                )
-                .with_hint("use `==` to compare values"))
+                return Err(Diagnostic::error(self.span(), "expected a comparison operator, found `=`")
+                    .with_hint("use `==` to compare values"))
             }
             _ => return Ok(lhs),
         };
         self.bump();
         let rhs = self.additive()?;
-        if matches!(
-            self.tok(),
-            Tok::EqEq | Tok::NotEq | Tok::Lt | Tok::Le | Tok::Gt | Tok::Ge
-        ) {
+        if matches!(self.tok(), Tok::EqEq | Tok::NotEq | Tok::Lt | Tok::Le | Tok::Gt | Tok::Ge) {
             return Err(Diagnostic::error(
                 self.span(),
-                format!(
-                    "expected `and`, `or` or `)`, found {}: comparisons cannot be chained",
-                    self.tok().describe()
-                ),
+                format!("expected `and`, `or` or `)`, found {}: comparisons cannot be chained", self.tok().describe()),
             )
             .with_hint("combine comparisons with `and`"));
         }
@@ -677,13 +609,7 @@ impl Parser<'_> {
                 list.push(self.expr()?);
             }
             let close = self.close(Tok::RParen, "(", open, "`,` or ")?;
-            return Ok(Expr::In {
-                lhs: Box::new(lhs),
-                list,
-                negated: negated_in,
-                insensitive,
-                span: start.to(close),
-            });
+            return Ok(Expr::In { lhs: Box::new(lhs), list, negated: negated_in, insensitive, span: start.to(close) });
         }
         let op = match self.tok() {
             Tok::Colon => MatchOp::Seq,
@@ -721,12 +647,7 @@ impl Parser<'_> {
             end = p.1;
             patterns.push(p);
         }
-        Ok(Expr::Match {
-            lhs: Box::new(lhs),
-            op,
-            patterns,
-            span: start.to(end),
-        })
+        Ok(Expr::Match { lhs: Box::new(lhs), op, patterns, span: start.to(end) })
     }
 
     /// A constant pattern (ES: `kind=(SEQ | LIKE | ...) constant`); numbers and booleans are
@@ -766,11 +687,7 @@ impl Parser<'_> {
             Tok::Question => {
                 self.bump();
                 match self.field_path()? {
-                    Some(path) => Ok(Expr::Field {
-                        path,
-                        optional: true,
-                        span: start.to(self.prev_span()),
-                    }),
+                    Some(path) => Ok(Expr::Field { path, optional: true, span: start.to(self.prev_span()) }),
                     None => Err(self.unexpected("a field name after `?`")),
                 }
             }
@@ -801,11 +718,7 @@ impl Parser<'_> {
                             "array indexing `field[N]` is not supported: expected an operator",
                         ));
                     }
-                    Ok(Expr::Field {
-                        path,
-                        optional: false,
-                        span: start.to(self.prev_span()),
-                    })
+                    Ok(Expr::Field { path, optional: false, span: start.to(self.prev_span()) })
                 }
                 None => Err(self.unexpected("an expression")),
             },
@@ -825,13 +738,7 @@ impl Parser<'_> {
             self.depth -= 1;
         }
         let close = self.close(Tok::RParen, "(", open, "`,` or ")?;
-        Ok(Expr::Call {
-            name,
-            insensitive,
-            args,
-            name_span,
-            span: name_span.to(close),
-        })
+        Ok(Expr::Call { name, insensitive, args, name_span, span: name_span.to(close) })
     }
 }
 
@@ -849,9 +756,7 @@ mod tests {
     #[test]
     fn not_binds_tighter_than_and() {
         let st = parse_str("any where not a == 1 and b == 2").unwrap();
-        let QueryKind::Event(f) = st.kind else {
-            panic!("event query expected")
-        };
+        let QueryKind::Event(f) = st.kind else { panic!("event query expected") };
         assert!(matches!(f.cond, Expr::And(ref l, _) if matches!(l[0], Expr::Not(..))));
     }
 
@@ -861,15 +766,7 @@ mod tests {
             "sequence by a, ?b with maxspan=10s [any where true] by c with runs=2 ![file where x : \"y*\"] by d until [any where true] by e | head 3",
         )
         .unwrap();
-        let QueryKind::Sequence {
-            by,
-            maxspan,
-            terms,
-            until,
-        } = st.kind
-        else {
-            panic!("sequence expected")
-        };
+        let QueryKind::Sequence { by, maxspan, terms, until } = st.kind else { panic!("sequence expected") };
         assert_eq!(by.len(), 2);
         assert!(by[1].optional);
         assert_eq!(maxspan.map(|m| m.0), Some(10_000_000_000));
@@ -889,8 +786,7 @@ mod tests {
 
     #[test]
     fn maxspan_without_unit_is_an_error() {
-        let e =
-            parse_str("sequence with maxspan=10 [any where true] [any where true]").unwrap_err();
+        let e = parse_str("sequence with maxspan=10 [any where true] [any where true]").unwrap_err();
         assert!(e.message.starts_with("missing time unit"), "{}", e.message);
     }
 

@@ -79,16 +79,8 @@ impl Num {
         match (self, other) {
             (Num::I(a), Num::I(b)) => Some(a.cmp(&b)),
             (Num::U(a), Num::U(b)) => Some(a.cmp(&b)),
-            (Num::I(a), Num::U(b)) => Some(if a < 0 {
-                Ordering::Less
-            } else {
-                (a as u64).cmp(&b)
-            }),
-            (Num::U(a), Num::I(b)) => Some(if b < 0 {
-                Ordering::Greater
-            } else {
-                a.cmp(&(b as u64))
-            }),
+            (Num::I(a), Num::U(b)) => Some(if a < 0 { Ordering::Less } else { (a as u64).cmp(&b) }),
+            (Num::U(a), Num::I(b)) => Some(if b < 0 { Ordering::Greater } else { a.cmp(&(b as u64)) }),
             (a, b) => a.as_f64().partial_cmp(&b.as_f64()),
         }
     }
@@ -127,10 +119,7 @@ pub struct TextBuf {
 impl TextBuf {
     /// Empty buffer.
     pub fn new() -> Self {
-        TextBuf {
-            buf: [0; 40],
-            len: 0,
-        }
+        TextBuf { buf: [0; 40], len: 0 }
     }
 
     /// The text of a non-string value (`7`, `1.5`, `true`); `None` for `Null`.
@@ -204,9 +193,7 @@ impl<'a> Val<'a> {
         match (self, other) {
             (Val::Null, _) | (_, Val::Null) => false,
             (Val::Bool(a), Val::Bool(b)) => a == b,
-            (Val::Bool(b), o) | (o, Val::Bool(b)) => o
-                .as_str()
-                .is_some_and(|s| s == if *b { "true" } else { "false" }),
+            (Val::Bool(b), o) | (o, Val::Bool(b)) => o.as_str().is_some_and(|s| s == if *b { "true" } else { "false" }),
             (a, b) => match (a.as_str(), b.as_str()) {
                 (Some(x), Some(y)) => x == y,
                 _ => match (a.as_num(), b.as_num()) {

@@ -108,11 +108,7 @@ impl Pattern {
     /// Compiles `pattern`; `ci` for `like~` and `:`.
     pub fn new(pattern: &str, ci: bool) -> Pattern {
         let source: Box<str> = pattern.into();
-        let p: String = if ci {
-            fold_str(pattern)
-        } else {
-            pattern.to_string()
-        };
+        let p: String = if ci { fold_str(pattern) } else { pattern.to_string() };
         let has_q = p.contains('?');
         let unicode_ci = ci && !p.is_ascii();
         let kind = if has_q || unicode_ci {
@@ -141,10 +137,7 @@ impl Pattern {
             } else if !inner.contains('*') && stars == 1 && p.starts_with('*') {
                 Kind::Suffix(inner.into())
             } else if !inner.contains('*') && stars == 2 && p.starts_with('*') && p.ends_with('*') {
-                Kind::Contains(
-                    inner.into(),
-                    Box::new(memmem::Finder::new(inner.as_bytes()).into_owned()),
-                )
+                Kind::Contains(inner.into(), Box::new(memmem::Finder::new(inner.as_bytes()).into_owned()))
             } else {
                 Kind::Segments(p.split('*').map(Box::from).collect())
             }
@@ -223,11 +216,7 @@ fn segments_match(segs: &[Box<str>], v: &[u8], ci: bool) -> bool {
     let mut hay = &v[first.len()..v.len() - last.len()];
     for m in middle {
         let m = m.as_bytes();
-        let found = if ci {
-            find_ci(hay, m)
-        } else {
-            memmem::find(hay, m)
-        };
+        let found = if ci { find_ci(hay, m) } else { memmem::find(hay, m) };
         match found {
             Some(i) => hay = &hay[i + m.len()..],
             None => return false,
@@ -350,11 +339,7 @@ pub struct PatternSet {
 impl PatternSet {
     /// Compiles `patterns`; `ci` for `like~` and `:`.
     pub fn new<'p>(patterns: impl IntoIterator<Item = &'p str>, ci: bool) -> PatternSet {
-        let mut set = PatternSet {
-            exact: HashSet::new(),
-            exact_ci: CiSet::default(),
-            patterns: Vec::new(),
-        };
+        let mut set = PatternSet { exact: HashSet::new(), exact_ci: CiSet::default(), patterns: Vec::new() };
         for p in patterns {
             if p.contains(['*', '?']) {
                 set.patterns.push(Pattern::new(p, ci));

@@ -18,13 +18,11 @@ use std::ops::AddAssign;
 use std::sync::Arc;
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
-pub use server::{
-    parse_metrics_address, serve, serve_listener, MetricsServer, DEFAULT_METRICS_ADDRESS,
-};
+pub use server::{parse_metrics_address, serve, serve_listener, MetricsServer, DEFAULT_METRICS_ADDRESS};
 
 /// Metric names, one constant each.
 pub mod names {
@@ -61,15 +59,12 @@ pub mod names {
 }
 
 /// Histogram buckets of [`names::ALERT_LATENCY`]: 100 µs to 10 s.
-pub const ALERT_LATENCY_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
-];
+pub const ALERT_LATENCY_BUCKETS: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// Histogram buckets of [`names::BATCH_DURATION`]: 10 µs to 1 s.
 pub const BATCH_DURATION_BUCKETS: &[f64] = &[
-    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-    0.1, 0.25, 0.5, 1.0,
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 ];
 
 /// Number of [`InvalidReason`]s.
@@ -140,12 +135,8 @@ pub enum PipelineStage {
 
 impl PipelineStage {
     /// Every stage, in label-index order.
-    pub const ALL: [PipelineStage; N_PIPELINE_STAGES] = [
-        PipelineStage::Read,
-        PipelineStage::Decode,
-        PipelineStage::Sequence,
-        PipelineStage::Write,
-    ];
+    pub const ALL: [PipelineStage; N_PIPELINE_STAGES] =
+        [PipelineStage::Read, PipelineStage::Decode, PipelineStage::Sequence, PipelineStage::Write];
 
     /// The `stage` label value.
     pub fn label(&self) -> &'static str {
@@ -228,12 +219,7 @@ pub struct Metrics {
     handles: Handles,
 }
 
-fn counter_vec(
-    reg: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> Result<IntCounterVec, MetricsError> {
+fn counter_vec(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<IntCounterVec, MetricsError> {
     let v = IntCounterVec::new(Opts::new(name, help), labels)?;
     reg.register(Box::new(v.clone()))?;
     Ok(v)
@@ -250,21 +236,10 @@ impl Metrics {
     /// exist, at zero, from the start).
     pub fn new(rules: &[RuleLabels]) -> Result<Metrics, MetricsError> {
         let reg = Registry::new();
-        let received_events = counter(
-            &reg,
-            names::RECEIVED_EVENTS,
-            "Input lines received, valid or not.",
-        )?;
-        let received_bytes = counter(
-            &reg,
-            names::RECEIVED_BYTES,
-            "Input bytes received, line terminators included.",
-        )?;
-        let sent_events = counter(
-            &reg,
-            names::SENT_EVENTS,
-            "Lines written to the output: passed-through events and alerts.",
-        )?;
+        let received_events = counter(&reg, names::RECEIVED_EVENTS, "Input lines received, valid or not.")?;
+        let received_bytes = counter(&reg, names::RECEIVED_BYTES, "Input bytes received, line terminators included.")?;
+        let sent_events =
+            counter(&reg, names::SENT_EVENTS, "Lines written to the output: passed-through events and alerts.")?;
         let invalid_vec = counter_vec(
             &reg,
             names::INVALID_EVENTS,
@@ -290,10 +265,7 @@ impl Metrics {
             &["rule_id", "rule_name"],
         )?;
         let partials_vec = IntGaugeVec::new(
-            Opts::new(
-                names::PARTIAL_SEQUENCES,
-                "Partial sequences currently held, by rule.",
-            ),
+            Opts::new(names::PARTIAL_SEQUENCES, "Partial sequences currently held, by rule."),
             &["rule_id"],
         )?;
         reg.register(Box::new(partials_vec.clone()))?;
@@ -309,10 +281,8 @@ impl Metrics {
             "Partial sequences dropped to respect the state limit, by rule.",
             &["rule_id"],
         )?;
-        let watermark = Gauge::with_opts(Opts::new(
-            names::WATERMARK,
-            "Event-time watermark, in seconds since the Unix epoch.",
-        ))?;
+        let watermark =
+            Gauge::with_opts(Opts::new(names::WATERMARK, "Event-time watermark, in seconds since the Unix epoch."))?;
         reg.register(Box::new(watermark.clone()))?;
         let alert_latency = Histogram::with_opts(
             HistogramOpts::new(
@@ -323,54 +293,37 @@ impl Metrics {
         )?;
         reg.register(Box::new(alert_latency.clone()))?;
         let batch_vec = HistogramVec::new(
-            HistogramOpts::new(
-                names::BATCH_DURATION,
-                "Seconds spent processing one batch, by pipeline stage.",
-            )
-            .buckets(BATCH_DURATION_BUCKETS.to_vec()),
+            HistogramOpts::new(names::BATCH_DURATION, "Seconds spent processing one batch, by pipeline stage.")
+                .buckets(BATCH_DURATION_BUCKETS.to_vec()),
             &["stage"],
         )?;
         reg.register(Box::new(batch_vec.clone()))?;
         let queue_vec = IntGaugeVec::new(
-            Opts::new(
-                names::QUEUE_EVENTS,
-                "Events waiting in the queue in front of a pipeline stage.",
-            ),
+            Opts::new(names::QUEUE_EVENTS, "Events waiting in the queue in front of a pipeline stage."),
             &["stage"],
         )?;
         reg.register(Box::new(queue_vec.clone()))?;
         let build_info = IntGaugeVec::new(
-            Opts::new(
-                names::BUILD_INFO,
-                "Always 1; labelled with the eqlstream version.",
-            ),
+            Opts::new(names::BUILD_INFO, "Always 1; labelled with the eqlstream version."),
             &["version"],
         )?;
         reg.register(Box::new(build_info.clone()))?;
-        build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
-            .set(1);
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         // CPU, memory, file descriptors and threads (the prometheus crate supports Linux only).
         #[cfg(target_os = "linux")]
-        reg.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))?;
+        reg.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
 
         let mut stage_offsets = Vec::with_capacity(rules.len() + 1);
         let mut stage_matches = Vec::new();
         stage_offsets.push(0);
         for r in rules {
             for s in 0..r.stages {
-                stage_matches
-                    .push(stage_vec.with_label_values(&[r.rule_id.as_str(), &s.to_string()]));
+                stage_matches.push(stage_vec.with_label_values(&[r.rule_id.as_str(), &s.to_string()]));
             }
             stage_offsets.push(stage_matches.len());
         }
         let per_rule = |v: &IntCounterVec| -> Vec<IntCounter> {
-            rules
-                .iter()
-                .map(|r| v.with_label_values(&[r.rule_id.as_str()]))
-                .collect()
+            rules.iter().map(|r| v.with_label_values(&[r.rule_id.as_str()])).collect()
         };
         let inner = Resolved {
             received_events,
@@ -384,10 +337,7 @@ impl Metrics {
                 .iter()
                 .map(|r| alerts_vec.with_label_values(&[r.rule_id.as_str(), r.rule_name.as_str()]))
                 .collect(),
-            partials: rules
-                .iter()
-                .map(|r| partials_vec.with_label_values(&[r.rule_id.as_str()]))
-                .collect(),
+            partials: rules.iter().map(|r| partials_vec.with_label_values(&[r.rule_id.as_str()])).collect(),
             expired: per_rule(&expired_vec),
             evicted: per_rule(&evicted_vec),
             watermark,
@@ -395,12 +345,7 @@ impl Metrics {
             batch_duration: PipelineStage::ALL.map(|s| batch_vec.with_label_values(&[s.label()])),
             queue: PipelineStage::ALL.map(|s| queue_vec.with_label_values(&[s.label()])),
         };
-        Ok(Metrics {
-            registry: reg,
-            handles: Handles {
-                inner: Arc::new(inner),
-            },
-        })
+        Ok(Metrics { registry: reg, handles: Handles { inner: Arc::new(inner) } })
     }
 
     /// A clone of the resolved handles (one per worker).
@@ -413,8 +358,7 @@ impl Metrics {
         let families = self.registry.gather();
         let mut buf = Vec::new();
         match TextEncoder::new().encode(&families, &mut buf) {
-            Ok(()) => String::from_utf8(buf)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            Ok(()) => String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
             Err(e) => format!("# eqlstream: cannot encode metrics: {e}\n"),
         }
     }

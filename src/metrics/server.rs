@@ -46,11 +46,7 @@ pub fn parse_metrics_address(s: &str) -> Result<Option<SocketAddr>, MetricsError
     if t.eq_ignore_ascii_case("off") {
         return Ok(None);
     }
-    t.parse::<SocketAddr>()
-        .map(Some)
-        .map_err(|_| MetricsError::BadAddress {
-            input: s.to_owned(),
-        })
+    t.parse::<SocketAddr>().map(Some).map_err(|_| MetricsError::BadAddress { input: s.to_owned() })
 }
 
 /// A running metrics endpoint. Dropping it (or [`MetricsServer::shutdown`]) stops accepting
@@ -88,8 +84,7 @@ pub fn serve(
     addr: SocketAddr,
     rt: &tokio::runtime::Handle,
 ) -> Result<MetricsServer, MetricsError> {
-    let listener =
-        std::net::TcpListener::bind(addr).map_err(|source| MetricsError::Bind { addr, source })?;
+    let listener = std::net::TcpListener::bind(addr).map_err(|source| MetricsError::Bind { addr, source })?;
     serve_listener(metrics, listener, rt)
 }
 
@@ -109,10 +104,7 @@ pub fn serve_listener(
         tokio::net::TcpListener::from_std(listener).map_err(bind_err)?
     };
     let accept_task = rt.spawn(accept_loop(listener, metrics));
-    Ok(MetricsServer {
-        local_addr,
-        accept_task,
-    })
+    Ok(MetricsServer { local_addr, accept_task })
 }
 
 async fn accept_loop(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
@@ -153,10 +145,7 @@ async fn accept_loop(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
 }
 
@@ -168,15 +157,13 @@ fn respond(metrics: &Metrics, req: &Request<Incoming>) -> Response<Full<Bytes>> 
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-        r.headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        r.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
     if path == "/healthz" {
         return text(StatusCode::OK, "ok");
     }
     let mut r = Response::new(Full::new(Bytes::from(metrics.render())));
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
     r
 }

@@ -8,16 +8,8 @@ use super::*;
 
 fn rules() -> Vec<RuleLabels> {
     vec![
-        RuleLabels {
-            rule_id: "r-seq".into(),
-            rule_name: "Three stage rule".into(),
-            stages: 3,
-        },
-        RuleLabels {
-            rule_id: "r-event".into(),
-            rule_name: "Event rule".into(),
-            stages: 1,
-        },
+        RuleLabels { rule_id: "r-seq".into(), rule_name: "Three stage rule".into(), stages: 3 },
+        RuleLabels { rule_id: "r-event".into(), rule_name: "Event rule".into(), stages: 1 },
     ]
 }
 
@@ -53,29 +45,13 @@ fn every_series_exists_at_zero_from_the_start() {
     ] {
         assert_eq!(sample(&t, series), Some(0.0), "{series} in\n{t}");
     }
-    assert_eq!(
-        sample(
-            &t,
-            &format!(
-                "eqlstream_build_info{{version=\"{}\"}}",
-                env!("CARGO_PKG_VERSION")
-            )
-        ),
-        Some(1.0)
-    );
+    assert_eq!(sample(&t, &format!("eqlstream_build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION"))), Some(1.0));
     assert!(
-        sample(
-            &t,
-            "eqlstream_stage_matches_total{rule_id=\"r-event\",stage=\"1\"}"
-        )
-        .is_none(),
+        sample(&t, "eqlstream_stage_matches_total{rule_id=\"r-event\",stage=\"1\"}").is_none(),
         "an event rule has one stage"
     );
     if cfg!(target_os = "linux") {
-        assert!(
-            t.contains("process_resident_memory_bytes "),
-            "process collector: {t}"
-        );
+        assert!(t.contains("process_resident_memory_bytes "), "process collector: {t}");
         assert!(t.contains("process_cpu_seconds_total "));
     }
 }
@@ -118,48 +94,18 @@ fn flush_adds_exactly_the_batch_counts_and_zeroes_stats() {
     assert_eq!(v("eqlstream_received_events_total"), 15.0);
     assert_eq!(v("eqlstream_received_bytes_total"), 1000.0);
     assert_eq!(v("eqlstream_sent_events_total"), 11.0);
-    assert_eq!(
-        v("eqlstream_invalid_events_total{reason=\"too_long\"}"),
-        2.0
-    );
-    assert_eq!(
-        v("eqlstream_invalid_events_total{reason=\"no_timestamp\"}"),
-        1.0
-    );
-    assert_eq!(
-        v("eqlstream_invalid_events_total{reason=\"invalid_json\"}"),
-        0.0
-    );
+    assert_eq!(v("eqlstream_invalid_events_total{reason=\"too_long\"}"), 2.0);
+    assert_eq!(v("eqlstream_invalid_events_total{reason=\"no_timestamp\"}"), 1.0);
+    assert_eq!(v("eqlstream_invalid_events_total{reason=\"invalid_json\"}"), 0.0);
     assert_eq!(v("eqlstream_late_events_total"), 1.0);
-    assert_eq!(
-        v("eqlstream_stage_matches_total{rule_id=\"r-seq\",stage=\"0\"}"),
-        1.0
-    );
-    assert_eq!(
-        v("eqlstream_stage_matches_total{rule_id=\"r-seq\",stage=\"1\"}"),
-        0.0
-    );
-    assert_eq!(
-        v("eqlstream_stage_matches_total{rule_id=\"r-seq\",stage=\"2\"}"),
-        2.0
-    );
-    assert_eq!(
-        v("eqlstream_stage_matches_total{rule_id=\"r-event\",stage=\"0\"}"),
-        1.0
-    );
-    assert_eq!(
-        v("eqlstream_alerts_total{rule_id=\"r-seq\",rule_name=\"Three stage rule\"}"),
-        1.0
-    );
+    assert_eq!(v("eqlstream_stage_matches_total{rule_id=\"r-seq\",stage=\"0\"}"), 1.0);
+    assert_eq!(v("eqlstream_stage_matches_total{rule_id=\"r-seq\",stage=\"1\"}"), 0.0);
+    assert_eq!(v("eqlstream_stage_matches_total{rule_id=\"r-seq\",stage=\"2\"}"), 2.0);
+    assert_eq!(v("eqlstream_stage_matches_total{rule_id=\"r-event\",stage=\"0\"}"), 1.0);
+    assert_eq!(v("eqlstream_alerts_total{rule_id=\"r-seq\",rule_name=\"Three stage rule\"}"), 1.0);
     assert_eq!(v("eqlstream_partial_sequences{rule_id=\"r-seq\"}"), 0.0);
-    assert_eq!(
-        v("eqlstream_partial_sequences_expired_total{rule_id=\"r-seq\"}"),
-        1.0
-    );
-    assert_eq!(
-        v("eqlstream_partial_sequences_evicted_total{rule_id=\"r-event\"}"),
-        4.0
-    );
+    assert_eq!(v("eqlstream_partial_sequences_expired_total{rule_id=\"r-seq\"}"), 1.0);
+    assert_eq!(v("eqlstream_partial_sequences_evicted_total{rule_id=\"r-event\"}"), 4.0);
 }
 
 #[test]
@@ -177,23 +123,11 @@ fn gauges_and_histograms_record_through_handles() {
     let v = |series: &str| sample(&t, series).unwrap_or_else(|| panic!("{series} missing in\n{t}"));
     assert_eq!(v("eqlstream_watermark_seconds"), 1_772_704_802.5);
     assert_eq!(v("eqlstream_alert_latency_seconds_count"), 2.0);
-    assert_eq!(
-        v("eqlstream_alert_latency_seconds_bucket{le=\"0.0001\"}"),
-        0.0
-    );
-    assert_eq!(
-        v("eqlstream_alert_latency_seconds_bucket{le=\"0.0005\"}"),
-        1.0
-    );
+    assert_eq!(v("eqlstream_alert_latency_seconds_bucket{le=\"0.0001\"}"), 0.0);
+    assert_eq!(v("eqlstream_alert_latency_seconds_bucket{le=\"0.0005\"}"), 1.0);
     assert_eq!(v("eqlstream_alert_latency_seconds_bucket{le=\"10\"}"), 2.0);
-    assert_eq!(
-        v("eqlstream_batch_duration_seconds_count{stage=\"sequence\"}"),
-        1.0
-    );
-    assert_eq!(
-        v("eqlstream_batch_duration_seconds_bucket{stage=\"sequence\",le=\"0.000025\"}"),
-        1.0
-    );
+    assert_eq!(v("eqlstream_batch_duration_seconds_count{stage=\"sequence\"}"), 1.0);
+    assert_eq!(v("eqlstream_batch_duration_seconds_bucket{stage=\"sequence\",le=\"0.000025\"}"), 1.0);
     assert_eq!(v("eqlstream_queue_events{stage=\"decode\"}"), 24.0);
     assert_eq!(v("eqlstream_partial_sequences{rule_id=\"r-event\"}"), 7.0);
 }
@@ -217,17 +151,7 @@ fn stats_add_assign_sums_field_by_field() {
 #[test]
 fn invalid_reason_labels_are_the_documented_ones() {
     let labels: Vec<&str> = InvalidReason::ALL.iter().map(|r| r.label()).collect();
-    assert_eq!(
-        labels,
-        [
-            "invalid_json",
-            "invalid_utf8",
-            "not_object",
-            "too_long",
-            "no_timestamp",
-            "bad_timestamp"
-        ]
-    );
+    assert_eq!(labels, ["invalid_json", "invalid_utf8", "not_object", "too_long", "no_timestamp", "bad_timestamp"]);
     for (i, r) in InvalidReason::ALL.iter().enumerate() {
         assert_eq!(r.index(), i);
     }
@@ -237,22 +161,10 @@ fn invalid_reason_labels_are_the_documented_ones() {
 fn metrics_address_parses_off_and_socket_addresses() {
     assert_eq!(parse_metrics_address("off").unwrap(), None);
     assert_eq!(parse_metrics_address("OFF").unwrap(), None);
-    assert_eq!(
-        parse_metrics_address(DEFAULT_METRICS_ADDRESS).unwrap(),
-        Some("127.0.0.1:9780".parse().unwrap())
-    );
-    assert_eq!(
-        parse_metrics_address("[::1]:0").unwrap(),
-        Some("[::1]:0".parse().unwrap())
-    );
-    assert!(matches!(
-        parse_metrics_address("localhost"),
-        Err(MetricsError::BadAddress { .. })
-    ));
-    assert!(
-        DEFAULT_METRICS_ADDRESS.starts_with("127.0.0.1:"),
-        "loopback by default"
-    );
+    assert_eq!(parse_metrics_address(DEFAULT_METRICS_ADDRESS).unwrap(), Some("127.0.0.1:9780".parse().unwrap()));
+    assert_eq!(parse_metrics_address("[::1]:0").unwrap(), Some("[::1]:0".parse().unwrap()));
+    assert!(matches!(parse_metrics_address("localhost"), Err(MetricsError::BadAddress { .. })));
+    assert!(DEFAULT_METRICS_ADDRESS.starts_with("127.0.0.1:"), "loopback by default");
 }
 
 /// Sends `request` raw and returns the whole response (the server closes after it).
@@ -269,11 +181,7 @@ fn get(path: &str) -> Vec<u8> {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap()
+    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
 }
 
 #[test]
@@ -292,19 +200,10 @@ fn server_serves_exact_values_health_and_404() {
     rt.block_on(async {
         let r = exchange(addr, &get("/metrics")).await;
         assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
-        assert!(
-            r.contains("content-type: text/plain; version=0.0.4; charset=utf-8\r\n"),
-            "{r}"
-        );
+        assert!(r.contains("content-type: text/plain; version=0.0.4; charset=utf-8\r\n"), "{r}");
         let body = &r[r.find("\r\n\r\n").unwrap() + 4..];
         assert_eq!(sample(body, "eqlstream_received_events_total"), Some(61.0));
-        assert_eq!(
-            sample(
-                body,
-                "eqlstream_alerts_total{rule_id=\"r-seq\",rule_name=\"Three stage rule\"}"
-            ),
-            Some(6.0)
-        );
+        assert_eq!(sample(body, "eqlstream_alerts_total{rule_id=\"r-seq\",rule_name=\"Three stage rule\"}"), Some(6.0));
 
         // Values are live: a later flush shows in the next scrape.
         let mut s = Stats::new(&h);
@@ -320,11 +219,8 @@ fn server_serves_exact_values_health_and_404() {
         let r = exchange(addr, &get("/nope")).await;
         assert!(r.starts_with("HTTP/1.1 404 Not Found\r\n"), "{r}");
 
-        let r = exchange(
-            addr,
-            b"POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        )
-        .await;
+        let r = exchange(addr, b"POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .await;
         assert!(r.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"), "{r}");
     });
     server.shutdown();
@@ -339,10 +235,7 @@ fn server_survives_garbage_and_oversized_requests() {
     rt.block_on(async {
         let r = exchange(addr, b"\x00\xffnot http at all\r\n\r\n").await;
         assert!(r.is_empty() || r.starts_with("HTTP/1.1 400"), "{r}");
-        let huge = format!(
-            "GET /metrics HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
-            "a".repeat(64 * 1024)
-        );
+        let huge = format!("GET /metrics HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "a".repeat(64 * 1024));
         let r = exchange(addr, huge.as_bytes()).await;
         assert!(r.is_empty() || r.starts_with("HTTP/1.1 431"), "{r}");
         let r = exchange(addr, &get("/healthz")).await;
@@ -388,10 +281,7 @@ fn grafana_dashboard_only_uses_registered_metrics() {
             let expr = target["expr"].as_str().expect("expr");
             for m in re.find_iter(expr) {
                 let name = m.as_str();
-                let base = ["_bucket", "_count", "_sum"]
-                    .iter()
-                    .find_map(|s| name.strip_suffix(s))
-                    .unwrap_or(name);
+                let base = ["_bucket", "_count", "_sum"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name);
                 assert!(
                     exposition.contains(&format!("# TYPE {base} ")),
                     "panel {:?} uses unknown metric {name}",

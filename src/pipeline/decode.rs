@@ -14,8 +14,9 @@ use crossbeam_channel::{Receiver, Sender};
 use super::frame::Batch;
 use super::Totals;
 use crate::alert::MatchedEvent;
+use crate::event::DecodeError;
 use crate::event::{Decoder, Event, FieldId, Scalar};
-use crate::metrics::{Handles, InvalidReason, Stats};
+use crate::metrics::{Handles, InvalidReason, PipelineStage, Stats};
 use crate::ruleset::RuleSet;
 use crate::sequence::key::Key;
 use crate::sequence::machine::HitKind;
@@ -91,9 +92,13 @@ pub fn run(ctx: Arc<DecodeContext>, rx: Receiver<Batch>, tx: Sender<Decoded>, ha
         let started = Instant::now();
         let decoded = decode_batch(&ctx, &mut decoder, &mut stats, &mut keys, batch, started);
         let invalid: u64 = stats.invalid.iter().sum();
-        totals.add_received(decoded.batch.len() as u64, decoded.batch.buf.len() as u64 + decoded.batch.len() as u64, invalid);
+        totals.add_received(
+            decoded.batch.len() as u64,
+            decoded.batch.buf.len() as u64 + decoded.batch.len() as u64,
+            invalid,
+        );
         stats.flush(&handles);
-        handles.observe_batch("decode", started.elapsed().as_secs_f64());
+        handles.observe_batch(PipelineStage::Decode, started.elapsed().as_secs_f64());
         if tx.send(decoded).is_err() {
             break;
         }
@@ -138,27 +143,42 @@ fn decode_line(
     }
     let ev = match decoder.decode(line) {
         Ok(ev) => ev,
-        Err(e) => return LineTime::Invalid(InvalidReason::from_decode(&e)),
+        Err(e) => return LineTime::Invalid(decode_reason(&e)),
     };
-    let ts = match ev.first(ctx.timestamp_field) {
-        None => return LineTime::Invalid(InvalidReason::NoTimestamp),
-        Some(v) => match time::parse_timestamp(v, ctx.precision) {
-            Ok(ts) => ts,
-            Err(_) => return LineTime::Invalid(InvalidReason::BadTimestamp),
-        },
+    // Elasticsearch refuses a hit whose timestamp is missing or multi-valued (section 3).
+    let mut values = [Scalar::Bool(false); 2];
+    let mut n = 0;
+    ev.any(ctx.timestamp_field, |v| {
+        values[n] = v;
+        n += 1;
+        n == 2
+    });
+    let ts = match time::timestamp_of(&values[..n], ctx.precision) {
+        Ok(ts) => ts,
+        Err(time::TimeError::Missing) => return LineTime::Invalid(InvalidReason::NoTimestamp),
+        Err(_) => return LineTime::Invalid(InvalidReason::BadTimestamp),
     };
     let hits = match_rules(ctx, &ev, stats, keys);
     if !hits.is_empty() {
-        let tiebreaker = ctx.tiebreaker_field.and_then(|f| ev.first(f)).map(tiebreaker_of);
+        let tiebreaker = ctx.tiebreaker_field.and_then(|f| ev.first(f)).and_then(TieBreaker::from_scalar);
         // The line parsed as JSON, so it is valid UTF-8.
         let raw: Box<str> = String::from_utf8_lossy(line).into();
-        matches.push(Matched { line: index, tiebreaker, event: Arc::new(MatchedEvent { raw, timestamp_ns: ts }), hits });
+        matches.push(Matched {
+            line: index,
+            tiebreaker,
+            event: Arc::new(MatchedEvent { raw, timestamp_ns: ts }),
+            hits,
+        });
     }
     LineTime::At(ts)
 }
 
-fn tiebreaker_of(s: Scalar<'_>) -> TieBreaker {
-    TieBreaker::from_scalar(s)
+fn decode_reason(e: &DecodeError) -> InvalidReason {
+    match e {
+        DecodeError::InvalidUtf8 => InvalidReason::InvalidUtf8,
+        DecodeError::InvalidJson => InvalidReason::InvalidJson,
+        DecodeError::NotObject => InvalidReason::NotObject,
+    }
 }
 
 /// Evaluates every stage (and until clause) of every rule; allocates only for hits.

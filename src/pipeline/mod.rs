@@ -194,7 +194,8 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
         max_line_bytes: settings.max_line_bytes,
     });
     for w in 0..workers {
-        let (ctx, rx, tx, h, t) = (ctx.clone(), batch_rx.clone(), decoded_tx.clone(), metrics.handles(), totals.clone());
+        let (ctx, rx, tx, h, t) =
+            (ctx.clone(), batch_rx.clone(), decoded_tx.clone(), metrics.handles(), totals.clone());
         threads.push(spawn(format!("decode-{w}"), Box::new(move || decode::run(ctx, rx, tx, h, t)))?);
     }
     drop(batch_rx);
@@ -207,7 +208,10 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
         part_txs.push(tx);
         part_out_rxs.push(orx);
         let (r, h, fmt) = (rules.clone(), metrics.handles(), settings.alert_format);
-        threads.push(spawn(format!("partition-{p}"), Box::new(move || worker::run(r, fmt, max_partials_each, rx, otx, h)))?);
+        threads.push(spawn(
+            format!("partition-{p}"),
+            Box::new(move || worker::run(r, fmt, max_partials_each, rx, otx, h)),
+        )?);
     }
 
     let seq_cfg = sequencer::SequencerConfig {
@@ -215,9 +219,10 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
         idle_release: settings.idle_release,
         partitions,
         event_rule: rules.rules.iter().map(|r| r.query.sequence.is_none()).collect(),
-        advance_per_line: rules.rules.iter().any(|r| {
-            r.query.sequence.as_ref().is_some_and(|s| s.stages.contains(&StageKind::Missing))
-        }),
+        advance_per_line: rules
+            .rules
+            .iter()
+            .any(|r| r.query.sequence.as_ref().is_some_and(|s| s.stages.contains(&StageKind::Missing))),
     };
     {
         let (h, t) = (metrics.handles(), totals.clone());
@@ -236,7 +241,8 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
     };
 
     let feeder = source::Feeder::new(batch_tx);
-    let source_result = source::run(&settings.input, settings.batch_size, settings.max_connections, feeder, &shutdown, &runtime);
+    let source_result =
+        source::run(&settings.input, settings.batch_size, settings.max_connections, feeder, &shutdown, &runtime);
     // The feeder (and its sender) is gone: the stages drain in order.
     let end = match writer.join() {
         Ok(r) => r?,

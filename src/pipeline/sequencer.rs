@@ -18,7 +18,7 @@ use super::decode::{Decoded, LineTime, RuleHit};
 use super::frame::Batch;
 use super::Totals;
 use crate::alert::MatchedEvent;
-use crate::metrics::Handles;
+use crate::metrics::{Handles, PipelineStage, Stats};
 use crate::sequence::ordinal::Ordinal;
 use crate::sequence::partition::partition_of;
 use crate::sequence::reorder::ReorderBuffer;
@@ -31,8 +31,6 @@ pub enum WorkItem {
     Event {
         /// Alerts go after this global line.
         release_line: u64,
-        /// The watermark at release time (ns), for expiry.
-        watermark: Option<i64>,
         /// The event's ordinal.
         ordinal: Ordinal,
         /// The event.
@@ -103,7 +101,9 @@ pub fn run(
     handles: Handles,
     totals: Arc<Totals>,
 ) {
+    let stats = Stats::new(&handles);
     let mut s = Sequencer {
+        stats,
         reorder: ReorderBuffer::new(cfg.max_out_of_orderness_ns),
         cfg,
         parts,
@@ -133,7 +133,7 @@ pub fn run(
                 }
             }
             Err(RecvTimeoutError::Timeout) => {
-                if s.reorder.len() > 0 && s.idle_flush().is_err() {
+                if !s.reorder.is_empty() && s.idle_flush().is_err() {
                     return;
                 }
             }
@@ -154,6 +154,7 @@ pub fn run(
 struct Disconnected;
 
 struct Sequencer {
+    stats: Stats,
     cfg: SequencerConfig,
     reorder: ReorderBuffer<Pending>,
     parts: Vec<Sender<PartitionWork>>,
@@ -195,7 +196,6 @@ impl Sequencer {
                     let p = (line % self.cfg.partitions as u64) as usize;
                     self.work[p].items.push(WorkItem::Event {
                         release_line: line,
-                        watermark: self.reorder.watermark(),
                         ordinal: ordinal.clone(),
                         event: m.event.clone(),
                         hits: event_hits,
@@ -228,11 +228,12 @@ impl Sequencer {
             }
         }
         self.totals.add_late(late);
-        self.handles.add_late(late);
+        self.stats.late += late;
+        self.stats.flush(&self.handles);
         if let Some(w) = self.reorder.watermark() {
             self.handles.set_watermark(w as f64 / 1e9);
         }
-        self.handles.observe_batch("sequence", started.elapsed().as_secs_f64());
+        self.handles.observe_batch(PipelineStage::Sequence, started.elapsed().as_secs_f64());
         self.send_step(batch, received_at)
     }
 
@@ -244,12 +245,10 @@ impl Sequencer {
 
     fn route_released(&mut self, line: u64) {
         let n = self.cfg.partitions;
-        let watermark = self.reorder.watermark();
         for (ordinal, pending) in self.released.drain(..) {
             if n == 1 {
                 self.work[0].items.push(WorkItem::Event {
                     release_line: line,
-                    watermark,
                     ordinal,
                     event: pending.event,
                     hits: pending.hits,
@@ -264,7 +263,6 @@ impl Sequencer {
                 if !hits.is_empty() {
                     self.work[p].items.push(WorkItem::Event {
                         release_line: line,
-                        watermark,
                         ordinal: ordinal.clone(),
                         event: pending.event.clone(),
                         hits,

@@ -97,19 +97,20 @@ pub fn run(
 fn write_step(outputs: &mut Outputs, wb: &WriterBatch, alerts: &[AlertOut], stats: &mut Stats) -> std::io::Result<()> {
     let first = wb.batch.first_line;
     let mut next = 0usize;
-    let mut write_alerts_through = |outputs: &mut Outputs, line: Option<u64>, stats: &mut Stats| -> std::io::Result<()> {
-        while next < alerts.len() && line.is_none_or(|l| alerts[next].release_line <= l) {
-            let a = &alerts[next];
-            outputs.stdout.write_all(&a.bytes)?;
-            if let Some(f) = outputs.alerts.as_mut() {
-                f.write_all(&a.bytes)?;
+    let mut write_alerts_through =
+        |outputs: &mut Outputs, line: Option<u64>, stats: &mut Stats| -> std::io::Result<()> {
+            while next < alerts.len() && line.is_none_or(|l| alerts[next].release_line <= l) {
+                let a = &alerts[next];
+                outputs.stdout.write_all(&a.bytes)?;
+                if let Some(f) = outputs.alerts.as_mut() {
+                    f.write_all(&a.bytes)?;
+                }
+                stats.alerts[a.rule as usize] += 1;
+                stats.sent_events += memchr::memchr_iter(b'\n', &a.bytes).count() as u64;
+                next += 1;
             }
-            stats.alerts[a.rule as usize] += 1;
-            stats.sent_events += memchr::memchr_iter(b'\n', &a.bytes).count() as u64;
-            next += 1;
-        }
-        Ok(())
-    };
+            Ok(())
+        };
     if wb.batch.is_empty() {
         write_alerts_through(outputs, None, stats)?;
     } else {

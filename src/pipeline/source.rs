@@ -141,7 +141,8 @@ fn stdin_ready() -> bool {
     let mut pfd = libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 };
     // SAFETY: one valid pollfd, count 1.
     let n = unsafe { libc::poll(&mut pfd, 1, POLL_INTERVAL_MS) };
-    n != 0
+    // EINTR (a signal, e.g. the SIGTERM we must react to) is "not ready": loop and check.
+    n > 0 || (n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted)
 }
 
 fn read_stdin(batch_size: usize, mut feeder: Feeder, shutdown: &Shutdown) -> Result<(), SourceError> {

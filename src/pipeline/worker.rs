@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::decode::RuleHit;
 use super::sequencer::{PartitionWork, WorkItem};
 use crate::alert::{self, AlertFormat, Detection, MatchedEvent};
-use crate::metrics::{Handles, Stats};
+use crate::metrics::{Handles, PipelineStage, Stats};
 use crate::ruleset::RuleSet;
 use crate::sequence::key::Key;
 use crate::sequence::machine::{Completed, HitKind, SequenceMachine};
@@ -63,14 +63,14 @@ pub fn run(
         let mut out = PartitionOutput { step: work.step, alerts: Vec::new() };
         for item in work.items {
             match item {
-                WorkItem::Event { release_line, watermark, ordinal, event, hits } => {
+                WorkItem::Event { release_line, ordinal, event, hits } => {
                     process_event(
                         &rules,
                         format,
                         &mut machines,
                         &mut completed,
                         &mut rule_hits,
-                        (release_line, watermark, &ordinal, &event),
+                        (release_line, &ordinal, &event),
                         hits,
                         &mut out.alerts,
                     );
@@ -104,7 +104,7 @@ pub fn run(
             }
         }
         stats.flush(&handles);
-        handles.observe_batch("partition", started.elapsed().as_secs_f64());
+        handles.observe_batch(PipelineStage::Sequence, started.elapsed().as_secs_f64());
         if tx.send(out).is_err() {
             break;
         }
@@ -118,7 +118,7 @@ fn process_event(
     machines: &mut [Option<SequenceMachine<Arc<MatchedEvent>>>],
     completed: &mut Vec<Completed<Arc<MatchedEvent>>>,
     rule_hits: &mut Vec<(HitKind, Key)>,
-    (release_line, watermark, ordinal, event): (u64, Option<i64>, &Ordinal, &Arc<MatchedEvent>),
+    (release_line, ordinal, event): (u64, &Ordinal, &Arc<MatchedEvent>),
     mut hits: Vec<RuleHit>,
     alerts: &mut Vec<AlertOut>,
 ) {
@@ -136,10 +136,11 @@ fn process_event(
         i = j;
         match machines.get_mut(rule as usize).and_then(Option::as_mut) {
             Some(m) => {
-                if let Some(w) = watermark {
-                    m.advance(w, completed);
-                    emit(rules, format, rule, release_line, completed, alerts);
-                }
+                // Events are fed in ordinal order, so every later event has ts >= this one's:
+                // its own timestamp is the safe expiry point (the sequencer's watermark may be
+                // far ahead after an idle or final release-all).
+                m.advance(ordinal.ts, completed);
+                emit(rules, format, rule, release_line, completed, alerts);
                 m.on_event(ordinal, event, rule_hits, completed);
                 emit(rules, format, rule, release_line, completed, alerts);
             }

@@ -143,23 +143,16 @@ impl<E> KeyState<E> {
     }
 
     fn miss(&self) -> &MissState {
-        self.miss
-            .as_deref()
-            .expect("keys of rules with missing-event stages carry missing-event state")
+        self.miss.as_deref().expect("keys of rules with missing-event stages carry missing-event state")
     }
 
     fn miss_mut(&mut self) -> &mut MissState {
-        self.miss
-            .as_deref_mut()
-            .expect("keys of rules with missing-event stages carry missing-event state")
+        self.miss.as_deref_mut().expect("keys of rules with missing-event stages carry missing-event state")
     }
 
     fn is_idle(&self) -> bool {
         self.pending.iter().all(Option::is_none)
-            && self
-                .miss
-                .as_deref()
-                .is_none_or(|m| m.deferred.is_empty() && m.records.iter().all(VecDeque::is_empty))
+            && self.miss.as_deref().is_none_or(|m| m.deferred.is_empty() && m.records.iter().all(VecDeque::is_empty))
     }
 }
 
@@ -208,9 +201,7 @@ impl<E: Clone> SequenceMachine<E> {
     pub fn new(spec: &SequenceSpec, max_partials: usize) -> Self {
         let kinds: Box<[StageKind]> = spec.stages.clone().into_boxed_slice();
         let n = kinds.len();
-        let positive: Vec<usize> = (0..n)
-            .filter(|&i| kinds[i] == StageKind::Positive)
-            .collect();
+        let positive: Vec<usize> = (0..n).filter(|&i| kinds[i] == StageKind::Positive).collect();
         let first_pos = positive.first().copied();
         let last_pos = positive.last().copied().unwrap_or(0);
         let mut prev_pos = vec![0; n];
@@ -230,19 +221,13 @@ impl<E: Clone> SequenceMachine<E> {
             }
             miss_index[i] = misses;
             misses += 1;
-            match (
-                first_pos,
-                positive.iter().rev().find(|&&p| p < i),
-                positive.iter().find(|&&p| p > i),
-            ) {
+            match (first_pos, positive.iter().rev().find(|&&p| p < i), positive.iter().find(|&&p| p > i)) {
                 (Some(f), _, _) if i < f => leading.push(i),
                 (_, Some(&a), Some(&b)) => middle.push((i, a, b)),
                 _ => trailing.push(i),
             }
         }
-        let span = spec
-            .maxspan_ns
-            .map_or(i64::MAX, |s| i64::try_from(s).unwrap_or(i64::MAX));
+        let span = spec.maxspan_ns.map_or(i64::MAX, |s| i64::try_from(s).unwrap_or(i64::MAX));
         SequenceMachine {
             kinds,
             prev_pos: prev_pos.into(),
@@ -270,13 +255,7 @@ impl<E: Clone> SequenceMachine<E> {
     /// Feed one event; events must come in increasing [`Ordinal`]. `hits`: every (stage or
     /// until, key) this event matched (keys already expanded to the cartesian product and
     /// mandatory-null keys filtered out, section 4). Completed sequences are appended to `out`.
-    pub fn on_event(
-        &mut self,
-        ord: &Ordinal,
-        ev: &E,
-        hits: &[(HitKind, Key)],
-        out: &mut Vec<Completed<E>>,
-    ) {
+    pub fn on_event(&mut self, ord: &Ordinal, ev: &E, hits: &[(HitKind, Key)], out: &mut Vec<Completed<E>>) {
         // Every later event has ts >= ord.ts.
         self.expire(ord.ts, out);
         if let [(kind, key)] = hits {
@@ -326,18 +305,10 @@ impl<E: Clone> SequenceMachine<E> {
     /// (completing ordinal, key) order, and forgets all state.
     pub fn finish(&mut self, out: &mut Vec<Completed<E>>) {
         let mut rest: Vec<Deferred<E>> = std::mem::take(&mut self.deferred).into_values().collect();
-        rest.sort_by(|a, b| {
-            a.ordinal
-                .cmp(&b.ordinal)
-                .then_with(|| self.table.key(a.slot).cmp(self.table.key(b.slot)))
-        });
+        rest.sort_by(|a, b| a.ordinal.cmp(&b.ordinal).then_with(|| self.table.key(a.slot).cmp(self.table.key(b.slot))));
         for d in rest {
             self.counters.completed += 1;
-            out.push(Completed {
-                key: self.table.key(d.slot).clone(),
-                events: d.events,
-                ordinal: d.ordinal,
-            });
+            out.push(Completed { key: self.table.key(d.slot).clone(), events: d.events, ordinal: d.ordinal });
         }
         self.counters.abandoned += self.expiry.len() as u64;
         self.expiry.clear();
@@ -371,14 +342,7 @@ impl<E: Clone> SequenceMachine<E> {
         self.bounded && to.saturating_sub(from) > self.span
     }
 
-    fn on_stage(
-        &mut self,
-        s: usize,
-        key: &Key,
-        ord: &Ordinal,
-        ev: &E,
-        out: &mut Vec<Completed<E>>,
-    ) {
+    fn on_stage(&mut self, s: usize, key: &Key, ord: &Ordinal, ev: &E, out: &mut Vec<Completed<E>>) {
         let Some(first_pos) = self.first_pos else {
             return;
         };
@@ -395,11 +359,7 @@ impl<E: Clone> SequenceMachine<E> {
             self.counters.created += 1;
             let mut events = Vec::with_capacity(self.positives);
             events.push((now, ev.clone()));
-            let partial = Partial {
-                serial: self.serial,
-                first_ts: now,
-                events,
-            };
+            let partial = Partial { serial: self.serial, first_ts: now, events };
             let slot = self.slot_for(key);
             if s == self.last_pos {
                 self.candidate(slot, partial, ord, out);
@@ -426,10 +386,7 @@ impl<E: Clone> SequenceMachine<E> {
                 self.candidate(slot, partial, ord, out);
             } else {
                 // Still tracked in the expiry queue under the same entry.
-                if self.table.get_mut(slot).pending[s]
-                    .replace(partial)
-                    .is_some()
-                {
+                if self.table.get_mut(slot).pending[s].replace(partial).is_some() {
                     self.expiry.forget();
                     self.counters.superseded += 1;
                 }
@@ -441,8 +398,7 @@ impl<E: Clone> SequenceMachine<E> {
     /// The slot of `key`, created empty if absent.
     fn slot_for(&mut self, key: &Key) -> SlotId {
         let (stages, misses) = (self.last_pos, self.miss_count());
-        self.table
-            .find_or_insert(key, || KeyState::new(stages, misses))
+        self.table.find_or_insert(key, || KeyState::new(stages, misses))
     }
 
     fn miss_count(&self) -> usize {
@@ -452,10 +408,7 @@ impl<E: Clone> SequenceMachine<E> {
     /// Put a new or advanced partial at stage `s`, replacing (and untracking) an older one.
     fn store(&mut self, slot: SlotId, s: usize, partial: Partial<E>) {
         self.expiry.push((partial.first_ts, partial.serial, slot));
-        if self.table.get_mut(slot).pending[s]
-            .replace(partial)
-            .is_some()
-        {
+        if self.table.get_mut(slot).pending[s].replace(partial).is_some() {
             self.expiry.forget();
             self.counters.superseded += 1;
         }
@@ -499,10 +452,7 @@ impl<E: Clone> SequenceMachine<E> {
             // A trailing event rejects every deferred candidate of its key whose window holds it.
             let mut waiting = std::mem::take(&mut self.table.get_mut(slot).miss_mut().deferred);
             waiting.retain(|entry| {
-                let hit = self
-                    .deferred
-                    .get(entry)
-                    .is_some_and(|d| now > d.last_ms && now <= entry.0);
+                let hit = self.deferred.get(entry).is_some_and(|d| now > d.last_ms && now <= entry.0);
                 if hit {
                     self.deferred.remove(entry);
                     self.counters.rejected_missing += 1;
@@ -517,8 +467,7 @@ impl<E: Clone> SequenceMachine<E> {
     /// or after `now` (one extra ms covers the ms-floored window bounds).
     fn record_floor(&self, now: i64) -> i64 {
         if self.bounded {
-            now.saturating_sub(self.span)
-                .saturating_sub(NANOS_PER_MILLI)
+            now.saturating_sub(self.span).saturating_sub(NANOS_PER_MILLI)
         } else {
             i64::MIN
         }
@@ -526,13 +475,7 @@ impl<E: Clone> SequenceMachine<E> {
 
     /// A positive-complete candidate: check its missing-event windows (section 7.3) and emit,
     /// reject or defer it.
-    fn candidate(
-        &mut self,
-        slot: SlotId,
-        partial: Partial<E>,
-        ord: &Ordinal,
-        out: &mut Vec<Completed<E>>,
-    ) {
+    fn candidate(&mut self, slot: SlotId, partial: Partial<E>, ord: &Ordinal, out: &mut Vec<Completed<E>>) {
         if self.miss_count() == 0 {
             self.counters.completed += 1;
             out.push(Completed {
@@ -549,10 +492,7 @@ impl<E: Clone> SequenceMachine<E> {
         // Middle stages: any event strictly between the neighbours' ms timestamps discards.
         for &(m, a, b) in self.middle.iter() {
             let (lo, hi) = (truncate_to_millis(ts_of(a)), truncate_to_millis(ts_of(b)));
-            if records[self.miss_index[m]]
-                .iter()
-                .any(|&r| r > lo && r < hi)
-            {
+            if records[self.miss_index[m]].iter().any(|&r| r > lo && r < hi) {
                 self.counters.rejected_missing += 1;
                 return;
             }
@@ -562,13 +502,7 @@ impl<E: Clone> SequenceMachine<E> {
         let last_leading = self
             .leading
             .iter()
-            .filter_map(|&m| {
-                records[self.miss_index[m]]
-                    .iter()
-                    .rev()
-                    .find(|&&r| r < start_ms)
-                    .copied()
-            })
+            .filter_map(|&m| records[self.miss_index[m]].iter().rev().find(|&&r| r < start_ms).copied())
             .max();
         let last_ms = truncate_to_millis(last);
         let verdict = if self.trailing.is_empty() {
@@ -577,24 +511,15 @@ impl<E: Clone> SequenceMachine<E> {
                 _ => Verdict::Accept,
             }
         } else {
-            let from = if self.leading.is_empty() {
-                Some(start)
-            } else {
-                last_leading
-            };
+            let from = if self.leading.is_empty() { Some(start) } else { last_leading };
             match from {
                 None => Verdict::Accept,
                 Some(from) => {
-                    let deadline = if self.bounded {
-                        from.saturating_add(self.span)
-                    } else {
-                        i64::MAX
-                    };
-                    let seen = self.trailing.iter().any(|&m| {
-                        records[self.miss_index[m]]
-                            .iter()
-                            .any(|&r| r > last_ms && r <= deadline)
-                    });
+                    let deadline = if self.bounded { from.saturating_add(self.span) } else { i64::MAX };
+                    let seen = self
+                        .trailing
+                        .iter()
+                        .any(|&m| records[self.miss_index[m]].iter().any(|&r| r > last_ms && r <= deadline));
                     if seen {
                         Verdict::Reject
                     } else if deadline < ord.ts {
@@ -621,24 +546,12 @@ impl<E: Clone> SequenceMachine<E> {
             Verdict::Defer(deadline) => {
                 self.serial += 1;
                 let id = (deadline, self.serial);
-                self.deferred.insert(
-                    id,
-                    Deferred {
-                        slot,
-                        last_ms,
-                        events,
-                        ordinal: ord.clone(),
-                    },
-                );
+                self.deferred.insert(id, Deferred { slot, last_ms, events, ordinal: ord.clone() });
                 self.table.get_mut(slot).miss_mut().deferred.push(id);
             }
             _ => {
                 self.counters.completed += 1;
-                out.push(Completed {
-                    key: self.table.key(slot).clone(),
-                    events,
-                    ordinal: ord.clone(),
-                });
+                out.push(Completed { key: self.table.key(slot).clone(), events, ordinal: ord.clone() });
             }
         }
     }
@@ -652,17 +565,9 @@ impl<E: Clone> SequenceMachine<E> {
             let Some(d) = self.deferred.remove(&id) else {
                 break;
             };
-            self.table
-                .get_mut(d.slot)
-                .miss_mut()
-                .deferred
-                .retain(|x| *x != id);
+            self.table.get_mut(d.slot).miss_mut().deferred.retain(|x| *x != id);
             self.counters.completed += 1;
-            out.push(Completed {
-                key: self.table.key(d.slot).clone(),
-                events: d.events,
-                ordinal: d.ordinal,
-            });
+            out.push(Completed { key: self.table.key(d.slot).clone(), events: d.events, ordinal: d.ordinal });
             self.maybe_free(d.slot);
         }
         if !self.bounded {
@@ -733,11 +638,7 @@ impl<E: Clone> SequenceMachine<E> {
 
 /// Whether the partial an expiry entry names still exists (serials are never reused).
 fn is_live<E>(table: &KeyTable<KeyState<E>>, &(_, serial, slot): &ExpiryEntry) -> bool {
-    table.try_get(slot).is_some_and(|st| {
-        st.pending
-            .iter()
-            .any(|p| p.as_ref().is_some_and(|p| p.serial == serial))
-    })
+    table.try_get(slot).is_some_and(|st| st.pending.iter().any(|p| p.as_ref().is_some_and(|p| p.serial == serial)))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

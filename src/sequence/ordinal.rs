@@ -82,11 +82,7 @@ pub struct Ordinal {
 impl Ordinal {
     /// An ordinal without a tiebreaker.
     pub fn new(ts: i64, arrival: u64) -> Self {
-        Ordinal {
-            ts,
-            tiebreaker: None,
-            arrival,
-        }
+        Ordinal { ts, tiebreaker: None, arrival }
     }
 }
 
@@ -115,11 +111,7 @@ mod tests {
     use super::*;
 
     fn ord(ts: i64, tb: Option<TieBreaker>, arrival: u64) -> Ordinal {
-        Ordinal {
-            ts,
-            tiebreaker: tb,
-            arrival,
-        }
+        Ordinal { ts, tiebreaker: tb, arrival }
     }
 
     #[test]
@@ -137,9 +129,6 @@ mod tests {
     #[test]
     fn arrival_decides_full_ties() {
         assert!(ord(5, None, 1) < ord(5, None, 2));
-        assert!(
-            ord(5, Some(TieBreaker::Str("a".into())), 1)
-                < ord(5, Some(TieBreaker::Str("a".into())), 2)
-        );
+        assert!(ord(5, Some(TieBreaker::Str("a".into())), 1) < ord(5, Some(TieBreaker::Str("a".into())), 2));
     }
 }

@@ -127,8 +127,7 @@ impl<E: Clone> PartitionedMachine<E> {
     }
 
     fn flush(&mut self, out: &mut Vec<Completed<E>>) {
-        self.step
-            .sort_by(|a, b| a.ordinal.cmp(&b.ordinal).then_with(|| a.key.cmp(&b.key)));
+        self.step.sort_by(|a, b| a.ordinal.cmp(&b.ordinal).then_with(|| a.key.cmp(&b.key)));
         out.append(&mut self.step);
     }
 }

@@ -105,14 +105,10 @@ impl<T> ReorderBuffer<T> {
     pub fn push(&mut self, ordinal: Ordinal, item: T) -> Result<(), Late<T>> {
         self.observe(ordinal.ts);
         let watermark = self.watermark();
-        let behind = watermark.is_some_and(|w| ordinal.ts < w)
-            || self.last_released.as_ref().is_some_and(|r| ordinal < *r);
+        let behind =
+            watermark.is_some_and(|w| ordinal.ts < w) || self.last_released.as_ref().is_some_and(|r| ordinal < *r);
         if behind {
-            return Err(Late {
-                ordinal,
-                item,
-                watermark,
-            });
+            return Err(Late { ordinal, item, watermark });
         }
         self.heap.push(Reverse(Held { ordinal, item }));
         Ok(())
@@ -178,10 +174,7 @@ pub struct IdleTimer {
 impl IdleTimer {
     /// A timer firing after `idle` without input.
     pub fn new(idle: Duration) -> Self {
-        IdleTimer {
-            idle,
-            last_input: None,
-        }
+        IdleTimer { idle, last_input: None }
     }
 
     /// Input arrived at `now`.
@@ -203,8 +196,7 @@ impl IdleTimer {
 
     /// How long after `now` the timer would fire if no input arrives (for a receive timeout).
     pub fn remaining(&self, now: Instant) -> Option<Duration> {
-        self.last_input
-            .map(|t| self.idle.saturating_sub(now.saturating_duration_since(t)))
+        self.last_input.map(|t| self.idle.saturating_sub(now.saturating_duration_since(t)))
     }
 }
 
@@ -267,10 +259,7 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(b.watermark(), Some(10 * S));
         assert!(b.push(ord(9 * S, 1), 1).is_err());
-        assert!(
-            b.push(ord(10 * S, 2), 2).is_ok(),
-            "same ts, later arrival: still ordered"
-        );
+        assert!(b.push(ord(10 * S, 2), 2).is_ok(), "same ts, later arrival: still ordered");
     }
 
     #[test]
@@ -284,9 +273,6 @@ mod tests {
         assert!(t.due(t0 + Duration::from_secs(1), 3));
         assert!(!t.due(t0 + Duration::from_secs(2), 3), "fires once");
         t.input(t0 + Duration::from_secs(3));
-        assert_eq!(
-            t.remaining(t0 + Duration::from_millis(3_400)),
-            Some(Duration::from_millis(600))
-        );
+        assert_eq!(t.remaining(t0 + Duration::from_millis(3_400)), Some(Duration::from_millis(600)));
     }
 }

@@ -33,12 +33,7 @@ pub(crate) struct KeyTable<V> {
 impl<V> KeyTable<V> {
     /// An empty table.
     pub(crate) fn new() -> Self {
-        KeyTable {
-            index: HashTable::new(),
-            slots: Vec::new(),
-            free: Vec::new(),
-            hasher: DefaultHashBuilder::default(),
-        }
+        KeyTable { index: HashTable::new(), slots: Vec::new(), free: Vec::new(), hasher: DefaultHashBuilder::default() }
     }
 
     /// The slot of `key`, if it has one.
@@ -46,11 +41,7 @@ impl<V> KeyTable<V> {
         let hash = self.hasher.hash_one(key);
         let slots = &self.slots;
         self.index
-            .find(hash, |&id| {
-                slots[id as usize]
-                    .as_ref()
-                    .is_some_and(|s| s.hash == hash && s.key == *key)
-            })
+            .find(hash, |&id| slots[id as usize].as_ref().is_some_and(|s| s.hash == hash && s.key == *key))
             .copied()
     }
 
@@ -60,29 +51,20 @@ impl<V> KeyTable<V> {
         let slots = &mut self.slots;
         let entry = self.index.entry(
             hash,
-            |&id| {
-                slots[id as usize]
-                    .as_ref()
-                    .is_some_and(|s| s.hash == hash && s.key == *key)
-            },
+            |&id| slots[id as usize].as_ref().is_some_and(|s| s.hash == hash && s.key == *key),
             |&id| slots[id as usize].as_ref().map_or(0, |s| s.hash),
         );
         match entry {
             Entry::Occupied(o) => *o.get(),
             Entry::Vacant(v) => {
-                let slot = Slot {
-                    hash,
-                    key: key.clone(),
-                    value: make(),
-                };
+                let slot = Slot { hash, key: key.clone(), value: make() };
                 let id = match self.free.pop() {
                     Some(id) => {
                         slots[id as usize] = Some(slot);
                         id
                     }
                     None => {
-                        let id = SlotId::try_from(slots.len())
-                            .expect("fewer than 2^32 live join keys per machine");
+                        let id = SlotId::try_from(slots.len()).expect("fewer than 2^32 live join keys per machine");
                         slots.push(Some(slot));
                         id
                     }
@@ -110,10 +92,7 @@ impl<V> KeyTable<V> {
 
     /// The state of a live slot, mutably.
     pub(crate) fn get_mut(&mut self, id: SlotId) -> &mut V {
-        &mut self.slots[id as usize]
-            .as_mut()
-            .expect("slot ids held by the machine refer to live slots")
-            .value
+        &mut self.slots[id as usize].as_mut().expect("slot ids held by the machine refer to live slots").value
     }
 
     /// Remove a live slot (its id may then be reused).
@@ -140,9 +119,7 @@ impl<V> KeyTable<V> {
     }
 
     fn live(&self, id: SlotId) -> &Slot<V> {
-        self.slots[id as usize]
-            .as_ref()
-            .expect("slot ids held by the machine refer to live slots")
+        self.slots[id as usize].as_ref().expect("slot ids held by the machine refer to live slots")
     }
 }
 
@@ -168,10 +145,7 @@ pub(crate) struct ExpiryQueue {
 impl ExpiryQueue {
     /// Track a new partial (entries must come in increasing order).
     pub(crate) fn push(&mut self, e: ExpiryEntry) {
-        debug_assert!(
-            self.queue.back().is_none_or(|b| *b < e),
-            "expiry entries in order"
-        );
+        debug_assert!(self.queue.back().is_none_or(|b| *b < e), "expiry entries in order");
         self.queue.push_back(e);
         self.live += 1;
     }

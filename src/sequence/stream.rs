@@ -38,8 +38,7 @@ pub struct StreamConfig {
 impl Default for StreamConfig {
     fn default() -> Self {
         StreamConfig {
-            max_out_of_orderness_ns: i64::try_from(DEFAULT_MAX_OUT_OF_ORDERNESS.as_nanos())
-                .unwrap_or(i64::MAX),
+            max_out_of_orderness_ns: i64::try_from(DEFAULT_MAX_OUT_OF_ORDERNESS.as_nanos()).unwrap_or(i64::MAX),
             partitions: 1,
             max_partials: DEFAULT_MAX_PARTIAL_SEQUENCES,
         }
@@ -99,11 +98,7 @@ impl<E: Clone> RuleStream<E> {
         let outcome = if hits.is_empty() {
             LineOutcome::Unmatched
         } else {
-            let ordinal = Ordinal {
-                ts,
-                tiebreaker,
-                arrival,
-            };
+            let ordinal = Ordinal { ts, tiebreaker, arrival };
             match self.buffer.push(ordinal, (event, hits)) {
                 Ok(()) => LineOutcome::Buffered,
                 Err(_) => LineOutcome::Late,

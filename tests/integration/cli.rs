@@ -6,9 +6,19 @@ fn help_explains_every_option_and_exits_0() {
     assert_eq!(o.status.code(), Some(0));
     let help = String::from_utf8_lossy(&o.stdout);
     for flag in [
-        "--config", "--rules", "--input", "--workers", "--batch-size", "--max-out-of-orderness",
-        "--metrics-address", "--alerts-output", "--no-passthrough", "--progress", "--alert-format",
-        "validate", "Exit codes",
+        "--config",
+        "--rules",
+        "--input",
+        "--workers",
+        "--batch-size",
+        "--max-out-of-orderness",
+        "--metrics-address",
+        "--alerts-output",
+        "--no-passthrough",
+        "--progress",
+        "--alert-format",
+        "validate",
+        "Exit codes",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
@@ -49,7 +59,9 @@ fn missing_rules_path_is_66_and_bad_rule_is_65() {
     assert_eq!(o.code, 66, "{}", o.stderr);
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
-    let seed = std::fs::read_to_string(repo("config/rules/defense_evasion_file_creation_execution_deletion_cradle.toml")).unwrap();
+    let seed =
+        std::fs::read_to_string(repo("config/rules/defense_evasion_file_creation_execution_deletion_cradle.toml"))
+            .unwrap();
     std::fs::write(&bad, seed.replace("event.action == \"creation\"", "event.action = \"creation\"")).unwrap();
     let o = run(&["--rules", bad.to_str().unwrap()], b"");
     assert_eq!(o.code, 65, "{}", o.stderr);
@@ -72,7 +84,9 @@ fn validate_missing_path_is_66() {
 fn validate_reports_file_line_column_for_a_bad_rule() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
-    let seed = std::fs::read_to_string(repo("config/rules/defense_evasion_file_creation_execution_deletion_cradle.toml")).unwrap();
+    let seed =
+        std::fs::read_to_string(repo("config/rules/defense_evasion_file_creation_execution_deletion_cradle.toml"))
+            .unwrap();
     let broken = seed.replace("maxspan=10s", "maxspan=10");
     std::fs::write(&bad, &broken).unwrap();
     let o = cmd(&["validate", bad.to_str().unwrap()]).output().unwrap();

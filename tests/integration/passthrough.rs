@@ -120,7 +120,10 @@ fn random_streams_come_out_unchanged() {
             match rng.random_range(0..4) {
                 0 => input.extend((0..rng.random_range(0..80)).map(|_| rng.random::<u8>()).filter(|b| *b != b'\n')),
                 1 => input.extend_from_slice(&seed_events[rng.random_range(0..seed_events.len())]),
-                2 => input.extend_from_slice(format!("{{\"@timestamp\":{},\"n\":{}}}", rng.random_range(0..1_000_000u64), rng.random::<u32>()).as_bytes()),
+                2 => input.extend_from_slice(
+                    format!("{{\"@timestamp\":{},\"n\":{}}}", rng.random_range(0..1_000_000u64), rng.random::<u32>())
+                        .as_bytes(),
+                ),
                 _ => {}
             }
             input.push(b'\n');
@@ -135,8 +138,9 @@ fn random_streams_come_out_unchanged() {
         // Remove the alert lines: what remains is the input, byte for byte.
         let mut rest = Vec::new();
         for l in o.stdout.split_inclusive(|b| *b == b'\n') {
-            let is_alert = serde_json::from_slice::<serde_json::Value>(l)
-                .is_ok_and(|v| v.pointer("/event/kind").and_then(|k| k.as_str()) == Some("alert") && v.get("eql").is_some());
+            let is_alert = serde_json::from_slice::<serde_json::Value>(l).is_ok_and(|v| {
+                v.pointer("/event/kind").and_then(|k| k.as_str()) == Some("alert") && v.get("eql").is_some()
+            });
             if !is_alert {
                 rest.extend_from_slice(l);
             }

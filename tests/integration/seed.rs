@@ -83,7 +83,11 @@ fn seed_output_is_identical_across_workers_and_batch_sizes() {
     let out_events: Vec<Vec<u8>> = base_masked
         .iter()
         .filter(|l| !l.is_empty())
-        .filter(|l| serde_json::from_slice::<Value>(l).map(|v| v.pointer("/event/kind") != Some(&Value::from("alert"))).unwrap_or(true))
+        .filter(|l| {
+            serde_json::from_slice::<Value>(l)
+                .map(|v| v.pointer("/event/kind") != Some(&Value::from("alert")))
+                .unwrap_or(true)
+        })
         .cloned()
         .collect();
     assert_eq!(out_events.len(), events.len());

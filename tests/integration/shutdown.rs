@@ -63,7 +63,12 @@ fn sigterm_drains_every_line_read_and_exits_0() {
 #[test]
 fn idle_input_releases_alerts_without_end_of_input() {
     let seed = std::fs::read(data("cloud_defend/seed_rule_cases.ndjson")).unwrap();
-    let mut child = cmd(&["--idle-release", "300ms"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd(&["--idle-release", "300ms"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let (_progress, reader) = spawn_reader(child.stdout.take().unwrap());
     stdin.write_all(&seed).unwrap();

@@ -39,9 +39,11 @@ impl Output {
         self.stdout
             .split(|b| *b == b'\n')
             .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
-            .filter(|v| v.pointer("/event/kind").and_then(|k| k.as_str()) == Some("alert")
-                || v.pointer("/kibana/alert/rule/rule_id").is_some()
-                || v.get("kibana.alert.rule.rule_id").is_some())
+            .filter(|v| {
+                v.pointer("/event/kind").and_then(|k| k.as_str()) == Some("alert")
+                    || v.pointer("/kibana/alert/rule/rule_id").is_some()
+                    || v.get("kibana.alert.rule.rule_id").is_some()
+            })
             .collect()
     }
 }
@@ -112,7 +114,11 @@ macro_rules! eqnice {
         let expected = &$expected;
         let got = &$got;
         if expected != got {
-            panic!("\n== expected ==\n{}\n== got ==\n{}\n== end ==", String::from_utf8_lossy(expected.as_ref()), String::from_utf8_lossy(got.as_ref()));
+            panic!(
+                "\n== expected ==\n{}\n== got ==\n{}\n== end ==",
+                String::from_utf8_lossy(expected.as_ref()),
+                String::from_utf8_lossy(got.as_ref())
+            );
         }
     }};
 }

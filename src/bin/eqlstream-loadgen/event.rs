@@ -119,9 +119,7 @@ pub struct TimeCache {
 
 impl Default for TimeCache {
     fn default() -> Self {
-        TimeCache {
-            slots: [(u64::MAX, [0; 20]); 4],
-        }
+        TimeCache { slots: [(u64::MAX, [0; 20]); 4] }
     }
 }
 
@@ -313,10 +311,7 @@ pub struct Formatter {
 impl Formatter {
     /// A formatter for a run with `seed`.
     pub fn new(seed: u64) -> Self {
-        Formatter {
-            seed,
-            times: TimeCache::default(),
-        }
+        Formatter { seed, times: TimeCache::default() }
     }
 
     /// Appends the event's JSON object and a `\n` to `out`.
@@ -334,16 +329,14 @@ fn write_event(out: &mut Vec<u8>, times: &mut TimeCache, world: &World, seed: u6
     times.write(out, ev.ts);
     out.extend_from_slice(b"\",\"agent\":{\"id\":\"");
     out.extend_from_slice(h.agent_id.as_bytes());
-    out.extend_from_slice(b"\",\"type\":\"cloud-defend\",\"version\":\"9.3.0\"},\"cloud\":{\"provider\":\"aws\",\"region\":\"");
+    out.extend_from_slice(
+        b"\",\"type\":\"cloud-defend\",\"version\":\"9.3.0\"},\"cloud\":{\"provider\":\"aws\",\"region\":\"",
+    );
     out.extend_from_slice(h.region.as_bytes());
     out.extend_from_slice(b"\",\"availability_zone\":\"");
     out.extend_from_slice(h.az.as_bytes());
     out.extend_from_slice(b"\"},\"cloud_defend\":{\"matched_selectors\":[\"");
-    out.extend_from_slice(if ev.kind.is_file() {
-        b"fileActivity"
-    } else {
-        b"allProcesses"
-    });
+    out.extend_from_slice(if ev.kind.is_file() { b"fileActivity" } else { b"allProcesses" });
     out.extend_from_slice(b"\"],\"hook_point\":[\"");
     out.extend_from_slice(ev.kind.hook_point().as_bytes());
     out.extend_from_slice(b"\"]},\"container\":{\"id\":\"");
@@ -378,7 +371,9 @@ fn write_event(out: &mut Vec<u8>, times: &mut TimeCache, world: &World, seed: u6
     out.extend_from_slice(h.mac.as_bytes());
     out.extend_from_slice(b"\"],\"os\":{\"kernel\":\"");
     out.extend_from_slice(h.kernel.as_bytes());
-    out.extend_from_slice(b"\",\"name\":\"Linux\",\"version\":\"22.04.4\"}},\"orchestrator\":{\"cluster\":{\"name\":\"");
+    out.extend_from_slice(
+        b"\",\"name\":\"Linux\",\"version\":\"22.04.4\"}},\"orchestrator\":{\"cluster\":{\"name\":\"",
+    );
     out.extend_from_slice(world.cluster.as_bytes());
     out.extend_from_slice(b"\"},\"namespace\":\"");
     out.extend_from_slice(c.namespace.as_bytes());
@@ -445,16 +440,14 @@ mod tests {
     fn rfc3339_formats_known_instant_with_millis() {
         let mut cache = TimeCache::default();
         let mut cached = Vec::new();
-        for ms in [
-            1_772_704_800_123,
-            1_772_704_802_999,
-            1_772_704_800_124,
-            951_782_400_000,
-        ] {
+        for ms in [1_772_704_800_123, 1_772_704_802_999, 1_772_704_800_124, 951_782_400_000] {
             cache.write(&mut cached, ms);
             cached.push(b' ');
         }
-        assert_eq!(cached, b"2026-03-05T10:00:00.123Z 2026-03-05T10:00:02.999Z 2026-03-05T10:00:00.124Z 2000-02-29T00:00:00.000Z ");
+        assert_eq!(
+            cached,
+            b"2026-03-05T10:00:00.123Z 2026-03-05T10:00:02.999Z 2026-03-05T10:00:00.124Z 2000-02-29T00:00:00.000Z "
+        );
     }
 
     #[test]

@@ -66,7 +66,9 @@ pub fn write(out: &mut Vec<u8>, rng: &mut ChaCha8Rng, kind: Hostile, bg: &[u8]) 
     let body = bg.strip_suffix(b"\n").unwrap_or(bg);
     match kind {
         Hostile::NotJson => out.extend_from_slice(b"kernel: audit: backlog limit exceeded -- not json {\n"),
-        Hostile::InvalidUtf8 => out.extend_from_slice(b"{\"@timestamp\":\"2026-03-05T10:00:00.000Z\",\"message\":\"\xff\xfe\xc3\x28 bad utf-8\"}\n"),
+        Hostile::InvalidUtf8 => out.extend_from_slice(
+            b"{\"@timestamp\":\"2026-03-05T10:00:00.000Z\",\"message\":\"\xff\xfe\xc3\x28 bad utf-8\"}\n",
+        ),
         Hostile::Truncated => {
             let cut = if body.len() > 2 { rng.random_range(1..body.len() - 1) } else { 0 };
             out.extend_from_slice(&body[..cut]);

@@ -64,11 +64,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Without a subcommand, generates events (one JSON object per line). `score` compares a truth
 /// file with an alerts file.
 #[derive(Parser, Debug)]
-#[command(
-    name = "eqlstream-loadgen",
-    version,
-    args_conflicts_with_subcommands = true
-)]
+#[command(name = "eqlstream-loadgen", version, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
@@ -221,11 +217,9 @@ fn invalid(msg: String) -> io::Error {
 }
 
 fn generate(a: &GenArgs) -> io::Result<()> {
-    for (name, v) in [
-        ("--attack-rate", a.attack_rate),
-        ("--decoy-rate", a.decoy_rate),
-        ("--invalid-rate", a.invalid_rate),
-    ] {
+    for (name, v) in
+        [("--attack-rate", a.attack_rate), ("--decoy-rate", a.decoy_rate), ("--invalid-rate", a.invalid_rate)]
+    {
         if !(0.0..=1.0).contains(&v) {
             return Err(invalid(format!("{name} must be in [0, 1], got {v}")));
         }
@@ -245,11 +239,7 @@ fn generate(a: &GenArgs) -> io::Result<()> {
     let world = World::build(a.seed, a.hosts, a.containers, a.users);
     let cfg = Config {
         seed: a.seed,
-        total: if a.duration.is_some() {
-            None
-        } else {
-            Some(a.events)
-        },
+        total: if a.duration.is_some() { None } else { Some(a.events) },
         attack_rate: a.attack_rate,
         decoy_rate: a.decoy_rate,
         live_keys: a.live_keys,
@@ -266,10 +256,8 @@ fn generate(a: &GenArgs) -> io::Result<()> {
         (Target::File(_), None) => {
             let pb = indicatif::ProgressBar::new(a.events);
             pb.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:40} {pos}/{len} events {per_sec} eta {eta}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} events {per_sec} eta {eta}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             Some(pb)
         }
@@ -290,25 +278,21 @@ fn generate(a: &GenArgs) -> io::Result<()> {
     let started = Instant::now();
 
     // Writes one event line, maybe preceded by a hostile line.
-    let mut write_line =
-        |line: &[u8], sink: &mut Box<dyn Write>, bg_template: &[u8]| -> io::Result<()> {
-            if a.invalid_rate > 0.0
-                && !bg_template.is_empty()
-                && hostile_rng.random_bool(a.invalid_rate)
-            {
-                scratch.clear();
-                let kind = hostile::pick(&mut hostile_rng, a.huge_lines);
-                hostile::write(&mut scratch, &mut hostile_rng, kind, bg_template);
-                sink.write_all(&scratch)?;
-                bytes += scratch.len() as u64;
-                hostile_lines += 1;
-                limiter.tick();
-            }
-            sink.write_all(line)?;
-            bytes += line.len() as u64;
+    let mut write_line = |line: &[u8], sink: &mut Box<dyn Write>, bg_template: &[u8]| -> io::Result<()> {
+        if a.invalid_rate > 0.0 && !bg_template.is_empty() && hostile_rng.random_bool(a.invalid_rate) {
+            scratch.clear();
+            let kind = hostile::pick(&mut hostile_rng, a.huge_lines);
+            hostile::write(&mut scratch, &mut hostile_rng, kind, bg_template);
+            sink.write_all(&scratch)?;
+            bytes += scratch.len() as u64;
+            hostile_lines += 1;
             limiter.tick();
-            Ok(())
-        };
+        }
+        sink.write_all(line)?;
+        bytes += line.len() as u64;
+        limiter.tick();
+        Ok(())
+    };
 
     let mut line = Vec::with_capacity(4096);
     while let Some(em) = gen.next_event() {
@@ -317,11 +301,7 @@ fn generate(a: &GenArgs) -> io::Result<()> {
                 gen.stop();
             }
         }
-        let mut buf = if a.disorder > 0 {
-            disorder.buffer()
-        } else {
-            std::mem::take(&mut line)
-        };
+        let mut buf = if a.disorder > 0 { disorder.buffer() } else { std::mem::take(&mut line) };
         buf.clear();
         formatter.write_event(&mut buf, &world, &em.ev);
         // Hostile lines that look like events copy the latest background event (so their
@@ -335,9 +315,7 @@ fn generate(a: &GenArgs) -> io::Result<()> {
         }
         if a.disorder > 0 {
             let delay = jitter.random_range(0..=a.disorder);
-            disorder.push(em.ev.ts, delay, buf, |l| {
-                write_line(l, &mut sink, &bg_template)
-            })?;
+            disorder.push(em.ev.ts, delay, buf, |l| write_line(l, &mut sink, &bg_template))?;
         } else {
             write_line(&buf, &mut sink, &bg_template)?;
             line = buf;
@@ -370,10 +348,7 @@ fn generate(a: &GenArgs) -> io::Result<()> {
             bytes as f64 / n.max(1) as f64,
             n as f64 / secs.max(1e-9)
         );
-        let decoys: Vec<String> = Decoy::all()
-            .iter()
-            .map(|d| format!("{d:?}={}", st.decoys[d.index()]))
-            .collect();
+        let decoys: Vec<String> = Decoy::all().iter().map(|d| format!("{d:?}={}", st.decoys[d.index()])).collect();
         eprintln!("decoys: {}", decoys.join(" "));
     }
     Ok(())

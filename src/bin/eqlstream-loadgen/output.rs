@@ -66,14 +66,8 @@ impl Target {
     /// Opens the sink behind a large buffer.
     pub fn open(&self) -> io::Result<Box<dyn Write>> {
         Ok(match self {
-            Target::Stdout => Box::new(BufWriter::with_capacity(
-                WRITE_BUFFER_BYTES,
-                io::stdout().lock(),
-            )),
-            Target::File(p) => Box::new(BufWriter::with_capacity(
-                WRITE_BUFFER_BYTES,
-                File::create(p)?,
-            )),
+            Target::Stdout => Box::new(BufWriter::with_capacity(WRITE_BUFFER_BYTES, io::stdout().lock())),
+            Target::File(p) => Box::new(BufWriter::with_capacity(WRITE_BUFFER_BYTES, File::create(p)?)),
             Target::Tcp(addr) => {
                 let s = connect_with_retry(addr, TCP_CONNECT_PATIENCE)?;
                 s.set_nodelay(false)?;
@@ -124,13 +118,7 @@ impl Default for Disorder {
 impl Disorder {
     /// An empty buffer.
     pub fn new() -> Self {
-        Disorder {
-            heap: BinaryHeap::new(),
-            free: Vec::new(),
-            idx: 0,
-            last_ts: None,
-            last_key: 0,
-        }
+        Disorder { heap: BinaryHeap::new(), free: Vec::new(), idx: 0, last_ts: None, last_key: 0 }
     }
 
     /// A spare line buffer (recycled from written lines).
@@ -156,11 +144,7 @@ impl Disorder {
         self.last_ts = Some(ts);
         self.last_key = key;
         self.idx += 1;
-        self.heap.push(Pending {
-            key,
-            idx: self.idx,
-            line,
-        });
+        self.heap.push(Pending { key, idx: self.idx, line });
         // Every later event has a key >= its timestamp >= ts, and a larger idx.
         while self.heap.peek().is_some_and(|p| p.key <= ts) {
             let p = self.heap.pop().expect("peeked just above");
@@ -193,11 +177,7 @@ impl RateLimiter {
 
     /// A limiter for `rate` lines per second (`0` = unlimited).
     pub fn new(rate: f64) -> Self {
-        RateLimiter {
-            rate,
-            start: Instant::now(),
-            sent: 0,
-        }
+        RateLimiter { rate, start: Instant::now(), sent: 0 }
     }
 
     /// Accounts one line; sleeps if ahead of schedule.

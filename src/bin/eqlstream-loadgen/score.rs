@@ -60,31 +60,12 @@ impl Score {
         if self.other_rules > 0 {
             writeln!(out, "ignored alerts of other rules: {}", self.other_rules)?;
         }
-        writeln!(
-            out,
-            "recall:          {:.3}% ({}/{})",
-            self.recall(),
-            self.matched,
-            self.truth
-        )?;
-        writeln!(
-            out,
-            "precision:       {:.3}% ({}/{})",
-            self.precision(),
-            self.matched,
-            self.alerts
-        )?;
-        for (title, list) in [
-            ("misses", &self.misses),
-            ("false alerts", &self.false_alerts),
-        ] {
+        writeln!(out, "recall:          {:.3}% ({}/{})", self.recall(), self.matched, self.truth)?;
+        writeln!(out, "precision:       {:.3}% ({}/{})", self.precision(), self.matched, self.alerts)?;
+        for (title, list) in [("misses", &self.misses), ("false alerts", &self.false_alerts)] {
             writeln!(out, "{title}: {}", list.len())?;
             for t in list.iter().take(LIST_LIMIT) {
-                writeln!(
-                    out,
-                    "  rule_id={} join_keys={:?} event_ids={:?}",
-                    t.rule_id, t.join_keys, t.event_ids
-                )?;
+                writeln!(out, "  rule_id={} join_keys={:?} event_ids={:?}", t.rule_id, t.join_keys, t.event_ids)?;
             }
             if list.len() > LIST_LIMIT {
                 writeln!(out, "  ... and {} more", list.len() - LIST_LIMIT)?;
@@ -118,34 +99,19 @@ pub fn alert_identity(line: &[u8]) -> Option<TruthLine> {
     let event_ids = v
         .pointer("/eql/events")
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|e| e.pointer("/event/id").map(key_string).unwrap_or_default())
-                .collect()
-        })
+        .map(|a| a.iter().map(|e| e.pointer("/event/id").map(key_string).unwrap_or_default()).collect())
         .unwrap_or_default();
-    Some(TruthLine {
-        rule_id,
-        join_keys,
-        event_ids,
-    })
+    Some(TruthLine { rule_id, join_keys, event_ids })
 }
 
 /// Scores the alerts of rule `rule_id` (`None`: every rule) in `alerts` (any JSONL stream)
 /// against `truth`.
-pub fn score(
-    truth: &[TruthLine],
-    rule_id: Option<&str>,
-    mut alerts: impl BufRead,
-) -> std::io::Result<Score> {
+pub fn score(truth: &[TruthLine], rule_id: Option<&str>, mut alerts: impl BufRead) -> std::io::Result<Score> {
     let mut expected: HashMap<&TruthLine, usize> = HashMap::new();
     for t in truth {
         *expected.entry(t).or_default() += 1;
     }
-    let mut s = Score {
-        truth: truth.len(),
-        ..Score::default()
-    };
+    let mut s = Score { truth: truth.len(), ..Score::default() };
     let mut line = Vec::new();
     loop {
         line.clear();

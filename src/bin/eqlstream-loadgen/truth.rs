@@ -31,11 +31,7 @@ impl TruthLine {
         let id = |n: u64| String::from_utf8_lossy(&event_uuid(seed, n)).into_owned();
         TruthLine {
             rule_id: SEED_RULE_ID.to_string(),
-            join_keys: vec![
-                world.containers[t.container].id.clone(),
-                world.users[t.user].clone(),
-                t.name.clone(),
-            ],
+            join_keys: vec![world.containers[t.container].id.clone(), world.users[t.user].clone(), t.name.clone()],
             event_ids: t.ns.iter().map(|&n| id(n)).collect(),
         }
     }
@@ -55,8 +51,7 @@ pub fn read_all(input: impl BufRead) -> anyhow::Result<Vec<TruthLine>> {
         if line.trim().is_empty() {
             continue;
         }
-        let t: TruthLine = serde_json::from_str(&line)
-            .map_err(|e| anyhow::anyhow!("truth line {}: {e}", i + 1))?;
+        let t: TruthLine = serde_json::from_str(&line).map_err(|e| anyhow::anyhow!("truth line {}: {e}", i + 1))?;
         out.push(t);
     }
     Ok(out)

@@ -75,14 +75,7 @@ const IMAGES: &[(&str, &str)] = &[
     ("bitnami/kafka", "3.7"),
     ("ghcr.io/acme/api", "v2.14.0"),
 ];
-const NAMESPACES: &[&str] = &[
-    "default",
-    "prod",
-    "payments",
-    "monitoring",
-    "ci",
-    "kube-system",
-];
+const NAMESPACES: &[&str] = &["default", "prod", "payments", "monitoring", "ci", "kube-system"];
 const KERNELS: &[&str] = &["6.5.0-1018-aws", "6.2.0-1017-aws", "5.15.0-1055-aws"];
 
 impl World {
@@ -110,15 +103,7 @@ impl World {
                     ),
                     mac: {
                         let m = hex_id(seed ^ (i as u64) << 8 ^ 0x3ac, 12);
-                        format!(
-                            "{}:{}:{}:{}:{}:{}",
-                            &m[0..2],
-                            &m[2..4],
-                            &m[4..6],
-                            &m[6..8],
-                            &m[8..10],
-                            &m[10..12]
-                        )
+                        format!("{}:{}:{}:{}:{}:{}", &m[0..2], &m[2..4], &m[4..6], &m[6..8], &m[8..10], &m[10..12])
                     },
                     kernel: KERNELS[rng.random_range(0..KERNELS.len())],
                     region: "us-east-1",
@@ -143,12 +128,7 @@ impl World {
                     host: i % hosts,
                     pod,
                     namespace: NAMESPACES[rng.random_range(0..NAMESPACES.len())],
-                    pod_ip: format!(
-                        "172.{}.{}.{}",
-                        16 + (i / 65_000) % 16,
-                        (i / 250) % 256,
-                        2 + i % 250
-                    ),
+                    pod_ip: format!("172.{}.{}.{}", 16 + (i / 65_000) % 16, (i / 250) % 256, 2 + i % 250),
                 }
             })
             .collect();
@@ -160,12 +140,7 @@ impl World {
                 _ => (1000 + i - 2).to_string(),
             })
             .collect();
-        World {
-            hosts: host_list,
-            containers: container_list,
-            users: user_list,
-            cluster: "prod-eks-1",
-        }
+        World { hosts: host_list, containers: container_list, users: user_list, cluster: "prod-eks-1" }
     }
 }
 

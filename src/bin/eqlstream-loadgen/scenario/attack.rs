@@ -96,14 +96,7 @@ impl Generator<'_> {
             first_n = again.n;
             self.push(t0 + d, again, None, o);
         }
-        let ex = self.exec(
-            t0 + d_exec,
-            Kind::ProcExec,
-            (c, Some(u)),
-            &path,
-            &name,
-            true,
-        );
+        let ex = self.exec(t0 + d_exec, Kind::ProcExec, (c, Some(u)), &path, &name, true);
         let exec_n = ex.n;
         self.push(t0 + d_exec, ex, None, o);
         if kind == Attack::DoubleExec {
@@ -113,18 +106,9 @@ impl Generator<'_> {
             let ex2 = self.exec(t0 + d2, Kind::ProcExec, (c, Some(u)), &path, &name, true);
             self.push(t0 + d2, ex2, None, o);
         }
-        let deleter = if kind == Attack::NoDeleterName {
-            None
-        } else {
-            Some(self.ok_deleter(&name))
-        };
+        let deleter = if kind == Attack::NoDeleterName { None } else { Some(self.ok_deleter(&name)) };
         let del = self.deletion(t0 + span, c, Some(u), &path, &name, deleter.as_deref());
-        let truth = TruthSeq {
-            container: c,
-            user: u,
-            name: name.clone(),
-            ns: [first_n, exec_n, del.n],
-        };
+        let truth = TruthSeq { container: c, user: u, name: name.clone(), ns: [first_n, exec_n, del.n] };
         self.push(t0 + span, del, Some(truth), o);
         if kind == Attack::DoubleDelete {
             // A second deletion after completion finds no stage-2 partial.

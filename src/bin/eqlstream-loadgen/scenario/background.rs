@@ -69,10 +69,8 @@ const BG_FILE_STEMS: &[&str] = &[
     "pid",
     "socket",
 ];
-const BG_FILE_EXTS: &[&str] = &[
-    ".log", ".json", ".tmp", ".pid", ".sock", ".so", ".tar.gz", ".lock", ".cache", ".yaml", ".db",
-    ".txt", ".gz",
-];
+const BG_FILE_EXTS: &[&str] =
+    &[".log", ".json", ".tmp", ".pid", ".sock", ".so", ".tar.gz", ".lock", ".cache", ".yaml", ".db", ".txt", ".gz"];
 const BG_FILE_DIRS: &[&str] = &[
     "/tmp/",
     "/var/log/nginx/",
@@ -87,19 +85,8 @@ const BG_FILE_DIRS: &[&str] = &[
     "/dev/shm/",
     "/root/",
 ];
-const BG_CREATORS: &[&str] = &[
-    "nginx",
-    "python3",
-    "java",
-    "node",
-    "postgres",
-    "redis-server",
-    "tar",
-    "cp",
-    "sh",
-    "curl",
-    "wget",
-];
+const BG_CREATORS: &[&str] =
+    &["nginx", "python3", "java", "node", "postgres", "redis-server", "tar", "cp", "sh", "curl", "wget"];
 
 impl Generator<'_> {
     /// One background event at `ts`. Names follow the namespace argument in the module docs.
@@ -124,12 +111,7 @@ impl Generator<'_> {
                 "grep" => vec![s("grep"), s("-c"), s("ERROR"), s("/var/log/app/app.log")],
                 "sleep" => vec![s("sleep"), s("30")],
                 "psql" => vec![s("psql"), s("-U"), s("postgres"), s("-c"), s("SELECT 1")],
-                "tar" => vec![
-                    s("tar"),
-                    s("-czf"),
-                    s("/tmp/backup.tar.gz"),
-                    s("/var/lib/data"),
-                ],
+                "tar" => vec![s("tar"), s("-czf"), s("/tmp/backup.tar.gz"), s("/var/lib/data")],
                 _ => vec![Cow::Owned(name.to_string())],
             };
             let (pn, pe, pa) = if self.rng.random_bool(0.7) {
@@ -166,25 +148,16 @@ impl Generator<'_> {
         let dir = self.pick(BG_FILE_DIRS);
         let path = format!("{dir}{fname}");
         let proc_name = match kind {
-            Kind::FileDelete => {
-                self.pick(&["rm", "nginx", "python3", "find", "logrotate", "sh", "java"])
-            }
+            Kind::FileDelete => self.pick(&["rm", "nginx", "python3", "find", "logrotate", "sh", "java"]),
             _ => self.pick(BG_CREATORS),
         };
         let args: Vec<Str> = match proc_name {
-            "curl" => vec![
-                s("curl"),
-                s("-sSLo"),
-                path.clone().into(),
-                s("https://repo.example.org/pkg/release.tar.gz"),
-            ],
-            "wget" => vec![
-                s("wget"),
-                s("-q"),
-                s("-O"),
-                path.clone().into(),
-                s("https://repo.example.org/pkg/release.tar.gz"),
-            ],
+            "curl" => {
+                vec![s("curl"), s("-sSLo"), path.clone().into(), s("https://repo.example.org/pkg/release.tar.gz")]
+            }
+            "wget" => {
+                vec![s("wget"), s("-q"), s("-O"), path.clone().into(), s("https://repo.example.org/pkg/release.tar.gz")]
+            }
             "rm" => vec![s("rm"), s("-f"), path.clone().into()],
             "sh" => vec![s("sh"), s("-c"), s("/docker-entrypoint.sh")],
             other => vec![Cow::Owned(other.to_string())],

@@ -90,24 +90,9 @@ impl Decoy {
     }
 }
 
-const OUTSIDE_DIRS: &[&str] = &[
-    "/usr/local/bin/",
-    "/usr/bin/",
-    "/etc/",
-    "/app/",
-    "/srv/",
-    "/var/lib/",
-    "/tmpfs/",
-    "/mnt/data/",
-];
-const WRONG_CASE_DIRS: &[&str] = &[
-    "/TMP/",
-    "/Tmp/",
-    "/DEV/SHM/",
-    "/Var/tmp/",
-    "/ROOT/",
-    "/OPT/",
-];
+const OUTSIDE_DIRS: &[&str] =
+    &["/usr/local/bin/", "/usr/bin/", "/etc/", "/app/", "/srv/", "/var/lib/", "/tmpfs/", "/mnt/data/"];
+const WRONG_CASE_DIRS: &[&str] = &["/TMP/", "/Tmp/", "/DEV/SHM/", "/Var/tmp/", "/ROOT/", "/OPT/"];
 const EXCLUDED_DELETERS: &[&str] = &["rm", "ld", "conftest", "link", "gcc", "getarch"];
 const EXCLUDED_ARGS: &[&str] = &["which", "man", "chmod", "chown"];
 
@@ -141,11 +126,7 @@ impl Generator<'_> {
         let path = format!("{dir}{name}");
         let span = self.rng.random_range(20..=MAXSPAN_MS - 10);
         let d_exec = self.rng.random_range(1..span);
-        let user = if kind == Decoy::MissingUserId {
-            None
-        } else {
-            Some(u)
-        };
+        let user = if kind == Decoy::MissingUserId { None } else { Some(u) };
         // Stage-1-like creation (possibly made non-matching by the decoy kind).
         let mut create = self.downloader_creation(t0, c, user, &dir, &name);
         match kind {
@@ -164,13 +145,7 @@ impl Generator<'_> {
                 let pre = self.pick(DL_PREFIXES);
                 create.proc.name = Some(s(sh));
                 create.proc.executable = self.path_of("/bin/", sh);
-                create.proc.args = vec![
-                    s(sh),
-                    s(dl),
-                    Cow::Owned(format!("{pre}{ex}")),
-                    s("-O"),
-                    path.clone().into(),
-                ];
+                create.proc.args = vec![s(sh), s(dl), Cow::Owned(format!("{pre}{ex}")), s("-O"), path.clone().into()];
             }
             Decoy::DownloaderWrongCase => {
                 let dl = self.pick(&["CURL", "Wget", "SCP", "Curl", "RSYNC", "Fetch"]);
@@ -194,11 +169,7 @@ impl Generator<'_> {
         }
         let (create_at, exec_at, delete_at) = match kind {
             Decoy::DeletePastMaxspan => (t0, t0 + d_exec, t0 + MAXSPAN_MS + 1),
-            Decoy::ExecPastMaxspan => (
-                t0,
-                t0 + MAXSPAN_MS + 1,
-                t0 + MAXSPAN_MS + 1 + self.rng.random_range(1..500),
-            ),
+            Decoy::ExecPastMaxspan => (t0, t0 + MAXSPAN_MS + 1, t0 + MAXSPAN_MS + 1 + self.rng.random_range(1..500)),
             Decoy::ExecBeforeCreate => (t0 + d_exec, t0, t0 + span),
             Decoy::DeleteBeforeExec => (t0, t0 + span, t0 + d_exec),
             _ => (t0, t0 + d_exec, t0 + span),
@@ -214,30 +185,11 @@ impl Generator<'_> {
             Decoy::ExecOtherUser => Some(self.other(nu, u)),
             _ => user,
         };
-        let exec_name = if kind == Decoy::ExecNameMismatch {
-            name.to_ascii_uppercase()
-        } else {
-            name.clone()
-        };
-        let ex = self.exec(
-            exec_at,
-            exec_kind,
-            (c, exec_user),
-            &path,
-            &exec_name,
-            kind != Decoy::ParentNotShell,
-        );
+        let exec_name = if kind == Decoy::ExecNameMismatch { name.to_ascii_uppercase() } else { name.clone() };
+        let ex = self.exec(exec_at, exec_kind, (c, exec_user), &path, &exec_name, kind != Decoy::ParentNotShell);
         self.push(exec_at, ex, None, o);
-        let del_c = if kind == Decoy::DeleteOtherContainer {
-            self.other(nc, c)
-        } else {
-            c
-        };
-        let del_u = if kind == Decoy::DeleteOtherUser {
-            Some(self.other(nu, u))
-        } else {
-            user
-        };
+        let del_c = if kind == Decoy::DeleteOtherContainer { self.other(nc, c) } else { c };
+        let del_u = if kind == Decoy::DeleteOtherUser { Some(self.other(nu, u)) } else { user };
         let deleter = if kind == Decoy::DeletedByExcluded {
             self.pick(EXCLUDED_DELETERS).to_string()
         } else {

@@ -111,25 +111,10 @@ pub enum Origin {
 
 const DOWNLOADERS: &[&str] = &["curl", "wget", "fetch", "ftp", "sftp", "scp", "rsync", "ld"];
 const DL_PREFIXES: &[&str] = &["", "/bin/", "/usr/bin/", "/usr/local/bin/"];
-const S1_SHELLS: &[&str] = &[
-    "bash", "dash", "sh", "tcsh", "csh", "zsh", "ksh", "fish", "busybox",
-];
-const S2_SHELLS: &[&str] = &[
-    "bash", "dash", "ash", "sh", "tcsh", "csh", "zsh", "ksh", "fish", "busybox",
-];
-const NON_SHELL_PARENTS: &[&str] = &[
-    "python3",
-    "node",
-    "java",
-    "perl",
-    "runc",
-    "containerd-shim",
-    "sudo",
-    "tini",
-];
-const OK_DELETERS: &[&str] = &[
-    "sh", "bash", "python3", "find", "shred", "unlink", "busybox", "perl",
-];
+const S1_SHELLS: &[&str] = &["bash", "dash", "sh", "tcsh", "csh", "zsh", "ksh", "fish", "busybox"];
+const S2_SHELLS: &[&str] = &["bash", "dash", "ash", "sh", "tcsh", "csh", "zsh", "ksh", "fish", "busybox"];
+const NON_SHELL_PARENTS: &[&str] = &["python3", "node", "java", "perl", "runc", "containerd-shim", "sudo", "tini"];
+const OK_DELETERS: &[&str] = &["sh", "bash", "python3", "find", "shred", "unlink", "busybox", "perl"];
 const RULE_DIRS: &[&str] = &[
     "/tmp/",
     "/dev/shm/",
@@ -165,13 +150,8 @@ const PAYLOADS: &[&str] = &[
     "systemd-worker",
     ".cache-updater",
 ];
-const URL_HOSTS: &[&str] = &[
-    "203.0.113.7",
-    "198.51.100.23",
-    "192.0.2.44",
-    "cdn.example-mirror.net",
-    "pastebin.example.com",
-];
+const URL_HOSTS: &[&str] =
+    &["203.0.113.7", "198.51.100.23", "192.0.2.44", "cdn.example-mirror.net", "pastebin.example.com"];
 
 #[derive(Debug)]
 struct Scheduled {
@@ -241,11 +221,7 @@ impl<'w> Generator<'w> {
     /// A generator over `world`.
     pub fn new(world: &'w World, cfg: Config) -> Self {
         let rng = ChaCha8Rng::seed_from_u64(mix64(cfg.seed ^ 0x5ce7_a210));
-        let live_span_us = if cfg.live_keys > 0 {
-            (LIVE_WINDOW_MS + 1) * 1000
-        } else {
-            0
-        };
+        let live_span_us = if cfg.live_keys > 0 { (LIVE_WINDOW_MS + 1) * 1000 } else { 0 };
         let bg_mean_us = 1_000_000.0 / cfg.sim_eps.max(1e-3);
         Generator {
             world,
@@ -300,11 +276,7 @@ impl<'w> Generator<'w> {
             self.stats.live_keys += 1;
             let ts = self.cfg.start_ms + i * LIVE_WINDOW_MS / self.cfg.live_keys.max(1);
             let ev = self.live_key_creation(ts);
-            return Some(Emitted {
-                ev,
-                truth: None,
-                origin: Origin::LiveKey,
-            });
+            return Some(Emitted { ev, truth: None, origin: Origin::LiveKey });
         }
         loop {
             let budget = match self.cfg.total {
@@ -312,22 +284,14 @@ impl<'w> Generator<'w> {
                 None => u64::MAX,
             };
             if budget == 0 || (self.stopping && !self.heap.is_empty()) {
-                return self.heap.pop().map(|s| Emitted {
-                    ev: s.ev,
-                    truth: s.truth,
-                    origin: s.origin,
-                });
+                return self.heap.pop().map(|s| Emitted { ev: s.ev, truth: s.truth, origin: s.origin });
             }
             if self.stopping {
                 return None;
             }
             let cand = self.bg_clock_us / 1000;
             if self.heap.peek().is_some_and(|s| s.ts <= cand) {
-                return self.heap.pop().map(|s| Emitted {
-                    ev: s.ev,
-                    truth: s.truth,
-                    origin: s.origin,
-                });
+                return self.heap.pop().map(|s| Emitted { ev: s.ev, truth: s.truth, origin: s.origin });
             }
             // Each slot of the background clock is a background event or starts a scenario;
             // either way the clock advances, so scenario starts never pile up on one instant.
@@ -345,11 +309,7 @@ impl<'w> Generator<'w> {
             }
             let ev = self.background(cand);
             self.stats.background += 1;
-            return Some(Emitted {
-                ev,
-                truth: None,
-                origin: Origin::Background,
-            });
+            return Some(Emitted { ev, truth: None, origin: Origin::Background });
         }
     }
 
@@ -402,22 +362,13 @@ impl<'w> Generator<'w> {
 
     fn push(&mut self, ts: u64, ev: Ev, truth: Option<TruthSeq>, origin: Origin) {
         self.seq += 1;
-        self.heap.push(Scheduled {
-            ts,
-            seq: self.seq,
-            ev,
-            truth: truth.map(Box::new),
-            origin,
-        });
+        self.heap.push(Scheduled { ts, seq: self.seq, ev, truth: truth.map(Box::new), origin });
     }
 
     /// `dir` + `name` as a `'static` string. The set of (dir, name) pairs is bounded by the
     /// constant tables of this module, so each is built (and leaked) once per run.
     fn path_of(&mut self, dir: &'static str, name: &'static str) -> Str {
-        let p = self
-            .paths
-            .entry((dir, name))
-            .or_insert_with(|| Box::leak(format!("{dir}{name}").into_boxed_str()));
+        let p = self.paths.entry((dir, name)).or_insert_with(|| Box::leak(format!("{dir}{name}").into_boxed_str()));
         Cow::Borrowed(*p)
     }
 
@@ -434,14 +385,7 @@ impl<'w> Generator<'w> {
     }
 
     /// A creation by a downloader (name in the rule's list) of `path`.
-    fn downloader_creation(
-        &mut self,
-        ts: u64,
-        c: usize,
-        u: Option<usize>,
-        dir: &str,
-        name: &str,
-    ) -> Ev {
+    fn downloader_creation(&mut self, ts: u64, c: usize, u: Option<usize>, dir: &str, name: &str) -> Ev {
         let dl = self.pick(DOWNLOADERS);
         let path = format!("{dir}{name}");
         let url = self.url(name);
@@ -449,17 +393,10 @@ impl<'w> Generator<'w> {
             "curl" => vec![s("curl"), s("-sSLo"), path.clone().into(), url.into()],
             "wget" => vec![s("wget"), s("-q"), s("-O"), path.clone().into(), url.into()],
             "fetch" => vec![s("fetch"), s("-o"), path.clone().into(), url.into()],
-            "ftp" => vec![
-                s("ftp"),
-                s("-o"),
-                path.clone().into(),
-                url.replace("http:", "ftp:").into(),
-            ],
-            "sftp" => vec![
-                s("sftp"),
-                format!("deploy@{}:/srv/{name}", self.pick(URL_HOSTS)).into(),
-                path.clone().into(),
-            ],
+            "ftp" => vec![s("ftp"), s("-o"), path.clone().into(), url.replace("http:", "ftp:").into()],
+            "sftp" => {
+                vec![s("sftp"), format!("deploy@{}:/srv/{name}", self.pick(URL_HOSTS)).into(), path.clone().into()]
+            }
             "scp" => vec![
                 s("scp"),
                 s("-q"),
@@ -505,26 +442,11 @@ impl<'w> Generator<'w> {
         let (pname, args): (&'static str, Vec<Str>) = if self.rng.random_bool(0.5) {
             (
                 "busybox",
-                vec![
-                    s("busybox"),
-                    Cow::Owned(format!("{prefix}{dl}")),
-                    s("-O"),
-                    path.clone().into(),
-                    url.into(),
-                ],
+                vec![s("busybox"), Cow::Owned(format!("{prefix}{dl}")), s("-O"), path.clone().into(), url.into()],
             )
         } else {
             let sh = self.pick(S1_SHELLS);
-            (
-                sh,
-                vec![
-                    s(sh),
-                    Cow::Owned(format!("{prefix}{dl}")),
-                    s("-o"),
-                    path.clone().into(),
-                    url.into(),
-                ],
-            )
+            (sh, vec![s(sh), Cow::Owned(format!("{prefix}{dl}")), s("-o"), path.clone().into(), url.into()])
         };
         let (pn, pe, pa) = self.entry_parent();
         Ev {
@@ -562,11 +484,7 @@ impl<'w> Generator<'w> {
             self.shell_parent(Cow::Owned(path.to_string()))
         } else {
             let p = self.pick(NON_SHELL_PARENTS);
-            (
-                s(p),
-                self.path_of("/usr/bin/", p),
-                vec![s(p), s("/app/run.py")],
-            )
+            (s(p), self.path_of("/usr/bin/", p), vec![s(p), s("/app/run.py")])
         };
         Ev {
             ts,
@@ -588,45 +506,21 @@ impl<'w> Generator<'w> {
         }
     }
 
-    fn deletion(
-        &mut self,
-        ts: u64,
-        c: usize,
-        u: Option<usize>,
-        path: &str,
-        name: &str,
-        deleter: Option<&str>,
-    ) -> Ev {
+    fn deletion(&mut self, ts: u64, c: usize, u: Option<usize>, path: &str, name: &str, deleter: Option<&str>) -> Ev {
         let (pname, exe, args): (Option<Str>, Str, Vec<Str>) = match deleter {
             None => (None, path.to_string().into(), vec![path.to_string().into()]),
-            Some(d) if d == name => (
-                Some(name.to_string().into()),
-                path.to_string().into(),
-                vec![path.to_string().into()],
-            ),
+            Some(d) if d == name => {
+                (Some(name.to_string().into()), path.to_string().into(), vec![path.to_string().into()])
+            }
             Some(d) => {
                 let args: Vec<Str> = match d {
                     "rm" => vec![s("rm"), s("-f"), path.to_string().into()],
-                    "find" => vec![
-                        s("find"),
-                        s("/tmp"),
-                        s("-name"),
-                        name.to_string().into(),
-                        s("-delete"),
-                    ],
+                    "find" => vec![s("find"), s("/tmp"), s("-name"), name.to_string().into(), s("-delete")],
                     "shred" => vec![s("shred"), s("-u"), path.to_string().into()],
                     "unlink" => vec![s("unlink"), path.to_string().into()],
-                    _ => vec![
-                        Cow::Owned(d.to_string()),
-                        s("-c"),
-                        Cow::Owned(format!("rm -f {path}")),
-                    ],
+                    _ => vec![Cow::Owned(d.to_string()), s("-c"), Cow::Owned(format!("rm -f {path}"))],
                 };
-                (
-                    Some(Cow::Owned(d.to_string())),
-                    Cow::Owned(format!("/usr/bin/{d}")),
-                    args,
-                )
+                (Some(Cow::Owned(d.to_string())), Cow::Owned(format!("/usr/bin/{d}")), args)
             }
         };
         let (pn, pe, pa) = self.entry_parent();
@@ -682,10 +576,7 @@ mod tests {
         for n in BG_EXECS {
             assert!(!n.contains('.'), "{n}");
             let tail: String = n.chars().rev().take(5).collect();
-            assert!(
-                !(tail.len() == 5 && tail.chars().all(|c| c.is_ascii_hexdigit())),
-                "{n}"
-            );
+            assert!(!(tail.len() == 5 && tail.chars().all(|c| c.is_ascii_hexdigit())), "{n}");
         }
         for p in PAYLOADS {
             assert!(!bg_file_name(p), "{p}");
@@ -714,10 +605,7 @@ mod tests {
                         assert!(bg_file_name(f), "background file name without a dot: {f}");
                     } else {
                         let p = e.ev.proc.name.as_deref().unwrap_or_default();
-                        assert!(
-                            BG_EXECS.contains(&p),
-                            "background exec outside BG_EXECS: {p}"
-                        );
+                        assert!(BG_EXECS.contains(&p), "background exec outside BG_EXECS: {p}");
                     }
                 }
                 _ => {
