@@ -12,6 +12,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::frame::Batch;
+use super::prefilter::Prefilter;
 use super::Totals;
 use crate::alert::MatchedEvent;
 use crate::event::DecodeError;
@@ -81,6 +82,8 @@ pub struct DecodeContext {
     pub precision: Precision,
     /// Longest line that is parsed.
     pub max_line_bytes: usize,
+    /// Raw-byte prefilter; `None` parses every line.
+    pub prefilter: Option<Arc<Prefilter>>,
 }
 
 /// Runs one decode worker until its input closes.
@@ -88,9 +91,10 @@ pub fn run(ctx: Arc<DecodeContext>, rx: Receiver<Batch>, tx: Sender<Decoded>, ha
     let mut decoder = Decoder::new(&ctx.rules.fields);
     let mut stats = Stats::new(&handles);
     let mut keys: Vec<Key> = Vec::new();
+    let mut scratch: Vec<bool> = Vec::new();
     for batch in rx {
         let started = Instant::now();
-        let decoded = decode_batch(&ctx, &mut decoder, &mut stats, &mut keys, batch, started);
+        let decoded = decode_batch(&ctx, &mut decoder, &mut stats, (&mut keys, &mut scratch), batch, started);
         let invalid: u64 = stats.invalid.iter().sum();
         totals.add_received(
             decoded.batch.len() as u64,
@@ -110,7 +114,7 @@ fn decode_batch(
     ctx: &DecodeContext,
     decoder: &mut Decoder,
     stats: &mut Stats,
-    keys: &mut Vec<Key>,
+    (keys, scratch): (&mut Vec<Key>, &mut Vec<bool>),
     batch: Batch,
     received_at: Instant,
 ) -> Decoded {
@@ -120,7 +124,7 @@ fn decode_batch(
         let line = batch.line(i);
         stats.received_events += 1;
         stats.received_bytes += line.len() as u64 + 1;
-        let t = decode_line(ctx, decoder, stats, keys, line, i as u32, &mut matches);
+        let t = decode_line(ctx, decoder, stats, (keys, scratch), line, i as u32, &mut matches);
         if let LineTime::Invalid(reason) = t {
             stats.invalid[reason as usize] += 1;
         }
@@ -133,13 +137,18 @@ fn decode_line(
     ctx: &DecodeContext,
     decoder: &mut Decoder,
     stats: &mut Stats,
-    keys: &mut Vec<Key>,
+    (keys, scratch): (&mut Vec<Key>, &mut Vec<bool>),
     line: &[u8],
     index: u32,
     matches: &mut Vec<Matched>,
 ) -> LineTime {
     if line.len() > ctx.max_line_bytes {
         return LineTime::Invalid(InvalidReason::TooLong);
+    }
+    if let Some(pf) = &ctx.prefilter {
+        if let Some(t) = pf.skip(line, scratch) {
+            return t;
+        }
     }
     let ev = match decoder.decode(line) {
         Ok(ev) => ev,

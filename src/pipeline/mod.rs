@@ -16,6 +16,8 @@
 
 pub mod decode;
 pub mod frame;
+pub mod prefilter;
+pub mod rawscan;
 pub mod sequencer;
 pub mod shutdown;
 pub mod sink;
@@ -192,6 +194,20 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
         tiebreaker_field,
         precision: settings.timestamp_precision,
         max_line_bytes: settings.max_line_bytes,
+        prefilter: if settings.prefilter {
+            match prefilter::Prefilter::build(&rules, &settings.timestamp_field, settings.timestamp_precision) {
+                Ok(p) => {
+                    tracing::info!(literals = p.pattern_count(), "Prefilter on.");
+                    Some(Arc::new(p))
+                }
+                Err(why) => {
+                    tracing::info!(reason = %why, "Prefilter off: every line is parsed.");
+                    None
+                }
+            }
+        } else {
+            None
+        },
     });
     for w in 0..workers {
         let (ctx, rx, tx, h, t) =

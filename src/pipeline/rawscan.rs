@@ -129,7 +129,8 @@ fn walk(line: &[u8], mut on_top: impl FnMut(&[u8], usize)) -> bool {
                                 on_top(&line[ks..ke], i);
                             }
                         }
-                        let (ctx, next) = if b == b'{' { (Ctx::Object, Expect::KeyOrClose) } else { (Ctx::Array, Expect::Value) };
+                        let (ctx, next) =
+                            if b == b'{' { (Ctx::Object, Expect::KeyOrClose) } else { (Ctx::Array, Expect::Value) };
                         stack.push(ctx);
                         expect = next;
                         i += 1;
@@ -288,9 +289,27 @@ mod tests {
     #[test]
     fn refuses_anything_uncertain_or_invalid() {
         for bad in [
-            "", "[]", "1", "\"s\"", "{", "{\"a\":}", "{\"a\":,}", "{\"a\" 1}", "{\"a\":1,}", "{\"a\":[1,]}",
-            "{\"a\":01}", "{\"a\":1.}", "{\"a\":1e}", "{\"a\":tru}", "{\"a\":truex}", "{\"a\":\"x\\\"y\"}",
-            "{\"a\":1}}", "{\"a\":1} {}", "{\"a\":\"\t\"}", "{'a':1}", "{\"a\":1}x",
+            "",
+            "[]",
+            "1",
+            "\"s\"",
+            "{",
+            "{\"a\":}",
+            "{\"a\":,}",
+            "{\"a\" 1}",
+            "{\"a\":1,}",
+            "{\"a\":[1,]}",
+            "{\"a\":01}",
+            "{\"a\":1.}",
+            "{\"a\":1e}",
+            "{\"a\":tru}",
+            "{\"a\":truex}",
+            "{\"a\":\"x\\\"y\"}",
+            "{\"a\":1}}",
+            "{\"a\":1} {}",
+            "{\"a\":\"\t\"}",
+            "{'a':1}",
+            "{\"a\":1}x",
             "{\"a\":123456789012345678901234}",
         ] {
             assert!(!is_valid_object(bad.as_bytes()), "{bad}");
@@ -304,7 +323,10 @@ mod tests {
     fn finds_a_top_level_timestamp_only() {
         let line = br#"{"x":{"@timestamp":"nested"},"@timestamp":"2026-03-05T10:00:00.000Z","n":1}"#;
         assert_eq!(top_level_scalar(line, "@timestamp"), Some(Some(RawScalar::Str("2026-03-05T10:00:00.000Z"))));
-        assert_eq!(top_level_scalar(br#"{"@timestamp":1709632800000}"#, "@timestamp"), Some(Some(RawScalar::Num("1709632800000"))));
+        assert_eq!(
+            top_level_scalar(br#"{"@timestamp":1709632800000}"#, "@timestamp"),
+            Some(Some(RawScalar::Num("1709632800000")))
+        );
         assert_eq!(top_level_scalar(br#"{"x":{"@timestamp":"nested"}}"#, "@timestamp"), Some(None));
         assert_eq!(top_level_scalar(br#"{"@timestamp":"a","@timestamp":"b"}"#, "@timestamp"), None);
         assert_eq!(top_level_scalar(br#"{"@timestamp":["a"]}"#, "@timestamp"), None);

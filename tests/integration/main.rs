@@ -13,3 +13,5 @@ mod seed;
 mod sockets;
 // shutdown: SIGTERM drains what was read; a closed stdout ends quietly; memory stays bounded.
 mod shutdown;
+// loadgen: the generator's ground truth is found exactly; the prefilter changes nothing.
+mod loadgen;
