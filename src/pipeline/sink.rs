@@ -12,7 +12,7 @@ use crossbeam_channel::Receiver;
 use super::sequencer::WriterBatch;
 use super::worker::{AlertOut, PartitionOutput};
 use super::Totals;
-use crate::metrics::{Handles, Stats};
+use crate::metrics::{Handles, PipelineStage, Stats};
 
 /// Why the writer stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +67,7 @@ pub fn run(
                 Err(_) => tracing::error!("A partition worker stopped; its alerts are lost."),
             }
         }
+        let started = std::time::Instant::now();
         alerts.sort_by(|a, b| (a.release_line, &a.order).cmp(&(b.release_line, &b.order)));
         match write_step(&mut outputs, &wb, &alerts, &mut stats) {
             Ok(()) => {}
@@ -86,6 +87,7 @@ pub fn run(
         totals.add_sent(wb.batch.len() as u64, alerts.len() as u64);
         alerts.clear();
         stats.flush(&handles);
+        handles.observe_batch(PipelineStage::Write, started.elapsed().as_secs_f64());
     }
     outputs.stdout.flush().map_err(|source| SinkError::Write { what: "standard output", source })?;
     if let Some(a) = outputs.alerts.as_mut() {

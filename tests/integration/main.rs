@@ -15,3 +15,5 @@ mod sockets;
 mod shutdown;
 // loadgen: the generator's ground truth is found exactly; the prefilter changes nothing.
 mod loadgen;
+// metrics: /metrics of a running binary counts exactly what went through.
+mod metrics;

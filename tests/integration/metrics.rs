@@ -1,0 +1,86 @@
+//! Scrapes `/metrics` of a running binary after a known input and checks exact counter values
+//! (issue 5). Stage-match counts for the seed cases: stage 0 (creation) matches the 7 creations
+//! of P1-P6 and 8 near misses whose creation itself is valid (N1, N2, N4, N5, N9, N10, N11, N13).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::util::{cmd, data, wait_output};
+
+fn scrape(addr: &str, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
+fn value(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("series {series} not found in:\n{metrics}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn metrics_count_exactly_what_went_through() {
+    let mut input = std::fs::read(data("cloud_defend/seed_rule_cases.ndjson")).unwrap();
+    input.extend_from_slice(b"not json\n\xff\xfe\n[1]\n{\"a\":1}\n{\"@timestamp\":\"x\"}\n");
+    input.extend_from_slice(format!("{{\"pad\":\"{}\"}}\n", "x".repeat(5000)).as_bytes());
+    input.extend_from_slice(b"{\"@timestamp\":\"2020-01-01T00:00:00Z\"}\n");
+    let mut child = cmd(&["--metrics-address", "127.0.0.1:0", "--max-line-bytes", "4096", "--idle-release", "200ms"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "exited before serving metrics");
+        if let Some(rest) = line.trim().strip_prefix("eqlstream: metrics on http://") {
+            break rest.trim_end_matches("/metrics").to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in reader.lines() {});
+    assert!(addr.starts_with("127.0.0.1:"), "loopback by default: {addr}");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&input).unwrap();
+    stdin.flush().unwrap();
+    // Wait until every line and alert is out (61 + 7 lines + 6 alerts), stdin still open.
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut lines = 0;
+    while lines < 74 && Instant::now() < deadline {
+        let mut l = Vec::new();
+        if out.read_until(b'\n', &mut l).unwrap() == 0 {
+            break;
+        }
+        lines += 1;
+    }
+    assert_eq!(lines, 74);
+    std::thread::sleep(Duration::from_millis(300)); // the last per-batch flush
+    let m = scrape(&addr, "/metrics");
+    assert!(m.starts_with("HTTP/1.1 200"), "{m}");
+    let rule = "rule_id=\"1dc56174-5d02-4ca4-af92-e391f096fb21\"";
+    assert_eq!(value(&m, "eqlstream_received_events_total"), 68.0);
+    assert_eq!(value(&m, "eqlstream_received_bytes_total"), input.len() as f64);
+    assert_eq!(value(&m, "eqlstream_sent_events_total"), 74.0);
+    for reason in ["invalid_json", "invalid_utf8", "not_object", "too_long", "no_timestamp", "bad_timestamp"] {
+        assert_eq!(value(&m, &format!("eqlstream_invalid_events_total{{reason=\"{reason}\"}}")), 1.0, "{reason}");
+    }
+    assert_eq!(value(&m, "eqlstream_late_events_total"), 1.0);
+    assert_eq!(value(&m, &format!("eqlstream_stage_matches_total{{{rule},stage=\"0\"}}")), 15.0);
+    assert_eq!(value(&m, &format!("eqlstream_stage_matches_total{{{rule},stage=\"1\"}}")), 17.0);
+    assert_eq!(value(&m, &format!("eqlstream_stage_matches_total{{{rule},stage=\"2\"}}")), 16.0);
+    let alerts = m.lines().find(|l| l.starts_with("eqlstream_alerts_total{")).unwrap();
+    assert!(alerts.contains(rule) && alerts.ends_with(" 6"), "{alerts}");
+    assert!(scrape(&addr, "/healthz").starts_with("HTTP/1.1 200"));
+    drop(stdin);
+    let o = wait_output(child, Duration::from_secs(30));
+    assert_eq!(o.code, 0);
+}
