@@ -8,7 +8,7 @@
 #   (b) examples/baseline split: line split + write, no parsing
 #   (c) examples/baseline parse: simd-json parse of every line on all cores, no detection
 #   (d) eqlstream --no-prefilter, seed rule, output to /dev/null
-#   (e) eqlstream (prefilter on), seed rule, output to /dev/null
+#   (e) eqlstream --prefilter, seed rule, output to /dev/null
 # and prints the median events/s and MB/s of each, peak RSS, and the ratios d/b, d/c, e/c.
 # Wall times are medians: this machine is shared and noisy (10-25 % drift between rounds).
 set -euo pipefail
@@ -34,7 +34,7 @@ declare -A CMDS=(
   [b_split]="$BIN/examples/baseline split < $FILE > /dev/null"
   [c_parse]="$BIN/examples/baseline parse < $FILE"
   [d_eqlstream_noprefilter]="$BIN/eqlstream --metrics-address off --no-prefilter < $FILE > /dev/null"
-  [e_eqlstream]="$BIN/eqlstream --metrics-address off < $FILE > /dev/null"
+  [e_eqlstream]="$BIN/eqlstream --metrics-address off --prefilter < $FILE > /dev/null"
 )
 ORDER=(a_cat b_split c_parse d_eqlstream_noprefilter e_eqlstream)
 RESULTS="$DIR/results.tsv"

@@ -146,7 +146,12 @@ pub struct RunArgs {
     #[arg(long, env = "EQLSTREAM_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
 
-    /// Parse every line, even those that provably cannot match any rule.
+    /// Skip the JSON parse of lines whose bytes prove they cannot match any rule (results are
+    /// identical; faster only when most lines cannot match, see README "Prefilter").
+    #[arg(long, env = "EQLSTREAM_PREFILTER", conflicts_with = "no_prefilter")]
+    pub prefilter: bool,
+
+    /// Parse every line, even with `prefilter = true` in the config file.
     #[arg(long, env = "EQLSTREAM_NO_PREFILTER")]
     pub no_prefilter: bool,
 
@@ -180,6 +185,7 @@ impl RunArgs {
             shutdown_timeout: self.shutdown_timeout.clone(),
             max_connections: self.max_connections,
             no_prefilter: self.no_prefilter,
+            prefilter: self.prefilter,
         }
     }
 }

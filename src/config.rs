@@ -281,6 +281,8 @@ pub struct Overrides {
     pub max_connections: Option<usize>,
     #[allow(missing_docs)]
     pub no_prefilter: bool,
+    #[allow(missing_docs)]
+    pub prefilter: bool,
 }
 
 fn duration(option: &'static str, s: &str) -> Result<Duration, ConfigError> {
@@ -405,7 +407,7 @@ impl Settings {
             progress: o.progress || file.progress.unwrap_or(false),
             shutdown_timeout,
             max_connections,
-            prefilter: !o.no_prefilter && file.prefilter.unwrap_or(true),
+            prefilter: !o.no_prefilter && (o.prefilter || file.prefilter.unwrap_or(false)),
         })
     }
 }
@@ -432,7 +434,7 @@ mod tests {
         assert_eq!(s.batch_size, DEFAULT_BATCH_SIZE);
         assert_eq!(s.partitions, s.workers);
         assert!(s.passthrough);
-        assert!(s.prefilter);
+        assert!(!s.prefilter, "the prefilter is opt-in (slower on shell-heavy container data)");
         assert_eq!(s.timestamp_field, "@timestamp");
     }
 

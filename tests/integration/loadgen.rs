@@ -48,7 +48,7 @@ fn loadgen_truth_is_found_exactly_with_and_without_prefilter() {
         .unwrap();
     assert!(st.success());
     let input = std::fs::read(&events).unwrap();
-    let on = run(&[], &input);
+    let on = run(&["--prefilter"], &input);
     assert_eq!(on.code, 0, "{}", on.stderr);
     let off = run(&["--no-prefilter"], &input);
     assert_eq!(off.code, 0, "{}", off.stderr);
@@ -69,7 +69,7 @@ fn loadgen_truth_is_found_exactly_with_and_without_prefilter() {
 #[test]
 fn seed_cases_are_identical_with_and_without_prefilter() {
     let input = std::fs::read(data("cloud_defend/seed_rule_cases.ndjson")).unwrap();
-    let on = run(&[], &input);
+    let on = run(&["--prefilter"], &input);
     let off = run(&["--no-prefilter"], &input);
     assert_eq!((on.code, off.code), (0, 0));
     assert!(masked(&on.stdout) == masked(&off.stdout));
