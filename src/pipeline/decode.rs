@@ -171,7 +171,10 @@ fn decode_line(
     if !hits.is_empty() {
         let tiebreaker = ctx.tiebreaker_field.and_then(|f| ev.first(f)).and_then(TieBreaker::from_scalar);
         // The line parsed as JSON, so it is valid UTF-8.
-        let raw: Box<str> = String::from_utf8_lossy(line).into();
+        let raw: Box<str> = match std::str::from_utf8(line) {
+            Ok(s) => s.into(),
+            Err(_) => String::from_utf8_lossy(line).into(),
+        };
         matches.push(Matched {
             line: index,
             tiebreaker,

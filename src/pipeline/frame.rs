@@ -40,6 +40,18 @@ impl Batch {
         (0..self.len()).map(move |i| self.line(i))
     }
 
+    /// Hands the batch over and leaves an empty one with the same capacity in its place, so the
+    /// next batch does not regrow its buffer by doubling (measurable in profiles).
+    fn take_sized(&mut self) -> Batch {
+        let next = Batch {
+            seq: 0,
+            first_line: 0,
+            buf: Vec::with_capacity(self.buf.capacity()),
+            ends: Vec::with_capacity(self.ends.capacity()),
+        };
+        std::mem::replace(self, next)
+    }
+
     fn push_line(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
         self.ends.push(self.buf.len());
@@ -81,12 +93,12 @@ impl Framer {
             }
             bytes = &bytes[nl + 1..];
             if self.current.len() >= self.batch_size {
-                out.push(std::mem::take(&mut self.current));
+                out.push(self.current.take_sized());
             }
         }
         self.partial.extend_from_slice(bytes);
         if flush && !self.current.is_empty() {
-            out.push(std::mem::take(&mut self.current));
+            out.push(self.current.take_sized());
         }
     }
 
@@ -96,11 +108,11 @@ impl Framer {
             let line = std::mem::take(&mut self.partial);
             self.current.push_line(&line);
             if self.current.len() >= self.batch_size {
-                out.push(std::mem::take(&mut self.current));
+                out.push(self.current.take_sized());
             }
         }
         if !self.current.is_empty() {
-            out.push(std::mem::take(&mut self.current));
+            out.push(self.current.take_sized());
         }
     }
 
