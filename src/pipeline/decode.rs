@@ -93,6 +93,7 @@ pub fn run(ctx: Arc<DecodeContext>, rx: Receiver<Batch>, tx: Sender<Decoded>, ha
     let mut keys: Vec<Key> = Vec::new();
     let mut scratch: Vec<bool> = Vec::new();
     for batch in rx {
+        handles.queue_popped(PipelineStage::Decode, batch.len() as u64);
         let started = Instant::now();
         let decoded = decode_batch(&ctx, &mut decoder, &mut stats, (&mut keys, &mut scratch), batch, started);
         let invalid: u64 = stats.invalid.iter().sum();
@@ -103,9 +104,11 @@ pub fn run(ctx: Arc<DecodeContext>, rx: Receiver<Batch>, tx: Sender<Decoded>, ha
         );
         stats.flush(&handles);
         handles.observe_batch(PipelineStage::Decode, started.elapsed().as_secs_f64());
+        let n = decoded.batch.len() as u64;
         if tx.send(decoded).is_err() {
             break;
         }
+        handles.queue_pushed(PipelineStage::Sequence, n);
     }
     stats.flush(&handles);
 }

@@ -256,7 +256,7 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
             .map_err(PipelineError::Spawn)?
     };
 
-    let feeder = source::Feeder::new(batch_tx);
+    let feeder = source::Feeder::new(batch_tx, metrics.handles());
     let source_result =
         source::run(&settings.input, settings.batch_size, settings.max_connections, feeder, &shutdown, &runtime);
     // The feeder (and its sender) is gone: the stages drain in order.

@@ -124,6 +124,7 @@ pub fn run(
     loop {
         match rx.recv_timeout(s.cfg.idle_release) {
             Ok(d) => {
+                s.handles.queue_popped(PipelineStage::Sequence, d.batch.len() as u64);
                 s.waiting.insert(d.batch.seq, d);
                 while let Some(d) = s.waiting.remove(&s.next_seq) {
                     s.next_seq += 1;
@@ -303,6 +304,9 @@ impl Sequencer {
             let items = std::mem::take(&mut self.work[p].items);
             tx.send(PartitionWork { step, items }).map_err(|_| Disconnected)?;
         }
-        self.writer.send(WriterBatch { step, batch, received_at }).map_err(|_| Disconnected)
+        let n = batch.len() as u64;
+        self.writer.send(WriterBatch { step, batch, received_at }).map_err(|_| Disconnected)?;
+        self.handles.queue_pushed(PipelineStage::Write, n);
+        Ok(())
     }
 }

@@ -57,6 +57,7 @@ pub fn run(
     let mut stats = Stats::new(&handles);
     let mut alerts: Vec<AlertOut> = Vec::new();
     for wb in rx {
+        handles.queue_popped(PipelineStage::Write, wb.batch.len() as u64);
         for p in &parts {
             match p.recv() {
                 Ok(out) => {

@@ -19,6 +19,7 @@ use tokio::io::AsyncReadExt;
 use super::frame::{Batch, Framer};
 use super::shutdown::Shutdown;
 use crate::config::InputSpec;
+use crate::metrics::{Handles, PipelineStage};
 
 /// Read size for stdin and sockets.
 pub const READ_BLOCK_BYTES: usize = 1 << 20;
@@ -49,6 +50,7 @@ pub enum SourceError {
 /// Numbers batches and lines in stream order and sends them downstream.
 pub struct Feeder {
     tx: Sender<Batch>,
+    handles: Handles,
     seq: u64,
     next_line: u64,
 }
@@ -59,8 +61,8 @@ pub struct Closed;
 
 impl Feeder {
     /// A feeder sending into `tx`.
-    pub fn new(tx: Sender<Batch>) -> Feeder {
-        Feeder { tx, seq: 0, next_line: 0 }
+    pub fn new(tx: Sender<Batch>, handles: Handles) -> Feeder {
+        Feeder { tx, handles, seq: 0, next_line: 0 }
     }
 
     /// Assigns the batch its sequence number and first line number, then sends it (blocking while
@@ -73,7 +75,10 @@ impl Feeder {
         batch.first_line = self.next_line;
         self.seq += 1;
         self.next_line += batch.len() as u64;
-        self.tx.send(batch).map_err(|_| Closed)
+        let n = batch.len() as u64;
+        self.tx.send(batch).map_err(|_| Closed)?;
+        self.handles.queue_pushed(PipelineStage::Decode, n);
+        Ok(())
     }
 }
 

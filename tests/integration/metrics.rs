@@ -79,6 +79,9 @@ fn metrics_count_exactly_what_went_through() {
     assert_eq!(value(&m, &format!("eqlstream_stage_matches_total{{{rule},stage=\"2\"}}")), 16.0);
     let alerts = m.lines().find(|l| l.starts_with("eqlstream_alerts_total{")).unwrap();
     assert!(alerts.contains(rule) && alerts.ends_with(" 6"), "{alerts}");
+    for stage in ["decode", "sequence", "write"] {
+        assert_eq!(value(&m, &format!("eqlstream_queue_events{{stage=\"{stage}\"}}")), 0.0, "{stage} queue drained");
+    }
     assert!(scrape(&addr, "/healthz").starts_with("HTTP/1.1 200"));
     drop(stdin);
     let o = wait_output(child, Duration::from_secs(30));
