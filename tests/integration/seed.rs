@@ -139,3 +139,33 @@ fn parse_secs(rfc3339: &str) -> f64 {
     let s: f64 = parts.next().unwrap().parse().unwrap();
     h * 3600.0 + m * 60.0 + s
 }
+
+#[test]
+fn kibana_format_links_each_shell_to_its_building_blocks() {
+    // eql-semantics.md section 8.3: per sequence one shell alert (no group index) and one
+    // building block per event, all sharing kibana.alert.group.id; ids do not depend on workers.
+    let input = seed_input();
+    let group_ids = |workers: &str| -> Vec<(String, Option<u64>)> {
+        let o = run(&["--alert-format", "kibana", "--no-passthrough", "--workers", workers], &input);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        o.stdout
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let v: Value = serde_json::from_slice(l).unwrap();
+                let id = v["kibana.alert.group.id"].as_str().expect("group id").to_string();
+                (id, v.get("kibana.alert.group.index").and_then(Value::as_u64))
+            })
+            .collect()
+    };
+    let one = group_ids("1");
+    assert_eq!(one.len(), 24, "6 sequences x (1 shell + 3 building blocks)");
+    for chunk in one.chunks(4) {
+        assert!(chunk.iter().all(|(id, _)| *id == chunk[0].0), "one group per sequence");
+        let idx: Vec<Option<u64>> = chunk.iter().map(|(_, i)| *i).collect();
+        assert_eq!(idx, vec![None, Some(0), Some(1), Some(2)]);
+    }
+    let distinct: std::collections::BTreeSet<&String> = one.iter().map(|(id, _)| id).collect();
+    assert_eq!(distinct.len(), 6);
+    assert_eq!(group_ids("4"), one, "ids are stable across worker counts");
+}
