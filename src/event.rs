@@ -502,26 +502,28 @@ fn visit_object<'a>(nodes: &[Node<'a>], path: &str, f: &mut dyn FnMut(Scalar<'a>
     false
 }
 
+/// Calls `f` on the tape slice of each of the `len` elements of the array at `val[0]`, stopping
+/// at the first `true`.
+fn any_element<'v, 'a>(val: &'v [Node<'a>], len: usize, mut f: impl FnMut(&'v [Node<'a>]) -> bool) -> bool {
+    let mut idx = 1;
+    for _ in 0..len {
+        let Some(first) = val.get(idx) else {
+            return false;
+        };
+        let n = node_len(first);
+        if val.get(idx..idx + n).is_some_and(&mut f) {
+            return true;
+        }
+        idx += n;
+    }
+    false
+}
+
 /// Descends into an object (or every object of an array) looking for `rest`.
 fn visit_inner<'a>(val: &[Node<'a>], rest: &str, f: &mut dyn FnMut(Scalar<'a>) -> bool) -> bool {
     match val.first() {
         Some(Node::Object { .. }) => visit_object(val, rest, f),
-        Some(&Node::Array { len, .. }) => {
-            let mut idx = 1;
-            for _ in 0..len {
-                let Some(first) = val.get(idx) else {
-                    return false;
-                };
-                let n = node_len(first);
-                if let Some(el) = val.get(idx..idx + n) {
-                    if visit_inner(el, rest, f) {
-                        return true;
-                    }
-                }
-                idx += n;
-            }
-            false
-        }
+        Some(&Node::Array { len, .. }) => any_element(val, len, |el| visit_inner(el, rest, f)),
         _ => false,
     }
 }
@@ -540,22 +542,7 @@ fn visit_leaf<'a>(val: &[Node<'a>], f: &mut dyn FnMut(Scalar<'a>) -> bool) -> bo
             #[allow(unreachable_patterns)]
             _ => false,
         },
-        Some(&Node::Array { len, .. }) => {
-            let mut idx = 1;
-            for _ in 0..len {
-                let Some(first) = val.get(idx) else {
-                    return false;
-                };
-                let n = node_len(first);
-                if let Some(el) = val.get(idx..idx + n) {
-                    if visit_leaf(el, f) {
-                        return true;
-                    }
-                }
-                idx += n;
-            }
-            false
-        }
+        Some(&Node::Array { len, .. }) => any_element(val, len, |el| visit_leaf(el, f)),
         _ => false,
     }
 }

@@ -102,6 +102,7 @@ pub fn run(
     totals: Arc<Totals>,
 ) {
     let stats = Stats::new(&handles);
+    let partitions = cfg.partitions;
     let mut s = Sequencer {
         stats,
         reorder: ReorderBuffer::new(cfg.max_out_of_orderness_ns),
@@ -110,17 +111,13 @@ pub fn run(
         writer,
         handles,
         totals,
-        work: Vec::new(),
+        work: (0..partitions).map(|_| PartitionWork::default()).collect(),
         released: Vec::new(),
         step: 0,
         last_line: None,
         next_seq: 0,
         waiting: BTreeMap::new(),
     };
-    for p in 0..s.cfg.partitions {
-        s.work.push(PartitionWork { step: 0, items: Vec::new() });
-        let _ = p;
-    }
     loop {
         match rx.recv_timeout(s.cfg.idle_release) {
             Ok(d) => {
@@ -211,21 +208,15 @@ impl Sequencer {
             }
             self.release(line);
             if self.cfg.advance_per_line && self.reorder.watermark() != wm_before {
-                if let Some(w) = self.reorder.watermark() {
-                    for p in self.work.iter_mut() {
-                        p.items.push(WorkItem::Advance { release_line: line, watermark: w });
-                    }
-                }
+                self.advance_all(line);
             }
         }
         if !batch.is_empty() {
             self.last_line = Some(first + batch.len() as u64 - 1);
         }
         if !self.cfg.advance_per_line && self.reorder.watermark() != wm_at_start {
-            if let (Some(w), Some(line)) = (self.reorder.watermark(), self.last_line) {
-                for p in self.work.iter_mut() {
-                    p.items.push(WorkItem::Advance { release_line: line, watermark: w });
-                }
+            if let Some(line) = self.last_line {
+                self.advance_all(line);
             }
         }
         self.totals.add_late(late);
@@ -236,6 +227,15 @@ impl Sequencer {
         }
         self.handles.observe_batch(PipelineStage::Sequence, started.elapsed().as_secs_f64());
         self.send_step(batch, received_at)
+    }
+
+    /// Tells every partition the current watermark (alerts it decides go after `line`).
+    fn advance_all(&mut self, line: u64) {
+        if let Some(w) = self.reorder.watermark() {
+            for p in self.work.iter_mut() {
+                p.items.push(WorkItem::Advance { release_line: line, watermark: w });
+            }
+        }
     }
 
     /// Routes released events to the partitions owning their keys.
@@ -279,11 +279,7 @@ impl Sequencer {
         let Some(line) = self.last_line else { return Ok(()) };
         self.reorder.release_all(&mut self.released);
         self.route_released(line);
-        if let Some(w) = self.reorder.watermark() {
-            for p in self.work.iter_mut() {
-                p.items.push(WorkItem::Advance { release_line: line, watermark: w });
-            }
-        }
+        self.advance_all(line);
         self.send_step(Batch::default(), Instant::now())
     }
 

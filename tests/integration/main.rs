@@ -1,4 +1,5 @@
-//! Integration tests: each module runs the real `eqlstream` binary on real files.
+//! Integration tests: each module runs the real `eqlstream` binary on real files. This file only
+//! lists the modules; the assertions live in them.
 
 #[macro_use]
 mod util;
