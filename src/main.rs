@@ -5,6 +5,7 @@
 mod cli;
 
 use std::io::{BufWriter, Write};
+use std::os::fd::AsFd;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -183,7 +184,12 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
     }
 
     pipeline::source::grow_pipe(1);
-    let stdout: Box<dyn Write + Send> = Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout()));
+    // The raw descriptor (a duplicate of fd 1) rather than `Stdout`, whose line buffering would
+    // scan every block for newlines: the writer flushes whole batches itself.
+    let stdout: Box<dyn Write + Send> = match std::io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => Box::new(BufWriter::with_capacity(1 << 20, std::fs::File::from(fd))),
+        Err(_) => Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout())),
+    };
     let alerts: Option<Box<dyn Write + Send>> = match &settings.alerts_output {
         Some(path) => {
             let f = std::fs::File::create(path)

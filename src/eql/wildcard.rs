@@ -352,6 +352,39 @@ impl PatternSet {
         set
     }
 
+    /// The literal text every matching string value starts with, one entry per pattern:
+    /// `(text, whole)` where `whole` means the value is exactly `text` (a pattern without
+    /// wildcards) and otherwise `text` is a prefix of it. `None` when some pattern gives no
+    /// such literal (it starts with a wildcard, or the set is case-insensitive). Used by the
+    /// raw-byte prefilter.
+    pub fn literal_prefixes(&self) -> Option<Vec<(&str, bool)>> {
+        if !self.exact_ci.is_empty() {
+            return None;
+        }
+        let mut out: Vec<(&str, bool)> = self.exact.iter().map(|s| (&**s, true)).collect();
+        for p in &self.patterns {
+            if p.ci {
+                return None;
+            }
+            match &p.kind {
+                Kind::Exact(s) => out.push((s, true)),
+                Kind::Prefix(s) => out.push((s, false)),
+                Kind::Segments(segs) if segs.first().is_some_and(|s| !s.is_empty()) => out.push((&segs[0], false)),
+                Kind::Chars(toks) => {
+                    let n = toks.iter().take_while(|t| matches!(t, PTok::Char(_))).count();
+                    if n == 0 {
+                        return None;
+                    }
+                    // The literal head of the source pattern (case-sensitive, so unfolded).
+                    let end = p.source.char_indices().nth(n).map_or(p.source.len(), |(i, _)| i);
+                    out.push((&p.source[..end], false));
+                }
+                _ => return None,
+            }
+        }
+        Some(out)
+    }
+
     /// Whether the whole of `v` matches one of the patterns.
     pub fn matches(&self, v: &str) -> bool {
         (!self.exact.is_empty() && self.exact.contains(v))

@@ -12,10 +12,12 @@ pub struct Batch {
     pub seq: u64,
     /// Global line number of the first line.
     pub first_line: u64,
-    /// The lines' bytes, back to back, without their `\n`.
-    pub buf: Vec<u8>,
-    /// End offset in `buf` of each line; line i is `buf[ends[i-1]..ends[i]]`.
-    pub ends: Vec<usize>,
+    /// The lines' bytes, each followed by `\n` (also the last line of the stream, whose newline
+    /// may be missing in the input), so the writer can pass a run of lines through in one write.
+    buf: Vec<u8>,
+    /// End offset in `buf` of each line (where its `\n` is); line i is
+    /// `buf[ends[i-1] + 1..ends[i]]`.
+    ends: Vec<usize>,
 }
 
 impl Batch {
@@ -31,8 +33,37 @@ impl Batch {
 
     /// The bytes of line `i` (without its newline).
     pub fn line(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.buf[start..self.ends[i]]
+        &self.buf[self.start(i)..self.ends[i]]
+    }
+
+    fn start(&self, i: usize) -> usize {
+        if i == 0 {
+            0
+        } else {
+            self.ends[i - 1] + 1
+        }
+    }
+
+    /// Lines `from..to`, each followed by `\n`, as one slice.
+    pub fn lines_with_newlines(&self, from: usize, to: usize) -> &[u8] {
+        if from >= to {
+            return &[];
+        }
+        &self.buf[self.start(from)..self.ends[to - 1] + 1]
+    }
+
+    /// Bytes of all lines, counting one newline per line.
+    pub fn byte_len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// A batch of `lines` (tests and benches).
+    pub fn from_lines<'a>(lines: impl IntoIterator<Item = &'a [u8]>) -> Batch {
+        let mut b = Batch::default();
+        for l in lines {
+            b.push_line(l);
+        }
+        b
     }
 
     /// Iterates over the lines.
@@ -40,21 +71,61 @@ impl Batch {
         (0..self.len()).map(move |i| self.line(i))
     }
 
-    /// Hands the batch over and leaves an empty one with the same capacity in its place, so the
-    /// next batch does not regrow its buffer by doubling (measurable in profiles).
-    fn take_sized(&mut self) -> Batch {
-        let next = Batch {
+    /// Hands the batch over and leaves an empty one in its place: a recycled one from `pool`,
+    /// else a new one with the same capacity, so the next batch does not regrow its buffer by
+    /// doubling nor fault in fresh pages (both measurable in profiles).
+    fn take_sized(&mut self, pool: Option<&BatchPool>) -> Batch {
+        let next = pool.and_then(BatchPool::get).unwrap_or_else(|| Batch {
             seq: 0,
             first_line: 0,
             buf: Vec::with_capacity(self.buf.capacity()),
             ends: Vec::with_capacity(self.ends.capacity()),
-        };
+        });
         std::mem::replace(self, next)
     }
 
     fn push_line(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
         self.ends.push(self.buf.len());
+        self.buf.push(b'\n');
+    }
+}
+
+/// Batches whose lines have been written, handed back from the writer to the reader so their
+/// buffers are reused instead of allocated (and page-faulted in) again. Holds at most a fixed
+/// number of batches; a batch that does not fit, or whose buffer grew past
+/// [`BatchPool::MAX_KEPT_BYTES`] (a huge line), is freed instead.
+#[derive(Clone, Debug)]
+pub struct BatchPool {
+    tx: crossbeam_channel::Sender<Batch>,
+    rx: crossbeam_channel::Receiver<Batch>,
+}
+
+impl BatchPool {
+    /// Larger buffers are not kept.
+    pub const MAX_KEPT_BYTES: usize = 8 << 20;
+
+    /// A pool keeping at most `capacity` batches.
+    pub fn new(capacity: usize) -> BatchPool {
+        let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
+        BatchPool { tx, rx }
+    }
+
+    /// A recycled, empty batch, if one is available.
+    pub fn get(&self) -> Option<Batch> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Gives a batch back for reuse.
+    pub fn put(&self, mut batch: Batch) {
+        if batch.buf.capacity() > Self::MAX_KEPT_BYTES {
+            return;
+        }
+        batch.buf.clear();
+        batch.ends.clear();
+        batch.seq = 0;
+        batch.first_line = 0;
+        let _ = self.tx.try_send(batch);
     }
 }
 
@@ -65,6 +136,7 @@ impl Batch {
 #[derive(Debug)]
 pub struct Framer {
     batch_size: usize,
+    pool: Option<BatchPool>,
     partial: Vec<u8>,
     current: Batch,
 }
@@ -72,7 +144,12 @@ pub struct Framer {
 impl Framer {
     /// A framer producing batches of at most `batch_size` (>= 1) lines.
     pub fn new(batch_size: usize) -> Framer {
-        Framer { batch_size: batch_size.max(1), partial: Vec::new(), current: Batch::default() }
+        Framer { batch_size: batch_size.max(1), pool: None, partial: Vec::new(), current: Batch::default() }
+    }
+
+    /// A framer that takes its batches from `pool` when it can.
+    pub fn with_pool(batch_size: usize, pool: BatchPool) -> Framer {
+        Framer { pool: Some(pool), ..Framer::new(batch_size) }
     }
 
     /// Adds bytes; pushes onto `out` every batch that is full, then (if `flush`) the batch holding
@@ -93,12 +170,12 @@ impl Framer {
             }
             bytes = &bytes[nl + 1..];
             if self.current.len() >= self.batch_size {
-                out.push(self.current.take_sized());
+                out.push(self.current.take_sized(self.pool.as_ref()));
             }
         }
         self.partial.extend_from_slice(bytes);
         if flush && !self.current.is_empty() {
-            out.push(self.current.take_sized());
+            out.push(self.current.take_sized(self.pool.as_ref()));
         }
     }
 
@@ -108,11 +185,11 @@ impl Framer {
             let line = std::mem::take(&mut self.partial);
             self.current.push_line(&line);
             if self.current.len() >= self.batch_size {
-                out.push(self.current.take_sized());
+                out.push(self.current.take_sized(self.pool.as_ref()));
             }
         }
         if !self.current.is_empty() {
-            out.push(self.current.take_sized());
+            out.push(self.current.take_sized(self.pool.as_ref()));
         }
     }
 

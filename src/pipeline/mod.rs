@@ -248,15 +248,17 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
         )?);
     }
 
+    // Written batches go back to the reader: as many as can be in flight on one channel.
+    let pool = frame::BatchPool::new(cap);
     let writer = {
-        let (h, t) = (metrics.handles(), totals.clone());
+        let (h, t, pool) = (metrics.handles(), totals.clone(), pool.clone());
         std::thread::Builder::new()
             .name("writer".into())
-            .spawn(move || sink::run(outputs, writer_rx, part_out_rxs, h, t))
+            .spawn(move || sink::run(outputs, writer_rx, part_out_rxs, pool, h, t))
             .map_err(PipelineError::Spawn)?
     };
 
-    let feeder = source::Feeder::new(batch_tx, metrics.handles());
+    let feeder = source::Feeder::new(batch_tx, pool, metrics.handles());
     let source_result =
         source::run(&settings.input, settings.batch_size, settings.max_connections, feeder, &shutdown, &runtime);
     // The feeder (and its sender) is gone: the stages drain in order.

@@ -2,24 +2,26 @@
 //! stage (or `until` clause) of any loaded rule, while still reading its timestamp so the
 //! watermark sees every line.
 //!
-//! From each compiled stage it takes the terms every matching event must have
-//! ([`crate::eql::Stage::required_terms`]: the category, and top-level `==` / `in` conjuncts on
-//! plain string literals, all case-sensitive exact matches). A JSON string value `v` without
-//! escapes appears in the line as the bytes `"v"`, so a stage is possible only if, for each of
-//! its terms, one of the quoted values occurs somewhere in the line. One Aho-Corasick scan finds
-//! every quoted value present.
+//! From each compiled stage it takes the literals every matching event must contain
+//! ([`crate::eql::Stage::required_literals`]: a conjunction of clauses, each a set of string
+//! values or value prefixes, from the category, `==`, `in`, case-sensitive `like` and `and` /
+//! `or` of those). A JSON string value `v` without escapes appears in the line as the bytes
+//! `"v"` (a prefix `p` as `"p`), so a stage is possible only if every clause has one of its
+//! quoted literals somewhere in the line. One SIMD multi-pattern scan (Teddy, from the
+//! aho-corasick crate) finds every quoted literal present.
 //!
 //! It never skips a line that could match, and never changes what the rest of the pipeline sees:
 //! - a line with a backslash (an escape could spell a value differently) is always parsed;
-//! - a rule with a stage that has no required term disables the prefilter altogether;
+//! - case-insensitive operators give no literal (they never make a line skippable);
+//! - a rule with a stage that has no required literal disables the prefilter altogether;
 //! - a skipped line must be certainly a valid JSON object ([`rawscan`]) whose timestamp key
 //!   occurs once at the top level; otherwise it is parsed. So invalid lines are classified by
 //!   the real parser, exactly as with `--no-prefilter`.
 
-use aho_corasick::AhoCorasick;
+use aho_corasick::{packed, AhoCorasick, MatchKind};
 
 use super::decode::LineTime;
-use super::rawscan::{self, RawScalar};
+use super::rawscan::{self, is_ws, RawScalar};
 use crate::event::Scalar;
 use crate::metrics::InvalidReason;
 use crate::ruleset::RuleSet;
@@ -28,11 +30,24 @@ use crate::time::{self, Precision};
 /// A stage's requirement: every clause must have one of its patterns present.
 type Cnf = Vec<Vec<usize>>;
 
+/// The multi-pattern scan.
+#[derive(Debug)]
+enum Scanner {
+    /// SIMD (Teddy), leftmost-longest.
+    Packed(packed::Searcher),
+    /// Aho-Corasick automaton (no SIMD available, or an overlapping scan is needed).
+    Automaton(AhoCorasick),
+}
+
 /// The compiled prefilter.
 #[derive(Debug)]
 pub struct Prefilter {
-    patterns: AhoCorasick,
+    scanner: Scanner,
     pattern_count: usize,
+    /// For each pattern, the patterns that are a prefix of it (itself included).
+    prefixes_of: Vec<Vec<usize>>,
+    /// Some pattern could start at a closing quote: scan with overlapping matches.
+    overlapping: bool,
     stages: Vec<Cnf>,
     timestamp_key: String,
     precision: Precision,
@@ -73,37 +88,80 @@ impl Prefilter {
         if rules.rules.is_empty() {
             return Err(Unavailable::NoRules);
         }
-        let mut patterns: Vec<String> = Vec::new();
-        let mut index = hashbrown::HashMap::<String, usize>::new();
+        let mut patterns: Vec<Vec<u8>> = Vec::new();
+        let mut index = hashbrown::HashMap::<Vec<u8>, usize>::new();
         let mut stages = Vec::new();
         for rule in &rules.rules {
             for stage in rule.query.stages.iter().chain(rule.query.until.iter()) {
-                let terms = stage.required_terms();
-                if terms.is_empty() {
+                let clauses = stage.required_literals();
+                if clauses.is_empty() {
                     return Err(Unavailable::StageWithoutTerms { rule_id: rule.spec.rule_id.clone() });
                 }
                 let mut cnf = Vec::new();
-                for (_field, values) in terms {
-                    let clause = values
-                        .iter()
-                        .map(|v| {
-                            let quoted = format!("\"{v}\"");
-                            let next = patterns.len();
-                            *index.entry(quoted.clone()).or_insert_with(|| {
-                                patterns.push(quoted);
-                                next
-                            })
-                        })
-                        .collect();
-                    cnf.push(clause);
+                for clause in clauses {
+                    let mut ids = Vec::new();
+                    for lit in clause {
+                        // A value with a quote, backslash or control character is escaped in
+                        // JSON, so it only occurs in lines with a backslash, which are always
+                        // parsed: such a literal is never present in a line that may be skipped.
+                        if lit.text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+                            continue;
+                        }
+                        let mut p = Vec::with_capacity(lit.text.len() + 2);
+                        p.push(b'"');
+                        p.extend_from_slice(lit.text.as_bytes());
+                        if lit.whole {
+                            p.push(b'"');
+                        }
+                        let next = patterns.len();
+                        let id = *index.entry(p.clone()).or_insert_with(|| {
+                            patterns.push(p);
+                            next
+                        });
+                        ids.push(id);
+                    }
+                    cnf.push(ids);
                 }
                 stages.push(cnf);
             }
         }
-        let ac = AhoCorasick::new(&patterns).map_err(|_| Unavailable::NoRules)?;
+        // Every pattern starts with a quote. In a valid JSON line without backslashes, a quote
+        // that begins a match is then the opening quote of a string (a closing quote is only
+        // followed by `:`, `,`, `}`, `]` or whitespace, which no pattern has second), and a
+        // match never runs past that string's closing quote. So matches of different strings
+        // never overlap and a leftmost-longest scan, with every pattern that is a prefix of the
+        // reported one counted as present too, finds the same set as an overlapping scan. A
+        // pattern whose second byte could follow a closing quote needs the overlapping scan.
+        let overlapping =
+            patterns.iter().any(|p| p.get(1).is_some_and(|b| matches!(b, b':' | b',' | b'}' | b']') || is_ws(*b)));
+        let prefixes_of =
+            patterns.iter().map(|p| (0..patterns.len()).filter(|&q| p.starts_with(&patterns[q])).collect()).collect();
+        // Teddy (SIMD) when possible: the patterns all start with a quote, which defeats the
+        // automaton's start-byte prefilter.
+        let packed = (!overlapping)
+            .then(|| {
+                packed::Config::new()
+                    .match_kind(packed::MatchKind::LeftmostLongest)
+                    .heuristic_pattern_limits(false)
+                    .builder()
+                    .extend(&patterns)
+                    .build()
+            })
+            .flatten();
+        let scanner = match packed {
+            Some(s) => Scanner::Packed(s),
+            None => {
+                let kind = if overlapping { MatchKind::Standard } else { MatchKind::LeftmostLongest };
+                Scanner::Automaton(
+                    AhoCorasick::builder().match_kind(kind).build(&patterns).map_err(|_| Unavailable::NoRules)?,
+                )
+            }
+        };
         Ok(Prefilter {
-            patterns: ac,
+            scanner,
             pattern_count: patterns.len(),
+            prefixes_of,
+            overlapping,
             stages,
             timestamp_key: timestamp_field.to_string(),
             precision,
@@ -115,12 +173,22 @@ impl Prefilter {
         self.pattern_count
     }
 
-    /// True when some stage might match `line` (it must then be parsed).
+    /// True when some stage might match `line` (it must then be parsed). Only meaningful for
+    /// lines without a backslash that turn out to be valid JSON; others are parsed anyway.
     fn might_match(&self, line: &[u8], present: &mut Vec<bool>) -> bool {
         present.clear();
         present.resize(self.pattern_count, false);
-        for m in self.patterns.find_overlapping_iter(line) {
-            present[m.pattern().as_usize()] = true;
+        let mut mark = |id: usize| {
+            for &q in &self.prefixes_of[id] {
+                present[q] = true;
+            }
+        };
+        match &self.scanner {
+            Scanner::Packed(s) => s.find_iter(line).for_each(|m| mark(m.pattern().as_usize())),
+            Scanner::Automaton(ac) if self.overlapping => {
+                ac.find_overlapping_iter(line).for_each(|m| present[m.pattern().as_usize()] = true)
+            }
+            Scanner::Automaton(ac) => ac.find_iter(line).for_each(|m| mark(m.pattern().as_usize())),
         }
         self.stages.iter().any(|cnf| cnf.iter().all(|clause| clause.iter().any(|p| present[*p])))
     }
@@ -167,9 +235,19 @@ mod tests {
         let network =
             br#"{"@timestamp":"2026-03-05T10:00:00.000Z","event":{"category":["network"],"action":"connect"}}"#;
         assert!(matches!(pf.skip(network, &mut scratch), Some(LineTime::At(_))));
+        // A creation needs a downloader (or a shell with a downloader argument) and a path
+        // under one of the rule's prefixes to be possible.
         let creation =
             br#"{"@timestamp":"2026-03-05T10:00:00.000Z","event":{"category":["file"],"action":"creation"}}"#;
-        assert_eq!(pf.skip(creation, &mut scratch), None);
+        assert!(matches!(pf.skip(creation, &mut scratch), Some(LineTime::At(_))));
+        let download = br#"{"@timestamp":"2026-03-05T10:00:00.000Z","event":{"category":["file"],"action":"creation"},"process":{"name":"curl"},"file":{"path":"/tmp/x"}}"#;
+        assert_eq!(pf.skip(download, &mut scratch), None);
+        let by_shell = br#"{"@timestamp":"2026-03-05T10:00:00.000Z","event":{"category":["file"],"action":"creation"},"process":{"name":"sh","args":["sh","/usr/bin/wget"]},"file":{"path":"/home/u/x"}}"#;
+        assert_eq!(pf.skip(by_shell, &mut scratch), None);
+        let elsewhere = br#"{"@timestamp":"2026-03-05T10:00:00.000Z","event":{"category":["file"],"action":"creation"},"process":{"name":"curl"},"file":{"path":"/etc/x"}}"#;
+        assert!(matches!(pf.skip(elsewhere, &mut scratch), Some(LineTime::At(_))));
+        let exec = br#"{"@timestamp":"2026-03-05T10:00:00.000Z","event":{"category":["process"],"type":["start"],"action":"exec"},"process":{"parent":{"name":"bash"}}}"#;
+        assert_eq!(pf.skip(exec, &mut scratch), None);
         let escaped = br#"{"@timestamp":"2026-03-05T10:00:00.000Z","event":{"category":["fil\u0065"]}}"#;
         assert_eq!(pf.skip(escaped, &mut scratch), None);
         let no_ts = br#"{"event":{"category":["network"]}}"#;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::Receiver;
 
+use super::frame::{Batch, BatchPool};
 use super::sequencer::WriterBatch;
 use super::worker::{AlertOut, PartitionOutput};
 use super::Totals;
@@ -51,6 +52,7 @@ pub fn run(
     mut outputs: Outputs,
     rx: Receiver<WriterBatch>,
     parts: Vec<Receiver<PartitionOutput>>,
+    pool: BatchPool,
     handles: Handles,
     totals: Arc<Totals>,
 ) -> Result<SinkEnd, SinkError> {
@@ -86,6 +88,7 @@ pub fn run(
             handles.observe_alert_latency(latency);
         }
         totals.add_sent(wb.batch.len() as u64, alerts.len() as u64);
+        pool.put(wb.batch);
         alerts.clear();
         stats.flush(&handles);
         handles.observe_batch(PipelineStage::Write, started.elapsed().as_secs_f64());
@@ -98,42 +101,52 @@ pub fn run(
 }
 
 fn write_step(outputs: &mut Outputs, wb: &WriterBatch, alerts: &[AlertOut], stats: &mut Stats) -> std::io::Result<()> {
-    let first = wb.batch.first_line;
-    let mut next = 0usize;
-    let mut write_alerts_through =
-        |outputs: &mut Outputs, line: Option<u64>, stats: &mut Stats| -> std::io::Result<()> {
-            while next < alerts.len() && line.is_none_or(|l| alerts[next].release_line <= l) {
-                let a = &alerts[next];
-                outputs.stdout.write_all(&a.bytes)?;
-                if let Some(f) = outputs.alerts.as_mut() {
-                    f.write_all(&a.bytes)?;
-                }
-                stats.alerts[a.rule as usize] += 1;
-                stats.sent_events += memchr::memchr_iter(b'\n', &a.bytes).count() as u64;
-                next += 1;
-            }
-            Ok(())
-        };
-    if wb.batch.is_empty() {
-        write_alerts_through(outputs, None, stats)?;
-    } else {
-        // Alerts released by earlier lines (idle release) come before this batch's lines.
-        if first > 0 {
-            write_alerts_through(outputs, Some(first - 1), stats)?;
+    let batch = &wb.batch;
+    let (first, len) = (batch.first_line, batch.len());
+    let end = first + len as u64;
+    let mut k = 0usize;
+    // Alerts released by earlier lines (idle release) come before this batch's lines.
+    while k < alerts.len() && alerts[k].release_line < first {
+        write_alert(outputs, &alerts[k], stats)?;
+        k += 1;
+    }
+    // Runs of lines between alert positions go out in one write each.
+    let mut written = 0usize;
+    while k < alerts.len() && alerts[k].release_line < end {
+        let line = alerts[k].release_line;
+        let upto = (line - first) as usize + 1;
+        write_lines(outputs, batch, written, upto, stats)?;
+        written = upto;
+        while k < alerts.len() && alerts[k].release_line == line {
+            write_alert(outputs, &alerts[k], stats)?;
+            k += 1;
         }
-        for (i, line) in wb.batch.lines().enumerate() {
-            if outputs.passthrough {
-                outputs.stdout.write_all(line)?;
-                outputs.stdout.write_all(b"\n")?;
-                stats.sent_events += 1;
-            }
-            write_alerts_through(outputs, Some(first + i as u64), stats)?;
-        }
-        write_alerts_through(outputs, None, stats)?;
+    }
+    write_lines(outputs, batch, written, len, stats)?;
+    for a in &alerts[k..] {
+        write_alert(outputs, a, stats)?;
     }
     outputs.stdout.flush()?;
     if let Some(f) = outputs.alerts.as_mut() {
         f.flush()?;
     }
+    Ok(())
+}
+
+fn write_lines(outputs: &mut Outputs, batch: &Batch, from: usize, to: usize, stats: &mut Stats) -> std::io::Result<()> {
+    if outputs.passthrough && from < to {
+        outputs.stdout.write_all(batch.lines_with_newlines(from, to))?;
+        stats.sent_events += (to - from) as u64;
+    }
+    Ok(())
+}
+
+fn write_alert(outputs: &mut Outputs, a: &AlertOut, stats: &mut Stats) -> std::io::Result<()> {
+    outputs.stdout.write_all(&a.bytes)?;
+    if let Some(f) = outputs.alerts.as_mut() {
+        f.write_all(&a.bytes)?;
+    }
+    stats.alerts[a.rule as usize] += 1;
+    stats.sent_events += memchr::memchr_iter(b'\n', &a.bytes).count() as u64;
     Ok(())
 }

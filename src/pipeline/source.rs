@@ -16,7 +16,7 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 use tokio::io::AsyncReadExt;
 
-use super::frame::{Batch, Framer};
+use super::frame::{Batch, BatchPool, Framer};
 use super::shutdown::Shutdown;
 use crate::config::InputSpec;
 use crate::metrics::{Handles, PipelineStage};
@@ -50,6 +50,7 @@ pub enum SourceError {
 /// Numbers batches and lines in stream order and sends them downstream.
 pub struct Feeder {
     tx: Sender<Batch>,
+    pool: BatchPool,
     handles: Handles,
     seq: u64,
     next_line: u64,
@@ -60,9 +61,9 @@ pub struct Feeder {
 pub struct Closed;
 
 impl Feeder {
-    /// A feeder sending into `tx`.
-    pub fn new(tx: Sender<Batch>, handles: Handles) -> Feeder {
-        Feeder { tx, handles, seq: 0, next_line: 0 }
+    /// A feeder sending into `tx`; framers take recycled batches from `pool`.
+    pub fn new(tx: Sender<Batch>, pool: BatchPool, handles: Handles) -> Feeder {
+        Feeder { tx, pool, handles, seq: 0, next_line: 0 }
     }
 
     /// Assigns the batch its sequence number and first line number, then sends it (blocking while
@@ -153,7 +154,7 @@ fn stdin_ready() -> bool {
 fn read_stdin(batch_size: usize, mut feeder: Feeder, shutdown: &Shutdown) -> Result<(), SourceError> {
     grow_pipe(0);
     let mut stdin = std::io::stdin().lock();
-    let mut framer = Framer::new(batch_size);
+    let mut framer = Framer::with_pool(batch_size, feeder.pool.clone());
     let mut block = vec![0u8; READ_BLOCK_BYTES];
     let mut out = Vec::new();
     loop {
@@ -211,6 +212,7 @@ fn serve(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(4);
     let sem = Arc::new(tokio::sync::Semaphore::new(max_connections));
     let sd = shutdown.clone();
+    let pool = feeder.pool.clone();
     let accept_task = rt.spawn(async move {
         let mut next_conn: u64 = 0;
         loop {
@@ -229,8 +231,9 @@ fn serve(
                     tracing::debug!(conn, "Connection accepted.");
                     let tx = tx.clone();
                     let sd = sd.clone();
+                    let framer = Framer::with_pool(batch_size, pool.clone());
                     tokio::spawn(async move {
-                        if let Err(e) = read_connection(stream, batch_size, tx, sd).await {
+                        if let Err(e) = read_connection(stream, framer, tx, sd).await {
                             tracing::warn!(conn, error = %e, "Connection read failed; lines read before the error were kept.");
                         }
                         drop(permit);
@@ -273,11 +276,10 @@ async fn accept(listener: &Listener) -> std::io::Result<Box<dyn AsyncStream>> {
 
 async fn read_connection(
     mut stream: Box<dyn AsyncStream>,
-    batch_size: usize,
+    mut framer: Framer,
     tx: tokio::sync::mpsc::Sender<Batch>,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
-    let mut framer = Framer::new(batch_size);
     let mut block = vec![0u8; 64 * 1024];
     let mut out = Vec::new();
     let result = loop {
