@@ -13,6 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::frame::Batch;
 use super::prefilter::Prefilter;
+use super::rawscan;
 use super::Totals;
 use crate::alert::MatchedEvent;
 use crate::event::DecodeError;
@@ -31,6 +32,21 @@ pub enum LineTime {
     At(i64),
     /// Not usable for detection (counted under this reason).
     Invalid(InvalidReason),
+    /// Not usable for detection (counted under this reason), but its raw bytes carry an event
+    /// time ([`rawscan::leading_time`]) that moves the watermark: the same time a prefilter
+    /// that skips the line without validating it reads, so alerts do not depend on the
+    /// prefilter.
+    InvalidAt(InvalidReason, i64),
+}
+
+impl LineTime {
+    /// The event time that moves the watermark, if any.
+    pub fn watermark_time(self) -> Option<i64> {
+        match self {
+            LineTime::At(ts) | LineTime::InvalidAt(_, ts) => Some(ts),
+            LineTime::Invalid(_) => None,
+        }
+    }
 }
 
 /// One stage (or until) hit of one rule, under one join key.
@@ -82,6 +98,9 @@ pub struct DecodeContext {
     pub precision: Precision,
     /// Longest line that is parsed.
     pub max_line_bytes: usize,
+    /// The timestamp field when it is a top-level key (read from the raw bytes of lines that
+    /// fail to parse).
+    pub timestamp_key: Option<String>,
     /// Raw-byte prefilter; `None` parses every line.
     pub prefilter: Option<Arc<Prefilter>>,
 }
@@ -124,7 +143,7 @@ fn decode_batch(
         stats.received_events += 1;
         stats.received_bytes += line.len() as u64 + 1;
         let t = decode_line(ctx, decoder, stats, (keys, scratch), line, i as u32, &mut matches);
-        if let LineTime::Invalid(reason) = t {
+        if let LineTime::Invalid(reason) | LineTime::InvalidAt(reason, _) = t {
             stats.invalid[reason as usize] += 1;
         }
         times.push(t);
@@ -151,7 +170,13 @@ fn decode_line(
     }
     let ev = match decoder.decode(line) {
         Ok(ev) => ev,
-        Err(e) => return LineTime::Invalid(decode_reason(&e)),
+        Err(e) => {
+            let reason = decode_reason(&e);
+            return match ctx.timestamp_key.as_deref().and_then(|k| rawscan::leading_time(line, k, ctx.precision)) {
+                Some(Ok(ts)) => LineTime::InvalidAt(reason, ts),
+                _ => LineTime::Invalid(reason),
+            };
+        }
     };
     // Elasticsearch refuses a hit whose timestamp is missing or multi-valued (section 3).
     let mut values = [Scalar::Bool(false); 2];

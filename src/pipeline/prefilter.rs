@@ -14,18 +14,20 @@
 //! - a line with a backslash (an escape could spell a value differently) is always parsed;
 //! - case-insensitive operators give no literal (they never make a line skippable);
 //! - a rule with a stage that has no required literal disables the prefilter altogether;
-//! - a skipped line must be certainly a valid JSON object ([`rawscan`]) whose timestamp key
-//!   occurs once at the top level; otherwise it is parsed. So invalid lines are classified by
-//!   the real parser, exactly as with `--no-prefilter`.
+//! - a skipped line must have its timestamp as its first key, occurring once
+//!   ([`rawscan::leading_time`]); otherwise it is parsed. A skipped line is not validated: if it
+//!   is not valid JSON, it could not have matched anyway, and its timestamp moves the watermark
+//!   exactly as it does with `--no-prefilter`, where a line that fails to parse still gives the
+//!   watermark the event time [`rawscan::leading_time`] reads from it. So alerts are the same
+//!   with the prefilter on and off; only the invalid-line counters differ (skipped lines are
+//!   not classified).
 
 use aho_corasick::{packed, AhoCorasick, MatchKind};
 
 use super::decode::LineTime;
-use super::rawscan::{self, is_ws, RawScalar};
-use crate::event::Scalar;
-use crate::metrics::InvalidReason;
+use super::rawscan::{self, is_ws};
 use crate::ruleset::RuleSet;
-use crate::time::{self, Precision};
+use crate::time::Precision;
 
 /// A stage's requirement: every clause must have one of its patterns present.
 type Cnf = Vec<Vec<usize>>;
@@ -199,28 +201,17 @@ impl Prefilter {
         if memchr::memchr(b'\\', line).is_some() || self.might_match(line, present) {
             return None;
         }
-        match rawscan::top_level_scalar(line, &self.timestamp_key)? {
-            None => Some(LineTime::Invalid(InvalidReason::NoTimestamp)),
-            Some(RawScalar::Str(s)) => Some(match time::parse_timestamp(s, self.precision) {
-                Ok(ts) => LineTime::At(ts),
-                Err(_) => LineTime::Invalid(InvalidReason::BadTimestamp),
-            }),
-            Some(RawScalar::Num(n)) => {
-                // Only plain integers: simd-json reads them as the same i64 (floats and huge
-                // numbers are left to the parser).
-                let ms: i64 = n.parse().ok()?;
-                Some(match time::scalar_timestamp(Scalar::I64(ms), self.precision) {
-                    Ok(ts) => LineTime::At(ts),
-                    Err(_) => LineTime::Invalid(InvalidReason::BadTimestamp),
-                })
-            }
-        }
+        Some(match rawscan::leading_time(line, &self.timestamp_key, self.precision)? {
+            Ok(ts) => LineTime::At(ts),
+            Err(reason) => LineTime::Invalid(reason),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::InvalidReason;
     use crate::rules;
 
     fn seed() -> RuleSet {
@@ -250,12 +241,14 @@ mod tests {
         assert_eq!(pf.skip(exec, &mut scratch), None);
         let escaped = br#"{"@timestamp":"2026-03-05T10:00:00.000Z","event":{"category":["fil\u0065"]}}"#;
         assert_eq!(pf.skip(escaped, &mut scratch), None);
+        // Without a leading timestamp only the parser can tell.
         let no_ts = br#"{"event":{"category":["network"]}}"#;
-        assert_eq!(pf.skip(no_ts, &mut scratch), Some(LineTime::Invalid(InvalidReason::NoTimestamp)));
+        assert_eq!(pf.skip(no_ts, &mut scratch), None);
         let bad_ts = br#"{"@timestamp":"yesterday"}"#;
         assert_eq!(pf.skip(bad_ts, &mut scratch), Some(LineTime::Invalid(InvalidReason::BadTimestamp)));
         let truncated = br#"{"@timestamp":"2026-03-05T10:00:00.000Z","event":{"#;
-        assert_eq!(pf.skip(truncated, &mut scratch), None, "invalid lines go to the real parser");
+        // Not validated: it cannot match, and its timestamp is what `--no-prefilter` reads too.
+        assert!(matches!(pf.skip(truncated, &mut scratch), Some(LineTime::At(_))));
         let millis = br#"{"@timestamp":1772704800000}"#;
         assert_eq!(pf.skip(millis, &mut scratch), Some(LineTime::At(1_772_704_800_000_000_000)));
     }

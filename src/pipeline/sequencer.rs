@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use super::decode::{Decoded, LineTime, RuleHit};
+use super::decode::{Decoded, RuleHit};
 use super::frame::Batch;
 use super::Totals;
 use crate::alert::MatchedEvent;
@@ -178,7 +178,7 @@ impl Sequencer {
         for (i, t) in times.iter().enumerate() {
             let line = first + i as u64;
             let matched = if matches.peek().is_some_and(|m| m.line as usize == i) { matches.next() } else { None };
-            let LineTime::At(ts) = *t else { continue };
+            let Some(ts) = t.watermark_time() else { continue };
             if self.reorder.watermark().is_some_and(|w| ts < w) {
                 late += 1;
                 continue;
