@@ -33,7 +33,7 @@ pub enum LineTime {
     /// Not usable for detection (counted under this reason).
     Invalid(InvalidReason),
     /// Not usable for detection (counted under this reason), but its raw bytes carry an event
-    /// time ([`rawscan::leading_time`]) that moves the watermark: the same time a prefilter
+    /// time ([`rawscan::LeadingTime`]) that moves the watermark: the same time a prefilter
     /// that skips the line without validating it reads, so alerts do not depend on the
     /// prefilter.
     InvalidAt(InvalidReason, i64),
@@ -100,7 +100,7 @@ pub struct DecodeContext {
     pub max_line_bytes: usize,
     /// The timestamp field when it is a top-level key (read from the raw bytes of lines that
     /// fail to parse).
-    pub timestamp_key: Option<String>,
+    pub leading_time: Option<rawscan::LeadingTime>,
     /// Raw-byte prefilter; `None` parses every line.
     pub prefilter: Option<Arc<Prefilter>>,
 }
@@ -172,7 +172,7 @@ fn decode_line(
         Ok(ev) => ev,
         Err(e) => {
             let reason = decode_reason(&e);
-            return match ctx.timestamp_key.as_deref().and_then(|k| rawscan::leading_time(line, k, ctx.precision)) {
+            return match ctx.leading_time.as_ref().and_then(|t| t.of(line)) {
                 Some(Ok(ts)) => LineTime::InvalidAt(reason, ts),
                 _ => LineTime::Invalid(reason),
             };

@@ -131,20 +131,24 @@ impl BatchPool {
 
 /// Splits a byte stream into batches of at most `batch_size` lines.
 ///
-/// Feed it with [`Framer::push`] as bytes arrive and call [`Framer::finish`] at end of input.
-/// Each call returns the batches that became complete; a partial line is carried over.
+/// Feed it with [`Framer::push`] (or let it read a file descriptor straight into the batch
+/// buffer with [`Framer::read_fd`], so that input bytes are copied once, by the kernel) and call
+/// [`Framer::finish`] at end of input. Each call pushes the batches that became complete; an
+/// incomplete last line stays at the end of the buffer and moves to the next batch.
 #[derive(Debug)]
 pub struct Framer {
     batch_size: usize,
     pool: Option<BatchPool>,
-    partial: Vec<u8>,
+    /// Complete lines (listed in `ends`), then the bytes of the incomplete line.
     current: Batch,
+    /// Bytes of `current.buf` holding complete lines.
+    complete: usize,
 }
 
 impl Framer {
     /// A framer producing batches of at most `batch_size` (>= 1) lines.
     pub fn new(batch_size: usize) -> Framer {
-        Framer { batch_size: batch_size.max(1), pool: None, partial: Vec::new(), current: Batch::default() }
+        Framer { batch_size: batch_size.max(1), pool: None, current: Batch::default(), complete: 0 }
     }
 
     /// A framer that takes its batches from `pool` when it can.
@@ -154,48 +158,84 @@ impl Framer {
 
     /// Adds bytes; pushes onto `out` every batch that is full, then (if `flush`) the batch holding
     /// whatever complete lines remain, so that a slow producer's lines are not held back.
-    pub fn push(&mut self, mut bytes: &[u8], flush: bool, out: &mut Vec<Batch>) {
-        while let Some(nl) = memchr::memchr(b'\n', bytes) {
-            if self.partial.is_empty() {
-                self.current.push_line(&bytes[..nl]);
-            } else {
-                self.partial.extend_from_slice(&bytes[..nl]);
-                let line = std::mem::take(&mut self.partial);
-                self.current.push_line(&line);
-                self.partial = line;
-                self.partial.clear();
-                if self.partial.capacity() > 1 << 20 {
-                    self.partial = Vec::new();
-                }
-            }
-            bytes = &bytes[nl + 1..];
+    pub fn push(&mut self, bytes: &[u8], flush: bool, out: &mut Vec<Batch>) {
+        let from = self.current.buf.len();
+        self.current.buf.extend_from_slice(bytes);
+        self.scan(from, flush, out);
+    }
+
+    /// Reads once from the file descriptor `fd` (at most `max` bytes) straight into the batch
+    /// buffer, then frames like [`Framer::push`]. Returns the number of bytes read (0 at end of
+    /// input). The caller owns `fd` and keeps it open for the call.
+    pub fn read_fd(
+        &mut self,
+        fd: std::os::fd::BorrowedFd<'_>,
+        max: usize,
+        flush: bool,
+        out: &mut Vec<Batch>,
+    ) -> std::io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        let buf = &mut self.current.buf;
+        buf.reserve(max);
+        let from = buf.len();
+        let spare = buf.capacity() - from;
+        // SAFETY: read(2) writes at most `spare` bytes into the vector's spare capacity, which
+        // starts at `as_mut_ptr() + from` and is `spare` bytes long; `set_len` then covers only
+        // the `n <= spare` bytes it wrote.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().add(from).cast(), spare) };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let n = n as usize;
+        // SAFETY: see above; `from + n <= capacity`.
+        unsafe { buf.set_len(from + n) };
+        self.scan(from, flush, out);
+        Ok(n)
+    }
+
+    /// Finds the lines completed by the bytes from `from` on.
+    fn scan(&mut self, from: usize, flush: bool, out: &mut Vec<Batch>) {
+        let mut search = from;
+        while let Some(i) = memchr::memchr(b'\n', &self.current.buf[search..]) {
+            let nl = search + i;
+            self.current.ends.push(nl);
+            self.complete = nl + 1;
+            search = nl + 1;
             if self.current.len() >= self.batch_size {
-                out.push(self.current.take_sized(self.pool.as_ref()));
+                self.cut(out);
+                // The rest moved to the start of the new buffer.
+                search = 0;
             }
         }
-        self.partial.extend_from_slice(bytes);
         if flush && !self.current.is_empty() {
-            out.push(self.current.take_sized(self.pool.as_ref()));
+            self.cut(out);
         }
+    }
+
+    /// Hands over the complete lines; the incomplete line moves to the next batch.
+    fn cut(&mut self, out: &mut Vec<Batch>) {
+        let mut full = self.current.take_sized(self.pool.as_ref());
+        self.current.buf.extend_from_slice(&full.buf[self.complete..]);
+        full.buf.truncate(self.complete);
+        self.complete = 0;
+        out.push(full);
     }
 
     /// End of input: the final line without a newline (if any) becomes a line of its own.
     pub fn finish(&mut self, out: &mut Vec<Batch>) {
-        if !self.partial.is_empty() {
-            let line = std::mem::take(&mut self.partial);
-            self.current.push_line(&line);
-            if self.current.len() >= self.batch_size {
-                out.push(self.current.take_sized(self.pool.as_ref()));
-            }
+        if self.current.buf.len() > self.complete {
+            self.current.ends.push(self.current.buf.len());
+            self.current.buf.push(b'\n');
+            self.complete = self.current.buf.len();
         }
         if !self.current.is_empty() {
-            out.push(self.current.take_sized(self.pool.as_ref()));
+            self.cut(out);
         }
     }
 
     /// Bytes of an incomplete line currently held.
     pub fn pending_bytes(&self) -> usize {
-        self.partial.len()
+        self.current.buf.len() - self.complete
     }
 }
 

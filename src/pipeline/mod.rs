@@ -194,7 +194,8 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
         tiebreaker_field,
         precision: settings.timestamp_precision,
         max_line_bytes: settings.max_line_bytes,
-        timestamp_key: (!settings.timestamp_field.contains('.')).then(|| settings.timestamp_field.clone()),
+        leading_time: (!settings.timestamp_field.contains('.'))
+            .then(|| rawscan::LeadingTime::new(&settings.timestamp_field, settings.timestamp_precision)),
         prefilter: if settings.prefilter {
             match prefilter::Prefilter::build(&rules, &settings.timestamp_field, settings.timestamp_precision) {
                 Ok(p) => {

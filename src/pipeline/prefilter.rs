@@ -15,17 +15,17 @@
 //! - case-insensitive operators give no literal (they never make a line skippable);
 //! - a rule with a stage that has no required literal disables the prefilter altogether;
 //! - a skipped line must have its timestamp as its first key, occurring once
-//!   ([`rawscan::leading_time`]); otherwise it is parsed. A skipped line is not validated: if it
+//!   ([`LeadingTime`]); otherwise it is parsed. A skipped line is not validated: if it
 //!   is not valid JSON, it could not have matched anyway, and its timestamp moves the watermark
 //!   exactly as it does with `--no-prefilter`, where a line that fails to parse still gives the
-//!   watermark the event time [`rawscan::leading_time`] reads from it. So alerts are the same
+//!   watermark the event time [`LeadingTime`] reads from it. So alerts are the same
 //!   with the prefilter on and off; only the invalid-line counters differ (skipped lines are
 //!   not classified).
 
 use aho_corasick::{packed, AhoCorasick, MatchKind};
 
 use super::decode::LineTime;
-use super::rawscan::{self, is_ws};
+use super::rawscan::{is_ws, LeadingTime};
 use crate::ruleset::RuleSet;
 use crate::time::Precision;
 
@@ -41,9 +41,9 @@ enum Scanner {
     Automaton(AhoCorasick),
 }
 
-/// The compiled prefilter.
+/// One scan for a set of quoted literals, and each stage's requirement over them.
 #[derive(Debug)]
-pub struct Prefilter {
+struct Level {
     scanner: Scanner,
     pattern_count: usize,
     /// For each pattern, the patterns that are a prefix of it (itself included).
@@ -51,8 +51,17 @@ pub struct Prefilter {
     /// Some pattern could start at a closing quote: scan with overlapping matches.
     overlapping: bool,
     stages: Vec<Cnf>,
-    timestamp_key: String,
-    precision: Precision,
+}
+
+/// The compiled prefilter.
+#[derive(Debug)]
+pub struct Prefilter {
+    /// A cheap first scan for a few selective literals per stage (when the rules have them):
+    /// most lines fail it and are skipped after scanning for a handful of patterns.
+    anchor: Option<Level>,
+    /// Every required literal of every stage: decides for the lines that pass the anchor.
+    full: Level,
+    timestamp: LeadingTime,
 }
 
 /// Why the prefilter cannot be used for a rule set.
@@ -90,42 +99,114 @@ impl Prefilter {
         if rules.rules.is_empty() {
             return Err(Unavailable::NoRules);
         }
-        let mut patterns: Vec<Vec<u8>> = Vec::new();
-        let mut index = hashbrown::HashMap::<Vec<u8>, usize>::new();
-        let mut stages = Vec::new();
+        // Per stage: its clauses as quoted patterns, and whether the first is the category.
+        let mut stages: Vec<(Vec<Vec<Vec<u8>>>, bool)> = Vec::new();
         for rule in &rules.rules {
             for stage in rule.query.stages.iter().chain(rule.query.until.iter()) {
                 let clauses = stage.required_literals();
                 if clauses.is_empty() {
                     return Err(Unavailable::StageWithoutTerms { rule_id: rule.spec.rule_id.clone() });
                 }
-                let mut cnf = Vec::new();
-                for clause in clauses {
-                    let mut ids = Vec::new();
-                    for lit in clause {
-                        // A value with a quote, backslash or control character is escaped in
-                        // JSON, so it only occurs in lines with a backslash, which are always
-                        // parsed: such a literal is never present in a line that may be skipped.
-                        if lit.text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
-                            continue;
-                        }
-                        let mut p = Vec::with_capacity(lit.text.len() + 2);
-                        p.push(b'"');
-                        p.extend_from_slice(lit.text.as_bytes());
-                        if lit.whole {
-                            p.push(b'"');
-                        }
+                let clauses = clauses
+                    .into_iter()
+                    .map(|clause| {
+                        clause
+                            .into_iter()
+                            // A value with a quote, backslash or control character is escaped in
+                            // JSON, so it only occurs in lines with a backslash, which are always
+                            // parsed: such a literal is never present in a line that may be
+                            // skipped (an empty clause then rules the stage out).
+                            .filter(|lit| !lit.text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20))
+                            .map(|lit| {
+                                let mut p = Vec::with_capacity(lit.text.len() + 2);
+                                p.push(b'"');
+                                p.extend_from_slice(lit.text.as_bytes());
+                                if lit.whole {
+                                    p.push(b'"');
+                                }
+                                p
+                            })
+                            .collect()
+                    })
+                    .collect();
+                stages.push((clauses, stage.category().is_some()));
+            }
+        }
+        let full = Level::build(stages.iter().map(|(c, _)| c.clone()).collect())?;
+        // The anchor: per stage, its single-literal clauses other than the category (event
+        // categories are broad by design), or else its smallest clause if it is small.
+        let anchors: Option<Vec<Vec<Vec<Vec<u8>>>>> = stages
+            .iter()
+            .map(|(clauses, has_category)| {
+                let own = &clauses[usize::from(*has_category)..];
+                let singles: Vec<Vec<Vec<u8>>> = own.iter().filter(|c| c.len() <= 1).cloned().collect();
+                if !singles.is_empty() {
+                    return Some(singles);
+                }
+                own.iter().min_by_key(|c| c.len()).filter(|c| c.len() <= 4).map(|c| vec![c.clone()])
+            })
+            .collect();
+        let anchor = match anchors {
+            Some(a) => {
+                let level = Level::build(a)?;
+                (level.pattern_count * 2 <= full.pattern_count).then_some(level)
+            }
+            None => None,
+        };
+        Ok(Prefilter { anchor, full, timestamp: LeadingTime::new(timestamp_field, precision) })
+    }
+
+    /// Number of distinct quoted literals searched for.
+    pub fn pattern_count(&self) -> usize {
+        self.full.pattern_count
+    }
+
+    /// True when some stage might match `line` (it must then be parsed). Only meaningful for
+    /// lines without a backslash; others are parsed anyway.
+    fn might_match(&self, line: &[u8], present: &mut Vec<bool>) -> bool {
+        if let Some(a) = &self.anchor {
+            if !a.possible(line, present) {
+                return false;
+            }
+        }
+        self.full.possible(line, present)
+    }
+
+    /// `Some(outcome)` when the line can be skipped (its timestamp, or why it has none);
+    /// `None` when it must be parsed. `present` is scratch space reused between calls.
+    pub fn skip(&self, line: &[u8], present: &mut Vec<bool>) -> Option<LineTime> {
+        if memchr::memchr(b'\\', line).is_some() || self.might_match(line, present) {
+            return None;
+        }
+        Some(match self.timestamp.of(line)? {
+            Ok(ts) => LineTime::At(ts),
+            Err(reason) => LineTime::Invalid(reason),
+        })
+    }
+}
+
+impl Level {
+    /// A scan for the patterns of `stages` (per stage, its clauses of quoted patterns).
+    fn build(stages: Vec<Vec<Vec<Vec<u8>>>>) -> Result<Level, Unavailable> {
+        let mut patterns: Vec<Vec<u8>> = Vec::new();
+        let mut index = hashbrown::HashMap::<Vec<u8>, usize>::new();
+        let mut cnfs = Vec::new();
+        for clauses in stages {
+            let mut cnf = Vec::new();
+            for clause in clauses {
+                let ids = clause
+                    .into_iter()
+                    .map(|p| {
                         let next = patterns.len();
-                        let id = *index.entry(p.clone()).or_insert_with(|| {
+                        *index.entry(p.clone()).or_insert_with(|| {
                             patterns.push(p);
                             next
-                        });
-                        ids.push(id);
-                    }
-                    cnf.push(ids);
-                }
-                stages.push(cnf);
+                        })
+                    })
+                    .collect();
+                cnf.push(ids);
             }
+            cnfs.push(cnf);
         }
         // Every pattern starts with a quote. In a valid JSON line without backslashes, a quote
         // that begins a match is then the opening quote of a string (a closing quote is only
@@ -134,13 +215,14 @@ impl Prefilter {
         // never overlap and a leftmost-longest scan, with every pattern that is a prefix of the
         // reported one counted as present too, finds the same set as an overlapping scan. A
         // pattern whose second byte could follow a closing quote needs the overlapping scan.
+        // (In an invalid line the scan may miss a literal: the line cannot match anyway.)
         let overlapping =
             patterns.iter().any(|p| p.get(1).is_some_and(|b| matches!(b, b':' | b',' | b'}' | b']') || is_ws(*b)));
         let prefixes_of =
             patterns.iter().map(|p| (0..patterns.len()).filter(|&q| p.starts_with(&patterns[q])).collect()).collect();
         // Teddy (SIMD) when possible: the patterns all start with a quote, which defeats the
         // automaton's start-byte prefilter.
-        let packed = (!overlapping)
+        let packed = (!overlapping && !patterns.is_empty())
             .then(|| {
                 packed::Config::new()
                     .match_kind(packed::MatchKind::LeftmostLongest)
@@ -159,25 +241,11 @@ impl Prefilter {
                 )
             }
         };
-        Ok(Prefilter {
-            scanner,
-            pattern_count: patterns.len(),
-            prefixes_of,
-            overlapping,
-            stages,
-            timestamp_key: timestamp_field.to_string(),
-            precision,
-        })
+        Ok(Level { scanner, pattern_count: patterns.len(), prefixes_of, overlapping, stages: cnfs })
     }
 
-    /// Number of distinct quoted literals searched for.
-    pub fn pattern_count(&self) -> usize {
-        self.pattern_count
-    }
-
-    /// True when some stage might match `line` (it must then be parsed). Only meaningful for
-    /// lines without a backslash that turn out to be valid JSON; others are parsed anyway.
-    fn might_match(&self, line: &[u8], present: &mut Vec<bool>) -> bool {
+    /// True when some stage's clauses all have a pattern present in `line`.
+    fn possible(&self, line: &[u8], present: &mut Vec<bool>) -> bool {
         present.clear();
         present.resize(self.pattern_count, false);
         let mut mark = |id: usize| {
@@ -193,18 +261,6 @@ impl Prefilter {
             Scanner::Automaton(ac) => ac.find_iter(line).for_each(|m| mark(m.pattern().as_usize())),
         }
         self.stages.iter().any(|cnf| cnf.iter().all(|clause| clause.iter().any(|p| present[*p])))
-    }
-
-    /// `Some(outcome)` when the line can be skipped (its timestamp, or why it has none);
-    /// `None` when it must be parsed. `present` is scratch space reused between calls.
-    pub fn skip(&self, line: &[u8], present: &mut Vec<bool>) -> Option<LineTime> {
-        if memchr::memchr(b'\\', line).is_some() || self.might_match(line, present) {
-            return None;
-        }
-        Some(match rawscan::leading_time(line, &self.timestamp_key, self.precision)? {
-            Ok(ts) => LineTime::At(ts),
-            Err(reason) => LineTime::Invalid(reason),
-        })
     }
 }
 

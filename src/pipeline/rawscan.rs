@@ -84,6 +84,16 @@ fn number_len(s: &[u8]) -> Option<usize> {
 /// The value of `key` when it is the first key of the line's object and occurs only once in the
 /// line (as any string), and holds a plain string or an integer.
 pub fn leading_scalar<'a>(line: &'a [u8], key: &str) -> Option<RawScalar<'a>> {
+    let quoted = format!("\"{key}\"");
+    leading_scalar_with(line, key, &memchr::memmem::Finder::new(quoted.as_bytes()))
+}
+
+/// [`leading_scalar`] with a prebuilt finder for the quoted key.
+fn leading_scalar_with<'a>(
+    line: &'a [u8],
+    key: &str,
+    quoted_key: &memchr::memmem::Finder<'_>,
+) -> Option<RawScalar<'a>> {
     let mut i = skip_ws(line, 0);
     if line.get(i) != Some(&b'{') {
         return None;
@@ -96,8 +106,8 @@ pub fn leading_scalar<'a>(line: &'a [u8], key: &str) -> Option<RawScalar<'a>> {
         return None;
     }
     i += k.len() + 2;
-    let quoted = &line[quoted_at..i];
-    if memchr::memmem::find(&line[i..], quoted).is_some() {
+    debug_assert_eq!(&line[quoted_at..i], quoted_key.needle());
+    if quoted_key.find(&line[i..]).is_some() {
         return None;
     }
     i = skip_ws(line, i);
@@ -128,15 +138,35 @@ pub fn leading_scalar<'a>(line: &'a [u8], key: &str) -> Option<RawScalar<'a>> {
     }
 }
 
-/// The event time of a line from [`leading_scalar`]: `Some(Ok(ns))`, `Some(Err(reason))` when
-/// the value is there but is not a usable timestamp, `None` when the raw bytes do not tell.
-pub fn leading_time(line: &[u8], key: &str, precision: Precision) -> Option<Result<i64, InvalidReason>> {
-    Some(match leading_scalar(line, key)? {
-        RawScalar::Str(s) => time::parse_timestamp(s, precision).map_err(|_| InvalidReason::BadTimestamp),
-        RawScalar::Int(ms) => {
-            time::scalar_timestamp(crate::event::Scalar::I64(ms), precision).map_err(|_| InvalidReason::BadTimestamp)
+/// Reads the event time of lines from their raw bytes ([`leading_scalar`]), with the searcher
+/// for the quoted key built once.
+#[derive(Debug)]
+pub struct LeadingTime {
+    key: String,
+    quoted_key: memchr::memmem::Finder<'static>,
+    precision: Precision,
+}
+
+impl LeadingTime {
+    /// A reader for the top-level `key`.
+    pub fn new(key: &str, precision: Precision) -> LeadingTime {
+        let quoted = format!("\"{key}\"");
+        LeadingTime {
+            key: key.to_string(),
+            quoted_key: memchr::memmem::Finder::new(quoted.as_bytes()).into_owned(),
+            precision,
         }
-    })
+    }
+
+    /// `Some(Ok(ns))`; `Some(Err(reason))` when the value is there but is not a usable
+    /// timestamp; `None` when the raw bytes do not tell.
+    pub fn of(&self, line: &[u8]) -> Option<Result<i64, InvalidReason>> {
+        Some(match leading_scalar_with(line, &self.key, &self.quoted_key)? {
+            RawScalar::Str(s) => time::parse_timestamp(s, self.precision).map_err(|_| InvalidReason::BadTimestamp),
+            RawScalar::Int(ms) => time::scalar_timestamp(crate::event::Scalar::I64(ms), self.precision)
+                .map_err(|_| InvalidReason::BadTimestamp),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -174,10 +204,10 @@ mod tests {
 
     #[test]
     fn leading_time_classifies_bad_values() {
-        let p = Precision::Millis;
-        assert_eq!(leading_time(br#"{"@timestamp":"yesterday"}"#, TS, p), Some(Err(InvalidReason::BadTimestamp)));
-        assert_eq!(leading_time(br#"{"@timestamp":1772704800000}"#, TS, p), Some(Ok(1_772_704_800_000_000_000)));
-        assert_eq!(leading_time(br#"{"a":1}"#, TS, p), None);
+        let t = LeadingTime::new(TS, Precision::Millis);
+        assert_eq!(t.of(br#"{"@timestamp":"yesterday"}"#), Some(Err(InvalidReason::BadTimestamp)));
+        assert_eq!(t.of(br#"{"@timestamp":1772704800000}"#), Some(Ok(1_772_704_800_000_000_000)));
+        assert_eq!(t.of(br#"{"a":1}"#), None);
     }
 
     proptest! {

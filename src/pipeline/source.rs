@@ -8,13 +8,14 @@
 //! and passes them on. A semaphore caps simultaneous connections. Sources stop reading when the
 //! [`Shutdown`] trigger fires; they never drop a line they have read.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
 use tokio::io::AsyncReadExt;
+
+use std::os::fd::AsFd;
 
 use super::frame::{Batch, BatchPool, Framer};
 use super::shutdown::Shutdown;
@@ -153,9 +154,9 @@ fn stdin_ready() -> bool {
 
 fn read_stdin(batch_size: usize, mut feeder: Feeder, shutdown: &Shutdown) -> Result<(), SourceError> {
     grow_pipe(0);
-    let mut stdin = std::io::stdin().lock();
+    let stdin = std::io::stdin();
+    let fd = stdin.as_fd();
     let mut framer = Framer::with_pool(batch_size, feeder.pool.clone());
-    let mut block = vec![0u8; READ_BLOCK_BYTES];
     let mut out = Vec::new();
     loop {
         if shutdown.is_triggered() {
@@ -165,9 +166,10 @@ fn read_stdin(batch_size: usize, mut feeder: Feeder, shutdown: &Shutdown) -> Res
         if !stdin_ready() {
             continue;
         }
-        let n = match stdin.read(&mut block) {
+        // Straight into the batch buffer: the kernel's copy is the only one.
+        match framer.read_fd(fd, READ_BLOCK_BYTES, true, &mut out) {
             Ok(0) => break,
-            Ok(n) => n,
+            Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(source) => {
                 // Forward what was read before failing.
@@ -177,8 +179,7 @@ fn read_stdin(batch_size: usize, mut feeder: Feeder, shutdown: &Shutdown) -> Res
                 }
                 return Err(SourceError::Read { what: "standard input", source });
             }
-        };
-        framer.push(&block[..n], true, &mut out);
+        }
         for b in out.drain(..) {
             if feeder.send(b).is_err() {
                 return Ok(());
