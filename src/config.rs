@@ -33,7 +33,7 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
 /// Default number of batches in flight per channel (bounds memory: lines in flight is about
 /// `batch_size * max_inflight_batches` per hop).
-pub const DEFAULT_MAX_INFLIGHT_BATCHES: usize = 8;
+pub const DEFAULT_MAX_INFLIGHT_BATCHES: usize = 4;
 /// Default timestamp field.
 pub const DEFAULT_TIMESTAMP_FIELD: &str = "@timestamp";
 

@@ -176,9 +176,12 @@ impl Framer {
     ) -> std::io::Result<usize> {
         use std::os::fd::AsRawFd;
         let buf = &mut self.current.buf;
-        buf.reserve(max);
+        if buf.capacity() - buf.len() < max {
+            // Exactly: a doubling would make every recycled buffer twice the read size.
+            buf.reserve_exact(max);
+        }
         let from = buf.len();
-        let spare = buf.capacity() - from;
+        let spare = (buf.capacity() - from).min(max);
         // SAFETY: read(2) writes at most `spare` bytes into the vector's spare capacity, which
         // starts at `as_mut_ptr() + from` and is `spare` bytes long; `set_len` then covers only
         // the `n <= spare` bytes it wrote.

@@ -178,7 +178,7 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
     let partitions = settings.partitions;
 
     let (batch_tx, batch_rx) = bounded(cap);
-    let (decoded_tx, decoded_rx) = bounded(cap * workers.max(1));
+    let (decoded_tx, decoded_rx) = bounded(cap.max(workers));
     let (writer_tx, writer_rx) = bounded(cap);
     let mut part_txs = Vec::new();
     let mut part_out_rxs = Vec::new();
@@ -250,8 +250,10 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
         )?);
     }
 
-    // Written batches go back to the reader: as many as can be in flight on one channel.
-    let pool = frame::BatchPool::new(cap);
+    // Written batches go back to the reader: room for every batch that can be alive at once
+    // (three channels, one in each thread, and the ones the sequencer holds for reordering), so
+    // that in a steady state no batch buffer is allocated.
+    let pool = frame::BatchPool::new(3 * cap + 2 * workers + 4);
     let writer = {
         let (h, t, pool) = (metrics.handles(), totals.clone(), pool.clone());
         std::thread::Builder::new()
