@@ -368,22 +368,46 @@ impl Decoder {
         self.input.clear();
         self.input.extend_from_slice(line);
         self.input.resize(len + simd_json::INPUT_PADDING, b' ');
-        let mut tape = Tape(std::mem::take(&mut self.nodes)).reset();
-        let res = simd_json::fill_tape_padded(&mut self.input, len, &mut self.buffers, &mut tape);
-        self.index.reset();
-        if res.is_ok() {
-            index_object(&tape.0, 0, &self.trie, 0, &mut self.index);
+        let Decoder { paths, trie, index, input, buffers, nodes } = self;
+        parse_padded(input, len, (paths, trie, index, buffers, nodes))
+    }
+
+    /// Parses the first `len` bytes of `buf` where they are, without copying them: `buf` must
+    /// extend at least [`simd_json::INPUT_PADDING`] bytes past the line (any bytes; they are
+    /// read, never changed). The line's bytes are left unchanged **only if it has no
+    /// backslash** (simd-json unescapes strings in place): the caller checks that, or uses
+    /// [`Decoder::decode`]. Falls back to a copy when the padding is short.
+    pub fn decode_in_place<'a>(&'a mut self, buf: &'a mut [u8], len: usize) -> Result<Event<'a>, DecodeError> {
+        if buf.len().saturating_sub(len) < simd_json::INPUT_PADDING {
+            return self.decode(&buf[..len.min(buf.len())]);
         }
-        let slot = &mut self.nodes;
-        let ev = Event { nodes: tape.0, slot, paths: &self.paths, index: &self.index };
-        match res {
-            Err(e) => Err(match e.error() {
-                simd_json::ErrorType::InvalidUtf8 => DecodeError::InvalidUtf8,
-                _ => DecodeError::InvalidJson,
-            }),
-            Ok(()) if !matches!(ev.nodes.first(), Some(Node::Object { .. })) => Err(DecodeError::NotObject),
-            Ok(()) => Ok(ev),
-        }
+        let Decoder { paths, trie, index, input: _, buffers, nodes } = self;
+        parse_padded(buf, len, (paths, trie, index, buffers, nodes))
+    }
+}
+
+type DecoderParts<'a> =
+    (&'a [Box<str>], &'a PathTrie, &'a mut FieldIndex, &'a mut simd_json::Buffers, &'a mut Vec<Node<'static>>);
+
+fn parse_padded<'a>(
+    input: &'a mut [u8],
+    len: usize,
+    (paths, trie, index, buffers, nodes): DecoderParts<'a>,
+) -> Result<Event<'a>, DecodeError> {
+    let mut tape = Tape(std::mem::take(nodes)).reset();
+    let res = simd_json::fill_tape_padded(input, len, buffers, &mut tape);
+    index.reset();
+    if res.is_ok() {
+        index_object(&tape.0, 0, trie, 0, index);
+    }
+    let ev = Event { nodes: tape.0, slot: nodes, paths, index };
+    match res {
+        Err(e) => Err(match e.error() {
+            simd_json::ErrorType::InvalidUtf8 => DecodeError::InvalidUtf8,
+            _ => DecodeError::InvalidJson,
+        }),
+        Ok(()) if !matches!(ev.nodes.first(), Some(Node::Object { .. })) => Err(DecodeError::NotObject),
+        Ok(()) => Ok(ev),
     }
 }
 

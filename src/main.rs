@@ -185,10 +185,13 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
 
     pipeline::source::grow_pipe(1);
     // The raw descriptor (a duplicate of fd 1) rather than `Stdout`, whose line buffering would
-    // scan every block for newlines: the writer flushes whole batches itself.
+    // scan every block for newlines: the writer flushes whole batches itself. The buffer only
+    // gathers alerts and short runs of lines: a run of lines of 64 KiB or more (most of a
+    // batch) is written straight from the batch buffer, without a copy.
+    const OUT_BUFFER: usize = 64 << 10;
     let stdout: Box<dyn Write + Send> = match std::io::stdout().as_fd().try_clone_to_owned() {
-        Ok(fd) => Box::new(BufWriter::with_capacity(1 << 20, std::fs::File::from(fd))),
-        Err(_) => Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout())),
+        Ok(fd) => Box::new(BufWriter::with_capacity(OUT_BUFFER, std::fs::File::from(fd))),
+        Err(_) => Box::new(BufWriter::with_capacity(OUT_BUFFER, std::io::stdout())),
     };
     let alerts: Option<Box<dyn Write + Send>> = match &settings.alerts_output {
         Some(path) => {

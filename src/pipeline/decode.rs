@@ -133,16 +133,15 @@ fn decode_batch(
     decoder: &mut Decoder,
     stats: &mut Stats,
     (keys, scratch): (&mut Vec<Key>, &mut Vec<bool>),
-    batch: Batch,
+    mut batch: Batch,
     received_at: Instant,
 ) -> Decoded {
     let mut times = Vec::with_capacity(batch.len());
     let mut matches = Vec::new();
     for i in 0..batch.len() {
-        let line = batch.line(i);
         stats.received_events += 1;
-        stats.received_bytes += line.len() as u64 + 1;
-        let t = decode_line(ctx, decoder, stats, (keys, scratch), line, i as u32, &mut matches);
+        stats.received_bytes += batch.line(i).len() as u64 + 1;
+        let t = decode_line(ctx, decoder, stats, (keys, scratch), &mut batch, i, &mut matches);
         if let LineTime::Invalid(reason) | LineTime::InvalidAt(reason, _) = t {
             stats.invalid[reason as usize] += 1;
         }
@@ -156,10 +155,11 @@ fn decode_line(
     decoder: &mut Decoder,
     stats: &mut Stats,
     (keys, scratch): (&mut Vec<Key>, &mut Vec<bool>),
-    line: &[u8],
-    index: u32,
+    batch: &mut Batch,
+    i: usize,
     matches: &mut Vec<Matched>,
 ) -> LineTime {
+    let line = batch.line(i);
     if line.len() > ctx.max_line_bytes {
         return LineTime::Invalid(InvalidReason::TooLong);
     }
@@ -168,15 +168,64 @@ fn decode_line(
             return t;
         }
     }
-    let ev = match decoder.decode(line) {
-        Ok(ev) => ev,
-        Err(e) => {
-            let reason = decode_reason(&e);
-            return match ctx.leading_time.as_ref().and_then(|t| t.of(line)) {
+    let (ts, hits, tiebreaker) = match parse_line(ctx, decoder, stats, keys, batch, i) {
+        Parsed::Event { ts, hits, tiebreaker } => (ts, hits, tiebreaker),
+        Parsed::NotJson(reason) => {
+            return match ctx.leading_time.as_ref().and_then(|t| t.of(batch.line(i))) {
                 Some(Ok(ts)) => LineTime::InvalidAt(reason, ts),
                 _ => LineTime::Invalid(reason),
-            };
+            }
         }
+        Parsed::NoTime(reason) => return LineTime::Invalid(reason),
+    };
+    if !hits.is_empty() {
+        let line = batch.line(i);
+        // The line parsed as JSON, so it is valid UTF-8.
+        let raw: Box<str> = match std::str::from_utf8(line) {
+            Ok(s) => s.into(),
+            Err(_) => String::from_utf8_lossy(line).into(),
+        };
+        matches.push(Matched {
+            line: i as u32,
+            tiebreaker,
+            event: Arc::new(MatchedEvent { raw, timestamp_ns: ts }),
+            hits,
+        });
+    }
+    LineTime::At(ts)
+}
+
+/// What parsing one line gave.
+enum Parsed {
+    /// A JSON object with a usable timestamp, and the rule hits it produced.
+    Event { ts: i64, hits: Vec<RuleHit>, tiebreaker: Option<TieBreaker> },
+    /// Not a JSON object.
+    NotJson(InvalidReason),
+    /// A JSON object without a usable timestamp.
+    NoTime(InvalidReason),
+}
+
+/// Parses line `i` and evaluates the rules on it.
+fn parse_line(
+    ctx: &DecodeContext,
+    decoder: &mut Decoder,
+    stats: &mut Stats,
+    keys: &mut Vec<Key>,
+    batch: &mut Batch,
+    i: usize,
+) -> Parsed {
+    // Parsed where it lies in the batch, unless it has a backslash: simd-json unescapes in
+    // place, and the line must go out unchanged.
+    let line = batch.line(i);
+    let parsed = if memchr::memchr(b'\\', line).is_some() {
+        decoder.decode(line)
+    } else {
+        let (buf, len) = batch.line_in_place(i);
+        decoder.decode_in_place(buf, len)
+    };
+    let ev = match parsed {
+        Ok(ev) => ev,
+        Err(e) => return Parsed::NotJson(decode_reason(&e)),
     };
     // Elasticsearch refuses a hit whose timestamp is missing or multi-valued (section 3).
     let mut values = [Scalar::Bool(false); 2];
@@ -188,25 +237,16 @@ fn decode_line(
     });
     let ts = match time::timestamp_of(&values[..n], ctx.precision) {
         Ok(ts) => ts,
-        Err(time::TimeError::Missing) => return LineTime::Invalid(InvalidReason::NoTimestamp),
-        Err(_) => return LineTime::Invalid(InvalidReason::BadTimestamp),
+        Err(time::TimeError::Missing) => return Parsed::NoTime(InvalidReason::NoTimestamp),
+        Err(_) => return Parsed::NoTime(InvalidReason::BadTimestamp),
     };
     let hits = match_rules(ctx, &ev, stats, keys);
-    if !hits.is_empty() {
-        let tiebreaker = ctx.tiebreaker_field.and_then(|f| ev.first(f)).and_then(TieBreaker::from_scalar);
-        // The line parsed as JSON, so it is valid UTF-8.
-        let raw: Box<str> = match std::str::from_utf8(line) {
-            Ok(s) => s.into(),
-            Err(_) => String::from_utf8_lossy(line).into(),
-        };
-        matches.push(Matched {
-            line: index,
-            tiebreaker,
-            event: Arc::new(MatchedEvent { raw, timestamp_ns: ts }),
-            hits,
-        });
-    }
-    LineTime::At(ts)
+    let tiebreaker = if hits.is_empty() {
+        None
+    } else {
+        ctx.tiebreaker_field.and_then(|f| ev.first(f)).and_then(TieBreaker::from_scalar)
+    };
+    Parsed::Event { ts, hits, tiebreaker }
 }
 
 fn decode_reason(e: &DecodeError) -> InvalidReason {

@@ -54,7 +54,16 @@ impl Batch {
 
     /// Bytes of all lines, counting one newline per line.
     pub fn byte_len(&self) -> usize {
-        self.buf.len()
+        self.ends.last().map_or(0, |e| e + 1)
+    }
+
+    /// Line `i` for parsing where it lies: the buffer from the line's start to its end (the
+    /// line, then the following lines and at least [`simd_json::INPUT_PADDING`] bytes of
+    /// padding in batches made by a [`Framer`]), and the line's length.
+    pub fn line_in_place(&mut self, i: usize) -> (&mut [u8], usize) {
+        let start = self.start(i);
+        let len = self.ends[i] - start;
+        (&mut self.buf[start..], len)
     }
 
     /// A batch of `lines` (tests and benches).
@@ -220,6 +229,8 @@ impl Framer {
         let mut full = self.current.take_sized(self.pool.as_ref());
         self.current.buf.extend_from_slice(&full.buf[self.complete..]);
         full.buf.truncate(self.complete);
+        // So that every line can be parsed in place (see `Batch::line_in_place`).
+        full.buf.resize(self.complete + simd_json::INPUT_PADDING, b' ');
         self.complete = 0;
         out.push(full);
     }
