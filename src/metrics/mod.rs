@@ -34,6 +34,8 @@ pub mod names {
     pub const SENT_EVENTS: &str = "eqlstream_sent_events_total";
     /// Invalid input lines by `reason`.
     pub const INVALID_EVENTS: &str = "eqlstream_invalid_events_total";
+    /// Lines the prefilter proved unable to match any rule, so they were not parsed.
+    pub const PREFILTER_SKIPPED_EVENTS: &str = "eqlstream_prefilter_skipped_events_total";
     /// Events older than the watermark allows (arrived too late for sequence matching).
     pub const LATE_EVENTS: &str = "eqlstream_late_events_total";
     /// Events that matched a sequence stage (or an event rule), by `rule_id` and `stage`.
@@ -193,6 +195,7 @@ struct Resolved {
     received_bytes: IntCounter,
     sent_events: IntCounter,
     invalid: [IntCounter; N_REASONS],
+    prefilter_skipped: IntCounter,
     late: IntCounter,
     /// `stage_offsets[r]..stage_offsets[r + 1]` are rule `r`'s entries of `stage_matches`.
     stage_offsets: Arc<[usize]>,
@@ -247,6 +250,11 @@ impl Metrics {
             &["reason"],
         )?;
         let invalid = InvalidReason::ALL.map(|r| invalid_vec.with_label_values(&[r.label()]));
+        let prefilter_skipped = counter(
+            &reg,
+            names::PREFILTER_SKIPPED_EVENTS,
+            "Input lines the prefilter proved unable to match any rule, so they were not parsed.",
+        )?;
         let late = counter(
             &reg,
             names::LATE_EVENTS,
@@ -330,6 +338,7 @@ impl Metrics {
             received_bytes,
             sent_events,
             invalid,
+            prefilter_skipped,
             late,
             stage_offsets: stage_offsets.into(),
             stage_matches,
@@ -441,6 +450,8 @@ pub struct Stats {
     pub sent_events: u64,
     /// Invalid lines, indexed by [`InvalidReason::index`].
     pub invalid: [u64; N_REASONS],
+    /// Lines the prefilter skipped.
+    pub prefilter_skipped: u64,
     /// Late events.
     pub late: u64,
     /// Stage matches, flat `[rule][stage]`.
@@ -465,6 +476,7 @@ impl Stats {
             received_bytes: 0,
             sent_events: 0,
             invalid: [0; N_REASONS],
+            prefilter_skipped: 0,
             late: 0,
             stage_matches: vec![0; h.inner.stage_matches.len()],
             alerts: vec![0; n],
@@ -503,6 +515,7 @@ impl Stats {
             && self.received_bytes == 0
             && self.sent_events == 0
             && self.invalid.iter().all(|&n| n == 0)
+            && self.prefilter_skipped == 0
             && self.late == 0
             && self.stage_matches.iter().all(|&n| n == 0)
             && self.alerts.iter().all(|&n| n == 0)
@@ -530,6 +543,7 @@ impl Stats {
         inc(&r.received_bytes, &mut self.received_bytes);
         inc(&r.sent_events, &mut self.sent_events);
         inc_all(&r.invalid, &mut self.invalid);
+        inc(&r.prefilter_skipped, &mut self.prefilter_skipped);
         inc(&r.late, &mut self.late);
         inc_all(&r.stage_matches, &mut self.stage_matches);
         inc_all(&r.alerts, &mut self.alerts);
@@ -556,6 +570,7 @@ impl AddAssign<&Stats> for Stats {
         self.received_bytes += rhs.received_bytes;
         self.sent_events += rhs.sent_events;
         add(&mut self.invalid, &rhs.invalid);
+        self.prefilter_skipped += rhs.prefilter_skipped;
         self.late += rhs.late;
         add(&mut self.stage_matches, &rhs.stage_matches);
         add(&mut self.alerts, &rhs.alerts);

@@ -30,6 +30,7 @@ fn every_series_exists_at_zero_from_the_start() {
         "eqlstream_received_bytes_total",
         "eqlstream_sent_events_total",
         "eqlstream_late_events_total",
+        "eqlstream_prefilter_skipped_events_total",
         "eqlstream_invalid_events_total{reason=\"invalid_json\"}",
         "eqlstream_invalid_events_total{reason=\"bad_timestamp\"}",
         "eqlstream_stage_matches_total{rule_id=\"r-seq\",stage=\"2\"}",

@@ -165,6 +165,7 @@ fn decode_line(
     }
     if let Some(pf) = &ctx.prefilter {
         if let Some(t) = pf.skip(line, scratch) {
+            stats.prefilter_skipped += 1;
             return t;
         }
     }

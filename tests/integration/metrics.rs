@@ -74,6 +74,7 @@ fn metrics_count_exactly_what_went_through() {
         assert_eq!(value(&m, &format!("eqlstream_invalid_events_total{{reason=\"{reason}\"}}")), 1.0, "{reason}");
     }
     assert_eq!(value(&m, "eqlstream_late_events_total"), 1.0);
+    assert_eq!(value(&m, "eqlstream_prefilter_skipped_events_total"), 0.0, "the prefilter is off by default");
     assert_eq!(value(&m, &format!("eqlstream_stage_matches_total{{{rule},stage=\"0\"}}")), 15.0);
     assert_eq!(value(&m, &format!("eqlstream_stage_matches_total{{{rule},stage=\"1\"}}")), 17.0);
     assert_eq!(value(&m, &format!("eqlstream_stage_matches_total{{{rule},stage=\"2\"}}")), 16.0);
