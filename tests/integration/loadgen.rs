@@ -75,3 +75,17 @@ fn seed_cases_are_identical_with_and_without_prefilter() {
     assert!(masked(&on.stdout) == masked(&off.stdout));
     assert_eq!(on.alerts().len(), 6);
 }
+
+#[test]
+fn invalid_lines_move_the_watermark_the_same_way_with_and_without_prefilter() {
+    // A truncated line with a leading timestamp far ahead: the prefilter skips it without
+    // validating it, the parser rejects it; in both modes its timestamp moves the watermark,
+    // so every seed event after it is late and no alert fires.
+    let mut input = b"{\"@timestamp\":\"2031-01-01T00:00:00.000Z\",\"event\":{\"kind\":\"ev\n".to_vec();
+    input.extend_from_slice(&std::fs::read(data("cloud_defend/seed_rule_cases.ndjson")).unwrap());
+    let on = run(&["--prefilter"], &input);
+    let off = run(&["--no-prefilter"], &input);
+    assert_eq!((on.code, off.code), (0, 0));
+    assert!(masked(&on.stdout) == masked(&off.stdout));
+    assert_eq!(on.stdout, input, "every line passes through, no alert");
+}
