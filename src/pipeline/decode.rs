@@ -12,7 +12,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::frame::Batch;
-use super::prefilter::Prefilter;
+use super::prefilter::{self, Prefilter};
 use super::rawscan;
 use super::Totals;
 use crate::alert::MatchedEvent;
@@ -110,7 +110,7 @@ pub fn run(ctx: Arc<DecodeContext>, rx: Receiver<Batch>, tx: Sender<Decoded>, ha
     let mut decoder = Decoder::new(&ctx.rules.fields);
     let mut stats = Stats::new(&handles);
     let mut keys: Vec<Key> = Vec::new();
-    let mut scratch: Vec<bool> = Vec::new();
+    let mut scratch = prefilter::Scratch::default();
     for batch in rx {
         handles.queue_popped(PipelineStage::Decode, batch.len() as u64);
         let started = Instant::now();
@@ -132,7 +132,7 @@ fn decode_batch(
     ctx: &DecodeContext,
     decoder: &mut Decoder,
     stats: &mut Stats,
-    (keys, scratch): (&mut Vec<Key>, &mut Vec<bool>),
+    (keys, scratch): (&mut Vec<Key>, &mut prefilter::Scratch),
     mut batch: Batch,
     received_at: Instant,
 ) -> Decoded {
@@ -154,7 +154,7 @@ fn decode_line(
     ctx: &DecodeContext,
     decoder: &mut Decoder,
     stats: &mut Stats,
-    (keys, scratch): (&mut Vec<Key>, &mut Vec<bool>),
+    (keys, scratch): (&mut Vec<Key>, &mut prefilter::Scratch),
     batch: &mut Batch,
     i: usize,
     matches: &mut Vec<Matched>,

@@ -53,13 +53,23 @@ struct Level {
     stages: Vec<Cnf>,
 }
 
+/// Per-thread scratch space of [`Prefilter::skip`].
+#[derive(Debug, Default)]
+pub struct Scratch {
+    anchor: Vec<bool>,
+    stage: Vec<bool>,
+}
+
 /// The compiled prefilter.
 #[derive(Debug)]
 pub struct Prefilter {
     /// A cheap first scan for a few selective literals per stage (when the rules have them):
     /// most lines fail it and are skipped after scanning for a handful of patterns.
     anchor: Option<Level>,
-    /// Every required literal of every stage: decides for the lines that pass the anchor.
+    /// Every required literal of each stage, one scan per stage: decides, for the stages whose
+    /// anchor a line passes, whether it can match.
+    per_stage: Vec<Level>,
+    /// Every required literal of every stage in one scan (when there is no anchor).
     full: Level,
     timestamp: LeadingTime,
 }
@@ -153,7 +163,11 @@ impl Prefilter {
             }
             None => None,
         };
-        Ok(Prefilter { anchor, full, timestamp: LeadingTime::new(timestamp_field, precision) })
+        let per_stage = match anchor {
+            Some(_) => stages.iter().map(|(c, _)| Level::build(vec![c.clone()])).collect::<Result<_, _>>()?,
+            None => Vec::new(),
+        };
+        Ok(Prefilter { anchor, per_stage, full, timestamp: LeadingTime::new(timestamp_field, precision) })
     }
 
     /// Number of distinct quoted literals searched for.
@@ -163,19 +177,18 @@ impl Prefilter {
 
     /// True when some stage might match `line` (it must then be parsed). Only meaningful for
     /// lines without a backslash; others are parsed anyway.
-    fn might_match(&self, line: &[u8], present: &mut Vec<bool>) -> bool {
-        if let Some(a) = &self.anchor {
-            if !a.possible(line, present) {
-                return false;
-            }
-        }
-        self.full.possible(line, present)
+    fn might_match(&self, line: &[u8], scratch: &mut Scratch) -> bool {
+        let Some(a) = &self.anchor else { return self.full.possible(line, &mut scratch.anchor) };
+        a.scan(line, &mut scratch.anchor);
+        // Usually no stage, else one: a scan for that stage's literals only.
+        (0..a.stages.len())
+            .any(|s| a.stage_possible(s, &scratch.anchor) && self.per_stage[s].possible(line, &mut scratch.stage))
     }
 
     /// `Some(outcome)` when the line can be skipped (its timestamp, or why it has none);
-    /// `None` when it must be parsed. `present` is scratch space reused between calls.
-    pub fn skip(&self, line: &[u8], present: &mut Vec<bool>) -> Option<LineTime> {
-        if memchr::memchr(b'\\', line).is_some() || self.might_match(line, present) {
+    /// `None` when it must be parsed. `scratch` is reused between calls.
+    pub fn skip(&self, line: &[u8], scratch: &mut Scratch) -> Option<LineTime> {
+        if memchr::memchr(b'\\', line).is_some() || self.might_match(line, scratch) {
             return None;
         }
         Some(match self.timestamp.of(line)? {
@@ -244,8 +257,8 @@ impl Level {
         Ok(Level { scanner, pattern_count: patterns.len(), prefixes_of, overlapping, stages: cnfs })
     }
 
-    /// True when some stage's clauses all have a pattern present in `line`.
-    fn possible(&self, line: &[u8], present: &mut Vec<bool>) -> bool {
+    /// Marks in `present` the patterns found in `line`.
+    fn scan(&self, line: &[u8], present: &mut Vec<bool>) {
         present.clear();
         present.resize(self.pattern_count, false);
         let mut mark = |id: usize| {
@@ -260,7 +273,17 @@ impl Level {
             }
             Scanner::Automaton(ac) => ac.find_iter(line).for_each(|m| mark(m.pattern().as_usize())),
         }
-        self.stages.iter().any(|cnf| cnf.iter().all(|clause| clause.iter().any(|p| present[*p])))
+    }
+
+    /// True when every clause of stage `s` has a pattern in `present` (from [`Level::scan`]).
+    fn stage_possible(&self, s: usize, present: &[bool]) -> bool {
+        self.stages[s].iter().all(|clause| clause.iter().any(|p| present[*p]))
+    }
+
+    /// True when some stage's clauses all have a pattern present in `line`.
+    fn possible(&self, line: &[u8], present: &mut Vec<bool>) -> bool {
+        self.scan(line, present);
+        (0..self.stages.len()).any(|s| self.stage_possible(s, present))
     }
 }
 
@@ -278,7 +301,7 @@ mod tests {
     #[test]
     fn seed_rule_prefilter_skips_only_impossible_lines() {
         let pf = Prefilter::build(&seed(), "@timestamp", Precision::Millis).unwrap();
-        let mut scratch = Vec::new();
+        let mut scratch = Scratch::default();
         let network =
             br#"{"@timestamp":"2026-03-05T10:00:00.000Z","event":{"category":["network"],"action":"connect"}}"#;
         assert!(matches!(pf.skip(network, &mut scratch), Some(LineTime::At(_))));
