@@ -9,7 +9,10 @@
 #   (c) examples/baseline parse: simd-json parse of every line on all cores, no detection
 #   (d) eqlstream --no-prefilter, seed rule, output to /dev/null
 #   (e) eqlstream --prefilter, seed rule, output to /dev/null
-# and prints the median events/s and MB/s of each, peak RSS, and the ratios d/b, d/c, e/c.
+# and, on QUIET = the lines of FILE without the action values `creation`, `exec` and `deletion`
+# (a stream where no line can match a stage of the seed rule):
+#   (f) examples/baseline parse          (g) eqlstream --prefilter
+# and prints the median events/s and MB/s of each, peak RSS, and the ratios d/b, d/c, e/c, g/f.
 # Wall times are medians: this machine is shared and noisy (10-25 % drift between rounds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,8 +29,15 @@ if [ ! -s "$FILE" ]; then
   "$BIN/eqlstream-loadgen" --events "$EVENTS" --attack-rate 0.001 --decoy-rate 0.001 --seed 42 > "$FILE.tmp"
   mv "$FILE.tmp" "$FILE"
 fi
+QUIET="$DIR/quiet-$EVENTS.ndjson"
+if [ ! -s "$QUIET" ]; then
+  grep -v -E '"(creation|exec|deletion)"' "$FILE" > "$QUIET.tmp" || true
+  mv "$QUIET.tmp" "$QUIET"
+fi
 BYTES=$(stat -c %s "$FILE")
 LINES=$(wc -l < "$FILE")
+QBYTES=$(stat -c %s "$QUIET")
+QLINES=$(wc -l < "$QUIET")
 
 declare -A CMDS=(
   [a_cat]="cat $FILE > /dev/null"
@@ -35,8 +45,10 @@ declare -A CMDS=(
   [c_parse]="$BIN/examples/baseline parse < $FILE"
   [d_eqlstream_noprefilter]="$BIN/eqlstream --metrics-address off --no-prefilter < $FILE > /dev/null"
   [e_eqlstream]="$BIN/eqlstream --metrics-address off --prefilter < $FILE > /dev/null"
+  [f_quiet_parse]="$BIN/examples/baseline parse < $QUIET"
+  [g_quiet_eqlstream]="$BIN/eqlstream --metrics-address off --prefilter < $QUIET > /dev/null"
 )
-ORDER=(a_cat b_split c_parse d_eqlstream_noprefilter e_eqlstream)
+ORDER=(a_cat b_split c_parse d_eqlstream_noprefilter e_eqlstream f_quiet_parse g_quiet_eqlstream)
 RESULTS="$DIR/results.tsv"
 : > "$RESULTS"
 for r in $(seq 1 "$ROUNDS"); do
@@ -48,20 +60,23 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 
-python3 - "$RESULTS" "$LINES" "$BYTES" <<'PY'
+python3 - "$RESULTS" "$LINES" "$BYTES" "$QLINES" "$QBYTES" <<'PY'
 import sys, statistics, collections
-path, lines, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+path, lines, size, qlines, qsize = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 t = collections.defaultdict(list); rss = collections.defaultdict(list)
 for row in open(path):
     name, _, secs, kib = row.split()
     t[name].append(float(secs)); rss[name].append(int(kib))
 print(f"input: {lines} lines, {size/1e6:.1f} MB, {size/lines:.0f} bytes/event; medians of {len(next(iter(t.values())))} rounds")
+print(f"quiet input (f, g): {qlines} lines, {qsize/1e6:.1f} MB, {qsize/max(qlines,1):.0f} bytes/event")
 print(f"{'variant':<28}{'median s':>10}{'events/s':>14}{'MB/s':>10}{'peak RSS MiB':>14}")
 eps = {}
 for name in sorted(t):
-    m = statistics.median(t[name]); eps[name] = lines / m if m > 0 else float('inf')
-    print(f"{name:<28}{m:>10.3f}{eps[name]:>14,.0f}{size/1e6/m if m>0 else 0:>10.0f}{max(rss[name])/1024:>14.1f}")
+    n, b = (qlines, qsize) if name.startswith(('f_', 'g_')) else (lines, size)
+    m = statistics.median(t[name]); eps[name] = n / m if m > 0 else float('inf')
+    print(f"{name:<28}{m:>10.3f}{eps[name]:>14,.0f}{b/1e6/m if m>0 else 0:>10.0f}{max(rss[name])/1024:>14.1f}")
 d, e = eps.get('d_eqlstream_noprefilter'), eps.get('e_eqlstream')
 b, c = eps.get('b_split'), eps.get('c_parse')
-print(f"ratios: d/b = {d/b:.2f}  d/c = {d/c:.2f}  e/c = {e/c:.2f}")
+f, g = eps.get('f_quiet_parse'), eps.get('g_quiet_eqlstream')
+print(f"ratios: d/b = {d/b:.2f}  d/c = {d/c:.2f}  e/c = {e/c:.2f}  g/f = {g/f:.2f}")
 PY
