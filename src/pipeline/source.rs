@@ -22,8 +22,12 @@ use super::shutdown::Shutdown;
 use crate::config::InputSpec;
 use crate::metrics::{Handles, PipelineStage};
 
-/// Read size for stdin and sockets.
-pub const READ_BLOCK_BYTES: usize = 1 << 20;
+/// Size of the stdin pipe (where the kernel lets us grow it): fewer, larger hand-offs between
+/// the producer's CPU and ours.
+pub const PIPE_BYTES: usize = 1 << 20;
+/// Largest read from stdin: one read is at most one batch, so this bounds a batch's buffer
+/// (about 170 lines of 1.5 KB), and with it the memory of batches in flight.
+pub const READ_BLOCK_BYTES: usize = 256 << 10;
 /// How often a blocked stdin read wakes up to check for shutdown.
 const POLL_INTERVAL_MS: i32 = 100;
 
@@ -136,7 +140,7 @@ pub fn grow_pipe(fd: i32) {
     // SAFETY: fcntl with F_SETPIPE_SZ only reads its integer argument; on a non-pipe it fails
     // with EBADF/EINVAL, which we ignore.
     unsafe {
-        libc::fcntl(fd, libc::F_SETPIPE_SZ, READ_BLOCK_BYTES as libc::c_int);
+        libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_BYTES as libc::c_int);
     }
     #[cfg(not(target_os = "linux"))]
     let _ = fd;
