@@ -14,7 +14,6 @@ use crossbeam_channel::{Receiver, Sender};
 use super::frame::Batch;
 use super::prefilter::Prefilter;
 use super::Totals;
-use crate::alert::MatchedEvent;
 use crate::event::DecodeError;
 use crate::event::{Decoder, Event, FieldId, Scalar};
 use crate::metrics::{Handles, InvalidReason, PipelineStage, Stats};
@@ -22,6 +21,7 @@ use crate::ruleset::RuleSet;
 use crate::sequence::key::Key;
 use crate::sequence::machine::HitKind;
 use crate::sequence::ordinal::TieBreaker;
+use crate::store::{EventStore, StoredEvent};
 use crate::time::{self, Precision};
 
 /// What the sequencer needs to know about one line.
@@ -51,8 +51,8 @@ pub struct Matched {
     pub line: u32,
     /// Tiebreaker value, when a tiebreaker field is configured and present.
     pub tiebreaker: Option<TieBreaker>,
-    /// The original line, for alerts.
-    pub event: Arc<MatchedEvent>,
+    /// The original line (in the event store), for alerts.
+    pub event: StoredEvent,
     /// Every (rule, stage, key) it matched.
     pub hits: Vec<RuleHit>,
 }
@@ -84,6 +84,8 @@ pub struct DecodeContext {
     pub max_line_bytes: usize,
     /// Raw-byte prefilter; `None` parses every line.
     pub prefilter: Option<Arc<Prefilter>>,
+    /// Where matched events are kept until their alerts are rendered.
+    pub store: Arc<EventStore>,
 }
 
 /// Runs one decode worker until its input closes.
@@ -173,17 +175,7 @@ fn decode_line(
     let hits = match_rules(ctx, &ev, stats, keys);
     if !hits.is_empty() {
         let tiebreaker = ctx.tiebreaker_field.and_then(|f| ev.first(f)).and_then(TieBreaker::from_scalar);
-        // The line parsed as JSON, so it is valid UTF-8.
-        let raw: Box<str> = match std::str::from_utf8(line) {
-            Ok(s) => s.into(),
-            Err(_) => String::from_utf8_lossy(line).into(),
-        };
-        matches.push(Matched {
-            line: index,
-            tiebreaker,
-            event: Arc::new(MatchedEvent { raw, timestamp_ns: ts }),
-            hits,
-        });
+        matches.push(Matched { line: index, tiebreaker, event: ctx.store.put(line, ts), hits });
     }
     LineTime::At(ts)
 }

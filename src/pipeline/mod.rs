@@ -35,7 +35,9 @@ pub use shutdown::Shutdown;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::ruleset::RuleSet;
+use crate::sequence::key::Fingerprinter;
 use crate::sequence::spec::StageKind;
+use crate::store::{EventStore, StoreConfig};
 
 /// Running totals for the summary and progress lines (the metrics registry has the same figures
 /// per label; these are plain sums that need no registry).
@@ -188,6 +190,11 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
         std::thread::Builder::new().name(name).spawn(f).map_err(PipelineError::Spawn)
     };
 
+    let store = Arc::new(EventStore::new(StoreConfig {
+        memory_bytes: settings.event_store_memory,
+        spill_dir: settings.spill_dir.clone(),
+    }));
+    let fingerprints = Fingerprinter::new();
     let ctx = Arc::new(decode::DecodeContext {
         rules: rules.clone(),
         timestamp_field,
@@ -208,6 +215,7 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
         } else {
             None
         },
+        store: store.clone(),
     });
     for w in 0..workers {
         let (ctx, rx, tx, h, t) =
@@ -223,10 +231,10 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
         let (otx, orx) = bounded(cap);
         part_txs.push(tx);
         part_out_rxs.push(orx);
-        let (r, h, fmt) = (rules.clone(), metrics.handles(), settings.alert_format);
+        let (r, h, fmt, fp) = (rules.clone(), metrics.handles(), settings.alert_format, fingerprints.clone());
         threads.push(spawn(
             format!("partition-{p}"),
-            Box::new(move || worker::run(r, fmt, max_partials_each, rx, otx, h)),
+            Box::new(move || worker::run(r, (fmt, fp), max_partials_each, rx, otx, h)),
         )?);
     }
 
@@ -239,6 +247,7 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
             .rules
             .iter()
             .any(|r| r.query.sequence.as_ref().is_some_and(|s| s.stages.contains(&StageKind::Missing))),
+        fingerprints,
     };
     {
         let (h, t) = (metrics.handles(), totals.clone());
