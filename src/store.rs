@@ -9,6 +9,8 @@
 //! * A spill file is unlinked as soon as it is created, so nothing is left behind, even after a
 //!   crash; its space (or a memory segment's block) is released when the last handle into the
 //!   segment is dropped (handles count references to their segment, not to single events).
+//! * Memory blocks of released segments are kept in a pool (within the budget) and reused, so a
+//!   steady stream does not churn the allocator with megabyte blocks freed on other threads.
 //! * An I/O error never loses an event: a spill file that cannot be created is replaced by a
 //!   memory segment (over the budget), and a buffer that cannot be written stays in memory as
 //!   part of its segment. Both are counted ([`StoreStats::io_errors`]) and logged at WARN,
@@ -99,6 +101,8 @@ struct Shared {
     spilled_events: AtomicU64,
     io_errors: AtomicU64,
     next_file: AtomicU64,
+    /// Blocks of released memory segments (`MEMORY_SEGMENT_BYTES` each), ready for reuse.
+    pool: Mutex<Vec<Vec<u8>>>,
     #[cfg(test)]
     fail_writes: std::sync::atomic::AtomicBool,
 }
@@ -145,6 +149,7 @@ impl EventStore {
                 spilled_events: AtomicU64::new(0),
                 io_errors: AtomicU64::new(0),
                 next_file: AtomicU64::new(0),
+                pool: Mutex::new(Vec::new()),
                 #[cfg(test)]
                 fail_writes: std::sync::atomic::AtomicBool::new(false),
             }),
@@ -290,10 +295,9 @@ impl Segment {
     fn memory(s: &Arc<Shared>, cap: usize) -> Arc<Segment> {
         s.memory_bytes.fetch_add(cap, Ordering::Relaxed);
         s.memory_segments.fetch_add(1, Ordering::Relaxed);
-        Arc::new(Segment {
-            shared: s.clone(),
-            data: SegmentData::Memory { bytes: Mutex::new(Vec::with_capacity(cap)), charged: cap },
-        })
+        let pooled = if cap == MEMORY_SEGMENT_BYTES { lock(&s.pool).pop() } else { None };
+        let bytes = pooled.unwrap_or_else(|| Vec::with_capacity(cap));
+        Arc::new(Segment { shared: s.clone(), data: SegmentData::Memory { bytes: Mutex::new(bytes), charged: cap } })
     }
 
     fn append(&self, offset: usize, ts: i64, raw: &[u8]) {
@@ -397,9 +401,17 @@ impl Drop for Segment {
     fn drop(&mut self) {
         let s = &self.shared;
         match &self.data {
-            SegmentData::Memory { charged, .. } => {
+            SegmentData::Memory { bytes, charged } => {
                 s.memory_bytes.fetch_sub(*charged, Ordering::Relaxed);
                 s.memory_segments.fetch_sub(1, Ordering::Relaxed);
+                // Pooled plus live blocks stay within the budget.
+                let mut b = std::mem::take(&mut *lock(bytes));
+                let mut pool = lock(&s.pool);
+                let in_use = s.memory_bytes.load(Ordering::Relaxed);
+                if *charged == MEMORY_SEGMENT_BYTES && in_use + (pool.len() + 1) * MEMORY_SEGMENT_BYTES <= s.budget {
+                    b.clear();
+                    pool.push(b);
+                }
             }
             SegmentData::File { state, .. } => {
                 let kept: usize = lock(state).stranded.iter().map(|(_, b)| b.len()).sum();
@@ -506,6 +518,22 @@ mod tests {
         assert_eq!(s.stats().file_segments, 0, "freed budget is used again before spilling");
         assert_eq!(s.stats().memory_segments, 2);
         assert_eq!(more[4].read().unwrap().raw.len(), chunk.len());
+    }
+
+    #[test]
+    fn released_memory_blocks_are_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(2 * MEMORY_SEGMENT_BYTES, dir.path());
+        let chunk = vec![b'p'; MEMORY_SEGMENT_BYTES - HEADER];
+        let a = s.put(&chunk, 1); // fills the first block
+        let b = s.put(&chunk, 2); // fills the second block, now the active one
+        drop(a);
+        assert_eq!(lock(&s.shared.pool).len(), 1, "the first block is pooled");
+        let c = s.put(&chunk, 3);
+        assert_eq!(lock(&s.shared.pool).len(), 0, "and taken again");
+        assert_eq!(s.stats().file_segments, 0);
+        assert_eq!(s.stats().memory_bytes, 2 * MEMORY_SEGMENT_BYTES);
+        assert_eq!((b.read().unwrap().timestamp_ns, c.read().unwrap().timestamp_ns), (2, 3));
     }
 
     #[test]

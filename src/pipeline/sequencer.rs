@@ -177,6 +177,9 @@ pub fn run(
 
 struct Disconnected;
 
+/// Capacity of the release vector kept between releases (a release-all may need far more, once).
+const RELEASED_KEEP: usize = 4096;
+
 struct Sequencer {
     stats: Stats,
     cfg: SequencerConfig,
@@ -286,9 +289,11 @@ impl Sequencer {
 
     fn route_released(&mut self, line: u64) {
         let n = self.cfg.partitions;
-        for (ordinal, pending) in self.released.drain(..) {
-            if n == 1 {
-                self.work[0].items.push(WorkItem::Event {
+        let mut released = std::mem::take(&mut self.released);
+        for (ordinal, pending) in released.drain(..) {
+            let first = pending.hits.first().map_or(0, |h| h.partition as usize % n);
+            if n == 1 || pending.hits.iter().all(|h| h.partition as usize % n == first) {
+                self.work[first].items.push(WorkItem::Event {
                     release_line: line,
                     ordinal,
                     event: pending.event,
@@ -310,6 +315,10 @@ impl Sequencer {
                     });
                 }
             }
+        }
+        // After a release-all it held the whole reorder buffer: keep only a small one.
+        if released.capacity() <= RELEASED_KEEP {
+            self.released = released;
         }
     }
 

@@ -20,10 +20,65 @@ struct Slot<K, V> {
     value: V,
 }
 
+/// Slots per chunk of a [`Chunked`] array.
+const CHUNK: usize = 4096;
+
+/// A growable array in fixed chunks of [`CHUNK`] entries: growing never moves or copies
+/// entries, and never holds an old and a new copy of the array at once (a `Vec` of 10^6 slots
+/// would), so the memory it takes follows its length.
+struct Chunked<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+}
+
+impl<T> Chunked<T> {
+    fn new() -> Self {
+        Chunked { chunks: Vec::new(), len: 0 }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, v: T) {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < CHUNK => c.push(v),
+            _ => {
+                let mut c = Vec::with_capacity(CHUNK);
+                c.push(v);
+                self.chunks.push(c);
+            }
+        }
+        self.len += 1;
+    }
+
+    fn get(&self, i: usize) -> Option<&T> {
+        self.chunks.get(i / CHUNK)?.get(i % CHUNK)
+    }
+
+    fn clear(&mut self) {
+        self.chunks.clear();
+        self.len = 0;
+    }
+}
+
+impl<T> std::ops::Index<usize> for Chunked<T> {
+    type Output = T;
+    fn index(&self, i: usize) -> &T {
+        &self.chunks[i / CHUNK][i % CHUNK]
+    }
+}
+
+impl<T> std::ops::IndexMut<usize> for Chunked<T> {
+    fn index_mut(&mut self, i: usize) -> &mut T {
+        &mut self.chunks[i / CHUNK][i % CHUNK]
+    }
+}
+
 /// Join key -> state, with each key stored once. Freed slots are reused.
 pub(crate) struct KeyTable<K, V> {
     index: HashTable<SlotId>,
-    slots: Vec<Option<Slot<K, V>>>,
+    slots: Chunked<Option<Slot<K, V>>>,
     free: Vec<SlotId>,
     hasher: DefaultHashBuilder,
 }
@@ -31,7 +86,12 @@ pub(crate) struct KeyTable<K, V> {
 impl<K: Hash + Eq + Clone, V> KeyTable<K, V> {
     /// An empty table.
     pub(crate) fn new() -> Self {
-        KeyTable { index: HashTable::new(), slots: Vec::new(), free: Vec::new(), hasher: DefaultHashBuilder::default() }
+        KeyTable {
+            index: HashTable::new(),
+            slots: Chunked::new(),
+            free: Vec::new(),
+            hasher: DefaultHashBuilder::default(),
+        }
     }
 
     /// The slot of `key`, if it has one.
