@@ -7,6 +7,10 @@
 //!                     stage conditions)    reorder buffer)  -------- WriterBatch ------------'
 //! ```
 //!
+//! Matched events are put in the [`EventStore`](crate::store::EventStore) at decode; later stages
+//! hold 16-byte handles and join-key fingerprints, and the workers read events back only to
+//! render alerts.
+//!
 //! Every hop is a bounded crossbeam channel carrying whole batches, so a slow consumer slows the
 //! reader and memory stays bounded. The sequencer is the single point that sees lines in order;
 //! it fixes every release point by input line, so output does not depend on thread scheduling,
@@ -284,6 +288,14 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
     }
     for t in threads {
         let _ = t.join();
+    }
+    let st = store.stats();
+    if st.io_errors > 0 {
+        tracing::warn!(
+            io_errors = st.io_errors,
+            spilled_events = st.spilled_events,
+            "Event store had I/O errors; the events concerned were kept in memory."
+        );
     }
     source_result?;
     Ok(RunReport { summary: totals.snapshot(), end, seconds: started.elapsed().as_secs_f64() })
