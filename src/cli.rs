@@ -116,6 +116,16 @@ pub struct RunArgs {
     #[arg(long, env = "EQLSTREAM_MAX_PARTIAL_SEQUENCES", value_name = "N")]
     pub max_partial_sequences: Option<usize>,
 
+    /// Bytes of matched events kept in memory; beyond it they go to spill files in
+    /// --spill-dir (0: all of them). [default: 16777216]
+    #[arg(long, env = "EQLSTREAM_EVENT_STORE_MEMORY", value_name = "BYTES")]
+    pub event_store_memory: Option<usize>,
+
+    /// Directory for the event store's spill files (unlinked as soon as created).
+    /// [default: the OS temp dir]
+    #[arg(long, env = "EQLSTREAM_SPILL_DIR", value_name = "DIR")]
+    pub spill_dir: Option<PathBuf>,
+
     /// Prometheus /metrics and /healthz listener, HOST:PORT or `off`; port 0 picks a free port
     /// (printed on stderr). [default: 127.0.0.1:9780]
     #[arg(long, env = "EQLSTREAM_METRICS_ADDRESS", value_name = "ADDR")]
@@ -177,6 +187,8 @@ impl RunArgs {
             timestamp_precision: self.timestamp_precision.clone(),
             max_line_bytes: self.max_line_bytes,
             max_partial_sequences: self.max_partial_sequences,
+            event_store_memory: self.event_store_memory,
+            spill_dir: self.spill_dir.clone(),
             metrics_address: self.metrics_address.clone(),
             alerts_output: self.alerts_output.clone(),
             no_passthrough: self.no_passthrough,

@@ -102,6 +102,10 @@ pub struct FileConfig {
     pub max_line_bytes: Option<usize>,
     /// Cap on live partial sequences.
     pub max_partial_sequences: Option<usize>,
+    /// Bytes of matched events kept in memory before spilling to disk.
+    pub event_store_memory: Option<usize>,
+    /// Directory of the event store's spill files.
+    pub spill_dir: Option<PathBuf>,
     /// `HOST:PORT` or `off`.
     pub metrics_address: Option<String>,
     /// Also write alerts to this file.
@@ -217,6 +221,10 @@ pub struct Settings {
     pub max_line_bytes: usize,
     /// Cap on live partial sequences.
     pub max_partial_sequences: usize,
+    /// Bytes of matched events kept in memory (0: every matched event goes to a spill file).
+    pub event_store_memory: usize,
+    /// Existing directory for the event store's (unlinked) spill files.
+    pub spill_dir: PathBuf,
     /// Metrics listener, `None` = off.
     pub metrics_address: Option<SocketAddr>,
     /// Extra alert output file.
@@ -265,6 +273,10 @@ pub struct Overrides {
     pub max_line_bytes: Option<usize>,
     #[allow(missing_docs)]
     pub max_partial_sequences: Option<usize>,
+    #[allow(missing_docs)]
+    pub event_store_memory: Option<usize>,
+    #[allow(missing_docs)]
+    pub spill_dir: Option<PathBuf>,
     #[allow(missing_docs)]
     pub metrics_address: Option<String>,
     #[allow(missing_docs)]
@@ -361,6 +373,11 @@ impl Settings {
             "max_partial_sequences",
             o.max_partial_sequences.or(file.max_partial_sequences).unwrap_or(DEFAULT_MAX_PARTIAL_SEQUENCES),
         )?;
+        let event_store_memory =
+            o.event_store_memory.or(file.event_store_memory).unwrap_or(crate::store::DEFAULT_EVENT_STORE_MEMORY);
+        let spill_dir = o.spill_dir.or(file.spill_dir).unwrap_or_else(std::env::temp_dir);
+        crate::store::check_spill_dir(&spill_dir)
+            .map_err(|message| ConfigError::Invalid { option: "spill_dir", message })?;
         let metrics_address = {
             let s = o.metrics_address.or(file.metrics_address).unwrap_or_else(|| DEFAULT_METRICS_ADDRESS.to_string());
             if s == "off" {
@@ -400,6 +417,8 @@ impl Settings {
             timestamp_precision,
             max_line_bytes,
             max_partial_sequences,
+            event_store_memory,
+            spill_dir,
             metrics_address,
             alerts_output: o.alerts_output.or(file.alerts_output),
             passthrough: !(o.no_passthrough || file.no_passthrough.unwrap_or(false)),
@@ -425,6 +444,21 @@ mod tests {
         assert_eq!(s.max_line_bytes, DEFAULT_MAX_LINE_BYTES);
         assert_eq!(s.max_out_of_orderness, DEFAULT_MAX_OUT_OF_ORDERNESS);
         assert_eq!(s.metrics_address, Some(DEFAULT_METRICS_ADDRESS.parse().unwrap()));
+        assert_eq!(s.event_store_memory, crate::store::DEFAULT_EVENT_STORE_MEMORY);
+        assert_eq!(s.spill_dir, std::env::temp_dir());
+    }
+
+    #[test]
+    fn event_store_settings_come_from_the_file_and_flags() {
+        let dir = std::env::temp_dir();
+        let file = FileConfig { event_store_memory: Some(1), spill_dir: Some(dir.clone()), ..Default::default() };
+        let s = Settings::build(file.clone(), Overrides::default()).unwrap();
+        assert_eq!((s.event_store_memory, s.spill_dir.as_path()), (1, dir.as_path()));
+        let o = Overrides { event_store_memory: Some(0), ..Default::default() };
+        assert_eq!(Settings::build(file, o).unwrap().event_store_memory, 0);
+        let o = Overrides { spill_dir: Some(dir.join("eqlstream-no-such-dir")), ..Default::default() };
+        let e = Settings::build(FileConfig::default(), o).unwrap_err().to_string();
+        assert!(e.contains("spill_dir"), "{e}");
     }
 
     #[test]

@@ -12,8 +12,8 @@
 //! Module map: [`config`] (settings), [`rules`] (Elastic rule TOML), [`eql`] (EQL parser,
 //! compiler, evaluator), [`ruleset`] (compiled rules), [`event`] (field access on parsed
 //! events), [`time`] (timestamps), [`sequence`] (state machines), [`alert`] (alert records),
-//! [`metrics`] (Prometheus), [`pipeline`] (threads and channels), [`validate`] (the validate
-//! command).
+//! [`store`] (matched events in memory or spilled to disk), [`metrics`] (Prometheus),
+//! [`pipeline`] (threads and channels), [`validate`] (the validate command).
 
 pub mod alert;
 pub mod config;
@@ -24,5 +24,6 @@ pub mod pipeline;
 pub mod rules;
 pub mod ruleset;
 pub mod sequence;
+pub mod store;
 pub mod time;
 pub mod validate;

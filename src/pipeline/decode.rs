@@ -15,7 +15,6 @@ use super::frame::Batch;
 use super::prefilter::{self, Prefilter};
 use super::rawscan;
 use super::Totals;
-use crate::alert::MatchedEvent;
 use crate::event::DecodeError;
 use crate::event::{Decoder, Event, FieldId, Scalar};
 use crate::metrics::{Handles, InvalidReason, PipelineStage, Stats};
@@ -23,6 +22,7 @@ use crate::ruleset::RuleSet;
 use crate::sequence::key::Key;
 use crate::sequence::machine::HitKind;
 use crate::sequence::ordinal::TieBreaker;
+use crate::store::{EventStore, StoredEvent};
 use crate::time::{self, Precision};
 
 /// What the sequencer needs to know about one line.
@@ -67,8 +67,8 @@ pub struct Matched {
     pub line: u32,
     /// Tiebreaker value, when a tiebreaker field is configured and present.
     pub tiebreaker: Option<TieBreaker>,
-    /// The original line, for alerts.
-    pub event: Arc<MatchedEvent>,
+    /// The original line (in the event store), for alerts.
+    pub event: StoredEvent,
     /// Every (rule, stage, key) it matched.
     pub hits: Vec<RuleHit>,
 }
@@ -103,6 +103,8 @@ pub struct DecodeContext {
     pub leading_time: Option<rawscan::LeadingTime>,
     /// Raw-byte prefilter; `None` parses every line.
     pub prefilter: Option<Arc<Prefilter>>,
+    /// Where matched events are kept until their alerts are rendered.
+    pub store: Arc<EventStore>,
 }
 
 /// Runs one decode worker until its input closes.
@@ -180,18 +182,7 @@ fn decode_line(
         Parsed::NoTime(reason) => return LineTime::Invalid(reason),
     };
     if !hits.is_empty() {
-        let line = batch.line(i);
-        // The line parsed as JSON, so it is valid UTF-8.
-        let raw: Box<str> = match std::str::from_utf8(line) {
-            Ok(s) => s.into(),
-            Err(_) => String::from_utf8_lossy(line).into(),
-        };
-        matches.push(Matched {
-            line: i as u32,
-            tiebreaker,
-            event: Arc::new(MatchedEvent { raw, timestamp_ns: ts }),
-            hits,
-        });
+        matches.push(Matched { line: i as u32, tiebreaker, event: ctx.store.put(batch.line(i), ts), hits });
     }
     LineTime::At(ts)
 }

@@ -7,6 +7,10 @@
 //!                     stage conditions)    reorder buffer)  -------- WriterBatch ------------'
 //! ```
 //!
+//! Matched events are put in the [`EventStore`](crate::store::EventStore) at decode; later stages
+//! hold 16-byte handles and join-key fingerprints, and the workers read events back only to
+//! render alerts.
+//!
 //! Every hop is a bounded crossbeam channel carrying whole batches, so a slow consumer slows the
 //! reader and memory stays bounded. The sequencer is the single point that sees lines in order;
 //! it fixes every release point by input line, so output does not depend on thread scheduling,
@@ -35,7 +39,9 @@ pub use shutdown::Shutdown;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::ruleset::RuleSet;
+use crate::sequence::key::Fingerprinter;
 use crate::sequence::spec::StageKind;
+use crate::store::{EventStore, StoreConfig};
 
 /// Running totals for the summary and progress lines (the metrics registry has the same figures
 /// per label; these are plain sums that need no registry).
@@ -188,6 +194,11 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
         std::thread::Builder::new().name(name).spawn(f).map_err(PipelineError::Spawn)
     };
 
+    let store = Arc::new(EventStore::new(StoreConfig {
+        memory_bytes: settings.event_store_memory,
+        spill_dir: settings.spill_dir.clone(),
+    }));
+    let fingerprints = Fingerprinter::new();
     let ctx = Arc::new(decode::DecodeContext {
         rules: rules.clone(),
         timestamp_field,
@@ -210,6 +221,7 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
         } else {
             None
         },
+        store: store.clone(),
     });
     for w in 0..workers {
         let (ctx, rx, tx, h, t) =
@@ -225,10 +237,10 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
         let (otx, orx) = bounded(cap);
         part_txs.push(tx);
         part_out_rxs.push(orx);
-        let (r, h, fmt) = (rules.clone(), metrics.handles(), settings.alert_format);
+        let (r, h, fmt, fp) = (rules.clone(), metrics.handles(), settings.alert_format, fingerprints.clone());
         threads.push(spawn(
             format!("partition-{p}"),
-            Box::new(move || worker::run(r, fmt, max_partials_each, rx, otx, h)),
+            Box::new(move || worker::run(r, (fmt, fp), max_partials_each, rx, otx, h)),
         )?);
     }
 
@@ -241,6 +253,7 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
             .rules
             .iter()
             .any(|r| r.query.sequence.as_ref().is_some_and(|s| s.stages.contains(&StageKind::Missing))),
+        fingerprints,
     };
     {
         let (h, t) = (metrics.handles(), totals.clone());
@@ -281,6 +294,14 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
     }
     for t in threads {
         let _ = t.join();
+    }
+    let st = store.stats();
+    if st.io_errors > 0 {
+        tracing::warn!(
+            io_errors = st.io_errors,
+            spilled_events = st.spilled_events,
+            "Event store had I/O errors; the events concerned were kept in memory."
+        );
     }
     source_result?;
     Ok(RunReport { summary: totals.snapshot(), end, seconds: started.elapsed().as_secs_f64() })

@@ -14,14 +14,37 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
+use smallvec::SmallVec;
+
 use super::decode::{Decoded, RuleHit};
 use super::frame::Batch;
 use super::Totals;
-use crate::alert::MatchedEvent;
 use crate::metrics::{Handles, PipelineStage, Stats};
+use crate::sequence::key::{Fingerprint, Fingerprinter};
+use crate::sequence::machine::HitKind;
 use crate::sequence::ordinal::Ordinal;
 use crate::sequence::partition::partition_of;
 use crate::sequence::reorder::ReorderBuffer;
+use crate::store::StoredEvent;
+
+/// A [`RuleHit`] as the sequencer holds it: the join key is replaced by its [`Fingerprint`]
+/// (32 bytes instead of ~200 with the key's strings), and the partition owning the key is
+/// computed once, from the key itself, so routing does not depend on the run's random
+/// fingerprint keys. The worker recovers the key from the event when an alert is rendered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyedHit {
+    /// The join key's fingerprint (of the empty key for event rules).
+    pub key: Fingerprint,
+    /// Index of the rule in the rule set.
+    pub rule: u32,
+    /// The stage (or until clause) matched.
+    pub kind: HitKind,
+    /// The partition owning the key (`partition_of`).
+    pub partition: u32,
+}
+
+/// The hits of one event; one inline, as most events have.
+pub type KeyedHits = SmallVec<[KeyedHit; 1]>;
 
 /// One unit of work for a partition worker, tagged with the global line after which its alerts
 /// are written.
@@ -34,9 +57,9 @@ pub enum WorkItem {
         /// The event's ordinal.
         ordinal: Ordinal,
         /// The event.
-        event: Arc<MatchedEvent>,
+        event: StoredEvent,
         /// Its hits for keys owned by this partition (sequence rules) or event-rule hits.
-        hits: Vec<RuleHit>,
+        hits: KeyedHits,
     },
     /// The watermark moved: expire partials, close trailing missing-event windows.
     Advance {
@@ -85,11 +108,14 @@ pub struct SequencerConfig {
     /// Send an `Advance` after every line that moves the watermark (needed only by rules with
     /// missing-event stages, whose alerts are decided by the watermark); else once per batch.
     pub advance_per_line: bool,
+    /// Join-key fingerprints (the same keys as the partition workers').
+    pub fingerprints: Fingerprinter,
 }
 
+/// A matched event waiting in the reorder buffer: 16-byte handle plus compact hits.
 struct Pending {
-    event: Arc<MatchedEvent>,
-    hits: Vec<RuleHit>,
+    event: StoredEvent,
+    hits: KeyedHits,
 }
 
 /// Runs the sequencer until the decode workers are done, then flushes everything.
@@ -151,6 +177,9 @@ pub fn run(
 
 struct Disconnected;
 
+/// Capacity of the release vector kept between releases (a release-all may need far more, once).
+const RELEASED_KEEP: usize = 4096;
+
 struct Sequencer {
     stats: Stats,
     cfg: SequencerConfig,
@@ -189,6 +218,7 @@ impl Sequencer {
                 let ordinal = Ordinal { ts, tiebreaker: m.tiebreaker, arrival: line };
                 let (event_hits, seq_hits): (Vec<RuleHit>, Vec<RuleHit>) =
                     m.hits.into_iter().partition(|h| self.cfg.event_rule[h.rule as usize]);
+                let (event_hits, seq_hits) = (self.compact(event_hits), self.compact(seq_hits));
                 if !event_hits.is_empty() {
                     // Event rules need no ordering: the alert follows its own line.
                     let p = (line % self.cfg.partitions as u64) as usize;
@@ -229,6 +259,19 @@ impl Sequencer {
         self.send_step(batch, received_at)
     }
 
+    /// The hits with their keys replaced by fingerprints and owning partitions.
+    fn compact(&self, hits: Vec<RuleHit>) -> KeyedHits {
+        let n = self.cfg.partitions;
+        hits.into_iter()
+            .map(|h| KeyedHit {
+                key: self.cfg.fingerprints.of(&h.key),
+                rule: h.rule,
+                kind: h.kind,
+                partition: partition_of(&h.key, n) as u32,
+            })
+            .collect()
+    }
+
     /// Tells every partition the current watermark (alerts it decides go after `line`).
     fn advance_all(&mut self, line: u64) {
         if let Some(w) = self.reorder.watermark() {
@@ -246,9 +289,11 @@ impl Sequencer {
 
     fn route_released(&mut self, line: u64) {
         let n = self.cfg.partitions;
-        for (ordinal, pending) in self.released.drain(..) {
-            if n == 1 {
-                self.work[0].items.push(WorkItem::Event {
+        let mut released = std::mem::take(&mut self.released);
+        for (ordinal, pending) in released.drain(..) {
+            let first = pending.hits.first().map_or(0, |h| h.partition as usize % n);
+            if n == 1 || pending.hits.iter().all(|h| h.partition as usize % n == first) {
+                self.work[first].items.push(WorkItem::Event {
                     release_line: line,
                     ordinal,
                     event: pending.event,
@@ -256,9 +301,9 @@ impl Sequencer {
                 });
                 continue;
             }
-            let mut per_part: Vec<Vec<RuleHit>> = vec![Vec::new(); n];
+            let mut per_part: Vec<KeyedHits> = vec![KeyedHits::new(); n];
             for h in pending.hits {
-                per_part[partition_of(&h.key, n)].push(h);
+                per_part[h.partition as usize % n].push(h);
             }
             for (p, hits) in per_part.into_iter().enumerate() {
                 if !hits.is_empty() {
@@ -270,6 +315,10 @@ impl Sequencer {
                     });
                 }
             }
+        }
+        // After a release-all it held the whole reorder buffer: keep only a small one.
+        if released.capacity() <= RELEASED_KEEP {
+            self.released = released;
         }
     }
 

@@ -2,20 +2,49 @@
 //! the released events in ordinal order, and renders the alerts of completed sequences (and of
 //! event-rule matches). Alerts carry their release line and sort key so the writer can place them
 //! deterministically, whatever the number of partitions.
+//!
+//! The machines store join keys as fingerprints and events as event-store handles. Rendering an
+//! alert reads its events back from the store and recovers the join key from the first present
+//! event: it is decoded again and the stage's key tuples are recomputed (the same code the
+//! decode workers ran), and the tuple with the completed sequence's fingerprint is the key.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::decode::RuleHit;
-use super::sequencer::{PartitionWork, WorkItem};
+use super::sequencer::{KeyedHits, PartitionWork, WorkItem};
 use crate::alert::{self, AlertFormat, Detection, MatchedEvent};
+use crate::event::Decoder;
 use crate::metrics::{Handles, PipelineStage, Stats};
 use crate::ruleset::RuleSet;
-use crate::sequence::key::Key;
+use crate::sequence::key::{Fingerprint, Fingerprinter, Key};
 use crate::sequence::machine::{Completed, HitKind, SequenceMachine};
 use crate::sequence::ordinal::Ordinal;
+use crate::store::{StoreError, StoredEvent};
+
+type Machine = SequenceMachine<StoredEvent, Fingerprint>;
+type Done = Completed<StoredEvent, Fingerprint>;
+
+/// What a worker needs to turn a detection into alert lines.
+struct Renderer<'a> {
+    rules: &'a RuleSet,
+    format: AlertFormat,
+    fingerprints: &'a Fingerprinter,
+    decoder: Decoder,
+    keys: Vec<Key>,
+}
+
+/// Why a completed sequence could not be turned into an alert (logged; the alert is lost).
+#[derive(Debug, thiserror::Error)]
+enum RenderError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the join key of the sequence cannot be recovered from its first event")]
+    KeyNotFound,
+    #[error(transparent)]
+    Alert(#[from] alert::AlertError),
+}
 
 /// One rendered alert and where it goes in the output.
 #[derive(Debug)]
@@ -42,20 +71,27 @@ pub struct PartitionOutput {
 /// Runs one partition worker until its input closes.
 pub fn run(
     rules: Arc<RuleSet>,
-    format: AlertFormat,
+    (format, fingerprints): (AlertFormat, Fingerprinter),
     max_partials: usize,
     rx: Receiver<PartitionWork>,
     tx: Sender<PartitionOutput>,
     handles: Handles,
 ) {
-    let mut machines: Vec<Option<SequenceMachine<Arc<MatchedEvent>>>> = rules
+    let mut machines: Vec<Option<Machine>> = rules
         .rules
         .iter()
         .map(|r| r.query.sequence.as_ref().map(|spec| SequenceMachine::new(spec, max_partials)))
         .collect();
+    let mut r = Renderer {
+        rules: &rules,
+        format,
+        fingerprints: &fingerprints,
+        decoder: Decoder::new(&rules.fields),
+        keys: Vec::new(),
+    };
     let mut stats = Stats::new(&handles);
-    let mut completed: Vec<Completed<Arc<MatchedEvent>>> = Vec::new();
-    let mut rule_hits: Vec<(HitKind, Key)> = Vec::new();
+    let mut completed: Vec<Done> = Vec::new();
+    let mut rule_hits: Vec<(HitKind, Fingerprint)> = Vec::new();
     // The gauge is shared by all partitions: each adds the change of its own count.
     let mut partials_reported = vec![0i64; machines.len()];
     for work in rx {
@@ -65,8 +101,7 @@ pub fn run(
             match item {
                 WorkItem::Event { release_line, ordinal, event, hits } => {
                     process_event(
-                        &rules,
-                        format,
+                        &mut r,
                         &mut machines,
                         &mut completed,
                         &mut rule_hits,
@@ -76,31 +111,31 @@ pub fn run(
                     );
                 }
                 WorkItem::Advance { release_line, watermark } => {
-                    for (r, m) in machines.iter_mut().enumerate() {
+                    for (rule, m) in machines.iter_mut().enumerate() {
                         if let Some(m) = m {
                             m.advance(watermark, &mut completed);
-                            emit(&rules, format, r as u32, release_line, &mut completed, &mut out.alerts);
+                            r.emit(rule as u32, release_line, &mut completed, &mut out.alerts);
                         }
                     }
                 }
                 WorkItem::Finish { release_line } => {
-                    for (r, m) in machines.iter_mut().enumerate() {
+                    for (rule, m) in machines.iter_mut().enumerate() {
                         if let Some(m) = m {
                             m.finish(&mut completed);
-                            emit(&rules, format, r as u32, release_line, &mut completed, &mut out.alerts);
+                            r.emit(rule as u32, release_line, &mut completed, &mut out.alerts);
                         }
                     }
                 }
             }
         }
-        for (r, m) in machines.iter_mut().enumerate() {
+        for (rule, m) in machines.iter_mut().enumerate() {
             if let Some(m) = m {
                 let c = m.take_counters();
-                stats.expired[r] += c.expired;
-                stats.evicted[r] += c.evicted;
+                stats.expired[rule] += c.expired;
+                stats.evicted[rule] += c.evicted;
                 let now = m.partials() as i64;
-                handles.add_partials(r, now - partials_reported[r]);
-                partials_reported[r] = now;
+                handles.add_partials(rule, now - partials_reported[rule]);
+                partials_reported[rule] = now;
             }
         }
         stats.flush(&handles);
@@ -111,15 +146,13 @@ pub fn run(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn process_event(
-    rules: &RuleSet,
-    format: AlertFormat,
-    machines: &mut [Option<SequenceMachine<Arc<MatchedEvent>>>],
-    completed: &mut Vec<Completed<Arc<MatchedEvent>>>,
-    rule_hits: &mut Vec<(HitKind, Key)>,
-    (release_line, ordinal, event): (u64, &Ordinal, &Arc<MatchedEvent>),
-    mut hits: Vec<RuleHit>,
+    r: &mut Renderer<'_>,
+    machines: &mut [Option<Machine>],
+    completed: &mut Vec<Done>,
+    rule_hits: &mut Vec<(HitKind, Fingerprint)>,
+    (release_line, ordinal, event): (u64, &Ordinal, &StoredEvent),
+    mut hits: KeyedHits,
     alerts: &mut Vec<AlertOut>,
 ) {
     // Hits arrive grouped by rule (the decoder emits them rule by rule); keep that grouping.
@@ -130,7 +163,7 @@ fn process_event(
         let mut j = i;
         rule_hits.clear();
         while j < hits.len() && hits[j].rule == rule {
-            rule_hits.push((hits[j].kind, std::mem::take(&mut hits[j].key)));
+            rule_hits.push((hits[j].kind, hits[j].key));
             j += 1;
         }
         i = j;
@@ -140,46 +173,79 @@ fn process_event(
                 // its own timestamp is the safe expiry point (the sequencer's watermark may be
                 // far ahead after an idle or final release-all).
                 m.advance(ordinal.ts, completed);
-                emit(rules, format, rule, release_line, completed, alerts);
+                r.emit(rule, release_line, completed, alerts);
                 m.on_event(ordinal, event, rule_hits, completed);
-                emit(rules, format, rule, release_line, completed, alerts);
+                r.emit(rule, release_line, completed, alerts);
             }
             None => {
                 // Event rule: one alert per matching event.
-                let events = [Some(&**event)];
-                let d = Detection { rule: &rules.rules[rule as usize].spec, join_keys: &[], events: &events };
-                push_alert(&d, format, release_line, (ordinal.clone(), rule, Key::new()), rule, alerts);
+                let result = event.read().map_err(RenderError::from).and_then(|ev| {
+                    let events = [Some(&ev)];
+                    let d = Detection { rule: &r.rules.rules[rule as usize].spec, join_keys: &[], events: &events };
+                    r.render(&d)
+                });
+                r.push(rule, result, release_line, (ordinal.clone(), rule, Key::new()), alerts);
             }
         }
     }
 }
 
-fn emit(
-    rules: &RuleSet,
-    format: AlertFormat,
-    rule: u32,
-    release_line: u64,
-    completed: &mut Vec<Completed<Arc<MatchedEvent>>>,
-    alerts: &mut Vec<AlertOut>,
-) {
-    for c in completed.drain(..) {
-        let events: Vec<Option<&MatchedEvent>> = c.events.iter().map(|e| e.as_deref()).collect();
-        let d = Detection { rule: &rules.rules[rule as usize].spec, join_keys: &c.key, events: &events };
-        push_alert(&d, format, release_line, (c.ordinal.clone(), rule, c.key.clone()), rule, alerts);
+impl Renderer<'_> {
+    fn emit(&mut self, rule: u32, release_line: u64, completed: &mut Vec<Done>, alerts: &mut Vec<AlertOut>) {
+        for c in completed.drain(..) {
+            let (key, result) = match self.sequence_alert(rule, &c) {
+                Ok((key, bytes)) => (key, Ok(bytes)),
+                Err(e) => (Key::new(), Err(e)),
+            };
+            self.push(rule, result, release_line, (c.ordinal, rule, key), alerts);
+        }
     }
-}
 
-fn push_alert(
-    d: &Detection<'_>,
-    format: AlertFormat,
-    release_line: u64,
-    order: (Ordinal, u32, Key),
-    rule: u32,
-    alerts: &mut Vec<AlertOut>,
-) {
-    let mut bytes = Vec::new();
-    match alert::render(d, format, SystemTime::now(), &mut bytes) {
-        Ok(()) => alerts.push(AlertOut { release_line, order, rule, bytes }),
-        Err(e) => tracing::error!(rule_id = %d.rule.rule_id, error = %e, "Alert could not be rendered; it is lost."),
+    /// The join key and alert lines of a completed sequence.
+    fn sequence_alert(&mut self, rule: u32, c: &Done) -> Result<(Key, Vec<u8>), RenderError> {
+        let events: Vec<Option<MatchedEvent>> =
+            c.events.iter().map(|e| e.as_ref().map(StoredEvent::read).transpose()).collect::<Result<_, _>>()?;
+        let key = self.recover_key(rule, c.key, &events)?;
+        let slots: Vec<Option<&MatchedEvent>> = events.iter().map(Option::as_ref).collect();
+        let d = Detection { rule: &self.rules.rules[rule as usize].spec, join_keys: &key, events: &slots };
+        let bytes = self.render(&d)?;
+        Ok((key, bytes))
+    }
+
+    /// The join key with fingerprint `fp`, from the first present event of the sequence.
+    fn recover_key(&mut self, rule: u32, fp: Fingerprint, events: &[Option<MatchedEvent>]) -> Result<Key, RenderError> {
+        let Some((stage, first)) = events.iter().enumerate().find_map(|(s, e)| e.as_ref().map(|e| (s, e))) else {
+            return Err(RenderError::KeyNotFound);
+        };
+        let Some(stage) = self.rules.rules.get(rule as usize).and_then(|r| r.query.stages.get(stage)) else {
+            return Err(RenderError::KeyNotFound);
+        };
+        let ev = self.decoder.decode(first.raw.as_bytes()).map_err(|_| RenderError::KeyNotFound)?;
+        stage.keys(&ev, &mut self.keys);
+        let found = self.keys.iter().position(|k| self.fingerprints.of(k) == fp);
+        found.map(|i| self.keys.swap_remove(i)).ok_or(RenderError::KeyNotFound)
+    }
+
+    fn render(&self, d: &Detection<'_>) -> Result<Vec<u8>, RenderError> {
+        let mut bytes = Vec::new();
+        alert::render(d, self.format, SystemTime::now(), &mut bytes)?;
+        Ok(bytes)
+    }
+
+    fn push(
+        &self,
+        rule: u32,
+        result: Result<Vec<u8>, RenderError>,
+        release_line: u64,
+        order: (Ordinal, u32, Key),
+        alerts: &mut Vec<AlertOut>,
+    ) {
+        match result {
+            Ok(bytes) => alerts.push(AlertOut { release_line, order, rule, bytes }),
+            Err(e) => {
+                let rule_id = self.rules.rules.get(rule as usize).map_or("?", |r| r.spec.rule_id.as_str());
+                tracing::error!(rule_id, error = %e, "Alert could not be rendered; it is lost.");
+            }
+        }
     }
 }

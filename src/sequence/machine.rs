@@ -29,14 +29,20 @@
 //! ordinal, the order ES returns results in (section 1.2). Several sequences completed by one
 //! event (multi-valued keys) come out in the order of the `hits` given.
 //!
-//! Memory: each key is stored once (in the `state::KeyTable` slab) with its per-stage partials;
-//! the expiry queue holds one 24-byte entry per partial. Measured for the seed rule's key shape
-//! with `E = u64`: about 420 bytes per partial when every key holds one partial
-//! (tests/sequence_memory.rs). Nothing here knows EQL or JSON: events are opaque handles `E`.
-//! Processing an event allocates only the partial it starts (its event vector) and, for a new
-//! key, a clone of the key.
+//! Memory: each key `K` is stored once (in the `state::KeyTable` slab) with its partials; the
+//! pipeline uses a 16-byte [`Fingerprint`](super::key::Fingerprint) as `K`. A key holding one
+//! single-event partial (the common case: a first stage waiting for the next) keeps it inline in
+//! the slot, without any allocation; more partials or events per key move to one boxed array.
+//! Missing-event state lives in a side table, only for the keys of rules that have such stages.
+//! The expiry queue holds one 8-byte entry per partial. Measured for the pipeline's shapes
+//! (`K = Fingerprint`, a 16-byte event handle): see tests/sequence_memory.rs. Nothing here knows
+//! EQL or JSON: events are opaque handles `E`. Processing a first-stage event allocates nothing
+//! beyond the table's growth.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::hash::Hash;
+
+use smallvec::{smallvec, SmallVec};
 
 use super::key::Key;
 use super::ordinal::Ordinal;
@@ -55,9 +61,9 @@ pub enum HitKind {
 
 /// A completed sequence.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Completed<E> {
-    /// The join key tuple (the response's `join_keys`, section 8.1).
-    pub key: Key,
+pub struct Completed<E, K = Key> {
+    /// The join key tuple (the response's `join_keys`, section 8.1), as the machine stores it.
+    pub key: K,
     /// One entry per stage, in stage order; `None` for a missing-event stage (`![...]`).
     pub events: Vec<Option<E>>,
     /// Ordinal of the event that completed the sequence (ES orders results by it, section 1.2).
@@ -103,19 +109,105 @@ impl std::ops::AddAssign for MachineCounters {
 
 /// A partial sequence: the positive events matched so far, with their timestamps.
 struct Partial<E> {
-    /// Creation serial: unique, orders partials with equal first timestamps.
-    serial: u64,
-    first_ts: i64,
-    events: Vec<(i64, E)>,
+    /// Low 32 bits of the creation serial (unique among a slot's live partials and its expiry
+    /// entries, see `state::ExpiryEntry`).
+    serial: u32,
+    /// (timestamp, event) per matched positive stage; never empty.
+    events: SmallVec<[(i64, E); 1]>,
 }
 
-/// Everything the machine keeps for one join key.
-struct KeyState<E> {
-    /// `pending[s]`: the partial whose last matched stage is `s` (only `s < last positive`).
-    pending: Box<[Option<Partial<E>>]>,
-    /// Only for rules with missing-event stages (kept out of line so that other rules' keys
-    /// stay small).
-    miss: Option<Box<MissState>>,
+impl<E> Partial<E> {
+    /// The first positive event's timestamp: maxspan and expiry are measured from it.
+    fn first_ts(&self) -> i64 {
+        self.events.first().map_or(i64::MIN, |e| e.0)
+    }
+}
+
+/// The partials of one join key: `pending[s]` is the partial whose last matched stage is `s`
+/// (only `s < last positive`). One single-event partial is kept inline (32 bytes with a 16-byte
+/// handle, no allocation); anything more moves to a boxed array with one entry per stage.
+enum Pending<E> {
+    /// No partial.
+    Empty,
+    /// Exactly one partial, at `stage`, with one event.
+    One { stage: u16, serial: u32, ts: i64, event: E },
+    /// Any number of partials, indexed by stage.
+    Many(Box<[Option<Partial<E>>]>),
+}
+
+impl<E> Pending<E> {
+    /// Remove and return the partial at stage `s`.
+    fn take(&mut self, s: usize) -> Option<Partial<E>> {
+        match self {
+            Pending::Many(parts) => parts.get_mut(s).and_then(Option::take),
+            Pending::One { stage, .. } if usize::from(*stage) == s => match std::mem::replace(self, Pending::Empty) {
+                Pending::One { serial, ts, event, .. } => Some(Partial { serial, events: smallvec![(ts, event)] }),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Put `p` at stage `s < stages`; returns the partial it replaces.
+    fn replace(&mut self, s: usize, mut p: Partial<E>, stages: usize) -> Option<Partial<E>> {
+        if matches!(self, Pending::Empty) && p.events.len() == 1 {
+            if let (Ok(stage), Some((ts, event))) = (u16::try_from(s), p.events.pop()) {
+                *self = Pending::One { stage, serial: p.serial, ts, event };
+                return None;
+            }
+        }
+        if !matches!(self, Pending::Many(_)) {
+            let mut parts: Box<[Option<Partial<E>>]> = (0..stages).map(|_| None).collect();
+            if let Pending::One { stage, serial, ts, event } = std::mem::replace(self, Pending::Empty) {
+                if let Some(slot) = parts.get_mut(usize::from(stage)) {
+                    *slot = Some(Partial { serial, events: smallvec![(ts, event)] });
+                }
+            }
+            *self = Pending::Many(parts);
+        }
+        match self {
+            Pending::Many(parts) => parts.get_mut(s).and_then(|slot| slot.replace(p)),
+            _ => None,
+        }
+    }
+
+    /// The first timestamp of the partial with this serial, if it is here.
+    fn first_ts_of(&self, serial: u32) -> Option<i64> {
+        match self {
+            Pending::Empty => None,
+            Pending::One { serial: s, ts, .. } => (*s == serial).then_some(*ts),
+            Pending::Many(parts) => parts.iter().flatten().find(|p| p.serial == serial).map(Partial::first_ts),
+        }
+    }
+
+    /// Drop the partial with this serial; whether it was here.
+    fn remove_serial(&mut self, serial: u32) -> bool {
+        match self {
+            Pending::Empty => false,
+            Pending::One { serial: s, .. } => {
+                let hit = *s == serial;
+                if hit {
+                    *self = Pending::Empty;
+                }
+                hit
+            }
+            Pending::Many(parts) => match parts.iter_mut().find(|p| p.as_ref().is_some_and(|p| p.serial == serial)) {
+                Some(p) => {
+                    *p = None;
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Pending::Empty => true,
+            Pending::One { .. } => false,
+            Pending::Many(parts) => parts.iter().all(Option::is_none),
+        }
+    }
 }
 
 /// A key's missing-event state (section 7.3).
@@ -128,31 +220,13 @@ struct MissState {
     deferred: Vec<(i64, u64)>,
 }
 
-impl<E> KeyState<E> {
-    fn new(stages: usize, misses: usize) -> Self {
-        KeyState {
-            pending: (0..stages).map(|_| None).collect(),
-            miss: (misses > 0).then(|| {
-                Box::new(MissState {
-                    records: (0..misses).map(|_| VecDeque::new()).collect(),
-                    latest: i64::MIN,
-                    deferred: Vec::new(),
-                })
-            }),
-        }
-    }
-
-    fn miss(&self) -> &MissState {
-        self.miss.as_deref().expect("keys of rules with missing-event stages carry missing-event state")
-    }
-
-    fn miss_mut(&mut self) -> &mut MissState {
-        self.miss.as_deref_mut().expect("keys of rules with missing-event stages carry missing-event state")
+impl MissState {
+    fn new(misses: usize) -> Self {
+        MissState { records: (0..misses).map(|_| VecDeque::new()).collect(), latest: i64::MIN, deferred: Vec::new() }
     }
 
     fn is_idle(&self) -> bool {
-        self.pending.iter().all(Option::is_none)
-            && self.miss.as_deref().is_none_or(|m| m.deferred.is_empty() && m.records.iter().all(VecDeque::is_empty))
+        self.deferred.is_empty() && self.records.iter().all(VecDeque::is_empty)
     }
 }
 
@@ -165,19 +239,19 @@ struct Deferred<E> {
     ordinal: Ordinal,
 }
 
-/// One sequence rule's state, for the keys routed to this partition.
-pub struct SequenceMachine<E> {
+/// One sequence rule's state, for the keys routed to this partition. `K` is how a join key is
+/// stored and compared: the key itself, or its [`Fingerprint`](super::key::Fingerprint).
+pub struct SequenceMachine<E, K = Key> {
     kinds: Box<[StageKind]>,
     /// For each positive stage after the first: the previous positive stage.
     prev_pos: Box<[usize]>,
     /// For each positive stage: its index among positive stages.
     pos_rank: Box<[usize]>,
-    /// For each missing stage: its index in `KeyState::missing`.
+    /// For each missing stage: its index in `MissState::records`.
     miss_index: Box<[usize]>,
     /// `None` when the spec has no positive stage (nothing can ever match).
     first_pos: Option<usize>,
     last_pos: usize,
-    positives: usize,
     leading: Box<[usize]>,
     trailing: Box<[usize]>,
     /// (missing stage, previous positive stage, next positive stage).
@@ -186,7 +260,9 @@ pub struct SequenceMachine<E> {
     span: i64,
     bounded: bool,
     max_partials: usize,
-    table: KeyTable<KeyState<E>>,
+    table: KeyTable<K, Pending<E>>,
+    /// Missing-event state of the keys that have some (only rules with `![...]` stages).
+    misses: hashbrown::HashMap<SlotId, MissState>,
     expiry: ExpiryQueue,
     missing_expiry: BTreeSet<(i64, SlotId)>,
     deferred: BTreeMap<(i64, u64), Deferred<E>>,
@@ -195,7 +271,7 @@ pub struct SequenceMachine<E> {
     counters: MachineCounters,
 }
 
-impl<E: Clone> SequenceMachine<E> {
+impl<E: Clone, K: Clone + Eq + Hash + Ord> SequenceMachine<E, K> {
     /// A machine for `spec` holding at most `max_partials` partial sequences (oldest evicted
     /// first; at least 1).
     pub fn new(spec: &SequenceSpec, max_partials: usize) -> Self {
@@ -235,7 +311,6 @@ impl<E: Clone> SequenceMachine<E> {
             miss_index: miss_index.into(),
             first_pos,
             last_pos,
-            positives: positive.len(),
             leading: leading.into(),
             trailing: trailing.into(),
             middle: middle.into(),
@@ -243,6 +318,7 @@ impl<E: Clone> SequenceMachine<E> {
             bounded: spec.maxspan_ns.is_some(),
             max_partials: max_partials.max(1),
             table: KeyTable::new(),
+            misses: hashbrown::HashMap::new(),
             expiry: ExpiryQueue::default(),
             missing_expiry: BTreeSet::new(),
             deferred: BTreeMap::new(),
@@ -255,7 +331,7 @@ impl<E: Clone> SequenceMachine<E> {
     /// Feed one event; events must come in increasing [`Ordinal`]. `hits`: every (stage or
     /// until, key) this event matched (keys already expanded to the cartesian product and
     /// mandatory-null keys filtered out, section 4). Completed sequences are appended to `out`.
-    pub fn on_event(&mut self, ord: &Ordinal, ev: &E, hits: &[(HitKind, Key)], out: &mut Vec<Completed<E>>) {
+    pub fn on_event(&mut self, ord: &Ordinal, ev: &E, hits: &[(HitKind, K)], out: &mut Vec<Completed<E, K>>) {
         // Every later event has ts >= ord.ts.
         self.expire(ord.ts, out);
         if let [(kind, key)] = hits {
@@ -291,19 +367,19 @@ impl<E: Clone> SequenceMachine<E> {
     fn after_event(&mut self) {
         self.enforce_cap();
         let table = &self.table;
-        self.expiry.compact_if_sparse(|e| is_live(table, e));
+        self.expiry.compact_if_sparse(|e| first_ts_of(table, e).is_some());
     }
 
     /// The watermark moved to `watermark_ts` (ns): every later event has `ts >= watermark_ts`.
     /// Drops partials that can no longer complete (`first.ts + maxspan < watermark_ts`) and emits
     /// deferred candidates whose trailing missing-event window has closed.
-    pub fn advance(&mut self, watermark_ts: i64, out: &mut Vec<Completed<E>>) {
+    pub fn advance(&mut self, watermark_ts: i64, out: &mut Vec<Completed<E, K>>) {
         self.expire(watermark_ts, out);
     }
 
     /// End of input: emits every deferred candidate (no trailing event can come any more), in
     /// (completing ordinal, key) order, and forgets all state.
-    pub fn finish(&mut self, out: &mut Vec<Completed<E>>) {
+    pub fn finish(&mut self, out: &mut Vec<Completed<E, K>>) {
         let mut rest: Vec<Deferred<E>> = std::mem::take(&mut self.deferred).into_values().collect();
         rest.sort_by(|a, b| a.ordinal.cmp(&b.ordinal).then_with(|| self.table.key(a.slot).cmp(self.table.key(b.slot))));
         for d in rest {
@@ -313,6 +389,7 @@ impl<E: Clone> SequenceMachine<E> {
         self.counters.abandoned += self.expiry.len() as u64;
         self.expiry.clear();
         self.missing_expiry.clear();
+        self.misses.clear();
         self.table.clear();
     }
 
@@ -342,7 +419,7 @@ impl<E: Clone> SequenceMachine<E> {
         self.bounded && to.saturating_sub(from) > self.span
     }
 
-    fn on_stage(&mut self, s: usize, key: &Key, ord: &Ordinal, ev: &E, out: &mut Vec<Completed<E>>) {
+    fn on_stage(&mut self, s: usize, key: &K, ord: &Ordinal, ev: &E, out: &mut Vec<Completed<E, K>>) {
         let Some(first_pos) = self.first_pos else {
             return;
         };
@@ -357,9 +434,7 @@ impl<E: Clone> SequenceMachine<E> {
         if s == first_pos {
             self.serial += 1;
             self.counters.created += 1;
-            let mut events = Vec::with_capacity(self.positives);
-            events.push((now, ev.clone()));
-            let partial = Partial { serial: self.serial, first_ts: now, events };
+            let partial = Partial { serial: self.serial as u32, events: smallvec![(now, ev.clone())] };
             let slot = self.slot_for(key);
             if s == self.last_pos {
                 self.candidate(slot, partial, ord, out);
@@ -373,10 +448,10 @@ impl<E: Clone> SequenceMachine<E> {
             return;
         };
         let prev = self.prev_pos[s];
-        let Some(mut partial) = self.table.get_mut(slot).pending[prev].take() else {
+        let Some(mut partial) = self.table.get_mut(slot).take(prev) else {
             return;
         };
-        if self.exceeds(partial.first_ts, now) {
+        if self.exceeds(partial.first_ts(), now) {
             self.expiry.forget();
             self.counters.rejected_maxspan += 1;
         } else {
@@ -386,7 +461,7 @@ impl<E: Clone> SequenceMachine<E> {
                 self.candidate(slot, partial, ord, out);
             } else {
                 // Still tracked in the expiry queue under the same entry.
-                if self.table.get_mut(slot).pending[s].replace(partial).is_some() {
+                if self.table.get_mut(slot).replace(s, partial, self.last_pos).is_some() {
                     self.expiry.forget();
                     self.counters.superseded += 1;
                 }
@@ -396,9 +471,8 @@ impl<E: Clone> SequenceMachine<E> {
     }
 
     /// The slot of `key`, created empty if absent.
-    fn slot_for(&mut self, key: &Key) -> SlotId {
-        let (stages, misses) = (self.last_pos, self.miss_count());
-        self.table.find_or_insert(key, || KeyState::new(stages, misses))
+    fn slot_for(&mut self, key: &K) -> SlotId {
+        self.table.find_or_insert(key, || Pending::Empty)
     }
 
     fn miss_count(&self) -> usize {
@@ -407,19 +481,19 @@ impl<E: Clone> SequenceMachine<E> {
 
     /// Put a new or advanced partial at stage `s`, replacing (and untracking) an older one.
     fn store(&mut self, slot: SlotId, s: usize, partial: Partial<E>) {
-        self.expiry.push((partial.first_ts, partial.serial, slot));
-        if self.table.get_mut(slot).pending[s].replace(partial).is_some() {
+        self.expiry.push((slot, partial.serial));
+        if self.table.get_mut(slot).replace(s, partial, self.last_pos).is_some() {
             self.expiry.forget();
             self.counters.superseded += 1;
         }
     }
 
-    fn on_until(&mut self, key: &Key) {
+    fn on_until(&mut self, key: &K) {
         let Some(slot) = self.table.find(key) else {
             return;
         };
         for s in 0..self.last_pos {
-            if self.table.get_mut(slot).pending[s].take().is_some() {
+            if self.table.get_mut(slot).take(s).is_some() {
                 self.expiry.forget();
                 self.counters.rejected_until += 1;
             }
@@ -427,11 +501,12 @@ impl<E: Clone> SequenceMachine<E> {
         self.maybe_free(slot);
     }
 
-    fn record_missing(&mut self, s: usize, key: &Key, now: i64) {
+    fn record_missing(&mut self, s: usize, key: &K, now: i64) {
         let slot = self.slot_for(key);
         let floor = self.record_floor(now);
         let idx = self.miss_index[s];
-        let st = self.table.get_mut(slot).miss_mut();
+        let misses = self.miss_count();
+        let st = self.misses.entry(slot).or_insert_with(|| MissState::new(misses));
         let q = &mut st.records[idx];
         if q.back() != Some(&now) {
             q.push_back(now);
@@ -450,7 +525,10 @@ impl<E: Clone> SequenceMachine<E> {
         }
         if self.trailing.contains(&s) {
             // A trailing event rejects every deferred candidate of its key whose window holds it.
-            let mut waiting = std::mem::take(&mut self.table.get_mut(slot).miss_mut().deferred);
+            let Some(st) = self.misses.get_mut(&slot) else {
+                return;
+            };
+            let mut waiting = std::mem::take(&mut st.deferred);
             waiting.retain(|entry| {
                 let hit = self.deferred.get(entry).is_some_and(|d| now > d.last_ms && now <= entry.0);
                 if hit {
@@ -459,7 +537,9 @@ impl<E: Clone> SequenceMachine<E> {
                 }
                 !hit
             });
-            self.table.get_mut(slot).miss_mut().deferred = waiting;
+            if let Some(st) = self.misses.get_mut(&slot) {
+                st.deferred = waiting;
+            }
         }
     }
 
@@ -475,7 +555,7 @@ impl<E: Clone> SequenceMachine<E> {
 
     /// A positive-complete candidate: check its missing-event windows (section 7.3) and emit,
     /// reject or defer it.
-    fn candidate(&mut self, slot: SlotId, partial: Partial<E>, ord: &Ordinal, out: &mut Vec<Completed<E>>) {
+    fn candidate(&mut self, slot: SlotId, partial: Partial<E>, ord: &Ordinal, out: &mut Vec<Completed<E, K>>) {
         if self.miss_count() == 0 {
             self.counters.completed += 1;
             out.push(Completed {
@@ -485,10 +565,11 @@ impl<E: Clone> SequenceMachine<E> {
             });
             return;
         }
-        let ts_of = |stage: usize| partial.events[self.pos_rank[stage]].0;
-        let start = partial.first_ts;
+        let ts_of = |stage: usize| partial.events.get(self.pos_rank[stage]).map_or(i64::MIN, |e| e.0);
+        let start = partial.first_ts();
         let last = partial.events.last().map_or(start, |e| e.0);
-        let records = &self.table.get(slot).miss().records;
+        let none: Box<[VecDeque<i64>]> = (0..self.miss_count()).map(|_| VecDeque::new()).collect();
+        let records = self.misses.get(&slot).map_or(&none, |m| &m.records);
         // Middle stages: any event strictly between the neighbours' ms timestamps discards.
         for &(m, a, b) in self.middle.iter() {
             let (lo, hi) = (truncate_to_millis(ts_of(a)), truncate_to_millis(ts_of(b)));
@@ -547,7 +628,8 @@ impl<E: Clone> SequenceMachine<E> {
                 self.serial += 1;
                 let id = (deadline, self.serial);
                 self.deferred.insert(id, Deferred { slot, last_ms, events, ordinal: ord.clone() });
-                self.table.get_mut(slot).miss_mut().deferred.push(id);
+                let misses = self.miss_count();
+                self.misses.entry(slot).or_insert_with(|| MissState::new(misses)).deferred.push(id);
             }
             _ => {
                 self.counters.completed += 1;
@@ -557,7 +639,7 @@ impl<E: Clone> SequenceMachine<E> {
     }
 
     /// Every later event has `ts >= bound`: settle what that decides.
-    fn expire(&mut self, bound: i64, out: &mut Vec<Completed<E>>) {
+    fn expire(&mut self, bound: i64, out: &mut Vec<Completed<E, K>>) {
         while let Some((&id, _)) = self.deferred.first_key_value() {
             if id.0 >= bound {
                 break;
@@ -565,7 +647,9 @@ impl<E: Clone> SequenceMachine<E> {
             let Some(d) = self.deferred.remove(&id) else {
                 break;
             };
-            self.table.get_mut(d.slot).miss_mut().deferred.retain(|x| *x != id);
+            if let Some(st) = self.misses.get_mut(&d.slot) {
+                st.deferred.retain(|x| *x != id);
+            }
             self.counters.completed += 1;
             out.push(Completed { key: self.table.key(d.slot).clone(), events: d.events, ordinal: d.ordinal });
             self.maybe_free(d.slot);
@@ -573,8 +657,8 @@ impl<E: Clone> SequenceMachine<E> {
         if !self.bounded {
             return;
         }
-        while let Some(entry) = self.oldest_live() {
-            if entry.0.saturating_add(self.span) >= bound {
+        while let Some((first_ts, entry)) = self.oldest_live() {
+            if first_ts.saturating_add(self.span) >= bound {
                 break;
             }
             self.expiry.pop_front();
@@ -587,31 +671,28 @@ impl<E: Clone> SequenceMachine<E> {
                 break;
             }
             self.missing_expiry.pop_first();
-            let st = self.table.get_mut(slot).miss_mut();
-            st.records.iter_mut().for_each(VecDeque::clear);
-            st.latest = i64::MIN;
+            if let Some(st) = self.misses.get_mut(&slot) {
+                st.records.iter_mut().for_each(VecDeque::clear);
+                st.latest = i64::MIN;
+            }
             self.maybe_free(slot);
         }
     }
 
     /// Remove the live partial of an expiry entry (already popped from the queue) from its slot.
-    fn drop_partial(&mut self, (_, serial, slot): ExpiryEntry) {
-        let st = self.table.get_mut(slot);
-        for p in st.pending.iter_mut() {
-            if p.as_ref().is_some_and(|p| p.serial == serial) {
-                *p = None;
-                self.expiry.forget();
-                break;
-            }
+    fn drop_partial(&mut self, (slot, serial): ExpiryEntry) {
+        if self.table.get_mut(slot).remove_serial(serial) {
+            self.expiry.forget();
         }
         self.maybe_free(slot);
     }
 
-    /// The oldest live partial's expiry entry, discarding stale entries in front of it.
-    fn oldest_live(&mut self) -> Option<ExpiryEntry> {
+    /// The oldest live partial's first timestamp and expiry entry, discarding stale entries in
+    /// front of it.
+    fn oldest_live(&mut self) -> Option<(i64, ExpiryEntry)> {
         while let Some(entry) = self.expiry.front() {
-            if is_live(&self.table, &entry) {
-                return Some(entry);
+            if let Some(first_ts) = first_ts_of(&self.table, &entry) {
+                return Some((first_ts, entry));
             }
             self.expiry.pop_front();
         }
@@ -620,7 +701,7 @@ impl<E: Clone> SequenceMachine<E> {
 
     fn enforce_cap(&mut self) {
         while self.expiry.len() > self.max_partials {
-            let Some(entry) = self.oldest_live() else {
+            let Some((_, entry)) = self.oldest_live() else {
                 break;
             };
             self.expiry.pop_front();
@@ -630,15 +711,16 @@ impl<E: Clone> SequenceMachine<E> {
     }
 
     fn maybe_free(&mut self, slot: SlotId) {
-        if self.table.get(slot).is_idle() {
+        if self.table.get(slot).is_empty() && self.misses.get(&slot).is_none_or(MissState::is_idle) {
             self.table.remove(slot);
+            self.misses.remove(&slot);
         }
     }
 }
 
-/// Whether the partial an expiry entry names still exists (serials are never reused).
-fn is_live<E>(table: &KeyTable<KeyState<E>>, &(_, serial, slot): &ExpiryEntry) -> bool {
-    table.try_get(slot).is_some_and(|st| st.pending.iter().any(|p| p.as_ref().is_some_and(|p| p.serial == serial)))
+/// The first timestamp of the partial an expiry entry names, if it still exists.
+fn first_ts_of<K: Hash + Eq + Clone, E>(table: &KeyTable<K, Pending<E>>, &(slot, serial): &ExpiryEntry) -> Option<i64> {
+    table.try_get(slot).and_then(|p| p.first_ts_of(serial))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -122,13 +122,32 @@ impl<T> ReorderBuffer<T> {
         while self.heap.peek().is_some_and(|Reverse(h)| h.ordinal.ts < w) {
             self.pop_into(out);
         }
+        // A jump of the watermark can empty a large buffer at once: give the space back before
+        // the caller builds its work from `out`, instead of holding both.
+        if self.heap.capacity() > 4 * self.heap.len() + 4096 {
+            self.heap.shrink_to(2 * self.heap.len());
+        }
     }
 
     /// Release everything (end of input, idle release); the watermark then rises to the largest
     /// timestamp seen, so that later, older events are late.
     pub fn release_all(&mut self, out: &mut Vec<(Ordinal, T)>) {
-        while !self.heap.is_empty() {
-            self.pop_into(out);
+        // Sorted in place: the heap's buffer becomes the output (when `out` is empty), so a full
+        // buffer is never held twice; ordinals are unique, so the order is the pop order.
+        let mut sorted = std::mem::take(&mut self.heap).into_sorted_vec();
+        sorted.reverse();
+        debug_assert!(self
+            .last_released
+            .as_ref()
+            .is_none_or(|r| sorted.first().is_none_or(|Reverse(h)| *r < h.ordinal)));
+        if let Some(Reverse(h)) = sorted.last() {
+            self.last_released = Some(h.ordinal.clone());
+        }
+        let sorted: Vec<(Ordinal, T)> = sorted.into_iter().map(|Reverse(h)| (h.ordinal, h.item)).collect();
+        if out.is_empty() {
+            *out = sorted;
+        } else {
+            out.extend(sorted);
         }
         self.floor = self.max_seen;
     }

@@ -1,63 +1,120 @@
-//! Storage for a sequence machine's per-key state: every join key is stored once, in a slab,
-//! and found through a hashbrown `HashTable` of slab indices; an expiry index ordered by the
-//! first event's timestamp (mini-redis `db.rs` style `BTreeSet`) lets garbage collection and the
-//! global cap touch only the entries they remove.
+//! Storage for a sequence machine's per-key state: every join key (or its fingerprint) is stored
+//! once, in a slab, and found through a hashbrown `HashTable` of slab indices; an expiry queue in
+//! creation order lets garbage collection and the global cap touch only the entries they remove.
 //!
-//! Knows nothing of stages or EQL: the machine decides what a slot holds.
+//! Memory: a slot is the key plus the value, nothing else (the hash is recomputed when the index
+//! grows, which is rare); the index costs 4 bytes plus one control byte per bucket; an expiry
+//! entry is 8 bytes. Knows nothing of stages or EQL: the machine decides what a slot holds.
 
 use std::collections::VecDeque;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash};
 
 use hashbrown::hash_table::{Entry, HashTable};
 use hashbrown::DefaultHashBuilder;
 
-use super::key::Key;
-
 /// Index of a key's slot in a [`KeyTable`]; stable while the slot is live.
 pub(crate) type SlotId = u32;
 
-struct Slot<V> {
-    hash: u64,
-    key: Key,
+struct Slot<K, V> {
+    key: K,
     value: V,
 }
 
+/// Slots per chunk of a [`Chunked`] array.
+const CHUNK: usize = 4096;
+
+/// A growable array in fixed chunks of [`CHUNK`] entries: growing never moves or copies
+/// entries, and never holds an old and a new copy of the array at once (a `Vec` of 10^6 slots
+/// would), so the memory it takes follows its length.
+struct Chunked<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+}
+
+impl<T> Chunked<T> {
+    fn new() -> Self {
+        Chunked { chunks: Vec::new(), len: 0 }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, v: T) {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < CHUNK => c.push(v),
+            _ => {
+                let mut c = Vec::with_capacity(CHUNK);
+                c.push(v);
+                self.chunks.push(c);
+            }
+        }
+        self.len += 1;
+    }
+
+    fn get(&self, i: usize) -> Option<&T> {
+        self.chunks.get(i / CHUNK)?.get(i % CHUNK)
+    }
+
+    fn clear(&mut self) {
+        self.chunks.clear();
+        self.len = 0;
+    }
+}
+
+impl<T> std::ops::Index<usize> for Chunked<T> {
+    type Output = T;
+    fn index(&self, i: usize) -> &T {
+        &self.chunks[i / CHUNK][i % CHUNK]
+    }
+}
+
+impl<T> std::ops::IndexMut<usize> for Chunked<T> {
+    fn index_mut(&mut self, i: usize) -> &mut T {
+        &mut self.chunks[i / CHUNK][i % CHUNK]
+    }
+}
+
 /// Join key -> state, with each key stored once. Freed slots are reused.
-pub(crate) struct KeyTable<V> {
+pub(crate) struct KeyTable<K, V> {
     index: HashTable<SlotId>,
-    slots: Vec<Option<Slot<V>>>,
+    slots: Chunked<Option<Slot<K, V>>>,
     free: Vec<SlotId>,
     hasher: DefaultHashBuilder,
 }
 
-impl<V> KeyTable<V> {
+impl<K: Hash + Eq + Clone, V> KeyTable<K, V> {
     /// An empty table.
     pub(crate) fn new() -> Self {
-        KeyTable { index: HashTable::new(), slots: Vec::new(), free: Vec::new(), hasher: DefaultHashBuilder::default() }
+        KeyTable {
+            index: HashTable::new(),
+            slots: Chunked::new(),
+            free: Vec::new(),
+            hasher: DefaultHashBuilder::default(),
+        }
     }
 
     /// The slot of `key`, if it has one.
-    pub(crate) fn find(&self, key: &Key) -> Option<SlotId> {
+    pub(crate) fn find(&self, key: &K) -> Option<SlotId> {
         let hash = self.hasher.hash_one(key);
         let slots = &self.slots;
-        self.index
-            .find(hash, |&id| slots[id as usize].as_ref().is_some_and(|s| s.hash == hash && s.key == *key))
-            .copied()
+        self.index.find(hash, |&id| slots[id as usize].as_ref().is_some_and(|s| s.key == *key)).copied()
     }
 
     /// The slot of `key`, created with `make()` (and a clone of `key`) if absent.
-    pub(crate) fn find_or_insert(&mut self, key: &Key, make: impl FnOnce() -> V) -> SlotId {
+    pub(crate) fn find_or_insert(&mut self, key: &K, make: impl FnOnce() -> V) -> SlotId {
         let hash = self.hasher.hash_one(key);
         let slots = &mut self.slots;
+        let hasher = &self.hasher;
         let entry = self.index.entry(
             hash,
-            |&id| slots[id as usize].as_ref().is_some_and(|s| s.hash == hash && s.key == *key),
-            |&id| slots[id as usize].as_ref().map_or(0, |s| s.hash),
+            |&id| slots[id as usize].as_ref().is_some_and(|s| s.key == *key),
+            |&id| slots[id as usize].as_ref().map_or(0, |s| hasher.hash_one(&s.key)),
         );
         match entry {
             Entry::Occupied(o) => *o.get(),
             Entry::Vacant(v) => {
-                let slot = Slot { hash, key: key.clone(), value: make() };
+                let slot = Slot { key: key.clone(), value: make() };
                 let id = match self.free.pop() {
                     Some(id) => {
                         slots[id as usize] = Some(slot);
@@ -76,7 +133,7 @@ impl<V> KeyTable<V> {
     }
 
     /// The key of a live slot.
-    pub(crate) fn key(&self, id: SlotId) -> &Key {
+    pub(crate) fn key(&self, id: SlotId) -> &K {
         &self.live(id).key
     }
 
@@ -100,7 +157,7 @@ impl<V> KeyTable<V> {
         let Some(slot) = self.slots[id as usize].take() else {
             return;
         };
-        if let Ok(o) = self.index.find_entry(slot.hash, |&x| x == id) {
+        if let Ok(o) = self.index.find_entry(self.hasher.hash_one(&slot.key), |&x| x == id) {
             o.remove();
         }
         self.free.push(id);
@@ -118,21 +175,25 @@ impl<V> KeyTable<V> {
         self.free.clear();
     }
 
-    fn live(&self, id: SlotId) -> &Slot<V> {
+    fn live(&self, id: SlotId) -> &Slot<K, V> {
         self.slots[id as usize].as_ref().expect("slot ids held by the machine refer to live slots")
     }
 }
 
-/// One entry of the expiry queue: the partial's first-event timestamp, its unique serial
-/// (creation order) and its key slot.
-pub(crate) type ExpiryEntry = (i64, u64, SlotId);
+/// One entry of the expiry queue: the partial's key slot and the low 32 bits of its serial
+/// (creation number). The first-event timestamp is read from the partial itself.
+///
+/// 32 bits suffice to tell a live partial from a stale entry: an entry only names a partial of
+/// its own slot, and a stale entry is dropped by compaction or at the front before more than
+/// about four times `max_partials` newer entries are pushed, far fewer than 2^32.
+pub(crate) type ExpiryEntry = (SlotId, u32);
 
 /// Partials in creation order, which is also (first-event timestamp, serial) order because the
 /// machine receives events in increasing ordinal: the oldest partial is always at the front, so
 /// expiry (first.ts + maxspan < watermark) and the global cap pop from the front only.
 ///
 /// mini-redis keeps a `BTreeSet<(Instant, key)>` because its expiries arrive in any order; here
-/// they arrive sorted, so a FIFO suffices: O(1) per operation, 24 bytes per entry, sequential
+/// they arrive sorted, so a FIFO suffices: O(1) per operation, 8 bytes per entry, sequential
 /// memory. A partial that ends elsewhere (superseded, completed, killed by `until`) is not
 /// searched for: its entry goes stale ([`ExpiryQueue::forget`]), is skipped when it reaches the
 /// front, and the queue is compacted when stale entries outnumber live ones.
@@ -145,7 +206,6 @@ pub(crate) struct ExpiryQueue {
 impl ExpiryQueue {
     /// Track a new partial (entries must come in increasing order).
     pub(crate) fn push(&mut self, e: ExpiryEntry) {
-        debug_assert!(self.queue.back().is_none_or(|b| *b < e), "expiry entries in order");
         self.queue.push_back(e);
         self.live += 1;
     }
@@ -189,7 +249,7 @@ impl ExpiryQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sequence::key::KeyValue;
+    use crate::sequence::key::{Key, KeyValue};
 
     fn key(s: &str) -> Key {
         let mut k = Key::new();
@@ -199,7 +259,7 @@ mod tests {
 
     #[test]
     fn keys_are_stored_once_and_slots_are_reused() {
-        let mut t: KeyTable<u32> = KeyTable::new();
+        let mut t: KeyTable<Key, u32> = KeyTable::new();
         let a = t.find_or_insert(&key("a"), || 1);
         let b = t.find_or_insert(&key("b"), || 2);
         assert_ne!(a, b);

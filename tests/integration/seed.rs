@@ -169,3 +169,21 @@ fn kibana_format_links_each_shell_to_its_building_blocks() {
     assert_eq!(distinct.len(), 6);
     assert_eq!(group_ids("4"), one, "ids are stable across worker counts");
 }
+
+#[test]
+fn spilling_every_matched_event_to_disk_changes_nothing_and_leaves_no_file() {
+    let input = seed_input();
+    let base = run(&[], &input);
+    assert_eq!(base.code, 0, "{}", base.stderr);
+    let dir = tempfile::tempdir().unwrap();
+    let spill = dir.path().to_str().unwrap();
+    for workers in ["1", "2"] {
+        let o = run(&["--event-store-memory", "0", "--spill-dir", spill, "--workers", workers], &input);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        assert!(masked(&o.stdout) == masked(&base.stdout), "workers={workers}: stdout differs when spilled");
+        assert!(!o.stderr.contains("Event store cannot"), "{}", o.stderr);
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "spill files are unlinked");
+    let o = run(&["--spill-dir", &format!("{spill}/missing")], &input);
+    assert_eq!(o.code, 78, "a spill_dir that does not exist is a config error: {}", o.stderr);
+}
