@@ -28,8 +28,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::alert::MatchedEvent;
 
-/// Default in-memory budget of the event store (`event_store_memory`): 16 MiB.
-pub const DEFAULT_EVENT_STORE_MEMORY: usize = 16 << 20;
+/// Default in-memory budget of the event store (`event_store_memory`): 8 MiB.
+pub const DEFAULT_EVENT_STORE_MEMORY: usize = 8 << 20;
 /// Size of a memory segment (a larger event gets a segment of its own).
 pub const MEMORY_SEGMENT_BYTES: usize = 1 << 20;
 /// Size of a spill file before the next one is started.

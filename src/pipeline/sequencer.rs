@@ -46,6 +46,9 @@ pub struct KeyedHit {
 /// The hits of one event; one inline, as most events have.
 pub type KeyedHits = SmallVec<[KeyedHit; 1]>;
 
+/// Largest number of events released to the partitions in one step by an idle or final release.
+const RELEASE_STEP: usize = 4096;
+
 /// One unit of work for a partition worker, tagged with the global line after which its alerts
 /// are written.
 #[derive(Debug)]
@@ -326,16 +329,31 @@ impl Sequencer {
     /// largest timestamp seen, so older events arriving later are late).
     fn idle_flush(&mut self) -> Result<(), Disconnected> {
         let Some(line) = self.last_line else { return Ok(()) };
-        self.reorder.release_all(&mut self.released);
-        self.route_released(line);
+        self.release_all_in_steps(line)?;
         self.advance_all(line);
         self.send_step(Batch::default(), Instant::now())
     }
 
+    /// Releases the whole reorder buffer (in ordinal order) to the partitions in steps of at
+    /// most [`RELEASE_STEP`] events, so that the work of a large release is never built all at
+    /// once (bounded channels then pace it); the last chunk stays in `work` for the caller's step.
+    fn release_all_in_steps(&mut self, line: u64) -> Result<(), Disconnected> {
+        let mut all = Vec::new();
+        self.reorder.release_all(&mut all);
+        let mut rest = all.into_iter();
+        loop {
+            self.released.extend(rest.by_ref().take(RELEASE_STEP));
+            self.route_released(line);
+            if rest.len() == 0 {
+                return Ok(());
+            }
+            self.send_step(Batch::default(), Instant::now())?;
+        }
+    }
+
     fn finish(&mut self) -> Result<(), Disconnected> {
         let line = self.last_line.unwrap_or(0);
-        self.reorder.release_all(&mut self.released);
-        self.route_released(line);
+        self.release_all_in_steps(line)?;
         for p in self.work.iter_mut() {
             p.items.push(WorkItem::Finish { release_line: line });
         }
