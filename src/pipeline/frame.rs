@@ -66,15 +66,6 @@ impl Batch {
         (&mut self.buf[start..], len)
     }
 
-    /// A batch of `lines` (tests and benches).
-    pub fn from_lines<'a>(lines: impl IntoIterator<Item = &'a [u8]>) -> Batch {
-        let mut b = Batch::default();
-        for l in lines {
-            b.push_line(l);
-        }
-        b
-    }
-
     /// Iterates over the lines.
     pub fn lines(&self) -> impl Iterator<Item = &[u8]> {
         (0..self.len()).map(move |i| self.line(i))
@@ -91,12 +82,6 @@ impl Batch {
             ends: Vec::with_capacity(self.ends.capacity()),
         });
         std::mem::replace(self, next)
-    }
-
-    fn push_line(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
-        self.ends.push(self.buf.len());
-        self.buf.push(b'\n');
     }
 }
 

@@ -18,7 +18,7 @@ use crate::time::{self, Precision};
 /// Longer number tokens are left to the real parser (it may read them as floats or reject them).
 const MAX_NUMBER_LEN: usize = 18;
 
-/// A scalar found by [`leading_scalar`]: the raw token, borrowed from the line.
+/// A scalar found by [`LeadingTime`]: the raw token, borrowed from the line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RawScalar<'a> {
     /// A string's content (no escapes, so the content is the value).
@@ -82,13 +82,7 @@ fn number_len(s: &[u8]) -> Option<usize> {
 }
 
 /// The value of `key` when it is the first key of the line's object and occurs only once in the
-/// line (as any string), and holds a plain string or an integer.
-pub fn leading_scalar<'a>(line: &'a [u8], key: &str) -> Option<RawScalar<'a>> {
-    let quoted = format!("\"{key}\"");
-    leading_scalar_with(line, key, &memchr::memmem::Finder::new(quoted.as_bytes()))
-}
-
-/// [`leading_scalar`] with a prebuilt finder for the quoted key.
+/// line (as any string; `quoted_key` finds `"key"`), and holds a plain string or an integer.
 fn leading_scalar_with<'a>(
     line: &'a [u8],
     key: &str,
@@ -138,7 +132,7 @@ fn leading_scalar_with<'a>(
     }
 }
 
-/// Reads the event time of lines from their raw bytes ([`leading_scalar`]), with the searcher
+/// Reads the event time of lines from their raw bytes ([`LeadingTime`]), with the searcher
 /// for the quoted key built once.
 #[derive(Debug)]
 pub struct LeadingTime {
@@ -175,6 +169,11 @@ mod tests {
     use proptest::prelude::*;
 
     const TS: &str = "@timestamp";
+
+    fn leading_scalar<'a>(line: &'a [u8], key: &str) -> Option<RawScalar<'a>> {
+        let quoted = format!("\"{key}\"");
+        leading_scalar_with(line, key, &memchr::memmem::Finder::new(quoted.as_bytes()))
+    }
 
     #[test]
     fn reads_a_leading_timestamp_only() {
