@@ -156,12 +156,13 @@ pub struct RunArgs {
     #[arg(long, env = "EQLSTREAM_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
 
-    /// Skip the JSON parse of lines whose bytes prove they cannot match any rule (results are
-    /// identical; faster only when most lines cannot match, see README "Prefilter").
+    /// Skip the JSON parse of lines whose bytes prove they cannot match any rule, even with
+    /// `prefilter = false` in the config file. On by default; alerts are identical either way.
     #[arg(long, env = "EQLSTREAM_PREFILTER", conflicts_with = "no_prefilter")]
     pub prefilter: bool,
 
-    /// Parse every line, even with `prefilter = true` in the config file.
+    /// Parse every line (the prefilter is on by default): every invalid line is then
+    /// classified in eqlstream_invalid_events_total, not only those the prefilter lets through.
     #[arg(long, env = "EQLSTREAM_NO_PREFILTER")]
     pub no_prefilter: bool,
 

@@ -426,7 +426,7 @@ impl Settings {
             progress: o.progress || file.progress.unwrap_or(false),
             shutdown_timeout,
             max_connections,
-            prefilter: !o.no_prefilter && (o.prefilter || file.prefilter.unwrap_or(false)),
+            prefilter: !o.no_prefilter && (o.prefilter || file.prefilter.unwrap_or(true)),
         })
     }
 }
@@ -468,7 +468,7 @@ mod tests {
         assert_eq!(s.batch_size, DEFAULT_BATCH_SIZE);
         assert_eq!(s.partitions, s.workers);
         assert!(s.passthrough);
-        assert!(!s.prefilter, "the prefilter is opt-in (slower on shell-heavy container data)");
+        assert!(s.prefilter, "the prefilter is on by default (--no-prefilter turns it off)");
         assert_eq!(s.timestamp_field, "@timestamp");
     }
 
