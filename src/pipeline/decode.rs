@@ -118,7 +118,12 @@ pub fn run(ctx: Arc<DecodeContext>, rx: Receiver<Batch>, tx: Sender<Decoded>, ha
         let started = Instant::now();
         let decoded = decode_batch(&ctx, &mut decoder, &mut stats, (&mut keys, &mut scratch), batch, started);
         let invalid: u64 = stats.invalid.iter().sum();
-        totals.add_received(decoded.batch.len() as u64, decoded.batch.byte_len() as u64, invalid);
+        totals.add_received(
+            decoded.batch.len() as u64,
+            decoded.batch.byte_len() as u64,
+            invalid,
+            stats.prefilter_skipped,
+        );
         stats.flush(&handles);
         handles.observe_batch(PipelineStage::Decode, started.elapsed().as_secs_f64());
         let n = decoded.batch.len() as u64;

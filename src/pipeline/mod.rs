@@ -53,6 +53,8 @@ pub struct Totals {
     pub bytes: AtomicU64,
     /// Lines not usable for detection (any reason).
     pub invalid: AtomicU64,
+    /// Lines the prefilter skipped without parsing.
+    pub skipped: AtomicU64,
     /// Late events.
     pub late: AtomicU64,
     /// Input lines written.
@@ -62,10 +64,11 @@ pub struct Totals {
 }
 
 impl Totals {
-    fn add_received(&self, lines: u64, bytes: u64, invalid: u64) {
+    fn add_received(&self, lines: u64, bytes: u64, invalid: u64, skipped: u64) {
         self.lines.fetch_add(lines, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
         self.invalid.fetch_add(invalid, Ordering::Relaxed);
+        self.skipped.fetch_add(skipped, Ordering::Relaxed);
     }
     fn add_late(&self, n: u64) {
         self.late.fetch_add(n, Ordering::Relaxed);
@@ -81,6 +84,7 @@ impl Totals {
             lines: self.lines.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
             invalid: self.invalid.load(Ordering::Relaxed),
+            skipped: self.skipped.load(Ordering::Relaxed),
             late: self.late.load(Ordering::Relaxed),
             sent: self.sent.load(Ordering::Relaxed),
             alerts: self.alerts.load(Ordering::Relaxed),
@@ -97,6 +101,8 @@ pub struct Summary {
     pub bytes: u64,
     /// Lines not usable for detection.
     pub invalid: u64,
+    /// Lines the prefilter skipped without parsing.
+    pub skipped: u64,
     /// Late events.
     pub late: u64,
     /// Input lines written.
@@ -110,8 +116,8 @@ impl Summary {
     pub fn line(&self, seconds: f64) -> String {
         let eps = if seconds > 0.0 { self.lines as f64 / seconds } else { 0.0 };
         format!(
-            "lines={} bytes={} alerts={} late={} invalid={} seconds={:.3} events_per_second={:.0}",
-            self.lines, self.bytes, self.alerts, self.late, self.invalid, seconds, eps
+            "lines={} bytes={} alerts={} late={} invalid={} skipped={} seconds={:.3} events_per_second={:.0}",
+            self.lines, self.bytes, self.alerts, self.late, self.invalid, self.skipped, seconds, eps
         )
     }
 }

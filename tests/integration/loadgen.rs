@@ -74,6 +74,11 @@ fn seed_cases_are_identical_with_and_without_prefilter() {
     assert_eq!((on.code, off.code), (0, 0));
     assert!(masked(&on.stdout) == masked(&off.stdout));
     assert_eq!(on.alerts().len(), 6);
+    // The summary line counts what the prefilter skipped: N13's fork and four other events
+    // lacking some literal of every stage.
+    let summary = |o: &crate::util::Output| o.stderr.lines().last().unwrap_or("").to_string();
+    assert!(summary(&on).contains(" skipped=5 "), "{}", summary(&on));
+    assert!(summary(&off).contains(" skipped=0 "), "{}", summary(&off));
 }
 
 #[test]

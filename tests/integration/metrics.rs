@@ -102,10 +102,11 @@ fn the_default_prefilter_skips_lines_without_changing_matches_or_alerts() {
     assert_eq!(value(&m, "eqlstream_received_events_total"), 68.0);
     assert_eq!(value(&m, "eqlstream_received_bytes_total"), input_len as f64);
     assert_eq!(value(&m, "eqlstream_sent_events_total"), 74.0);
-    // Only a line whose first key is a readable `@timestamp` can be skipped: six seed-case
-    // events lacking the literals of every stage (N13's fork among them) and the last line. The
-    // hostile lines have no such key, so they are parsed and classified as without the
-    // prefilter; the too-long line is refused before the prefilter.
+    // Only a line whose first key is `@timestamp` can be skipped: five seed-case events lacking
+    // some literal of every stage (N13's fork among them), the last line, and
+    // `{"@timestamp":"x"}`, whose raw timestamp is classified `bad_timestamp` without a parse.
+    // The other hostile lines have no such key, so they are parsed and classified as without
+    // the prefilter; the too-long line is refused before the prefilter.
     assert_eq!(value(&m, "eqlstream_prefilter_skipped_events_total"), 7.0);
     for reason in ["invalid_json", "invalid_utf8", "not_object", "too_long", "no_timestamp", "bad_timestamp"] {
         assert_eq!(value(&m, &format!("eqlstream_invalid_events_total{{reason=\"{reason}\"}}")), 1.0, "{reason}");
