@@ -28,10 +28,9 @@ use crate::sequence::partition::partition_of;
 use crate::sequence::reorder::ReorderBuffer;
 use crate::store::StoredEvent;
 
-/// A [`RuleHit`] as the sequencer holds it: the join key is replaced by its [`Fingerprint`]
-/// (32 bytes instead of ~200 with the key's strings), and the partition owning the key is
-/// computed once, from the key itself, so routing does not depend on the run's random
-/// fingerprint keys. The worker recovers the key from the event when an alert is rendered.
+/// A [`RuleHit`] as the partitions get it: the join key is replaced by its [`Fingerprint`]
+/// (24 bytes instead of ~200 with the key's strings). The worker recovers the key from the
+/// event when an alert is rendered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeyedHit {
     /// The join key's fingerprint (of the empty key for event rules).
@@ -40,9 +39,19 @@ pub struct KeyedHit {
     pub rule: u32,
     /// The stage (or until clause) matched.
     pub kind: HitKind,
-    /// The partition owning the key (`partition_of`).
-    pub partition: u32,
 }
+
+/// A sequence-rule hit with the partition owning its key, computed once, from the key itself,
+/// so routing does not depend on the run's random fingerprint keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RoutedHit {
+    hit: KeyedHit,
+    /// `partition_of` the key.
+    partition: u32,
+}
+
+/// The sequence-rule hits of one event, as decoded.
+type RoutedHits = SmallVec<[RoutedHit; 1]>;
 
 /// The hits of one event; one inline, as most events have.
 pub type KeyedHits = SmallVec<[KeyedHit; 1]>;
@@ -116,14 +125,14 @@ pub struct SequencerConfig {
     pub fingerprints: Fingerprinter,
 }
 
-/// A matched event waiting in the reorder buffer: 16-byte handle plus its hits in 24 bytes
-/// (40 bytes, plus the buffer's 24-byte ordinal: 64 bytes per buffered event).
+/// A matched event waiting in the reorder buffer: 8-byte handle plus its hits in 24 bytes
+/// (32 bytes, plus the buffer's 24-byte ordinal: 56 bytes per buffered event).
 struct Pending {
     event: StoredEvent,
     hits: PendingHits,
 }
 
-/// A [`KeyedHit`] in 24 bytes instead of 32: the stage or until clause and the partition in
+/// A [`RoutedHit`] in 24 bytes instead of 32: the stage or until clause and the partition in
 /// 16 bits each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct PackedHit {
@@ -136,21 +145,21 @@ struct PackedHit {
 
 impl PackedHit {
     /// The packed form, if the partition and stage fit in 16 bits (always, in practice).
-    fn pack(h: &KeyedHit) -> Option<Self> {
-        let kind = match h.kind {
+    fn pack(h: &RoutedHit) -> Option<Self> {
+        let kind = match h.hit.kind {
             HitKind::Stage(s) if s < u16::MAX - 1 => NonZeroU16::new(s + 1)?,
             HitKind::Stage(_) => return None,
             HitKind::Until => NonZeroU16::MAX,
         };
-        Some(PackedHit { key: h.key, rule: h.rule, partition: u16::try_from(h.partition).ok()?, kind })
+        Some(PackedHit { key: h.hit.key, rule: h.hit.rule, partition: u16::try_from(h.partition).ok()?, kind })
     }
 
-    fn unpack(self) -> KeyedHit {
+    fn unpack(self) -> RoutedHit {
         let kind = match self.kind.get() {
             u16::MAX => HitKind::Until,
             s => HitKind::Stage(s - 1),
         };
-        KeyedHit { key: self.key, rule: self.rule, kind, partition: u32::from(self.partition) }
+        RoutedHit { hit: KeyedHit { key: self.key, rule: self.rule, kind }, partition: u32::from(self.partition) }
     }
 }
 
@@ -158,11 +167,11 @@ impl PackedHit {
 #[derive(Debug)]
 enum PendingHits {
     One(PackedHit),
-    Many(Box<[KeyedHit]>),
+    Many(Box<[RoutedHit]>),
 }
 
 impl PendingHits {
-    fn new(hits: KeyedHits) -> Self {
+    fn new(hits: RoutedHits) -> Self {
         match hits.as_slice() {
             [h] => match PackedHit::pack(h) {
                 Some(p) => PendingHits::One(p),
@@ -172,7 +181,7 @@ impl PendingHits {
         }
     }
 
-    fn into_hits(self) -> KeyedHits {
+    fn into_hits(self) -> RoutedHits {
         match self {
             PendingHits::One(h) => smallvec::smallvec![h.unpack()],
             PendingHits::Many(hits) => hits.into_vec().into_iter().collect(),
@@ -280,7 +289,7 @@ impl Sequencer {
                 let ordinal = Ordinal { ts, tiebreaker: m.tiebreaker, arrival: line };
                 let (event_hits, seq_hits): (Vec<RuleHit>, Vec<RuleHit>) =
                     m.hits.into_iter().partition(|h| self.cfg.event_rule[h.rule as usize]);
-                let (event_hits, seq_hits) = (self.compact(event_hits), self.compact(seq_hits));
+                let (event_hits, seq_hits) = (self.compact(event_hits), self.route(seq_hits));
                 if !event_hits.is_empty() {
                     // Event rules need no ordering: the alert follows its own line.
                     let p = (line % self.cfg.partitions as u64) as usize;
@@ -322,14 +331,19 @@ impl Sequencer {
         self.send_step(batch, received_at)
     }
 
-    /// The hits with their keys replaced by fingerprints and owning partitions.
+    /// The hits with their keys replaced by fingerprints.
     fn compact(&self, hits: Vec<RuleHit>) -> KeyedHits {
+        hits.into_iter()
+            .map(|h| KeyedHit { key: self.cfg.fingerprints.of(&h.key), rule: h.rule, kind: h.kind })
+            .collect()
+    }
+
+    /// The hits with their keys replaced by fingerprints and owning partitions.
+    fn route(&self, hits: Vec<RuleHit>) -> RoutedHits {
         let n = self.cfg.partitions;
         hits.into_iter()
-            .map(|h| KeyedHit {
-                key: self.cfg.fingerprints.of(&h.key),
-                rule: h.rule,
-                kind: h.kind,
+            .map(|h| RoutedHit {
+                hit: KeyedHit { key: self.cfg.fingerprints.of(&h.key), rule: h.rule, kind: h.kind },
                 partition: partition_of(&h.key, n) as u32,
             })
             .collect()
@@ -361,13 +375,13 @@ impl Sequencer {
                     release_line: line,
                     ordinal,
                     event: pending.event,
-                    hits,
+                    hits: hits.into_iter().map(|h| h.hit).collect(),
                 });
                 continue;
             }
             let mut per_part: Vec<KeyedHits> = vec![KeyedHits::new(); n];
             for h in hits {
-                per_part[h.partition as usize % n].push(h);
+                per_part[h.partition as usize % n].push(h.hit);
             }
             for (p, hits) in per_part.into_iter().enumerate() {
                 if !hits.is_empty() {
@@ -436,20 +450,24 @@ impl Sequencer {
 mod tests {
     use super::*;
 
-    fn hit(kind: HitKind, partition: u32) -> KeyedHit {
-        KeyedHit { key: Fingerprint([7, 9]), rule: 3, kind, partition }
+    fn hit(kind: HitKind, partition: u32) -> RoutedHit {
+        RoutedHit { hit: KeyedHit { key: Fingerprint([7, 9]), rule: 3, kind }, partition }
     }
 
     #[test]
-    fn a_buffered_event_takes_40_bytes_and_its_hits_24() {
+    fn a_buffered_event_takes_32_bytes_and_its_hits_24() {
+        assert_eq!(std::mem::size_of::<KeyedHit>(), 24);
+        assert_eq!(std::mem::size_of::<KeyedHits>(), 32);
         assert_eq!(std::mem::size_of::<PackedHit>(), 24);
         assert_eq!(std::mem::size_of::<PendingHits>(), 24);
-        assert_eq!(std::mem::size_of::<Pending>(), 40);
+        assert_eq!(std::mem::size_of::<Pending>(), 32);
+        // What the partitions are sent: a burst of releases is queued as these.
+        assert_eq!(std::mem::size_of::<WorkItem>(), 88);
     }
 
     #[test]
     fn hits_come_back_unchanged() {
-        let cases: Vec<KeyedHits> = vec![
+        let cases: Vec<RoutedHits> = vec![
             smallvec::smallvec![hit(HitKind::Stage(0), 0)],
             smallvec::smallvec![hit(HitKind::Stage(2), 65_535)],
             smallvec::smallvec![hit(HitKind::Until, 1)],
@@ -458,7 +476,7 @@ mod tests {
             smallvec::smallvec![hit(HitKind::Stage(u16::MAX - 1), 1)],
             smallvec::smallvec![hit(HitKind::Stage(1), 70_000)],
             smallvec::smallvec![hit(HitKind::Stage(0), 0), hit(HitKind::Until, 1)],
-            KeyedHits::new(),
+            RoutedHits::new(),
         ];
         for hits in cases {
             assert_eq!(PendingHits::new(hits.clone()).into_hits(), hits);
