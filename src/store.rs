@@ -1,6 +1,6 @@
 //! The event store: the raw bytes of matched events, from decode until the last partial sequence
-//! (or reorder-buffer entry) that holds them is gone. Everything else in the pipeline holds a
-//! 16-byte [`StoredEvent`] handle; the bytes are read back only when an alert is rendered.
+//! (or reorder-buffer entry) that holds them is gone. Everything else in the pipeline holds an
+//! 8-byte [`StoredEvent`] handle; the bytes are read back only when an alert is rendered.
 //!
 //! * Events are appended to *segments*. While the memory they take stays within the budget
 //!   (`event_store_memory`), new segments are 1 MiB blocks of memory; beyond it they are
@@ -9,6 +9,10 @@
 //! * A spill file is unlinked as soon as it is created, so nothing is left behind, even after a
 //!   crash; its space (or a memory segment's block) is released when the last handle into the
 //!   segment is dropped (handles count references to their segment, not to single events).
+//! * A handle is (segment id, offset): 8 bytes, as it is kept once per partial sequence (10^6
+//!   of them at once is the target), where an `Arc` and an offset would take 16. Segment ids
+//!   index a process-wide registry ([`SEGMENTS`]) that holds every live segment with its
+//!   reference count; an event's length is stored in front of it, with its timestamp.
 //! * Memory blocks of released segments are kept in a pool (within the budget) and reused, so a
 //!   steady stream does not churn the allocator with megabyte blocks freed on other threads.
 //! * An I/O error never loses an event: a spill file that cannot be created is replaced by a
@@ -24,7 +28,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::alert::MatchedEvent;
 
@@ -37,8 +41,9 @@ pub const FILE_SEGMENT_BYTES: usize = 64 << 20;
 /// Write buffer of the spill file being appended to.
 pub const WRITE_BUFFER_BYTES: usize = 256 << 10;
 
-/// Bytes in front of each stored event: its timestamp (ns, little-endian).
-const HEADER: usize = 8;
+/// Bytes in front of each stored event: its timestamp (ns) and its length (`u32::MAX` for "the
+/// rest of the segment": an event of 4 GiB or more, alone in its segment), little-endian.
+const HEADER: usize = 12;
 
 /// Why a stored event could not be read back.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +64,71 @@ pub enum StoreError {
         /// Bytes asked for.
         len: u64,
     },
+    /// The handle names a segment that is no longer registered (a bug).
+    #[error("stored event's segment {segment} is gone")]
+    SegmentGone {
+        /// The segment id.
+        segment: u32,
+    },
+}
+
+/// Every live segment of every store, by id (the index); freed ids are reused.
+struct Registry {
+    slots: Vec<Option<Arc<Segment>>>,
+    free: Vec<u32>,
+}
+
+/// The segment registry: read-locked to clone, drop or read a handle, write-locked only to add
+/// or remove a segment.
+static SEGMENTS: RwLock<Registry> = RwLock::new(Registry { slots: Vec::new(), free: Vec::new() });
+
+fn registry() -> RwLockReadGuard<'static, Registry> {
+    // Every update completes under the lock, so a poisoned registry is still consistent.
+    SEGMENTS.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn registry_mut() -> RwLockWriteGuard<'static, Registry> {
+    SEGMENTS.write().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Registry {
+    fn get(&self, id: u32) -> Option<&Arc<Segment>> {
+        self.slots.get(id as usize).and_then(Option::as_ref)
+    }
+}
+
+/// Registers a new segment (its count already holds the store's reference) and returns its id.
+fn register(seg: Arc<Segment>) -> u32 {
+    let mut r = registry_mut();
+    match r.free.pop() {
+        Some(id) => {
+            r.slots[id as usize] = Some(seg);
+            id
+        }
+        None => {
+            let id = u32::try_from(r.slots.len()).expect("fewer than 2^32 event-store segments alive at once");
+            r.slots.push(Some(seg));
+            id
+        }
+    }
+}
+
+/// Drops one reference (a handle, or the store's) to segment `id`; the last one unregisters it,
+/// which releases its memory block or spill file.
+fn release(id: u32) {
+    let last = registry().get(id).is_some_and(|s| s.handles.fetch_sub(1, Ordering::AcqRel) == 1);
+    if last {
+        // No reference is left, so nobody can look the id up concurrently.
+        let seg = {
+            let mut r = registry_mut();
+            let seg = r.slots.get_mut(id as usize).and_then(Option::take);
+            if seg.is_some() {
+                r.free.push(id);
+            }
+            seg
+        };
+        drop(seg);
+    }
 }
 
 /// Where the store keeps events.
@@ -127,8 +197,9 @@ pub struct EventStore {
     active: Mutex<Option<Active>>,
 }
 
-/// The segment being appended to.
+/// The segment being appended to (the store holds one reference to it).
 struct Active {
+    id: u32,
     seg: Arc<Segment>,
     /// Bytes appended so far.
     len: usize,
@@ -165,17 +236,15 @@ impl EventStore {
         if active.as_ref().is_some_and(|a| a.len + need > a.cap) {
             if let Some(old) = active.take() {
                 old.seg.seal();
+                release(old.id);
             }
         }
         let a = active.get_or_insert_with(|| self.new_segment(need));
         let offset = a.len;
         a.seg.append(offset, timestamp_ns, raw);
         a.len += need;
-        StoredEvent {
-            seg: a.seg.clone(),
-            offset: u32::try_from(offset).unwrap_or(u32::MAX),
-            len: u32::try_from(raw.len()).unwrap_or(u32::MAX),
-        }
+        a.seg.handles.fetch_add(1, Ordering::Relaxed);
+        StoredEvent { seg: a.id, offset: u32::try_from(offset).unwrap_or(u32::MAX) }
     }
 
     /// The store's accounting now.
@@ -191,18 +260,25 @@ impl EventStore {
     }
 
     fn new_segment(&self, need: usize) -> Active {
+        let (seg, len, cap) = self.new_segment_data(need);
+        Active { id: register(seg.clone()), seg, len, cap }
+    }
+
+    /// A new segment for an event of `need` bytes: (segment, bytes used, bytes it may hold).
+    fn new_segment_data(&self, need: usize) -> (Arc<Segment>, usize, usize) {
         let s = &self.shared;
         let mem_cap = need.max(MEMORY_SEGMENT_BYTES);
         // Offsets are 32-bit: a segment holds at most 4 GiB, except one holding a single event.
         let fits = |cap: usize| cap.min(u32::MAX as usize).max(need);
         if s.memory_bytes.load(Ordering::Relaxed) + mem_cap <= s.budget {
-            return Active { seg: Segment::memory(s, mem_cap), len: 0, cap: fits(mem_cap) };
+            return (Segment::memory(s, mem_cap), 0, fits(mem_cap));
         }
         match create_spill_file(s) {
             Ok(file) => {
                 s.file_segments.fetch_add(1, Ordering::Relaxed);
                 let seg = Arc::new(Segment {
                     shared: s.clone(),
+                    handles: AtomicUsize::new(1),
                     data: SegmentData::File {
                         file,
                         state: Mutex::new(FileState {
@@ -212,11 +288,11 @@ impl EventStore {
                         }),
                     },
                 });
-                Active { seg, len: 0, cap: fits(need.max(FILE_SEGMENT_BYTES)) }
+                (seg, 0, fits(need.max(FILE_SEGMENT_BYTES)))
             }
             Err(e) => {
                 s.io_error("create a spill file", &e);
-                Active { seg: Segment::memory(s, mem_cap), len: 0, cap: fits(mem_cap) }
+                (Segment::memory(s, mem_cap), 0, fits(mem_cap))
             }
         }
     }
@@ -224,6 +300,15 @@ impl EventStore {
     #[cfg(test)]
     fn fail_writes(&self, fail: bool) {
         self.shared.fail_writes.store(fail, Ordering::Relaxed);
+    }
+}
+
+impl Drop for EventStore {
+    fn drop(&mut self) {
+        // The active segment lives on while handles into it do.
+        if let Some(a) = lock(&self.active).take() {
+            release(a.id);
+        }
     }
 }
 
@@ -242,30 +327,46 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A handle to one stored event: 16 bytes, and the bytes stay stored while it (or a clone)
-/// lives.
-#[derive(Clone)]
+/// A handle to one stored event: 8 bytes (segment id, offset), and the bytes stay stored while
+/// it (or a clone) lives.
 pub struct StoredEvent {
-    seg: Arc<Segment>,
+    /// Id of the segment in [`SEGMENTS`].
+    seg: u32,
+    /// Offset of the event's header in its segment.
     offset: u32,
-    /// Length of the raw line; `u32::MAX` means "the rest of the segment" (an event of 4 GiB or
-    /// more, alone in its segment).
-    len: u32,
+}
+
+impl Clone for StoredEvent {
+    fn clone(&self) -> Self {
+        // This handle holds a reference, so the segment is registered.
+        if let Some(s) = registry().get(self.seg) {
+            s.handles.fetch_add(1, Ordering::Relaxed);
+        }
+        StoredEvent { seg: self.seg, offset: self.offset }
+    }
+}
+
+impl Drop for StoredEvent {
+    fn drop(&mut self) {
+        release(self.seg);
+    }
 }
 
 impl std::fmt::Debug for StoredEvent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredEvent").field("offset", &self.offset).field("len", &self.len).finish_non_exhaustive()
+        f.debug_struct("StoredEvent").field("segment", &self.seg).field("offset", &self.offset).finish()
     }
 }
 
 impl StoredEvent {
     /// Reads the event back: its raw line and timestamp.
     pub fn read(&self) -> Result<MatchedEvent, StoreError> {
-        let bytes = self.seg.read(u64::from(self.offset), self.len)?;
-        let mut ts = [0u8; HEADER];
-        ts.copy_from_slice(&bytes[..HEADER]);
-        let raw = match String::from_utf8(bytes[HEADER..].to_vec()) {
+        let seg = registry().get(self.seg).cloned().ok_or(StoreError::SegmentGone { segment: self.seg })?;
+        let bytes = seg.read(u64::from(self.offset))?;
+        let (header, body) = bytes.split_at(HEADER);
+        let mut ts = [0u8; 8];
+        ts.copy_from_slice(&header[..8]);
+        let raw = match String::from_utf8(body.to_vec()) {
             Ok(s) => s,
             Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
         };
@@ -273,8 +374,17 @@ impl StoredEvent {
     }
 }
 
+/// The length field of a header (`u32::MAX`: the rest of the segment).
+fn header_len(header: &[u8]) -> u32 {
+    let mut len = [0u8; 4];
+    len.copy_from_slice(&header[8..HEADER]);
+    u32::from_le_bytes(len)
+}
+
 struct Segment {
     shared: Arc<Shared>,
+    /// References: live handles, plus one while it is a store's active segment.
+    handles: AtomicUsize,
     data: SegmentData,
 }
 
@@ -297,21 +407,28 @@ impl Segment {
         s.memory_segments.fetch_add(1, Ordering::Relaxed);
         let pooled = if cap == MEMORY_SEGMENT_BYTES { lock(&s.pool).pop() } else { None };
         let bytes = pooled.unwrap_or_else(|| Vec::with_capacity(cap));
-        Arc::new(Segment { shared: s.clone(), data: SegmentData::Memory { bytes: Mutex::new(bytes), charged: cap } })
+        Arc::new(Segment {
+            shared: s.clone(),
+            handles: AtomicUsize::new(1),
+            data: SegmentData::Memory { bytes: Mutex::new(bytes), charged: cap },
+        })
     }
 
     fn append(&self, offset: usize, ts: i64, raw: &[u8]) {
+        let len = u32::try_from(raw.len()).unwrap_or(u32::MAX).to_le_bytes();
         match &self.data {
             SegmentData::Memory { bytes, .. } => {
                 let mut b = lock(bytes);
                 debug_assert_eq!(b.len(), offset);
                 b.extend_from_slice(&ts.to_le_bytes());
+                b.extend_from_slice(&len);
                 b.extend_from_slice(raw);
             }
             SegmentData::File { file, state } => {
                 let mut st = lock(state);
                 debug_assert_eq!(st.buf_start + st.buffer.len() as u64, offset as u64);
                 st.buffer.extend_from_slice(&ts.to_le_bytes());
+                st.buffer.extend_from_slice(&len);
                 st.buffer.extend_from_slice(raw);
                 self.shared.spilled_events.fetch_add(1, Ordering::Relaxed);
                 if st.buffer.len() >= WRITE_BUFFER_BYTES {
@@ -360,14 +477,14 @@ impl Segment {
     }
 
     /// The stored bytes (header included) of the event at `offset`.
-    fn read(&self, offset: u64, len: u32) -> Result<Vec<u8>, StoreError> {
+    fn read(&self, offset: u64) -> Result<Vec<u8>, StoreError> {
+        let out_of_bounds = |len: u32| StoreError::OutOfBounds { offset, len: u64::from(len) };
         let slice = |b: &[u8], start: u64| -> Result<Vec<u8>, StoreError> {
             let from = usize::try_from(offset - start).unwrap_or(usize::MAX);
+            let header = b.get(from..from.saturating_add(HEADER)).ok_or(out_of_bounds(0))?;
+            let len = header_len(header);
             let to = if len == u32::MAX { b.len() } else { from.saturating_add(HEADER + len as usize) };
-            b.get(from..to)
-                .filter(|r| r.len() >= HEADER)
-                .map(<[u8]>::to_vec)
-                .ok_or(StoreError::OutOfBounds { offset, len: u64::from(len) })
+            b.get(from..to).map(<[u8]>::to_vec).ok_or(out_of_bounds(len))
         };
         match &self.data {
             SegmentData::Memory { bytes, .. } => slice(&lock(bytes), 0),
@@ -384,13 +501,21 @@ impl Segment {
                     }
                     st.buf_start
                 };
-                // Written bytes never change: read them without the lock.
+                // Written bytes never change: read them without the lock, header first.
+                if offset + HEADER as u64 > total {
+                    return Err(out_of_bounds(0));
+                }
+                let mut header = [0u8; HEADER];
+                file.read_exact_at(&mut header, offset).map_err(|source| StoreError::Read { offset, source })?;
+                let len = header_len(&header);
                 let n = if len == u32::MAX { total.saturating_sub(offset) } else { (HEADER + len as usize) as u64 };
                 if n < HEADER as u64 || offset + n > total {
-                    return Err(StoreError::OutOfBounds { offset, len: u64::from(len) });
+                    return Err(out_of_bounds(len));
                 }
                 let mut buf = vec![0u8; n as usize];
-                file.read_exact_at(&mut buf, offset).map_err(|source| StoreError::Read { offset, source })?;
+                buf[..HEADER].copy_from_slice(&header);
+                file.read_exact_at(&mut buf[HEADER..], offset + HEADER as u64)
+                    .map_err(|source| StoreError::Read { offset, source })?;
                 Ok(buf)
             }
         }
@@ -588,7 +713,43 @@ mod tests {
     }
 
     #[test]
-    fn the_handle_is_sixteen_bytes() {
-        assert_eq!(std::mem::size_of::<StoredEvent>(), 16);
+    fn the_handle_is_eight_bytes() {
+        assert_eq!(std::mem::size_of::<StoredEvent>(), 8);
+    }
+
+    #[test]
+    fn handles_cloned_and_dropped_on_several_threads_release_every_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(store(2 * MEMORY_SEGMENT_BYTES, dir.path()));
+        let handles: Vec<StoredEvent> = (0..3000).map(|i| s.put(line(i).as_bytes(), i as i64)).collect();
+        let handles = Arc::new(handles);
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let handles = handles.clone();
+                std::thread::spawn(move || {
+                    for round in 0..3 {
+                        let clones: Vec<StoredEvent> = handles.iter().skip(t + round).step_by(4).cloned().collect();
+                        for c in clones.iter().step_by(97) {
+                            assert!(c.read().is_ok());
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        for (i, h) in handles.iter().enumerate().step_by(13) {
+            assert_eq!(&*h.read().unwrap().raw, line(i).as_str());
+        }
+        let segments = |s: &EventStore| s.stats().memory_segments + s.stats().file_segments;
+        assert!(segments(&s) > 2);
+        drop(handles);
+        assert_eq!(segments(&s), 1, "only the active segment is left");
+        let s = Arc::into_inner(s).expect("one owner left");
+        let shared = s.shared.clone();
+        drop(s);
+        let left = shared.memory_segments.load(Ordering::Relaxed) + shared.file_segments.load(Ordering::Relaxed);
+        assert_eq!(left, 0, "the active segment goes with the store");
     }
 }

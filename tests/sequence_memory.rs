@@ -1,7 +1,7 @@
 //! Bytes per partial sequence (issue item 5), measured with a counting global allocator for the
 //! seed rule's key shape (eql-semantics.md section 10: key = (container.id, user.id,
 //! file.name | process.name); a 64-hex container id, a short user id, a short file name):
-//! * as the pipeline stores it: the key's 128-bit fingerprint and a 16-byte event handle (the
+//! * as the pipeline stores it: the key's 128-bit fingerprint and an 8-byte event handle (the
 //!   size of `store::StoredEvent`), at 10^6 live keys (the acceptance scenario);
 //! * as the reference drivers store it: the whole key and a `u64` handle.
 //!
@@ -100,7 +100,7 @@ fn bytes_per_partial_for_the_seed_rule_key_shape() {
 }
 
 /// The pipeline's shape: 10^6 live keys, each with one first-stage partial (the acceptance
-/// scenario of README "Memory"), stored as fingerprints with a 16-byte event handle.
+/// scenario of README "Memory"), stored as fingerprints with an 8-byte event handle.
 #[test]
 fn bytes_per_partial_as_the_pipeline_stores_them() {
     const LIVE_KEYS: usize = 1_000_000;
@@ -112,26 +112,27 @@ fn bytes_per_partial_as_the_pipeline_stores_them() {
         has_until: false,
         key_arity: 3,
     };
-    let mut machine: SequenceMachine<[u64; 2], Fingerprint> = SequenceMachine::new(&spec, LIVE_KEYS);
+    assert_eq!(std::mem::size_of::<eqlstream::store::StoredEvent>(), 8, "the handle stand-in below is a u64");
+    let mut machine: SequenceMachine<u64, Fingerprint> = SequenceMachine::new(&spec, LIVE_KEYS);
     let mut out = Vec::new();
     let fingerprints: Vec<Fingerprint> = (0..LIVE_KEYS).map(|i| f.of(&seed_key(i))).collect();
     let before = LIVE.load(Ordering::Relaxed);
     for (i, fp) in fingerprints.iter().enumerate() {
         let hits = [(HitKind::Stage(0), *fp)];
-        machine.on_event(&Ordinal::new(i as i64, i as u64), &[i as u64, 0], &hits, &mut out);
+        machine.on_event(&Ordinal::new(i as i64, i as u64), &(i as u64), &hits, &mut out);
     }
     let after = LIVE.load(Ordering::Relaxed);
     assert!(out.is_empty());
     assert_eq!(machine.partials(), LIVE_KEYS);
     let per_partial = (after - before) as f64 / LIVE_KEYS as f64;
     eprintln!(
-        "bytes per partial (requested from the allocator, fingerprint keys, 16-byte handle, \
+        "bytes per partial (requested from the allocator, fingerprint keys, 8-byte handle, \
          {LIVE_KEYS} live keys): {per_partial:.1}"
     );
-    // Slot (16-byte fingerprint + 32-byte inline partial), index (4 B + 1 control byte per
-    // bucket, 2^21 buckets), 8-byte expiry entry; the slab and the queue round their capacity
-    // up to 2^20 entries (untouched capacity costs address space, not resident memory).
-    assert!(per_partial < 80.0, "{per_partial}");
+    // Slot (16-byte fingerprint + 24-byte inline partial), index (4 B + 1 control byte per
+    // bucket, 64 tables of 2^15 buckets), 8-byte expiry entry; the queue rounds its capacity up
+    // to 2^20 entries (untouched capacity costs address space, not resident memory).
+    assert!(per_partial < 62.0, "{per_partial}");
     machine.advance(i64::MAX, &mut out);
     assert_eq!(machine.partials(), 0);
     assert_eq!(machine.keys(), 0);

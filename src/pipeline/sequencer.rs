@@ -9,6 +9,7 @@
 //! deadlock with bounded channels.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU16;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,10 +28,9 @@ use crate::sequence::partition::partition_of;
 use crate::sequence::reorder::ReorderBuffer;
 use crate::store::StoredEvent;
 
-/// A [`RuleHit`] as the sequencer holds it: the join key is replaced by its [`Fingerprint`]
-/// (32 bytes instead of ~200 with the key's strings), and the partition owning the key is
-/// computed once, from the key itself, so routing does not depend on the run's random
-/// fingerprint keys. The worker recovers the key from the event when an alert is rendered.
+/// A [`RuleHit`] as the partitions get it: the join key is replaced by its [`Fingerprint`]
+/// (24 bytes instead of ~200 with the key's strings). The worker recovers the key from the
+/// event when an alert is rendered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeyedHit {
     /// The join key's fingerprint (of the empty key for event rules).
@@ -39,9 +39,19 @@ pub struct KeyedHit {
     pub rule: u32,
     /// The stage (or until clause) matched.
     pub kind: HitKind,
-    /// The partition owning the key (`partition_of`).
-    pub partition: u32,
 }
+
+/// A sequence-rule hit with the partition owning its key, computed once, from the key itself,
+/// so routing does not depend on the run's random fingerprint keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RoutedHit {
+    hit: KeyedHit,
+    /// `partition_of` the key.
+    partition: u32,
+}
+
+/// The sequence-rule hits of one event, as decoded.
+type RoutedHits = SmallVec<[RoutedHit; 1]>;
 
 /// The hits of one event; one inline, as most events have.
 pub type KeyedHits = SmallVec<[KeyedHit; 1]>;
@@ -115,10 +125,68 @@ pub struct SequencerConfig {
     pub fingerprints: Fingerprinter,
 }
 
-/// A matched event waiting in the reorder buffer: 16-byte handle plus compact hits.
+/// A matched event waiting in the reorder buffer: 8-byte handle plus its hits in 24 bytes
+/// (32 bytes, plus the buffer's 24-byte ordinal: 56 bytes per buffered event).
 struct Pending {
     event: StoredEvent,
-    hits: KeyedHits,
+    hits: PendingHits,
+}
+
+/// A [`RoutedHit`] in 24 bytes instead of 32: the stage or until clause and the partition in
+/// 16 bits each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PackedHit {
+    key: Fingerprint,
+    rule: u32,
+    partition: u16,
+    /// `Stage(s)` is `s + 1`, `Until` is `u16::MAX` (non-zero, so [`PendingHits`] needs no tag).
+    kind: NonZeroU16,
+}
+
+impl PackedHit {
+    /// The packed form, if the partition and stage fit in 16 bits (always, in practice).
+    fn pack(h: &RoutedHit) -> Option<Self> {
+        let kind = match h.hit.kind {
+            HitKind::Stage(s) if s < u16::MAX - 1 => NonZeroU16::new(s + 1)?,
+            HitKind::Stage(_) => return None,
+            HitKind::Until => NonZeroU16::MAX,
+        };
+        Some(PackedHit { key: h.hit.key, rule: h.hit.rule, partition: u16::try_from(h.partition).ok()?, kind })
+    }
+
+    fn unpack(self) -> RoutedHit {
+        let kind = match self.kind.get() {
+            u16::MAX => HitKind::Until,
+            s => HitKind::Stage(s - 1),
+        };
+        RoutedHit { hit: KeyedHit { key: self.key, rule: self.rule, kind }, partition: u32::from(self.partition) }
+    }
+}
+
+/// The hits of a buffered event: one packed inline (most events), or any number boxed.
+#[derive(Debug)]
+enum PendingHits {
+    One(PackedHit),
+    Many(Box<[RoutedHit]>),
+}
+
+impl PendingHits {
+    fn new(hits: RoutedHits) -> Self {
+        match hits.as_slice() {
+            [h] => match PackedHit::pack(h) {
+                Some(p) => PendingHits::One(p),
+                None => PendingHits::Many(hits.into_iter().collect()),
+            },
+            _ => PendingHits::Many(hits.into_iter().collect()),
+        }
+    }
+
+    fn into_hits(self) -> RoutedHits {
+        match self {
+            PendingHits::One(h) => smallvec::smallvec![h.unpack()],
+            PendingHits::Many(hits) => hits.into_vec().into_iter().collect(),
+        }
+    }
 }
 
 /// Runs the sequencer until the decode workers are done, then flushes everything.
@@ -221,7 +289,7 @@ impl Sequencer {
                 let ordinal = Ordinal { ts, tiebreaker: m.tiebreaker, arrival: line };
                 let (event_hits, seq_hits): (Vec<RuleHit>, Vec<RuleHit>) =
                     m.hits.into_iter().partition(|h| self.cfg.event_rule[h.rule as usize]);
-                let (event_hits, seq_hits) = (self.compact(event_hits), self.compact(seq_hits));
+                let (event_hits, seq_hits) = (self.compact(event_hits), self.route(seq_hits));
                 if !event_hits.is_empty() {
                     // Event rules need no ordering: the alert follows its own line.
                     let p = (line % self.cfg.partitions as u64) as usize;
@@ -233,7 +301,8 @@ impl Sequencer {
                     });
                 }
                 if !seq_hits.is_empty() {
-                    if let Err(_late) = self.reorder.push(ordinal, Pending { event: m.event, hits: seq_hits }) {
+                    let pending = Pending { event: m.event, hits: PendingHits::new(seq_hits) };
+                    if let Err(_late) = self.reorder.push(ordinal, pending) {
                         // Cannot happen: ts >= watermark was checked above; count it all the same.
                         late += 1;
                     }
@@ -262,14 +331,19 @@ impl Sequencer {
         self.send_step(batch, received_at)
     }
 
-    /// The hits with their keys replaced by fingerprints and owning partitions.
+    /// The hits with their keys replaced by fingerprints.
     fn compact(&self, hits: Vec<RuleHit>) -> KeyedHits {
+        hits.into_iter()
+            .map(|h| KeyedHit { key: self.cfg.fingerprints.of(&h.key), rule: h.rule, kind: h.kind })
+            .collect()
+    }
+
+    /// The hits with their keys replaced by fingerprints and owning partitions.
+    fn route(&self, hits: Vec<RuleHit>) -> RoutedHits {
         let n = self.cfg.partitions;
         hits.into_iter()
-            .map(|h| KeyedHit {
-                key: self.cfg.fingerprints.of(&h.key),
-                rule: h.rule,
-                kind: h.kind,
+            .map(|h| RoutedHit {
+                hit: KeyedHit { key: self.cfg.fingerprints.of(&h.key), rule: h.rule, kind: h.kind },
                 partition: partition_of(&h.key, n) as u32,
             })
             .collect()
@@ -294,19 +368,20 @@ impl Sequencer {
         let n = self.cfg.partitions;
         let mut released = std::mem::take(&mut self.released);
         for (ordinal, pending) in released.drain(..) {
-            let first = pending.hits.first().map_or(0, |h| h.partition as usize % n);
-            if n == 1 || pending.hits.iter().all(|h| h.partition as usize % n == first) {
+            let hits = pending.hits.into_hits();
+            let first = hits.first().map_or(0, |h| h.partition as usize % n);
+            if n == 1 || hits.iter().all(|h| h.partition as usize % n == first) {
                 self.work[first].items.push(WorkItem::Event {
                     release_line: line,
                     ordinal,
                     event: pending.event,
-                    hits: pending.hits,
+                    hits: hits.into_iter().map(|h| h.hit).collect(),
                 });
                 continue;
             }
             let mut per_part: Vec<KeyedHits> = vec![KeyedHits::new(); n];
-            for h in pending.hits {
-                per_part[h.partition as usize % n].push(h);
+            for h in hits {
+                per_part[h.partition as usize % n].push(h.hit);
             }
             for (p, hits) in per_part.into_iter().enumerate() {
                 if !hits.is_empty() {
@@ -338,13 +413,10 @@ impl Sequencer {
     /// most [`RELEASE_STEP`] events, so that the work of a large release is never built all at
     /// once (bounded channels then pace it); the last chunk stays in `work` for the caller's step.
     fn release_all_in_steps(&mut self, line: u64) -> Result<(), Disconnected> {
-        let mut all = Vec::new();
-        self.reorder.release_all(&mut all);
-        let mut rest = all.into_iter();
         loop {
-            self.released.extend(rest.by_ref().take(RELEASE_STEP));
+            let left = self.reorder.release_all_step(RELEASE_STEP, &mut self.released);
             self.route_released(line);
-            if rest.len() == 0 {
+            if left == 0 {
                 return Ok(());
             }
             self.send_step(Batch::default(), Instant::now())?;
@@ -371,5 +443,44 @@ impl Sequencer {
         self.writer.send(WriterBatch { step, batch, received_at }).map_err(|_| Disconnected)?;
         self.handles.queue_pushed(PipelineStage::Write, n);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(kind: HitKind, partition: u32) -> RoutedHit {
+        RoutedHit { hit: KeyedHit { key: Fingerprint([7, 9]), rule: 3, kind }, partition }
+    }
+
+    #[test]
+    fn a_buffered_event_takes_32_bytes_and_its_hits_24() {
+        assert_eq!(std::mem::size_of::<KeyedHit>(), 24);
+        assert_eq!(std::mem::size_of::<KeyedHits>(), 32);
+        assert_eq!(std::mem::size_of::<PackedHit>(), 24);
+        assert_eq!(std::mem::size_of::<PendingHits>(), 24);
+        assert_eq!(std::mem::size_of::<Pending>(), 32);
+        // What the partitions are sent: a burst of releases is queued as these.
+        assert_eq!(std::mem::size_of::<WorkItem>(), 88);
+    }
+
+    #[test]
+    fn hits_come_back_unchanged() {
+        let cases: Vec<RoutedHits> = vec![
+            smallvec::smallvec![hit(HitKind::Stage(0), 0)],
+            smallvec::smallvec![hit(HitKind::Stage(2), 65_535)],
+            smallvec::smallvec![hit(HitKind::Until, 1)],
+            // Do not fit 16 bits: kept whole.
+            smallvec::smallvec![hit(HitKind::Stage(u16::MAX), 1)],
+            smallvec::smallvec![hit(HitKind::Stage(u16::MAX - 1), 1)],
+            smallvec::smallvec![hit(HitKind::Stage(1), 70_000)],
+            smallvec::smallvec![hit(HitKind::Stage(0), 0), hit(HitKind::Until, 1)],
+            RoutedHits::new(),
+        ];
+        for hits in cases {
+            assert_eq!(PendingHits::new(hits.clone()).into_hits(), hits);
+        }
+        assert!(matches!(PendingHits::new(smallvec::smallvec![hit(HitKind::Stage(4), 2)]), PendingHits::One(_)));
     }
 }

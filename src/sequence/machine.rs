@@ -35,7 +35,7 @@
 //! the slot, without any allocation; more partials or events per key move to one boxed array.
 //! Missing-event state lives in a side table, only for the keys of rules that have such stages.
 //! The expiry queue holds one 8-byte entry per partial. Measured for the pipeline's shapes
-//! (`K = Fingerprint`, a 16-byte event handle): see tests/sequence_memory.rs. Nothing here knows
+//! (`K = Fingerprint`, an 8-byte event handle): see tests/sequence_memory.rs. Nothing here knows
 //! EQL or JSON: events are opaque handles `E`. Processing a first-stage event allocates nothing
 //! beyond the table's growth.
 
@@ -124,7 +124,7 @@ impl<E> Partial<E> {
 }
 
 /// The partials of one join key: `pending[s]` is the partial whose last matched stage is `s`
-/// (only `s < last positive`). One single-event partial is kept inline (32 bytes with a 16-byte
+/// (only `s < last positive`). One single-event partial is kept inline (24 bytes with an 8-byte
 /// handle, no allocation); anything more moves to a boxed array with one entry per stage.
 enum Pending<E> {
     /// No partial.

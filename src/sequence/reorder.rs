@@ -23,10 +23,10 @@
 //! [`IdleTimer`] is fed `Instant`s by its caller.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::ordinal::Ordinal;
+use super::ordinal::{Ordinal, TieBreaker};
 
 /// Default `max_out_of_orderness`: 2 s of event time.
 pub const DEFAULT_MAX_OUT_OF_ORDERNESS: Duration = Duration::from_secs(2);
@@ -45,14 +45,28 @@ pub struct Late<T> {
     pub watermark: Option<i64>,
 }
 
+/// A buffered item with its ordinal in 24 bytes (an [`Ordinal`] takes 40: its tiebreaker is
+/// rarely present, so it is boxed here). Ordered exactly as the [`Ordinal`] it came from.
 struct Held<T> {
-    ordinal: Ordinal,
+    ts: i64,
+    arrival: u64,
+    tiebreaker: Option<Box<TieBreaker>>,
     item: T,
+}
+
+impl<T> Held<T> {
+    fn new(ordinal: Ordinal, item: T) -> Self {
+        Held { ts: ordinal.ts, arrival: ordinal.arrival, tiebreaker: ordinal.tiebreaker.map(Box::new), item }
+    }
+
+    fn into_parts(self) -> (Ordinal, T) {
+        (Ordinal { ts: self.ts, tiebreaker: self.tiebreaker.map(|t| *t), arrival: self.arrival }, self.item)
+    }
 }
 
 impl<T> PartialEq for Held<T> {
     fn eq(&self, other: &Self) -> bool {
-        self.ordinal == other.ordinal
+        self.cmp(other) == Ordering::Equal
     }
 }
 
@@ -65,18 +79,83 @@ impl<T> PartialOrd for Held<T> {
 }
 
 impl<T> Ord for Held<T> {
+    /// `Ordinal::cmp` on the packed form.
     fn cmp(&self, other: &Self) -> Ordering {
-        self.ordinal.cmp(&other.ordinal)
+        self.ts
+            .cmp(&other.ts)
+            .then_with(|| match (&self.tiebreaker, &other.tiebreaker) {
+                (Some(a), Some(b)) => a.cmp(b),
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (None, None) => Ordering::Equal,
+            })
+            .then_with(|| self.arrival.cmp(&other.arrival))
+    }
+}
+
+/// Entries per chunk of a [`Run`].
+const RUN_CHUNK: usize = 4096;
+
+/// Items that arrived in increasing ordinal, as a FIFO in fixed chunks of [`RUN_CHUNK`]
+/// entries: it grows without ever copying or holding two copies of itself (a heap's array
+/// doubles), and a chunk is freed as soon as its last item is released, so the memory it takes
+/// follows its length both ways.
+struct Run<T> {
+    chunks: VecDeque<VecDeque<T>>,
+    len: usize,
+}
+
+impl<T> Run<T> {
+    fn new() -> Self {
+        Run { chunks: VecDeque::new(), len: 0 }
+    }
+
+    fn back(&self) -> Option<&T> {
+        self.chunks.back().and_then(VecDeque::back)
+    }
+
+    fn front(&self) -> Option<&T> {
+        self.chunks.front().and_then(VecDeque::front)
+    }
+
+    fn push_back(&mut self, v: T) {
+        match self.chunks.back_mut() {
+            Some(c) if c.len() < RUN_CHUNK => c.push_back(v),
+            _ => {
+                let mut c = VecDeque::with_capacity(RUN_CHUNK);
+                c.push_back(v);
+                self.chunks.push_back(c);
+            }
+        }
+        self.len += 1;
+    }
+
+    fn pop_front(&mut self) -> Option<T> {
+        let c = self.chunks.front_mut()?;
+        let v = c.pop_front();
+        if c.is_empty() {
+            self.chunks.pop_front();
+        }
+        if v.is_some() {
+            self.len -= 1;
+        }
+        v
     }
 }
 
 /// Holds events for up to `max_out_of_orderness` of event time and releases them in
 /// [`Ordinal`] order as the watermark passes them.
+///
+/// Storage: an item whose ordinal is above every item of the in-order [`Run`] is appended to it
+/// (the usual case: most events arrive in order); any other goes to a binary heap. Releases take
+/// the smaller of the two fronts, so the output is the same as with one heap. Each item takes
+/// 24 bytes plus `T`.
 pub struct ReorderBuffer<T> {
     allowance: i64,
     max_seen: Option<i64>,
     /// Lower bound on the watermark set by `release_all`.
     floor: Option<i64>,
+    run: Run<Held<T>>,
     heap: BinaryHeap<Reverse<Held<T>>>,
     last_released: Option<Ordinal>,
 }
@@ -89,6 +168,7 @@ impl<T> ReorderBuffer<T> {
             allowance: max_out_of_orderness_ns.max(0),
             max_seen: None,
             floor: None,
+            run: Run::new(),
             heap: BinaryHeap::new(),
             last_released: None,
         }
@@ -110,7 +190,12 @@ impl<T> ReorderBuffer<T> {
         if behind {
             return Err(Late { ordinal, item, watermark });
         }
-        self.heap.push(Reverse(Held { ordinal, item }));
+        let held = Held::new(ordinal, item);
+        if self.run.back().is_none_or(|b| *b < held) {
+            self.run.push_back(held);
+        } else {
+            self.heap.push(Reverse(held));
+        }
         Ok(())
     }
 
@@ -119,37 +204,30 @@ impl<T> ReorderBuffer<T> {
         let Some(w) = self.watermark() else {
             return;
         };
-        while self.heap.peek().is_some_and(|Reverse(h)| h.ordinal.ts < w) {
+        while self.front_ts().is_some_and(|ts| ts < w) {
             self.pop_into(out);
         }
-        // A jump of the watermark can empty a large buffer at once: give the space back before
-        // the caller builds its work from `out`, instead of holding both.
-        if self.heap.capacity() > 4 * self.heap.len() + 4096 {
-            self.heap.shrink_to(2 * self.heap.len());
-        }
+        self.shrink_heap();
     }
 
     /// Release everything (end of input, idle release); the watermark then rises to the largest
     /// timestamp seen, so that later, older events are late.
     pub fn release_all(&mut self, out: &mut Vec<(Ordinal, T)>) {
-        // Sorted in place: the heap's buffer becomes the output (when `out` is empty), so a full
-        // buffer is never held twice; ordinals are unique, so the order is the pop order.
-        let mut sorted = std::mem::take(&mut self.heap).into_sorted_vec();
-        sorted.reverse();
-        debug_assert!(self
-            .last_released
-            .as_ref()
-            .is_none_or(|r| sorted.first().is_none_or(|Reverse(h)| *r < h.ordinal)));
-        if let Some(Reverse(h)) = sorted.last() {
-            self.last_released = Some(h.ordinal.clone());
-        }
-        let sorted: Vec<(Ordinal, T)> = sorted.into_iter().map(|Reverse(h)| (h.ordinal, h.item)).collect();
-        if out.is_empty() {
-            *out = sorted;
-        } else {
-            out.extend(sorted);
-        }
+        while self.release_all_step(usize::MAX, out) > 0 {}
+    }
+
+    /// [`Self::release_all`] in steps: releases at most `max` items (the smallest) and returns
+    /// how many remain buffered; call again, without pushing in between, until it returns 0. The
+    /// watermark rises at the first call. Memory is given back as the buffer empties, so a full
+    /// buffer is never held twice.
+    pub fn release_all_step(&mut self, max: usize, out: &mut Vec<(Ordinal, T)>) -> usize {
         self.floor = self.max_seen;
+        let mut n = 0;
+        while n < max && self.pop_into(out) {
+            n += 1;
+        }
+        self.shrink_heap();
+        self.len()
     }
 
     /// The current watermark (ns): `max_seen - max_out_of_orderness`, or higher after a
@@ -164,19 +242,48 @@ impl<T> ReorderBuffer<T> {
 
     /// Number of buffered items.
     pub fn len(&self) -> usize {
-        self.heap.len()
+        self.run.len + self.heap.len()
     }
 
     /// True when nothing is buffered.
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.len() == 0
     }
 
-    fn pop_into(&mut self, out: &mut Vec<(Ordinal, T)>) {
-        if let Some(Reverse(h)) = self.heap.pop() {
-            debug_assert!(self.last_released.as_ref().is_none_or(|r| *r < h.ordinal));
-            self.last_released = Some(h.ordinal.clone());
-            out.push((h.ordinal, h.item));
+    /// The smallest buffered timestamp.
+    fn front_ts(&self) -> Option<i64> {
+        match (self.run.front(), self.heap.peek()) {
+            (Some(a), Some(Reverse(b))) => Some(a.ts.min(b.ts)),
+            (Some(a), None) => Some(a.ts),
+            (None, Some(Reverse(b))) => Some(b.ts),
+            (None, None) => None,
+        }
+    }
+
+    /// Moves the smallest item to `out`; false when empty.
+    fn pop_into(&mut self, out: &mut Vec<(Ordinal, T)>) -> bool {
+        let from_run = match (self.run.front(), self.heap.peek()) {
+            (Some(a), Some(Reverse(b))) => a < b,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return false,
+        };
+        let held = if from_run { self.run.pop_front() } else { self.heap.pop().map(|Reverse(h)| h) };
+        let Some(held) = held else {
+            return false;
+        };
+        let (ordinal, item) = held.into_parts();
+        debug_assert!(self.last_released.as_ref().is_none_or(|r| *r < ordinal));
+        self.last_released = Some(ordinal.clone());
+        out.push((ordinal, item));
+        true
+    }
+
+    /// A jump of the watermark can empty a large heap at once: give the space back before the
+    /// caller builds its work from the released items, instead of holding both.
+    fn shrink_heap(&mut self) {
+        if self.heap.capacity() > 4 * self.heap.len() + 4096 {
+            self.heap.shrink_to(2 * self.heap.len());
         }
     }
 }
@@ -279,6 +386,59 @@ mod tests {
         assert_eq!(b.watermark(), Some(10 * S));
         assert!(b.push(ord(9 * S, 1), 1).is_err());
         assert!(b.push(ord(10 * S, 2), 2).is_ok(), "same ts, later arrival: still ordered");
+    }
+
+    #[test]
+    fn buffered_ordinal_takes_24_bytes() {
+        assert_eq!(std::mem::size_of::<Held<()>>(), 24);
+        assert_eq!(std::mem::size_of::<Held<[u64; 5]>>(), 64);
+    }
+
+    #[test]
+    fn in_order_run_and_heap_release_in_ordinal_order() {
+        // Arrivals mostly in order with stragglers, equal timestamps and tiebreakers: the
+        // releases must be the ordinals sorted, whichever side (run or heap) holds them.
+        let mut b = ReorderBuffer::new(5 * S);
+        let mut pushed = Vec::new();
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        for arrival in 0..20_000u64 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let jitter = if rng % 4 == 0 { (rng >> 8) as i64 % (3 * S) } else { 0 };
+            let ts = (arrival as i64 / 3) * 1_000_000 - jitter;
+            let tiebreaker = (rng % 5 == 0).then_some(TieBreaker::I64((rng >> 20) as i64 % 7));
+            let o = Ordinal { ts, tiebreaker, arrival };
+            if b.push(o.clone(), arrival).is_ok() {
+                pushed.push(o);
+            }
+        }
+        assert!(b.run.len > 0 && !b.heap.is_empty(), "both sides are exercised");
+        let mut out = Vec::new();
+        b.release(&mut out);
+        let released = out.len();
+        assert!(released > 0);
+        while b.release_all_step(1000, &mut out) > 0 {}
+        assert!(b.is_empty());
+        pushed.sort();
+        let got: Vec<Ordinal> = out.into_iter().map(|(o, _)| o).collect();
+        assert_eq!(got, pushed);
+    }
+
+    #[test]
+    fn release_all_in_steps_raises_the_watermark_at_once() {
+        let mut b = ReorderBuffer::new(2 * S);
+        for i in 0..10 {
+            b.push(ord(10 * S + i, i as u64), i as u32).unwrap();
+        }
+        let mut out = Vec::new();
+        assert_eq!(b.release_all_step(4, &mut out), 6);
+        assert_eq!(b.watermark(), Some(10 * S + 9));
+        assert_eq!(b.release_all_step(4, &mut out), 2);
+        assert_eq!(b.release_all_step(4, &mut out), 0);
+        assert_eq!(out.iter().map(|(_, x)| *x).collect::<Vec<_>>(), (0..10).collect::<Vec<u32>>());
+        // Chunks are freed as they empty.
+        assert!(b.run.chunks.is_empty());
     }
 
     #[test]

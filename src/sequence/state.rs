@@ -3,8 +3,10 @@
 //! creation order lets garbage collection and the global cap touch only the entries they remove.
 //!
 //! Memory: a slot is the key plus the value, nothing else (the hash is recomputed when the index
-//! grows, which is rare); the index costs 4 bytes plus one control byte per bucket; an expiry
-//! entry is 8 bytes. Knows nothing of stages or EQL: the machine decides what a slot holds.
+//! grows, which is rare); the index costs 4 bytes plus one control byte per bucket, in
+//! [`INDEX_SHARDS`] tables so that a table that doubles holds its old and new buckets for a
+//! 64th of the keys only; an expiry entry is 8 bytes. Knows nothing of stages or EQL: the
+//! machine decides what a slot holds.
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hash};
@@ -75,9 +77,22 @@ impl<T> std::ops::IndexMut<usize> for Chunked<T> {
     }
 }
 
+/// Number of hash tables the index of a [`KeyTable`] is split into (by 6 bits of the key's
+/// hash). A hashbrown table grows by allocating twice its buckets and moving every entry while
+/// the old buckets are still held: with one table of 2^20 buckets, that is a transient 5 MiB
+/// on top of the 10 MiB the new table keeps; split, each table grows on its own, 64 times less.
+pub(crate) const INDEX_SHARDS: usize = 64;
+
+/// The index shard of a hash: bits 32..38, which neither hashbrown's bucket index (the low
+/// bits, for tables below 2^32 buckets) nor its control byte (the top 7 bits) uses, so that
+/// keys within a shard still spread over all buckets and control bytes.
+fn shard_of(hash: u64) -> usize {
+    (hash >> 32) as usize % INDEX_SHARDS
+}
+
 /// Join key -> state, with each key stored once. Freed slots are reused.
 pub(crate) struct KeyTable<K, V> {
-    index: HashTable<SlotId>,
+    index: Box<[HashTable<SlotId>]>,
     slots: Chunked<Option<Slot<K, V>>>,
     free: Vec<SlotId>,
     hasher: DefaultHashBuilder,
@@ -87,7 +102,7 @@ impl<K: Hash + Eq + Clone, V> KeyTable<K, V> {
     /// An empty table.
     pub(crate) fn new() -> Self {
         KeyTable {
-            index: HashTable::new(),
+            index: (0..INDEX_SHARDS).map(|_| HashTable::new()).collect(),
             slots: Chunked::new(),
             free: Vec::new(),
             hasher: DefaultHashBuilder::default(),
@@ -98,7 +113,7 @@ impl<K: Hash + Eq + Clone, V> KeyTable<K, V> {
     pub(crate) fn find(&self, key: &K) -> Option<SlotId> {
         let hash = self.hasher.hash_one(key);
         let slots = &self.slots;
-        self.index.find(hash, |&id| slots[id as usize].as_ref().is_some_and(|s| s.key == *key)).copied()
+        self.index[shard_of(hash)].find(hash, |&id| slots[id as usize].as_ref().is_some_and(|s| s.key == *key)).copied()
     }
 
     /// The slot of `key`, created with `make()` (and a clone of `key`) if absent.
@@ -106,7 +121,7 @@ impl<K: Hash + Eq + Clone, V> KeyTable<K, V> {
         let hash = self.hasher.hash_one(key);
         let slots = &mut self.slots;
         let hasher = &self.hasher;
-        let entry = self.index.entry(
+        let entry = self.index[shard_of(hash)].entry(
             hash,
             |&id| slots[id as usize].as_ref().is_some_and(|s| s.key == *key),
             |&id| slots[id as usize].as_ref().map_or(0, |s| hasher.hash_one(&s.key)),
@@ -157,7 +172,8 @@ impl<K: Hash + Eq + Clone, V> KeyTable<K, V> {
         let Some(slot) = self.slots[id as usize].take() else {
             return;
         };
-        if let Ok(o) = self.index.find_entry(self.hasher.hash_one(&slot.key), |&x| x == id) {
+        let hash = self.hasher.hash_one(&slot.key);
+        if let Ok(o) = self.index[shard_of(hash)].find_entry(hash, |&x| x == id) {
             o.remove();
         }
         self.free.push(id);
@@ -165,12 +181,12 @@ impl<K: Hash + Eq + Clone, V> KeyTable<K, V> {
 
     /// Number of live keys.
     pub(crate) fn len(&self) -> usize {
-        self.index.len()
+        self.index.iter().map(HashTable::len).sum()
     }
 
     /// Remove every key.
     pub(crate) fn clear(&mut self) {
-        self.index.clear();
+        self.index.iter_mut().for_each(HashTable::clear);
         self.slots.clear();
         self.free.clear();
     }
@@ -273,5 +289,27 @@ mod tests {
         assert_eq!(c, a, "freed slot reused");
         assert_eq!(t.key(c), &key("c"));
         assert_eq!(t.find(&key("b")), Some(b));
+    }
+
+    #[test]
+    fn many_keys_spread_over_the_index_shards() {
+        let mut t: KeyTable<u64, u64> = KeyTable::new();
+        let ids: Vec<SlotId> = (0..20_000u64).map(|k| t.find_or_insert(&k, || k * 2)).collect();
+        assert_eq!(t.len(), 20_000);
+        for (k, id) in ids.iter().enumerate() {
+            assert_eq!(t.find(&(k as u64)), Some(*id));
+            assert_eq!(*t.get(*id), k as u64 * 2);
+        }
+        let sizes: Vec<usize> = t.index.iter().map(HashTable::len).collect();
+        assert!(sizes.iter().all(|&n| n > 200 && n < 450), "{sizes:?}");
+        for k in (0..20_000u64).step_by(2) {
+            let id = t.find(&k).expect("present");
+            t.remove(id);
+        }
+        assert_eq!(t.len(), 10_000);
+        assert_eq!(t.find(&2), None);
+        assert!(t.find(&3).is_some());
+        t.clear();
+        assert_eq!(t.len(), 0);
     }
 }
