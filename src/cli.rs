@@ -80,7 +80,7 @@ pub struct RunArgs {
     #[arg(long, env = "EQLSTREAM_BATCH_SIZE", value_name = "N")]
     pub batch_size: Option<usize>,
 
-    /// Batches in flight per channel; bounds memory. [default: 8]
+    /// Batches in flight per channel; bounds memory. [default: 4]
     #[arg(long, env = "EQLSTREAM_MAX_INFLIGHT_BATCHES", value_name = "N")]
     pub max_inflight_batches: Option<usize>,
 
@@ -117,7 +117,7 @@ pub struct RunArgs {
     pub max_partial_sequences: Option<usize>,
 
     /// Bytes of matched events kept in memory; beyond it they go to spill files in
-    /// --spill-dir (0: all of them). [default: 16777216]
+    /// --spill-dir (0: all of them). [default: 8388608]
     #[arg(long, env = "EQLSTREAM_EVENT_STORE_MEMORY", value_name = "BYTES")]
     pub event_store_memory: Option<usize>,
 
@@ -211,6 +211,26 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_states_the_defaults_the_code_uses() {
+        let help = Cli::command().render_long_help().to_string();
+        // Each option's block runs from its line to the next line that starts an option.
+        let blocks: Vec<String> =
+            help.split("\n      -").map(|b| b.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+        for (flag, default) in [
+            ("-batch-size", eqlstream::config::DEFAULT_BATCH_SIZE.to_string()),
+            ("-max-inflight-batches", eqlstream::config::DEFAULT_MAX_INFLIGHT_BATCHES.to_string()),
+            ("-event-store-memory", eqlstream::store::DEFAULT_EVENT_STORE_MEMORY.to_string()),
+            ("-max-line-bytes", eqlstream::config::DEFAULT_MAX_LINE_BYTES.to_string()),
+            ("-max-partial-sequences", eqlstream::config::DEFAULT_MAX_PARTIAL_SEQUENCES.to_string()),
+            ("-max-connections", eqlstream::config::DEFAULT_MAX_CONNECTIONS.to_string()),
+        ] {
+            let block =
+                blocks.iter().find(|b| b.starts_with(&format!("{flag} <"))).unwrap_or_else(|| panic!("-{flag}"));
+            assert!(block.contains(&format!("[default: {default}]")), "-{block}");
+        }
     }
 
     #[test]

@@ -20,6 +20,9 @@ use eqlstream::ruleset::RuleSet;
 
 // mimalloc: the pipeline allocates per batch and per matched event from several threads; the
 // system allocator's contention showed up in profiles of similar designs (performance.md).
+// `--features system-alloc` builds with the system allocator instead, for heap profilers such
+// as heaptrack that see only malloc.
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -3,7 +3,7 @@
 //! 8-byte [`StoredEvent`] handle; the bytes are read back only when an alert is rendered.
 //!
 //! * Events are appended to *segments*. While the memory they take stays within the budget
-//!   (`event_store_memory`), new segments are 1 MiB blocks of memory; beyond it they are
+//!   (`event_store_memory`), new segments are 256 KiB blocks of memory; beyond it they are
 //!   append-only files of up to 64 MiB in the spill directory (`spill_dir`), written through a
 //!   256 KiB buffer and read back with positioned reads (`FileExt::read_at`).
 //! * A spill file is unlinked as soon as it is created, so nothing is left behind, even after a
@@ -34,8 +34,11 @@ use crate::alert::MatchedEvent;
 
 /// Default in-memory budget of the event store (`event_store_memory`): 8 MiB.
 pub const DEFAULT_EVENT_STORE_MEMORY: usize = 8 << 20;
-/// Size of a memory segment (a larger event gets a segment of its own).
-pub const MEMORY_SEGMENT_BYTES: usize = 1 << 20;
+/// Size of a memory segment (a larger event gets a segment of its own). A segment is freed only
+/// when its last event is, so one long-lived partial pins a whole segment: 256 KiB segments keep
+/// the budget's use (and peak RSS at 10^6 live keys: 95.9-97.5 MB in 8 runs, against 93-106 MB
+/// with 1 MiB) steadier, at no measured throughput cost.
+pub const MEMORY_SEGMENT_BYTES: usize = 256 << 10;
 /// Size of a spill file before the next one is started.
 pub const FILE_SEGMENT_BYTES: usize = 64 << 20;
 /// Write buffer of the spill file being appended to.

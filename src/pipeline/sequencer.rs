@@ -308,7 +308,7 @@ impl Sequencer {
                     }
                 }
             }
-            self.release(line);
+            self.release(line, received_at)?;
             if self.cfg.advance_per_line && self.reorder.watermark() != wm_before {
                 self.advance_all(line);
             }
@@ -358,10 +358,22 @@ impl Sequencer {
         }
     }
 
-    /// Routes released events to the partitions owning their keys.
-    fn release(&mut self, line: u64) {
-        self.reorder.release(&mut self.released);
-        self.route_released(line);
+    /// Routes the events the watermark released to the partitions owning their keys. Once more
+    /// than [`RELEASE_STEP`] work items are waiting (a watermark that jumped over many buffered
+    /// events, or a batch whose lines release many), they are sent in a step without lines, so
+    /// that the partitions' bounded channels pace them; the writer holds the alerts of such
+    /// steps until it has written their release line.
+    fn release(&mut self, line: u64, received_at: Instant) -> Result<(), Disconnected> {
+        loop {
+            let more = self.reorder.release_step(RELEASE_STEP, &mut self.released);
+            self.route_released(line);
+            if self.work.iter().map(|w| w.items.len()).sum::<usize>() >= RELEASE_STEP {
+                self.send_step(Batch::default(), received_at)?;
+            }
+            if !more {
+                return Ok(());
+            }
+        }
     }
 
     fn route_released(&mut self, line: u64) {

@@ -57,7 +57,11 @@ pub fn run(
     totals: Arc<Totals>,
 ) -> Result<SinkEnd, SinkError> {
     let mut stats = Stats::new(&handles);
+    // Alerts not yet written: a step without lines (a large release, sent in parts) can carry
+    // alerts released by a line of the batch still to come; they wait for it.
     let mut alerts: Vec<AlertOut> = Vec::new();
+    // The first input line not yet written.
+    let mut next_line = 0u64;
     for wb in rx {
         handles.queue_popped(PipelineStage::Write, wb.batch.len() as u64);
         for p in &parts {
@@ -72,7 +76,12 @@ pub fn run(
         }
         let started = std::time::Instant::now();
         alerts.sort_by(|a, b| (a.release_line, &a.order).cmp(&(b.release_line, &b.order)));
-        match write_step(&mut outputs, &wb, &alerts, &mut stats) {
+        if !wb.batch.is_empty() {
+            next_line = wb.batch.first_line + wb.batch.len() as u64;
+        }
+        // Sorted: the alerts released by lines written once this step is out come first.
+        let due = alerts.partition_point(|a| a.release_line < next_line);
+        match write_step(&mut outputs, &wb, &alerts[..due], &mut stats) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
                 stats.flush(&handles);
@@ -84,14 +93,24 @@ pub fn run(
             }
         }
         let latency = wb.received_at.elapsed().as_secs_f64();
-        for _ in &alerts {
+        for _ in 0..due {
             handles.observe_alert_latency(latency);
         }
-        totals.add_sent(wb.batch.len() as u64, alerts.len() as u64);
+        totals.add_sent(wb.batch.len() as u64, due as u64);
         pool.put(wb.batch);
-        alerts.clear();
+        alerts.drain(..due);
         stats.flush(&handles);
         handles.observe_batch(PipelineStage::Write, started.elapsed().as_secs_f64());
+    }
+    // Nothing should be left (every release line is an input line); never drop an alert.
+    if !alerts.is_empty() {
+        let tail = WriterBatch { step: u64::MAX, batch: Batch::default(), received_at: std::time::Instant::now() };
+        match write_step(&mut outputs, &tail, &alerts, &mut stats) {
+            Ok(()) => totals.add_sent(0, alerts.len() as u64),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(SinkEnd::BrokenPipe),
+            Err(source) => return Err(SinkError::Write { what: "output", source }),
+        }
+        stats.flush(&handles);
     }
     outputs.stdout.flush().map_err(|source| SinkError::Write { what: "standard output", source })?;
     if let Some(a) = outputs.alerts.as_mut() {

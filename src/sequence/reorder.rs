@@ -201,13 +201,24 @@ impl<T> ReorderBuffer<T> {
 
     /// Release, in ordinal order, every buffered item with `ts < watermark`.
     pub fn release(&mut self, out: &mut Vec<(Ordinal, T)>) {
+        while self.release_step(usize::MAX, out) {}
+    }
+
+    /// [`Self::release`] in steps: releases at most `max` items (the smallest with
+    /// `ts < watermark`) and returns true when more such items remain; call again, without
+    /// pushing in between, until it returns false. A watermark that jumps far ahead (a burst of
+    /// newer events) then never hands over the whole buffer at once.
+    pub fn release_step(&mut self, max: usize, out: &mut Vec<(Ordinal, T)>) -> bool {
         let Some(w) = self.watermark() else {
-            return;
+            return false;
         };
-        while self.front_ts().is_some_and(|ts| ts < w) {
+        let mut n = 0;
+        while n < max && self.front_ts().is_some_and(|ts| ts < w) {
             self.pop_into(out);
+            n += 1;
         }
         self.shrink_heap();
+        self.front_ts().is_some_and(|ts| ts < w)
     }
 
     /// Release everything (end of input, idle release); the watermark then rises to the largest
@@ -353,6 +364,26 @@ mod tests {
         b.observe(13 * S); // a non-matching line moves the watermark too
         assert_eq!(drain(&mut b), vec![0]);
         assert_eq!(b.len(), 1);
+    }
+
+    #[test]
+    fn release_in_steps_gives_the_same_order_and_keeps_the_rest() {
+        let mut b = ReorderBuffer::new(10 * S);
+        // Out of order, so both the in-order run and the heap hold items.
+        for (i, ts) in [5, 3, 4, 1, 2, 6, 0, 7, 9].into_iter().enumerate() {
+            b.push(ord(ts * S, i as u64), ts as u32).unwrap();
+        }
+        b.observe(17 * S); // watermark 7 s: 0..=6 are due, 7 and 9 stay
+        let mut out = Vec::new();
+        let mut steps = 0;
+        while b.release_step(3, &mut out) {
+            steps += 1;
+            assert_eq!(out.len(), 3 * steps, "at most 3 per step");
+        }
+        assert_eq!(steps, 2);
+        assert_eq!(out.into_iter().map(|(_, x)| x).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(b.len(), 2);
+        assert!(!b.release_step(3, &mut Vec::new()), "nothing more is due");
     }
 
     #[test]

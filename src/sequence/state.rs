@@ -22,6 +22,32 @@ struct Slot<K, V> {
     value: V,
 }
 
+/// A slab entry: a live slot, or a free one holding the next free slot's id (the free list runs
+/// through the slab itself, so freeing 10^6 keys allocates nothing).
+enum SlotEntry<K, V> {
+    Live(Slot<K, V>),
+    Free { next: SlotId },
+}
+
+impl<K, V> SlotEntry<K, V> {
+    fn live(&self) -> Option<&Slot<K, V>> {
+        match self {
+            SlotEntry::Live(s) => Some(s),
+            SlotEntry::Free { .. } => None,
+        }
+    }
+
+    fn live_mut(&mut self) -> Option<&mut Slot<K, V>> {
+        match self {
+            SlotEntry::Live(s) => Some(s),
+            SlotEntry::Free { .. } => None,
+        }
+    }
+}
+
+/// End of the free list.
+const NO_SLOT: SlotId = SlotId::MAX;
+
 /// Slots per chunk of a [`Chunked`] array.
 const CHUNK: usize = 4096;
 
@@ -93,8 +119,9 @@ fn shard_of(hash: u64) -> usize {
 /// Join key -> state, with each key stored once. Freed slots are reused.
 pub(crate) struct KeyTable<K, V> {
     index: Box<[HashTable<SlotId>]>,
-    slots: Chunked<Option<Slot<K, V>>>,
-    free: Vec<SlotId>,
+    slots: Chunked<SlotEntry<K, V>>,
+    /// First free slot ([`NO_SLOT`] if none); the list continues in the free entries.
+    free_head: SlotId,
     hasher: DefaultHashBuilder,
 }
 
@@ -104,7 +131,7 @@ impl<K: Hash + Eq + Clone, V> KeyTable<K, V> {
         KeyTable {
             index: (0..INDEX_SHARDS).map(|_| HashTable::new()).collect(),
             slots: Chunked::new(),
-            free: Vec::new(),
+            free_head: NO_SLOT,
             hasher: DefaultHashBuilder::default(),
         }
     }
@@ -113,7 +140,7 @@ impl<K: Hash + Eq + Clone, V> KeyTable<K, V> {
     pub(crate) fn find(&self, key: &K) -> Option<SlotId> {
         let hash = self.hasher.hash_one(key);
         let slots = &self.slots;
-        self.index[shard_of(hash)].find(hash, |&id| slots[id as usize].as_ref().is_some_and(|s| s.key == *key)).copied()
+        self.index[shard_of(hash)].find(hash, |&id| slots[id as usize].live().is_some_and(|s| s.key == *key)).copied()
     }
 
     /// The slot of `key`, created with `make()` (and a clone of `key`) if absent.
@@ -123,23 +150,28 @@ impl<K: Hash + Eq + Clone, V> KeyTable<K, V> {
         let hasher = &self.hasher;
         let entry = self.index[shard_of(hash)].entry(
             hash,
-            |&id| slots[id as usize].as_ref().is_some_and(|s| s.key == *key),
-            |&id| slots[id as usize].as_ref().map_or(0, |s| hasher.hash_one(&s.key)),
+            |&id| slots[id as usize].live().is_some_and(|s| s.key == *key),
+            |&id| slots[id as usize].live().map_or(0, |s| hasher.hash_one(&s.key)),
         );
         match entry {
             Entry::Occupied(o) => *o.get(),
             Entry::Vacant(v) => {
                 let slot = Slot { key: key.clone(), value: make() };
-                let id = match self.free.pop() {
-                    Some(id) => {
-                        slots[id as usize] = Some(slot);
-                        id
-                    }
-                    None => {
-                        let id = SlotId::try_from(slots.len()).expect("fewer than 2^32 live join keys per machine");
-                        slots.push(Some(slot));
-                        id
-                    }
+                let reuse = match slots.get(self.free_head as usize) {
+                    Some(SlotEntry::Free { next }) => Some((self.free_head, *next)),
+                    _ => None,
+                };
+                let id = if let Some((id, next)) = reuse {
+                    slots[id as usize] = SlotEntry::Live(slot);
+                    self.free_head = next;
+                    id
+                } else {
+                    let id = SlotId::try_from(slots.len())
+                        .ok()
+                        .filter(|&id| id != NO_SLOT)
+                        .expect("fewer than 2^32 - 1 live join keys per machine");
+                    slots.push(SlotEntry::Live(slot));
+                    id
                 };
                 v.insert(id);
                 id
@@ -159,24 +191,28 @@ impl<K: Hash + Eq + Clone, V> KeyTable<K, V> {
 
     /// The state of a slot, if it is live.
     pub(crate) fn try_get(&self, id: SlotId) -> Option<&V> {
-        self.slots.get(id as usize)?.as_ref().map(|s| &s.value)
+        self.slots.get(id as usize)?.live().map(|s| &s.value)
     }
 
     /// The state of a live slot, mutably.
     pub(crate) fn get_mut(&mut self, id: SlotId) -> &mut V {
-        &mut self.slots[id as usize].as_mut().expect("slot ids held by the machine refer to live slots").value
+        &mut self.slots[id as usize].live_mut().expect("slot ids held by the machine refer to live slots").value
     }
 
     /// Remove a live slot (its id may then be reused).
     pub(crate) fn remove(&mut self, id: SlotId) {
-        let Some(slot) = self.slots[id as usize].take() else {
+        let entry = &mut self.slots[id as usize];
+        if entry.live().is_none() {
+            return;
+        }
+        let SlotEntry::Live(slot) = std::mem::replace(entry, SlotEntry::Free { next: self.free_head }) else {
             return;
         };
+        self.free_head = id;
         let hash = self.hasher.hash_one(&slot.key);
         if let Ok(o) = self.index[shard_of(hash)].find_entry(hash, |&x| x == id) {
             o.remove();
         }
-        self.free.push(id);
     }
 
     /// Number of live keys.
@@ -188,11 +224,11 @@ impl<K: Hash + Eq + Clone, V> KeyTable<K, V> {
     pub(crate) fn clear(&mut self) {
         self.index.iter_mut().for_each(HashTable::clear);
         self.slots.clear();
-        self.free.clear();
+        self.free_head = NO_SLOT;
     }
 
     fn live(&self, id: SlotId) -> &Slot<K, V> {
-        self.slots[id as usize].as_ref().expect("slot ids held by the machine refer to live slots")
+        self.slots[id as usize].live().expect("slot ids held by the machine refer to live slots")
     }
 }
 
@@ -289,6 +325,24 @@ mod tests {
         assert_eq!(c, a, "freed slot reused");
         assert_eq!(t.key(c), &key("c"));
         assert_eq!(t.find(&key("b")), Some(b));
+    }
+
+    #[test]
+    fn the_free_list_through_the_slab_reuses_every_freed_slot() {
+        let mut t: KeyTable<Key, u32> = KeyTable::new();
+        let ids: Vec<SlotId> = (0..100).map(|i| t.find_or_insert(&key(&i.to_string()), || i)).collect();
+        for &id in ids.iter().step_by(3) {
+            t.remove(id);
+            t.remove(id); // twice: no effect
+        }
+        assert_eq!(t.len(), 66);
+        let mut reused: Vec<SlotId> = (0..34).map(|i| t.find_or_insert(&key(&format!("n{i}")), || 0)).collect();
+        reused.sort_unstable();
+        assert_eq!(reused, ids.iter().step_by(3).copied().collect::<Vec<_>>(), "freed slots come back first");
+        assert_eq!(t.find_or_insert(&key("new"), || 0), 100, "then the slab grows");
+        for i in (1..100).filter(|i| i % 3 != 0) {
+            assert_eq!(t.try_get(t.find(&key(&i.to_string())).unwrap()), Some(&i));
+        }
     }
 
     #[test]

@@ -94,3 +94,49 @@ fn invalid_lines_move_the_watermark_the_same_way_with_and_without_prefilter() {
     assert!(masked(&on.stdout) == masked(&off.stdout));
     assert_eq!(on.stdout, input, "every line passes through, no alert");
 }
+
+#[test]
+fn a_watermark_jump_over_many_buffered_events_gives_the_same_output_at_every_batch_size() {
+    // 20,000 events in one second of event time, then a line 70 years later: the watermark
+    // passes every buffered event at once (over 4,096 stage matches), which the sequencer hands
+    // to the partitions in steps without lines. The alerts those steps carry must still come
+    // right after the jump line, whatever the batching; the lines after it are late.
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.ndjson");
+    let st = loadgen()
+        .args(["--events", "30000", "--attack-rate", "0.01", "--decoy-rate", "0.01", "--sim-eps", "20000"])
+        .args(["--seed", "9", "-o", events.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let all = std::fs::read(&events).unwrap();
+    let jump = br#"{"@timestamp":"2096-01-01T00:00:00.000Z","event":{"action":"tick"}}"#;
+    let mut input = Vec::new();
+    for (i, l) in all.split_inclusive(|b| *b == b'\n').enumerate() {
+        if i == 20_000 {
+            input.extend_from_slice(jump);
+            input.push(b'\n');
+        }
+        input.extend_from_slice(l);
+    }
+
+    let base = run(&["--workers", "1", "--batch-size", "1", "--no-prefilter"], &input);
+    assert_eq!(base.code, 0, "{}", base.stderr);
+    let lines: Vec<&[u8]> = base.stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+    let at = lines.iter().position(|l| *l == &jump[..]).expect("the jump line is passed through");
+    let is_alert = |l: &[u8]| {
+        serde_json::from_slice::<serde_json::Value>(l)
+            .is_ok_and(|v| v.pointer("/event/kind").and_then(|k| k.as_str()) == Some("alert"))
+    };
+    let after = lines[at + 1..].iter().take_while(|l| is_alert(l)).count();
+    assert!(after >= 10, "alerts come right after the jump line ({after})");
+    // Nothing was released before the jump (one second of events, a 2 s allowance), and the
+    // lines after it are late.
+    assert_eq!(base.alerts().len(), after, "every alert is released by the jump");
+    let base_masked = masked(&base.stdout);
+    for (workers, batch) in [("2", "7"), ("2", "4096"), ("1", "4096")] {
+        let o = run(&["--workers", workers, "--batch-size", batch], &input);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        assert!(masked(&o.stdout) == base_masked, "workers={workers} batch={batch}: stdout differs");
+    }
+}
