@@ -86,17 +86,28 @@ impl Ordinal {
     }
 }
 
+/// The order of [`Ordinal`] on its parts (also used by the reorder buffer's packed form):
+/// `ts`, then the tiebreaker with `None` last, then `arrival`.
+pub(crate) fn compare_parts(
+    (ts_a, tb_a, arrival_a): (i64, Option<&TieBreaker>, u64),
+    (ts_b, tb_b, arrival_b): (i64, Option<&TieBreaker>, u64),
+) -> Ordering {
+    ts_a.cmp(&ts_b)
+        .then_with(|| match (tb_a, tb_b) {
+            (Some(a), Some(b)) => a.cmp(b),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        })
+        .then_with(|| arrival_a.cmp(&arrival_b))
+}
+
 impl Ord for Ordinal {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.ts
-            .cmp(&other.ts)
-            .then_with(|| match (&self.tiebreaker, &other.tiebreaker) {
-                (Some(a), Some(b)) => a.cmp(b),
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (None, None) => Ordering::Equal,
-            })
-            .then_with(|| self.arrival.cmp(&other.arrival))
+        compare_parts(
+            (self.ts, self.tiebreaker.as_ref(), self.arrival),
+            (other.ts, other.tiebreaker.as_ref(), other.arrival),
+        )
     }
 }
 

@@ -81,15 +81,10 @@ impl<T> PartialOrd for Held<T> {
 impl<T> Ord for Held<T> {
     /// `Ordinal::cmp` on the packed form.
     fn cmp(&self, other: &Self) -> Ordering {
-        self.ts
-            .cmp(&other.ts)
-            .then_with(|| match (&self.tiebreaker, &other.tiebreaker) {
-                (Some(a), Some(b)) => a.cmp(b),
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (None, None) => Ordering::Equal,
-            })
-            .then_with(|| self.arrival.cmp(&other.arrival))
+        super::ordinal::compare_parts(
+            (self.ts, self.tiebreaker.as_deref(), self.arrival),
+            (other.ts, other.tiebreaker.as_deref(), other.arrival),
+        )
     }
 }
 
