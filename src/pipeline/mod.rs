@@ -26,6 +26,7 @@ pub mod sequencer;
 pub mod shutdown;
 pub mod sink;
 pub mod source;
+pub mod strings;
 pub mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
