@@ -69,8 +69,20 @@ impl Lit {
     /// `s` (whose first 8 bytes, or fewer followed by others, are `word`) starts with the literal.
     #[inline(always)]
     fn is_prefix_of(&self, s: &[u8], word: u64) -> bool {
-        s.len() >= self.len && word & head_mask(self.len) == self.head && (self.len <= 8 || s[8..self.len] == *self.tail)
+        s.len() >= self.len
+            && word & head_mask(self.len) == self.head
+            && (self.len <= 8 || s[8..self.len] == *self.tail)
     }
+}
+
+/// The literals of one first byte (ranges into [`LiteralTable::lits`]).
+#[derive(Clone, Copy, Debug, Default)]
+struct Slot {
+    /// Bit `l` is set when a whole literal has length `l` (bit [`LONG`]: `LONG` or more), so
+    /// most values are rejected by this one load.
+    whole_lengths: u64,
+    whole: (u32, u32),
+    prefixes: (u32, u32),
 }
 
 /// The literals, by first byte, for a lookup per string value of a line.
@@ -78,13 +90,10 @@ impl Lit {
 struct LiteralTable {
     /// Number of distinct literals (ids `0..count`).
     count: usize,
-    /// Per first byte: bit `l` is set when a whole literal of that first byte has length `l`
-    /// (bit [`LONG`]: `LONG` or more), so most strings are rejected by one load.
-    whole_lengths: Box<[u64; 256]>,
-    /// Per first byte: the whole literals.
-    whole: Vec<Vec<Lit>>,
-    /// Per first byte: the prefix literals.
-    prefixes: Vec<Vec<Lit>>,
+    /// Per first byte, where its literals are.
+    slots: Box<[Slot; 256]>,
+    /// The literals, by first byte, whole ones before prefixes.
+    lits: Vec<Lit>,
     /// The id of the whole literal `""`, if any.
     empty_whole: Option<usize>,
     /// The id of the prefix literal `""` (present when the line has any string value), if any.
@@ -96,24 +105,38 @@ impl LiteralTable {
     fn new(literals: &[(Vec<u8>, bool)]) -> LiteralTable {
         let mut t = LiteralTable {
             count: literals.len(),
-            whole_lengths: Box::new([0; 256]),
-            whole: vec![Vec::new(); 256],
-            prefixes: vec![Vec::new(); 256],
+            slots: Box::new([Slot::default(); 256]),
+            lits: Vec::new(),
             empty_whole: None,
             empty_prefix: None,
         };
+        let at = |lits: &Vec<Lit>| u32::try_from(lits.len()).unwrap_or(u32::MAX);
+        for b in 0..=255u8 {
+            let first = |whole: bool| {
+                literals.iter().enumerate().filter(move |(_, (text, w))| *w == whole && text.first() == Some(&b))
+            };
+            let start = at(&t.lits);
+            for (id, (text, _)) in first(true) {
+                t.slots[b as usize].whole_lengths |= 1 << text.len().min(LONG);
+                t.lits.push(Lit::new(id, text));
+            }
+            let mid = at(&t.lits);
+            t.lits.extend(first(false).map(|(id, (text, _))| Lit::new(id, text)));
+            let slot = &mut t.slots[b as usize];
+            (slot.whole, slot.prefixes) = ((start, mid), (mid, at(&t.lits)));
+        }
         for (id, (text, whole)) in literals.iter().enumerate() {
-            match (text.first(), whole) {
-                (None, true) => t.empty_whole = Some(id),
-                (None, false) => t.empty_prefix = Some(id),
-                (Some(&b), true) => {
-                    t.whole_lengths[b as usize] |= 1 << text.len().min(LONG);
-                    t.whole[b as usize].push(Lit::new(id, text));
-                }
-                (Some(&b), false) => t.prefixes[b as usize].push(Lit::new(id, text)),
+            match (text.is_empty(), whole) {
+                (true, true) => t.empty_whole = Some(id),
+                (true, false) => t.empty_prefix = Some(id),
+                _ => {}
             }
         }
         t
+    }
+
+    fn range(&self, (from, to): (u32, u32)) -> &[Lit] {
+        self.lits.get(from as usize..to as usize).unwrap_or_default()
     }
 
     /// Marks in `present` the literals among the string values of `line`
@@ -134,6 +157,11 @@ impl LiteralTable {
                 }
                 continue;
             };
+            let slot = &self.slots[b as usize];
+            let whole = slot.whole_lengths >> s.len().min(LONG) & 1 != 0;
+            if !whole && slot.prefixes.0 == slot.prefixes.1 {
+                continue;
+            }
             // The value's first 8 bytes (then whatever follows it, masked off by the compares).
             let word = match line.get(start..start + 8) {
                 Some(w) => u64::from_le_bytes(w.try_into().unwrap_or_default()),
@@ -143,14 +171,14 @@ impl LiteralTable {
                     u64::from_le_bytes(w)
                 }
             };
-            if self.whole_lengths[b as usize] >> s.len().min(LONG) & 1 != 0 {
-                for lit in &self.whole[b as usize] {
+            if whole {
+                for lit in self.range(slot.whole) {
                     if s.len() == lit.len && lit.is_prefix_of(s, word) {
                         present[lit.id] = true;
                     }
                 }
             }
-            for lit in &self.prefixes[b as usize] {
+            for lit in self.range(slot.prefixes) {
                 if lit.is_prefix_of(s, word) {
                     present[lit.id] = true;
                 }
@@ -161,6 +189,12 @@ impl LiteralTable {
         }
         true
     }
+}
+
+/// Every clause of `cnf` has a literal in `present`.
+#[inline]
+fn satisfied(cnf: &Cnf, present: &[bool]) -> bool {
+    cnf.iter().all(|clause| clause.iter().any(|&p| present[p]))
 }
 
 /// Per-thread scratch space of [`Prefilter::skip`].
@@ -264,9 +298,7 @@ impl Prefilter {
     pub fn skip(&self, line: &[u8], scratch: &mut Scratch) -> Option<LineTime> {
         let Scratch { spans, present } = scratch;
         // A line with a backslash is parsed.
-        if !self.table.scan(line, spans, present)
-            || self.stages.iter().any(|cnf| cnf.iter().all(|clause| clause.iter().any(|&p| present[p])))
-        {
+        if !self.table.scan(line, spans, present) || self.stages.iter().any(|cnf| satisfied(cnf, present)) {
             return None;
         }
         Some(match self.timestamp.of(line)? {

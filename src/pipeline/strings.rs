@@ -1,5 +1,5 @@
-//! The string values of a raw JSON line, found without parsing it, 64 bytes at a time (AVX2
-//! when the CPU has it, else a portable loop).
+//! The string values of a raw JSON line, found without parsing it, 64 bytes at a time
+//! (AVX-512 or AVX2 when the CPU has them, else a portable loop).
 //!
 //! In a JSON text without backslashes every `"` delimits a string, so the quotes pair up in
 //! order: the prefix XOR of a block's quote mask marks the bytes inside strings, which tells
@@ -21,9 +21,13 @@ pub fn values(line: &[u8], out: &mut Vec<(u32, u32)>) -> bool {
     }
     #[cfg(target_arch = "x86_64")]
     {
+        if std::is_x86_feature_detected!("avx512bw") && std::is_x86_feature_detected!("pclmulqdq") {
+            // SAFETY: the CPU supports AVX-512BW and PCLMULQDQ (checked just above).
+            return unsafe { simd::values_avx512(line, out) };
+        }
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { avx2::values(line, out) };
+            return unsafe { simd::values_avx2(line, out) };
         }
     }
     portable_values(line, out)
@@ -54,11 +58,11 @@ impl Carry {
         Carry { in_string: false, last_open: 0 }
     }
 
-    /// Feeds the block at `base`: its quote and colon masks (bit i: byte `base + i`), and
-    /// whether the byte after the block is a colon. Offsets fit `u32` (checked by [`values`]).
+    /// Feeds the block at `base`: its quote mask, the mask's [`prefix_xor`] and its colon mask
+    /// (bit i: byte `base + i`), and whether the byte after the block is a colon. Offsets fit `u32` (checked by [`values`]).
     #[inline(always)]
-    fn feed(&mut self, quotes: u64, colons: u64, colon_after: bool, base: usize, out: &mut Vec<(u32, u32)>) {
-        let mut inside = prefix_xor(quotes);
+    fn feed(&mut self, [quotes, odd, colons]: [u64; 3], colon_after: bool, base: usize, out: &mut Vec<(u32, u32)>) {
+        let mut inside = odd;
         if self.in_string {
             inside = !inside;
         }
@@ -109,26 +113,28 @@ pub(crate) fn portable_values(line: &[u8], out: &mut Vec<(u32, u32)>) -> bool {
             return false;
         }
         let base = k * 64;
-        carry.feed(quotes, colons, line.get(base + 64) == Some(&b':'), base, out);
+        carry.feed([quotes, prefix_xor(quotes), colons], line.get(base + 64) == Some(&b':'), base, out);
     }
     true
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
+mod simd {
     use std::arch::x86_64::{
         __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_or_si256, _mm256_set1_epi8,
+        _mm512_cmpeq_epi8_mask, _mm512_loadu_si512, _mm512_set1_epi8, _mm_clmulepi64_si128, _mm_cvtsi128_si64,
+        _mm_set1_epi8, _mm_set_epi64x,
     };
 
     use super::Carry;
 
-    /// Quote mask, colon mask and backslash presence of the 64 bytes at `p`.
+    /// Quote mask, its prefix XOR, colon mask, and backslash presence of the 64 bytes at `p`.
     ///
     /// # Safety
     /// The CPU supports AVX2, and `p` points to 64 readable bytes.
     #[inline]
     #[target_feature(enable = "avx2")]
-    unsafe fn block(p: *const u8) -> (u64, u64, bool) {
+    unsafe fn block_avx2(p: *const u8) -> ([u64; 3], bool) {
         let quote = _mm256_set1_epi8(b'"' as i8);
         let colon = _mm256_set1_epi8(b':' as i8);
         let backslash = _mm256_set1_epi8(b'\\' as i8);
@@ -139,38 +145,70 @@ mod avx2 {
         let quotes = mask(_mm256_cmpeq_epi8(a, quote)) | mask(_mm256_cmpeq_epi8(b, quote)) << 32;
         let colons = mask(_mm256_cmpeq_epi8(a, colon)) | mask(_mm256_cmpeq_epi8(b, colon)) << 32;
         let bs = _mm256_or_si256(_mm256_cmpeq_epi8(a, backslash), _mm256_cmpeq_epi8(b, backslash));
-        (quotes, colons, _mm256_movemask_epi8(bs) != 0)
+        ([quotes, super::prefix_xor(quotes), colons], _mm256_movemask_epi8(bs) != 0)
     }
 
-    /// [`super::values`] with AVX2.
+    /// [`block_avx2`] with AVX-512BW (one load and three compares into masks) and PCLMULQDQ
+    /// (the prefix XOR is a carry-less multiplication by all ones).
     ///
     /// # Safety
-    /// The CPU supports AVX2.
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn values(line: &[u8], out: &mut Vec<(u32, u32)>) -> bool {
-        let mut carry = Carry::new();
-        let mut base = 0;
-        while base + 64 <= line.len() {
-            // SAFETY: AVX2 (the caller's contract); `base + 64 <= line.len()`.
-            let (quotes, colons, backslash) = unsafe { block(line.as_ptr().add(base)) };
-            if backslash {
-                return false;
+    /// The CPU supports AVX-512BW and PCLMULQDQ, and `p` points to 64 readable bytes.
+    #[inline]
+    #[target_feature(enable = "avx512bw,pclmulqdq")]
+    unsafe fn block_avx512(p: *const u8) -> ([u64; 3], bool) {
+        // SAFETY: 64 readable bytes at `p` (the caller's contract); an unaligned load.
+        let v = unsafe { _mm512_loadu_si512(p.cast()) };
+        let quotes = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b'"' as i8));
+        let colons = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b':' as i8));
+        let backslashes = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(b'\\' as i8));
+        let odd = _mm_cvtsi128_si64(_mm_clmulepi64_si128(_mm_set_epi64x(0, quotes as i64), _mm_set1_epi8(-1), 0));
+        ([quotes, odd as u64, colons], backslashes != 0)
+    }
+
+    /// [`super::values`] over 64-byte blocks classified by `$block`, compiled for `$feature`.
+    macro_rules! values_with {
+        ($name:ident, $feature:literal, $block:ident) => {
+            /// [`super::values`] with the instructions of its target feature.
+            ///
+            /// # Safety
+            /// The CPU supports the target feature.
+            #[target_feature(enable = $feature)]
+            pub(super) unsafe fn $name(line: &[u8], out: &mut Vec<(u32, u32)>) -> bool {
+                let mut carry = Carry::new();
+                let mut base = 0;
+                while base + 64 <= line.len() {
+                    // SAFETY: the feature (the caller's contract); `base + 64 <= line.len()`.
+                    let (masks, backslash) = unsafe { $block(line.as_ptr().add(base)) };
+                    if backslash {
+                        return false;
+                    }
+                    carry.feed(masks, line.get(base + 64) == Some(&b':'), base, out);
+                    base += 64;
+                }
+                if base < line.len() {
+                    // The tail, in a zeroed block (a zero byte is no quote, colon or backslash).
+                    let mut tail = [0u8; 64];
+                    tail[..line.len() - base].copy_from_slice(&line[base..]);
+                    // SAFETY: the feature (the caller's contract); `tail` has 64 bytes.
+                    let (masks, backslash) = unsafe { $block(tail.as_ptr()) };
+                    if backslash {
+                        return false;
+                    }
+                    carry.feed(masks, false, base, out);
+                }
+                true
             }
-            carry.feed(quotes, colons, line.get(base + 64) == Some(&b':'), base, out);
-            base += 64;
-        }
-        if base < line.len() {
-            // The tail, in a zeroed block (a zero byte is no quote, colon or backslash).
-            let mut tail = [0u8; 64];
-            tail[..line.len() - base].copy_from_slice(&line[base..]);
-            // SAFETY: AVX2 (the caller's contract); `tail` has 64 bytes.
-            let (quotes, colons, backslash) = unsafe { block(tail.as_ptr()) };
-            if backslash {
-                return false;
-            }
-            carry.feed(quotes, colons, false, base, out);
-        }
-        true
+        };
+    }
+
+    values_with!(values_avx2, "avx2", block_avx2);
+    values_with!(values_avx512, "avx512bw,pclmulqdq", block_avx512);
+
+    #[cfg(test)]
+    pub(super) fn avx2_if_supported(line: &[u8], out: &mut Vec<(u32, u32)>) -> Option<bool> {
+        out.clear();
+        // SAFETY: the CPU supports AVX2 (checked first).
+        std::is_x86_feature_detected!("avx2").then(|| unsafe { values_avx2(line, out) })
     }
 }
 
@@ -232,9 +270,20 @@ mod tests {
             let want = naive(&bytes);
             prop_assert_eq!(ok_fast, want.is_some());
             prop_assert_eq!(ok_slow, want.is_some());
-            if let Some(want) = want {
-                prop_assert_eq!(&fast, &want);
-                prop_assert_eq!(&slow, &want);
+            if let Some(want) = &want {
+                prop_assert_eq!(&fast, want);
+                prop_assert_eq!(&slow, want);
+            }
+            // The AVX2 kernel too, where the best one is AVX-512.
+            #[cfg(target_arch = "x86_64")]
+            {
+                let mut avx2 = Vec::new();
+                if let Some(ok) = simd::avx2_if_supported(&bytes, &mut avx2) {
+                    prop_assert_eq!(ok, want.is_some());
+                    if let Some(want) = &want {
+                        prop_assert_eq!(&avx2, want);
+                    }
+                }
             }
         }
     }

@@ -322,7 +322,7 @@ fn generate(a: &GenArgs) -> io::Result<()> {
         }
         if let Some(pb) = &progress {
             let n = gen.emitted();
-            if n % 65_536 == 0 {
+            if n.is_multiple_of(65_536) {
                 pb.set_position(n);
             }
         }
