@@ -188,7 +188,7 @@ proptest! {
             while !q.is_char_boundary(at) {
                 at -= 1;
             }
-            if at.is_multiple_of(2) {
+            if at % 2 == 0 {
                 q.insert_str(at, frag);
             } else {
                 let mut end = (at + frag.len()).min(q.len());

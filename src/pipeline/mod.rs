@@ -26,7 +26,6 @@ pub mod sequencer;
 pub mod shutdown;
 pub mod sink;
 pub mod source;
-pub mod strings;
 pub mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};

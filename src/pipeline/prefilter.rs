@@ -5,14 +5,10 @@
 //! From each compiled stage it takes the literals every matching event must contain
 //! ([`crate::eql::Stage::required_literals`]: a conjunction of clauses, each a set of string
 //! values or value prefixes, from the category, `==`, `in`, case-sensitive `like` and `and` /
-//! `or` of those). In a line without backslashes, a JSON string value `v` is the bytes between
-//! two quotes, unescaped. A stage is possible only if every clause has one of its literals
-//! among the line's string values (equal to a whole literal, or starting with a prefix). One
-//! SIMD pass finds the string values ([`super::strings`]: keys are told apart by the colon
-//! after them), and each is looked up in a table of the literals by first byte and length, so
-//! the cost per line hardly grows with the number of literals. Keys, numbers and booleans are
-//! never looked up: a literal that a number or boolean could match gives no clause
-//! (`required_literals`).
+//! `or` of those). A JSON string value `v` without escapes appears in the line as the bytes
+//! `"v"` (a prefix `p` as `"p`), so a stage is possible only if every clause has one of its
+//! quoted literals somewhere in the line. One SIMD multi-pattern scan (Teddy, from the
+//! aho-corasick crate) finds every quoted literal present.
 //!
 //! It never skips a line that could match, and never changes what the rest of the pipeline sees:
 //! - a line with a backslash (an escape could spell a value differently) is always parsed;
@@ -26,190 +22,55 @@
 //!   with the prefilter on and off; only the invalid-line counters differ (skipped lines are
 //!   not classified).
 
+use aho_corasick::{packed, AhoCorasick, MatchKind};
+
 use super::decode::LineTime;
-use super::rawscan::LeadingTime;
-use super::strings;
+use super::rawscan::{is_ws, LeadingTime};
 use crate::ruleset::RuleSet;
 use crate::time::Precision;
 
-/// A stage's requirement: every clause must have one of its literals present.
+/// A stage's requirement: every clause must have one of its patterns present.
 type Cnf = Vec<Vec<usize>>;
 
-/// Whole-value lengths at or above this share one bit of [`LiteralTable::whole_lengths`].
-const LONG: usize = 63;
-
-/// A literal for the scan: its first (up to) 8 bytes as a little-endian word, so that most
-/// comparisons are one compare of words, and the bytes after them.
-#[derive(Clone, Debug)]
-struct Lit {
-    id: usize,
-    len: usize,
-    head: u64,
-    tail: Box<[u8]>,
-}
-
-/// Mask of the first `len` bytes of a little-endian word.
-#[inline(always)]
-fn head_mask(len: usize) -> u64 {
-    if len >= 8 {
-        u64::MAX
-    } else {
-        (1u64 << (8 * len)) - 1
-    }
-}
-
-impl Lit {
-    fn new(id: usize, text: &[u8]) -> Lit {
-        let n = text.len().min(8);
-        let mut head = [0u8; 8];
-        head[..n].copy_from_slice(&text[..n]);
-        Lit { id, len: text.len(), head: u64::from_le_bytes(head), tail: text[n..].into() }
-    }
-
-    /// `s` (whose first 8 bytes, or fewer followed by others, are `word`) starts with the literal.
-    #[inline(always)]
-    fn is_prefix_of(&self, s: &[u8], word: u64) -> bool {
-        s.len() >= self.len
-            && word & head_mask(self.len) == self.head
-            && (self.len <= 8 || s[8..self.len] == *self.tail)
-    }
-}
-
-/// The literals of one first byte (ranges into [`LiteralTable::lits`]).
-#[derive(Clone, Copy, Debug, Default)]
-struct Slot {
-    /// Bit `l` is set when a whole literal has length `l` (bit [`LONG`]: `LONG` or more), so
-    /// most values are rejected by this one load.
-    whole_lengths: u64,
-    whole: (u32, u32),
-    prefixes: (u32, u32),
-}
-
-/// The literals, by first byte, for a lookup per string value of a line.
+/// The multi-pattern scan.
 #[derive(Debug)]
-struct LiteralTable {
-    /// Number of distinct literals (ids `0..count`).
-    count: usize,
-    /// Per first byte, where its literals are.
-    slots: Box<[Slot; 256]>,
-    /// The literals, by first byte, whole ones before prefixes.
-    lits: Vec<Lit>,
-    /// The id of the whole literal `""`, if any.
-    empty_whole: Option<usize>,
-    /// The id of the prefix literal `""` (present when the line has any string value), if any.
-    empty_prefix: Option<usize>,
+enum Scanner {
+    /// SIMD (Teddy), leftmost-longest.
+    Packed(packed::Searcher),
+    /// Aho-Corasick automaton (no SIMD available, or an overlapping scan is needed).
+    Automaton(AhoCorasick),
 }
 
-impl LiteralTable {
-    /// The table of `literals` (`(text, whole)`, id = index).
-    fn new(literals: &[(Vec<u8>, bool)]) -> LiteralTable {
-        let mut t = LiteralTable {
-            count: literals.len(),
-            slots: Box::new([Slot::default(); 256]),
-            lits: Vec::new(),
-            empty_whole: None,
-            empty_prefix: None,
-        };
-        let at = |lits: &Vec<Lit>| u32::try_from(lits.len()).unwrap_or(u32::MAX);
-        for b in 0..=255u8 {
-            let first = |whole: bool| {
-                literals.iter().enumerate().filter(move |(_, (text, w))| *w == whole && text.first() == Some(&b))
-            };
-            let start = at(&t.lits);
-            for (id, (text, _)) in first(true) {
-                t.slots[b as usize].whole_lengths |= 1 << text.len().min(LONG);
-                t.lits.push(Lit::new(id, text));
-            }
-            let mid = at(&t.lits);
-            t.lits.extend(first(false).map(|(id, (text, _))| Lit::new(id, text)));
-            let slot = &mut t.slots[b as usize];
-            (slot.whole, slot.prefixes) = ((start, mid), (mid, at(&t.lits)));
-        }
-        for (id, (text, whole)) in literals.iter().enumerate() {
-            match (text.is_empty(), whole) {
-                (true, true) => t.empty_whole = Some(id),
-                (true, false) => t.empty_prefix = Some(id),
-                _ => {}
-            }
-        }
-        t
-    }
-
-    fn range(&self, (from, to): (u32, u32)) -> &[Lit] {
-        self.lits.get(from as usize..to as usize).unwrap_or_default()
-    }
-
-    /// Marks in `present` the literals among the string values of `line`
-    /// ([`strings::values`]); `false` when the line has a backslash.
-    #[inline]
-    fn scan(&self, line: &[u8], spans: &mut Vec<(u32, u32)>, present: &mut Vec<bool>) -> bool {
-        present.clear();
-        present.resize(self.count, false);
-        if !strings::values(line, spans) {
-            return false;
-        }
-        for &(start, end) in spans.iter() {
-            let (start, end) = (start as usize, end as usize);
-            let s = &line[start..end];
-            let Some(&b) = s.first() else {
-                if let Some(id) = self.empty_whole {
-                    present[id] = true;
-                }
-                continue;
-            };
-            let slot = &self.slots[b as usize];
-            let whole = slot.whole_lengths >> s.len().min(LONG) & 1 != 0;
-            if !whole && slot.prefixes.0 == slot.prefixes.1 {
-                continue;
-            }
-            // The value's first 8 bytes (then whatever follows it, masked off by the compares).
-            let word = match line.get(start..start + 8) {
-                Some(w) => u64::from_le_bytes(w.try_into().unwrap_or_default()),
-                None => {
-                    let mut w = [0u8; 8];
-                    w[..line.len() - start].copy_from_slice(&line[start..]);
-                    u64::from_le_bytes(w)
-                }
-            };
-            if whole {
-                for lit in self.range(slot.whole) {
-                    if s.len() == lit.len && lit.is_prefix_of(s, word) {
-                        present[lit.id] = true;
-                    }
-                }
-            }
-            for lit in self.range(slot.prefixes) {
-                if lit.is_prefix_of(s, word) {
-                    present[lit.id] = true;
-                }
-            }
-        }
-        if let (Some(id), false) = (self.empty_prefix, spans.is_empty()) {
-            present[id] = true;
-        }
-        true
-    }
-}
-
-/// Every clause of `cnf` has a literal in `present`.
-#[inline]
-fn satisfied(cnf: &Cnf, present: &[bool]) -> bool {
-    cnf.iter().all(|clause| clause.iter().any(|&p| present[p]))
+/// One scan for a set of quoted literals, and each stage's requirement over them.
+#[derive(Debug)]
+struct Level {
+    scanner: Scanner,
+    pattern_count: usize,
+    /// For each pattern, the patterns that are a prefix of it (itself included).
+    prefixes_of: Vec<Vec<usize>>,
+    /// Some pattern could start at a closing quote: scan with overlapping matches.
+    overlapping: bool,
+    stages: Vec<Cnf>,
 }
 
 /// Per-thread scratch space of [`Prefilter::skip`].
 #[derive(Debug, Default)]
 pub struct Scratch {
-    spans: Vec<(u32, u32)>,
-    present: Vec<bool>,
+    anchor: Vec<bool>,
+    stage: Vec<bool>,
 }
 
 /// The compiled prefilter.
 #[derive(Debug)]
 pub struct Prefilter {
-    table: LiteralTable,
-    /// Per stage (and until clause) of every rule, its clauses over literal ids.
-    stages: Vec<Cnf>,
+    /// A cheap first scan for a few selective literals per stage (when the rules have them):
+    /// most lines fail it and are skipped after scanning for a handful of patterns.
+    anchor: Option<Level>,
+    /// Every required literal of each stage, one scan per stage: decides, for the stages whose
+    /// anchor a line passes, whether it can match.
+    per_stage: Vec<Level>,
+    /// Every required literal of every stage in one scan (when there is no anchor).
+    full: Level,
     timestamp: LeadingTime,
 }
 
@@ -248,16 +109,15 @@ impl Prefilter {
         if rules.rules.is_empty() {
             return Err(Unavailable::NoRules);
         }
-        let mut literals: Vec<(Vec<u8>, bool)> = Vec::new();
-        let mut index = hashbrown::HashMap::<(Vec<u8>, bool), usize>::new();
-        let mut stages = Vec::new();
+        // Per stage: its clauses as quoted patterns, and whether the first is the category.
+        let mut stages: Vec<(Vec<Vec<Vec<u8>>>, bool)> = Vec::new();
         for rule in &rules.rules {
             for stage in rule.query.stages.iter().chain(rule.query.until.iter()) {
                 let clauses = stage.required_literals();
                 if clauses.is_empty() {
                     return Err(Unavailable::StageWithoutTerms { rule_id: rule.spec.rule_id.clone() });
                 }
-                let cnf: Cnf = clauses
+                let clauses = clauses
                     .into_iter()
                     .map(|clause| {
                         clause
@@ -268,43 +128,162 @@ impl Prefilter {
                             // skipped (an empty clause then rules the stage out).
                             .filter(|lit| !lit.text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20))
                             .map(|lit| {
-                                let k = (lit.text.into_bytes(), lit.whole);
-                                let next = literals.len();
-                                *index.entry(k.clone()).or_insert_with(|| {
-                                    literals.push(k);
-                                    next
-                                })
+                                let mut p = Vec::with_capacity(lit.text.len() + 2);
+                                p.push(b'"');
+                                p.extend_from_slice(lit.text.as_bytes());
+                                if lit.whole {
+                                    p.push(b'"');
+                                }
+                                p
                             })
                             .collect()
                     })
                     .collect();
-                stages.push(cnf);
+                stages.push((clauses, stage.category().is_some()));
             }
         }
-        Ok(Prefilter {
-            table: LiteralTable::new(&literals),
-            stages,
-            timestamp: LeadingTime::new(timestamp_field, precision),
-        })
+        let full = Level::build(stages.iter().map(|(c, _)| c.clone()).collect())?;
+        // The anchor: per stage, its single-literal clauses other than the category (event
+        // categories are broad by design), or else its smallest clause if it is small.
+        let anchors: Option<Vec<Vec<Vec<Vec<u8>>>>> = stages
+            .iter()
+            .map(|(clauses, has_category)| {
+                let own = &clauses[usize::from(*has_category)..];
+                let singles: Vec<Vec<Vec<u8>>> = own.iter().filter(|c| c.len() <= 1).cloned().collect();
+                if !singles.is_empty() {
+                    return Some(singles);
+                }
+                own.iter().min_by_key(|c| c.len()).filter(|c| c.len() <= 4).map(|c| vec![c.clone()])
+            })
+            .collect();
+        let anchor = match anchors {
+            Some(a) => {
+                let level = Level::build(a)?;
+                (level.pattern_count * 2 <= full.pattern_count).then_some(level)
+            }
+            None => None,
+        };
+        let per_stage = match anchor {
+            Some(_) => stages.iter().map(|(c, _)| Level::build(vec![c.clone()])).collect::<Result<_, _>>()?,
+            None => Vec::new(),
+        };
+        Ok(Prefilter { anchor, per_stage, full, timestamp: LeadingTime::new(timestamp_field, precision) })
     }
 
-    /// Number of distinct literals searched for.
+    /// Number of distinct quoted literals searched for.
     pub fn pattern_count(&self) -> usize {
-        self.table.count
+        self.full.pattern_count
+    }
+
+    /// True when some stage might match `line` (it must then be parsed). Only meaningful for
+    /// lines without a backslash; others are parsed anyway.
+    fn might_match(&self, line: &[u8], scratch: &mut Scratch) -> bool {
+        let Some(a) = &self.anchor else { return self.full.possible(line, &mut scratch.anchor) };
+        a.scan(line, &mut scratch.anchor);
+        // Usually no stage, else one: a scan for that stage's literals only.
+        (0..a.stages.len())
+            .any(|s| a.stage_possible(s, &scratch.anchor) && self.per_stage[s].possible(line, &mut scratch.stage))
     }
 
     /// `Some(outcome)` when the line can be skipped (its timestamp, or why it has none);
     /// `None` when it must be parsed. `scratch` is reused between calls.
     pub fn skip(&self, line: &[u8], scratch: &mut Scratch) -> Option<LineTime> {
-        let Scratch { spans, present } = scratch;
-        // A line with a backslash is parsed.
-        if !self.table.scan(line, spans, present) || self.stages.iter().any(|cnf| satisfied(cnf, present)) {
+        if memchr::memchr(b'\\', line).is_some() || self.might_match(line, scratch) {
             return None;
         }
         Some(match self.timestamp.of(line)? {
             Ok(ts) => LineTime::At(ts),
             Err(reason) => LineTime::Invalid(reason),
         })
+    }
+}
+
+impl Level {
+    /// A scan for the patterns of `stages` (per stage, its clauses of quoted patterns).
+    fn build(stages: Vec<Vec<Vec<Vec<u8>>>>) -> Result<Level, Unavailable> {
+        let mut patterns: Vec<Vec<u8>> = Vec::new();
+        let mut index = hashbrown::HashMap::<Vec<u8>, usize>::new();
+        let mut cnfs = Vec::new();
+        for clauses in stages {
+            let mut cnf = Vec::new();
+            for clause in clauses {
+                let ids = clause
+                    .into_iter()
+                    .map(|p| {
+                        let next = patterns.len();
+                        *index.entry(p.clone()).or_insert_with(|| {
+                            patterns.push(p);
+                            next
+                        })
+                    })
+                    .collect();
+                cnf.push(ids);
+            }
+            cnfs.push(cnf);
+        }
+        // Every pattern starts with a quote. In a valid JSON line without backslashes, a quote
+        // that begins a match is then the opening quote of a string (a closing quote is only
+        // followed by `:`, `,`, `}`, `]` or whitespace, which no pattern has second), and a
+        // match never runs past that string's closing quote. So matches of different strings
+        // never overlap and a leftmost-longest scan, with every pattern that is a prefix of the
+        // reported one counted as present too, finds the same set as an overlapping scan. A
+        // pattern whose second byte could follow a closing quote needs the overlapping scan.
+        // (In an invalid line the scan may miss a literal: the line cannot match anyway.)
+        let overlapping =
+            patterns.iter().any(|p| p.get(1).is_some_and(|b| matches!(b, b':' | b',' | b'}' | b']') || is_ws(*b)));
+        let prefixes_of =
+            patterns.iter().map(|p| (0..patterns.len()).filter(|&q| p.starts_with(&patterns[q])).collect()).collect();
+        // Teddy (SIMD) when possible: the patterns all start with a quote, which defeats the
+        // automaton's start-byte prefilter.
+        let packed = (!overlapping && !patterns.is_empty())
+            .then(|| {
+                packed::Config::new()
+                    .match_kind(packed::MatchKind::LeftmostLongest)
+                    .heuristic_pattern_limits(false)
+                    .builder()
+                    .extend(&patterns)
+                    .build()
+            })
+            .flatten();
+        let scanner = match packed {
+            Some(s) => Scanner::Packed(s),
+            None => {
+                let kind = if overlapping { MatchKind::Standard } else { MatchKind::LeftmostLongest };
+                Scanner::Automaton(
+                    AhoCorasick::builder().match_kind(kind).build(&patterns).map_err(|_| Unavailable::NoRules)?,
+                )
+            }
+        };
+        Ok(Level { scanner, pattern_count: patterns.len(), prefixes_of, overlapping, stages: cnfs })
+    }
+
+    /// Marks in `present` the patterns found in `line`.
+    fn scan(&self, line: &[u8], present: &mut Vec<bool>) {
+        present.clear();
+        present.resize(self.pattern_count, false);
+        let mut mark = |id: usize| {
+            for &q in &self.prefixes_of[id] {
+                present[q] = true;
+            }
+        };
+        match &self.scanner {
+            Scanner::Packed(s) => s.find_iter(line).for_each(|m| mark(m.pattern().as_usize())),
+            Scanner::Automaton(ac) if self.overlapping => {
+                ac.find_overlapping_iter(line).for_each(|m| present[m.pattern().as_usize()] = true)
+            }
+            Scanner::Automaton(ac) => ac.find_iter(line).for_each(|m| mark(m.pattern().as_usize())),
+        }
+    }
+
+    /// True when every clause of stage `s` has a pattern in `present` (from [`Level::scan`]).
+    fn stage_possible(&self, s: usize, present: &[bool]) -> bool {
+        self.stages[s].iter().all(|clause| clause.iter().any(|p| present[*p]))
+    }
+
+    /// True when some stage's clauses all have a pattern present in `line`.
+    fn possible(&self, line: &[u8], present: &mut Vec<bool>) -> bool {
+        self.scan(line, present);
+        (0..self.stages.len()).any(|s| self.stage_possible(s, present))
     }
 }
 
@@ -360,7 +339,6 @@ mod tests {
             Unavailable::NestedTimestampField
         );
     }
-
     proptest::proptest! {
         /// Soundness: a line the prefilter skips matches no stage of the seed rule when parsed.
         /// The events mix the rule's own values (whole, as prefixes, in other case), keys that

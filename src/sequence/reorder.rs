@@ -431,9 +431,9 @@ mod tests {
             rng ^= rng << 13;
             rng ^= rng >> 7;
             rng ^= rng << 17;
-            let jitter = if rng.is_multiple_of(4) { (rng >> 8) as i64 % (3 * S) } else { 0 };
+            let jitter = if rng % 4 == 0 { (rng >> 8) as i64 % (3 * S) } else { 0 };
             let ts = (arrival as i64 / 3) * 1_000_000 - jitter;
-            let tiebreaker = rng.is_multiple_of(5).then_some(TieBreaker::I64((rng >> 20) as i64 % 7));
+            let tiebreaker = (rng % 5 == 0).then_some(TieBreaker::I64((rng >> 20) as i64 % 7));
             let o = Ordinal { ts, tiebreaker, arrival };
             if b.push(o.clone(), arrival).is_ok() {
                 pushed.push(o);

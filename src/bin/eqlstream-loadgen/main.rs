@@ -322,7 +322,7 @@ fn generate(a: &GenArgs) -> io::Result<()> {
         }
         if let Some(pb) = &progress {
             let n = gen.emitted();
-            if n.is_multiple_of(65_536) {
+            if n % 65_536 == 0 {
                 pb.set_position(n);
             }
         }

@@ -186,7 +186,7 @@ impl RateLimiter {
             return;
         }
         self.sent += 1;
-        if !self.sent.is_multiple_of(64) && self.rate > 1000.0 {
+        if self.sent % 64 != 0 && self.rate > 1000.0 {
             return;
         }
         let due = Duration::from_secs_f64(self.sent as f64 / self.rate);
