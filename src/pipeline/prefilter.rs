@@ -339,6 +339,7 @@ mod tests {
             Unavailable::NestedTimestampField
         );
     }
+
     proptest::proptest! {
         /// Soundness: a line the prefilter skips matches no stage of the seed rule when parsed.
         /// The events mix the rule's own values (whole, as prefixes, in other case), keys that
