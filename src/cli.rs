@@ -84,15 +84,36 @@ pub struct RunArgs {
     #[arg(long, env = "EQLSTREAM_MAX_INFLIGHT_BATCHES", value_name = "N")]
     pub max_inflight_batches: Option<usize>,
 
-    /// Event-time reorder allowance: later-arriving events up to this much older than the newest
-    /// one are still put in order; older ones are late (passed through, not detected, counted).
-    /// [default: 2s]
+    /// Event-time reorder allowance: within one source (stdin or one connection), events up to
+    /// this much older than its newest one are still put in order; older ones are late (passed
+    /// through, not detected, counted). Alerts wait about this long: `0s` suits senders that
+    /// keep their own order. [default: 2s]
     #[arg(long, env = "EQLSTREAM_MAX_OUT_OF_ORDERNESS", value_name = "DURATION")]
     pub max_out_of_orderness: Option<String>,
 
     /// Release buffered events after this much wall-clock time without input. [default: 1s]
     #[arg(long, env = "EQLSTREAM_IDLE_RELEASE", value_name = "DURATION")]
     pub idle_release: Option<String>,
+
+    /// A source (connection) silent for this long (wall clock) stops holding the watermark back
+    /// until it sends again. [default: 5s]
+    #[arg(long, env = "EQLSTREAM_SOURCE_IDLE_TIMEOUT", value_name = "DURATION")]
+    pub source_idle_timeout: Option<String>,
+
+    /// An event dated more than this ahead of its source's event time is an outlier: kept for
+    /// detection but it does not move time (one bad clock cannot make every later event late).
+    /// [default: 5m]
+    #[arg(long, env = "EQLSTREAM_MAX_FUTURE", value_name = "DURATION")]
+    pub max_future: Option<String>,
+
+    /// A source's event time follows a jump (e.g. a replay of another day) after this many
+    /// outliers in a row from it. [default: 1000]
+    #[arg(long, env = "EQLSTREAM_OUTLIER_CONFIRM_EVENTS", value_name = "N")]
+    pub outlier_confirm_events: Option<u32>,
+
+    /// ... or after this much wall-clock time of nothing but outliers from it. [default: 30s]
+    #[arg(long, env = "EQLSTREAM_OUTLIER_CONFIRM_TIME", value_name = "DURATION")]
+    pub outlier_confirm_time: Option<String>,
 
     /// Field holding the event time (RFC 3339 string or epoch milliseconds). [default: @timestamp]
     #[arg(long, env = "EQLSTREAM_TIMESTAMP_FIELD", value_name = "FIELD")]
@@ -183,6 +204,10 @@ impl RunArgs {
             max_inflight_batches: self.max_inflight_batches,
             max_out_of_orderness: self.max_out_of_orderness.clone(),
             idle_release: self.idle_release.clone(),
+            source_idle_timeout: self.source_idle_timeout.clone(),
+            max_future: self.max_future.clone(),
+            outlier_confirm_events: self.outlier_confirm_events,
+            outlier_confirm_time: self.outlier_confirm_time.clone(),
             timestamp_field: self.timestamp_field.clone(),
             tiebreaker_field: self.tiebreaker_field.clone(),
             timestamp_precision: self.timestamp_precision.clone(),
@@ -226,6 +251,7 @@ mod tests {
             ("-max-line-bytes", eqlstream::config::DEFAULT_MAX_LINE_BYTES.to_string()),
             ("-max-partial-sequences", eqlstream::config::DEFAULT_MAX_PARTIAL_SEQUENCES.to_string()),
             ("-max-connections", eqlstream::config::DEFAULT_MAX_CONNECTIONS.to_string()),
+            ("-outlier-confirm-events", eqlstream::sequence::watermark::DEFAULT_OUTLIER_CONFIRM_EVENTS.to_string()),
         ] {
             let block =
                 blocks.iter().find(|b| b.starts_with(&format!("{flag} <"))).unwrap_or_else(|| panic!("-{flag}"));

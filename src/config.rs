@@ -92,6 +92,14 @@ pub struct FileConfig {
     pub max_out_of_orderness: Option<String>,
     /// Wall-clock idle time before buffered events are released, e.g. "1s".
     pub idle_release: Option<String>,
+    /// Wall-clock time after which a silent source stops holding the watermark, e.g. "5s".
+    pub source_idle_timeout: Option<String>,
+    /// How far ahead of its source's event time an event may be dated before it is an outlier.
+    pub max_future: Option<String>,
+    /// Outliers in a row from one source that confirm a jump of its event time.
+    pub outlier_confirm_events: Option<u32>,
+    /// Wall-clock time of nothing but outliers from one source that confirms a jump.
+    pub outlier_confirm_time: Option<String>,
     /// Field holding the event time.
     pub timestamp_field: Option<String>,
     /// Optional tiebreaker field for events with equal timestamps.
@@ -211,6 +219,14 @@ pub struct Settings {
     pub max_out_of_orderness: Duration,
     /// Idle time before buffered events are released.
     pub idle_release: Duration,
+    /// Silent time after which a source stops holding the watermark.
+    pub source_idle_timeout: Duration,
+    /// Outlier threshold ahead of a source's confirmed event time.
+    pub max_future: Duration,
+    /// Outliers in a row that confirm a jump.
+    pub outlier_confirm_events: u32,
+    /// Wall-clock time of outliers only that confirms a jump.
+    pub outlier_confirm_time: Duration,
     /// Timestamp field path.
     pub timestamp_field: String,
     /// Tiebreaker field path.
@@ -263,6 +279,14 @@ pub struct Overrides {
     pub max_out_of_orderness: Option<String>,
     #[allow(missing_docs)]
     pub idle_release: Option<String>,
+    #[allow(missing_docs)]
+    pub source_idle_timeout: Option<String>,
+    #[allow(missing_docs)]
+    pub max_future: Option<String>,
+    #[allow(missing_docs)]
+    pub outlier_confirm_events: Option<u32>,
+    #[allow(missing_docs)]
+    pub outlier_confirm_time: Option<String>,
     #[allow(missing_docs)]
     pub timestamp_field: Option<String>,
     #[allow(missing_docs)]
@@ -347,6 +371,31 @@ impl Settings {
         if idle_release.is_zero() {
             return Err(ConfigError::Invalid { option: "idle_release", message: "must be above 0".into() });
         }
+        let source_idle_timeout = match o.source_idle_timeout.or(file.source_idle_timeout) {
+            Some(s) => duration("source_idle_timeout", &s)?,
+            None => crate::sequence::watermark::DEFAULT_SOURCE_IDLE_TIMEOUT,
+        };
+        if source_idle_timeout.is_zero() {
+            return Err(ConfigError::Invalid { option: "source_idle_timeout", message: "must be above 0".into() });
+        }
+        let max_future = match o.max_future.or(file.max_future) {
+            Some(s) => duration("max_future", &s)?,
+            None => crate::sequence::watermark::DEFAULT_MAX_FUTURE,
+        };
+        let outlier_confirm_events = o
+            .outlier_confirm_events
+            .or(file.outlier_confirm_events)
+            .unwrap_or(crate::sequence::watermark::DEFAULT_OUTLIER_CONFIRM_EVENTS);
+        if outlier_confirm_events == 0 {
+            return Err(ConfigError::Invalid {
+                option: "outlier_confirm_events",
+                message: "must be at least 1".into(),
+            });
+        }
+        let outlier_confirm_time = match o.outlier_confirm_time.or(file.outlier_confirm_time) {
+            Some(s) => duration("outlier_confirm_time", &s)?,
+            None => crate::sequence::watermark::DEFAULT_OUTLIER_CONFIRM_TIME,
+        };
         let shutdown_timeout = match o.shutdown_timeout.or(file.shutdown_timeout) {
             Some(s) => duration("shutdown_timeout", &s)?,
             None => DEFAULT_SHUTDOWN_TIMEOUT,
@@ -412,6 +461,10 @@ impl Settings {
             max_inflight_batches,
             max_out_of_orderness,
             idle_release,
+            source_idle_timeout,
+            max_future,
+            outlier_confirm_events,
+            outlier_confirm_time,
             timestamp_field,
             tiebreaker_field,
             timestamp_precision,

@@ -187,7 +187,10 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
             stages: r.query.stages.len(),
         })
         .collect();
-    let metrics = Arc::new(Metrics::new(&labels).map_err(|e| Fatal::new(exit::SOFTWARE, e.to_string()))?);
+    let metrics = Arc::new(
+        Metrics::for_run(&labels, settings.max_out_of_orderness)
+            .map_err(|e| Fatal::new(exit::SOFTWARE, e.to_string()))?,
+    );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -44,9 +44,12 @@ pub const FILE_SEGMENT_BYTES: usize = 64 << 20;
 /// Write buffer of the spill file being appended to.
 pub const WRITE_BUFFER_BYTES: usize = 256 << 10;
 
-/// Bytes in front of each stored event: its timestamp (ns) and its length (`u32::MAX` for "the
-/// rest of the segment": an event of 4 GiB or more, alone in its segment), little-endian.
-const HEADER: usize = 12;
+/// Bytes in front of each stored event: its timestamp (ns), when its line was read
+/// ([`crate::time::monotonic_ns`], for the alert-latency metrics) and its length (`u32::MAX` for
+/// "the rest of the segment": an event of 4 GiB or more, alone in its segment), little-endian.
+const HEADER: usize = 20;
+/// Where the length field starts in a header.
+const LEN_AT: usize = 16;
 
 /// Why a stored event could not be read back.
 #[derive(Debug, thiserror::Error)]
@@ -231,9 +234,15 @@ impl EventStore {
         }
     }
 
-    /// Stores one event (its raw line and timestamp) and returns its handle. Never fails: see
-    /// the module docs for what happens on I/O errors.
+    /// Stores one event (its raw line and timestamp), read now, and returns its handle.
     pub fn put(&self, raw: &[u8], timestamp_ns: i64) -> StoredEvent {
+        self.put_arrived(raw, timestamp_ns, std::time::Instant::now())
+    }
+
+    /// Stores one event (its raw line, its timestamp, and when its line was read) and returns
+    /// its handle. Never fails: see the module docs for what happens on I/O errors.
+    pub fn put_arrived(&self, raw: &[u8], timestamp_ns: i64, arrived_at: std::time::Instant) -> StoredEvent {
+        let arrived = crate::time::monotonic_ns(arrived_at);
         let need = HEADER + raw.len();
         let mut active = lock(&self.active);
         if active.as_ref().is_some_and(|a| a.len + need > a.cap) {
@@ -244,7 +253,7 @@ impl EventStore {
         }
         let a = active.get_or_insert_with(|| self.new_segment(need));
         let offset = a.len;
-        a.seg.append(offset, timestamp_ns, raw);
+        a.seg.append(offset, (timestamp_ns, arrived), raw);
         a.len += need;
         a.seg.handles.fetch_add(1, Ordering::Relaxed);
         StoredEvent { seg: a.id, offset: u32::try_from(offset).unwrap_or(u32::MAX) }
@@ -375,12 +384,21 @@ impl StoredEvent {
         };
         Ok(MatchedEvent { raw: raw.into_boxed_str(), timestamp_ns: i64::from_le_bytes(ts) })
     }
+
+    /// When the event's line was read (as given to [`EventStore::put_arrived`]).
+    pub fn arrived_at(&self) -> Result<std::time::Instant, StoreError> {
+        let seg = registry().get(self.seg).cloned().ok_or(StoreError::SegmentGone { segment: self.seg })?;
+        let bytes = seg.read(u64::from(self.offset))?;
+        let mut arrived = [0u8; 8];
+        arrived.copy_from_slice(&bytes[8..LEN_AT]);
+        Ok(crate::time::from_monotonic_ns(u64::from_le_bytes(arrived)))
+    }
 }
 
 /// The length field of a header (`u32::MAX`: the rest of the segment).
 fn header_len(header: &[u8]) -> u32 {
     let mut len = [0u8; 4];
-    len.copy_from_slice(&header[8..HEADER]);
+    len.copy_from_slice(&header[LEN_AT..HEADER]);
     u32::from_le_bytes(len)
 }
 
@@ -417,13 +435,14 @@ impl Segment {
         })
     }
 
-    fn append(&self, offset: usize, ts: i64, raw: &[u8]) {
+    fn append(&self, offset: usize, (ts, arrived): (i64, u64), raw: &[u8]) {
         let len = u32::try_from(raw.len()).unwrap_or(u32::MAX).to_le_bytes();
         match &self.data {
             SegmentData::Memory { bytes, .. } => {
                 let mut b = lock(bytes);
                 debug_assert_eq!(b.len(), offset);
                 b.extend_from_slice(&ts.to_le_bytes());
+                b.extend_from_slice(&arrived.to_le_bytes());
                 b.extend_from_slice(&len);
                 b.extend_from_slice(raw);
             }
@@ -431,6 +450,7 @@ impl Segment {
                 let mut st = lock(state);
                 debug_assert_eq!(st.buf_start + st.buffer.len() as u64, offset as u64);
                 st.buffer.extend_from_slice(&ts.to_le_bytes());
+                st.buffer.extend_from_slice(&arrived.to_le_bytes());
                 st.buffer.extend_from_slice(&len);
                 st.buffer.extend_from_slice(raw);
                 self.shared.spilled_events.fetch_add(1, Ordering::Relaxed);

@@ -18,7 +18,34 @@
 //!
 //! This module never allocates and never panics on input.
 
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
 use crate::event::Scalar;
+
+/// The process's reference instant for [`monotonic_ns`].
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+fn epoch() -> Instant {
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Fixes the reference instant of [`monotonic_ns`] (call once at start-up, before any instant
+/// to be encoded is taken; later calls do nothing).
+pub fn init_monotonic_epoch() {
+    epoch();
+}
+
+/// `t` as ns since the process's reference instant (0 for an earlier instant): a monotonic
+/// wall-clock time in 8 bytes, e.g. for the event store's headers.
+pub fn monotonic_ns(t: Instant) -> u64 {
+    u64::try_from(t.saturating_duration_since(epoch()).as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The instant [`monotonic_ns`] encoded.
+pub fn from_monotonic_ns(ns: u64) -> Instant {
+    epoch() + Duration::from_nanos(ns)
+}
 
 /// Nanoseconds in one millisecond.
 pub const NANOS_PER_MILLI: i64 = 1_000_000;

@@ -18,8 +18,8 @@ use std::ops::AddAssign;
 use std::sync::Arc;
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 pub use server::{parse_metrics_address, serve, serve_listener, MetricsServer, DEFAULT_METRICS_ADDRESS};
@@ -36,8 +36,18 @@ pub mod names {
     pub const INVALID_EVENTS: &str = "eqlstream_invalid_events_total";
     /// Lines the prefilter proved unable to match any rule, so they were not parsed.
     pub const PREFILTER_SKIPPED_EVENTS: &str = "eqlstream_prefilter_skipped_events_total";
-    /// Events older than the watermark allows (arrived too late for sequence matching).
+    /// Events older than the watermark allows (arrived too late for sequence matching), by
+    /// `source`.
     pub const LATE_EVENTS: &str = "eqlstream_late_events_total";
+    /// Events dated further ahead of their source's event time than `max_future`: held back,
+    /// they do not move the watermark; by `source`.
+    pub const OUTLIER_EVENTS: &str = "eqlstream_outlier_events_total";
+    /// Jumps of a source's event time confirmed by outliers in a row, by `source`.
+    pub const EVENT_TIME_JUMPS: &str = "eqlstream_event_time_jumps_total";
+    /// A source's largest event time minus the watermark, by `source` (gauge).
+    pub const SOURCE_LAG: &str = "eqlstream_source_lag_seconds";
+    /// Open input sources (connections, stdin), by `state` (`active`, `idle`).
+    pub const SOURCES: &str = "eqlstream_sources";
     /// Events that matched a sequence stage (or an event rule), by `rule_id` and `stage`.
     pub const STAGE_MATCHES: &str = "eqlstream_stage_matches_total";
     /// Detections (completed sequences or matching events) by `rule_id` and `rule_name`.
@@ -50,8 +60,11 @@ pub mod names {
     pub const PARTIAL_SEQUENCES_EVICTED: &str = "eqlstream_partial_sequences_evicted_total";
     /// The event-time watermark, in seconds since the Unix epoch.
     pub const WATERMARK: &str = "eqlstream_watermark_seconds";
-    /// From the arrival of the line that completed a detection to its alert being written.
+    /// From the arrival (read) of the line that completed a detection to its alert being written.
     pub const ALERT_LATENCY: &str = "eqlstream_alert_latency_seconds";
+    /// From the arrival of the line that completed a detection to its release by the watermark
+    /// (the reorder-buffer part of [`ALERT_LATENCY`]).
+    pub const ALERT_BUFFERING: &str = "eqlstream_alert_buffering_seconds";
     /// Time spent processing one batch, by pipeline `stage`.
     pub const BATCH_DURATION: &str = "eqlstream_batch_duration_seconds";
     /// Events waiting in the queue in front of a pipeline `stage`.
@@ -60,9 +73,30 @@ pub mod names {
     pub const BUILD_INFO: &str = "eqlstream_build_info";
 }
 
-/// Histogram buckets of [`names::ALERT_LATENCY`]: 100 µs to 10 s.
-pub const ALERT_LATENCY_BUCKETS: &[f64] =
-    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// Base histogram buckets of [`names::ALERT_LATENCY`] and [`names::ALERT_BUFFERING`]: 100 µs
+/// to 60 s; [`latency_buckets`] adds fine ones around `max_out_of_orderness`.
+pub const ALERT_LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Offsets (s) from `max_out_of_orderness` of the extra latency buckets: with events stamped in
+/// real time, an alert waits about `max_out_of_orderness` plus processing, so that is where the
+/// quantiles must be resolved to a few ms.
+const WINDOW_OFFSETS: &[f64] = &[
+    -0.25, -0.1, -0.05, -0.02, -0.01, -0.005, 0.0, 0.0025, 0.005, 0.0075, 0.01, 0.0125, 0.015, 0.0175, 0.02, 0.025,
+    0.03, 0.035, 0.04, 0.045, 0.05, 0.06, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5,
+];
+
+/// The latency buckets for a run with `max_out_of_orderness`: [`ALERT_LATENCY_BUCKETS`] plus
+/// buckets of 2.5 to 5 ms just above the allowance (and a few below).
+pub fn latency_buckets(max_out_of_orderness: std::time::Duration) -> Vec<f64> {
+    let w = max_out_of_orderness.as_secs_f64();
+    let mut b: Vec<f64> = ALERT_LATENCY_BUCKETS.to_vec();
+    b.extend(WINDOW_OFFSETS.iter().map(|d| ((w + d) * 1e6).round() / 1e6).filter(|x| *x > 0.0));
+    b.sort_by(f64::total_cmp);
+    b.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
+    b
+}
 
 /// Histogram buckets of [`names::BATCH_DURATION`]: 10 µs to 1 s.
 pub const BATCH_DURATION_BUCKETS: &[f64] = &[
@@ -196,7 +230,11 @@ struct Resolved {
     sent_events: IntCounter,
     invalid: [IntCounter; N_REASONS],
     prefilter_skipped: IntCounter,
-    late: IntCounter,
+    late: IntCounterVec,
+    outliers: IntCounterVec,
+    jumps: IntCounterVec,
+    lag: GaugeVec,
+    sources: [IntGauge; 2],
     /// `stage_offsets[r]..stage_offsets[r + 1]` are rule `r`'s entries of `stage_matches`.
     stage_offsets: Arc<[usize]>,
     stage_matches: Vec<IntCounter>,
@@ -206,6 +244,7 @@ struct Resolved {
     evicted: Vec<IntCounter>,
     watermark: Gauge,
     alert_latency: Histogram,
+    alert_buffering: Histogram,
     batch_duration: [Histogram; N_PIPELINE_STAGES],
     queue: [IntGauge; N_PIPELINE_STAGES],
 }
@@ -235,9 +274,15 @@ fn counter(reg: &Registry, name: &str, help: &str) -> Result<IntCounter, Metrics
 }
 
 impl Metrics {
-    /// Registers every metric and resolves every label value for `rules` (so that all series
-    /// exist, at zero, from the start).
+    /// [`Metrics::for_run`] with the default `max_out_of_orderness` (2 s).
     pub fn new(rules: &[RuleLabels]) -> Result<Metrics, MetricsError> {
+        Metrics::for_run(rules, crate::config::DEFAULT_MAX_OUT_OF_ORDERNESS)
+    }
+
+    /// Registers every metric and resolves every label value for `rules` (so that all series
+    /// exist, at zero, from the start); the latency histograms get fine buckets around
+    /// `max_out_of_orderness` ([`latency_buckets`]).
+    pub fn for_run(rules: &[RuleLabels], max_out_of_orderness: std::time::Duration) -> Result<Metrics, MetricsError> {
         let reg = Registry::new();
         let received_events = counter(&reg, names::RECEIVED_EVENTS, "Input lines received, valid or not.")?;
         let received_bytes = counter(&reg, names::RECEIVED_BYTES, "Input bytes received, line terminators included.")?;
@@ -255,11 +300,36 @@ impl Metrics {
             names::PREFILTER_SKIPPED_EVENTS,
             "Input lines the prefilter proved unable to match any rule, so they were not parsed.",
         )?;
-        let late = counter(
+        let late = counter_vec(
             &reg,
             names::LATE_EVENTS,
-            "Events older than the watermark allows, not used for sequence matching.",
+            "Events older than the watermark allows, not used for sequence matching, by source.",
+            &["source"],
         )?;
+        let outliers = counter_vec(
+            &reg,
+            names::OUTLIER_EVENTS,
+            "Events dated more than max_future ahead of their source's event time: held back, they do not move \
+             the watermark; by source.",
+            &["source"],
+        )?;
+        let jumps = counter_vec(
+            &reg,
+            names::EVENT_TIME_JUMPS,
+            "Jumps of a source's event time confirmed by outliers in a row, by source.",
+            &["source"],
+        )?;
+        let lag = GaugeVec::new(
+            Opts::new(names::SOURCE_LAG, "A source's largest event time minus the watermark, in seconds, by source."),
+            &["source"],
+        )?;
+        reg.register(Box::new(lag.clone()))?;
+        let sources_vec = IntGaugeVec::new(
+            Opts::new(names::SOURCES, "Open input sources (stdin, connections), by state (active, idle)."),
+            &["state"],
+        )?;
+        reg.register(Box::new(sources_vec.clone()))?;
+        let sources = ["active", "idle"].map(|s| sources_vec.with_label_values(&[s]));
         let stage_vec = counter_vec(
             &reg,
             names::STAGE_MATCHES,
@@ -292,14 +362,23 @@ impl Metrics {
         let watermark =
             Gauge::with_opts(Opts::new(names::WATERMARK, "Event-time watermark, in seconds since the Unix epoch."))?;
         reg.register(Box::new(watermark.clone()))?;
+        let buckets = latency_buckets(max_out_of_orderness);
         let alert_latency = Histogram::with_opts(
             HistogramOpts::new(
                 names::ALERT_LATENCY,
-                "Seconds from the arrival of the line that completed a detection to its alert being written.",
+                "Seconds from the arrival (read) of the line that completed a detection to its alert being written.",
             )
-            .buckets(ALERT_LATENCY_BUCKETS.to_vec()),
+            .buckets(buckets.clone()),
         )?;
         reg.register(Box::new(alert_latency.clone()))?;
+        let alert_buffering = Histogram::with_opts(
+            HistogramOpts::new(
+                names::ALERT_BUFFERING,
+                "Seconds from the arrival of the line that completed a detection to its release by the watermark.",
+            )
+            .buckets(buckets),
+        )?;
+        reg.register(Box::new(alert_buffering.clone()))?;
         let batch_vec = HistogramVec::new(
             HistogramOpts::new(names::BATCH_DURATION, "Seconds spent processing one batch, by pipeline stage.")
                 .buckets(BATCH_DURATION_BUCKETS.to_vec()),
@@ -340,6 +419,10 @@ impl Metrics {
             invalid,
             prefilter_skipped,
             late,
+            outliers,
+            jumps,
+            lag,
+            sources,
             stage_offsets: stage_offsets.into(),
             stage_matches,
             alerts: rules
@@ -351,6 +434,7 @@ impl Metrics {
             evicted: per_rule(&evicted_vec),
             watermark,
             alert_latency,
+            alert_buffering,
             batch_duration: PipelineStage::ALL.map(|s| batch_vec.with_label_values(&[s.label()])),
             queue: PipelineStage::ALL.map(|s| queue_vec.with_label_values(&[s.label()])),
         };
@@ -415,6 +499,35 @@ impl Handles {
         self.inner.alert_latency.observe(seconds);
     }
 
+    /// Records how long the line that completed a detection waited for the watermark, in
+    /// seconds (once per alert).
+    pub fn observe_alert_buffering(&self, seconds: f64) {
+        self.inner.alert_buffering.observe(seconds);
+    }
+
+    /// The per-source metrics of the `source` label value `label`.
+    pub fn source(&self, label: &str) -> SourceHandles {
+        let r = &*self.inner;
+        SourceHandles {
+            label: label.to_string(),
+            late: r.late.with_label_values(&[label]),
+            outliers: r.outliers.with_label_values(&[label]),
+            jumps: r.jumps.with_label_values(&[label]),
+            lag: r.lag.with_label_values(&[label]),
+        }
+    }
+
+    /// The last source with label `label` has closed: its lag gauge goes (its counters stay).
+    pub fn forget_source(&self, label: &str) {
+        let _ = self.inner.lag.remove_label_values(&[label]);
+    }
+
+    /// Sets the numbers of active and idle sources.
+    pub fn set_sources(&self, active: usize, idle: usize) {
+        self.inner.sources[0].set(i64::try_from(active).unwrap_or(i64::MAX));
+        self.inner.sources[1].set(i64::try_from(idle).unwrap_or(i64::MAX));
+    }
+
     /// Records the processing time of one batch of `stage`.
     pub fn observe_batch(&self, stage: PipelineStage, seconds: f64) {
         self.inner.batch_duration[stage.index()].observe(seconds);
@@ -436,6 +549,37 @@ impl Handles {
     }
 }
 
+/// The metrics of one `source` label, resolved once when the source opens.
+#[derive(Clone)]
+pub struct SourceHandles {
+    label: String,
+    late: IntCounter,
+    outliers: IntCounter,
+    jumps: IntCounter,
+    lag: Gauge,
+}
+
+impl SourceHandles {
+    /// The `source` label value.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Adds late events, outliers and time jumps (call once per batch).
+    pub fn add(&self, late: u64, outliers: u64, jumps: u64) {
+        for (c, n) in [(&self.late, late), (&self.outliers, outliers), (&self.jumps, jumps)] {
+            if n > 0 {
+                c.inc_by(n);
+            }
+        }
+    }
+
+    /// Sets the source's lag (its largest event time minus the watermark), in seconds.
+    pub fn set_lag_seconds(&self, s: f64) {
+        self.lag.set(s);
+    }
+}
+
 /// Plain counters that a worker bumps in its hot loop, then [`Stats::flush`]es once per batch.
 ///
 /// Per-rule vectors are indexed by the rule's position in the [`Metrics::new`] slice;
@@ -452,8 +596,6 @@ pub struct Stats {
     pub invalid: [u64; N_REASONS],
     /// Lines the prefilter skipped.
     pub prefilter_skipped: u64,
-    /// Late events.
-    pub late: u64,
     /// Stage matches, flat `[rule][stage]`.
     pub stage_matches: Vec<u64>,
     /// Detections per rule.
@@ -477,7 +619,6 @@ impl Stats {
             sent_events: 0,
             invalid: [0; N_REASONS],
             prefilter_skipped: 0,
-            late: 0,
             stage_matches: vec![0; h.inner.stage_matches.len()],
             alerts: vec![0; n],
             partials_delta: vec![0; n],
@@ -516,7 +657,6 @@ impl Stats {
             && self.sent_events == 0
             && self.invalid.iter().all(|&n| n == 0)
             && self.prefilter_skipped == 0
-            && self.late == 0
             && self.stage_matches.iter().all(|&n| n == 0)
             && self.alerts.iter().all(|&n| n == 0)
             && self.partials_delta.iter().all(|&n| n == 0)
@@ -544,7 +684,6 @@ impl Stats {
         inc(&r.sent_events, &mut self.sent_events);
         inc_all(&r.invalid, &mut self.invalid);
         inc(&r.prefilter_skipped, &mut self.prefilter_skipped);
-        inc(&r.late, &mut self.late);
         inc_all(&r.stage_matches, &mut self.stage_matches);
         inc_all(&r.alerts, &mut self.alerts);
         inc_all(&r.expired, &mut self.expired);
@@ -571,7 +710,6 @@ impl AddAssign<&Stats> for Stats {
         self.sent_events += rhs.sent_events;
         add(&mut self.invalid, &rhs.invalid);
         self.prefilter_skipped += rhs.prefilter_skipped;
-        self.late += rhs.late;
         add(&mut self.stage_matches, &rhs.stage_matches);
         add(&mut self.alerts, &rhs.alerts);
         add(&mut self.partials_delta, &rhs.partials_delta);

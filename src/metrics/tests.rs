@@ -29,8 +29,10 @@ fn every_series_exists_at_zero_from_the_start() {
         "eqlstream_received_events_total",
         "eqlstream_received_bytes_total",
         "eqlstream_sent_events_total",
-        "eqlstream_late_events_total",
         "eqlstream_prefilter_skipped_events_total",
+        "eqlstream_sources{state=\"active\"}",
+        "eqlstream_sources{state=\"idle\"}",
+        "eqlstream_alert_buffering_seconds_count",
         "eqlstream_invalid_events_total{reason=\"invalid_json\"}",
         "eqlstream_invalid_events_total{reason=\"bad_timestamp\"}",
         "eqlstream_stage_matches_total{rule_id=\"r-seq\",stage=\"2\"}",
@@ -70,7 +72,6 @@ fn flush_adds_exactly_the_batch_counts_and_zeroes_stats() {
     s.invalid(InvalidReason::TooLong);
     s.invalid(InvalidReason::TooLong);
     s.invalid(InvalidReason::NoTimestamp);
-    s.late += 1;
     s.stage_match(0, 0);
     s.stage_match(0, 2);
     s.stage_match(0, 2);
@@ -98,7 +99,6 @@ fn flush_adds_exactly_the_batch_counts_and_zeroes_stats() {
     assert_eq!(v("eqlstream_invalid_events_total{reason=\"too_long\"}"), 2.0);
     assert_eq!(v("eqlstream_invalid_events_total{reason=\"no_timestamp\"}"), 1.0);
     assert_eq!(v("eqlstream_invalid_events_total{reason=\"invalid_json\"}"), 0.0);
-    assert_eq!(v("eqlstream_late_events_total"), 1.0);
     assert_eq!(v("eqlstream_stage_matches_total{rule_id=\"r-seq\",stage=\"0\"}"), 1.0);
     assert_eq!(v("eqlstream_stage_matches_total{rule_id=\"r-seq\",stage=\"1\"}"), 0.0);
     assert_eq!(v("eqlstream_stage_matches_total{rule_id=\"r-seq\",stage=\"2\"}"), 2.0);
@@ -131,6 +131,53 @@ fn gauges_and_histograms_record_through_handles() {
     assert_eq!(v("eqlstream_batch_duration_seconds_bucket{stage=\"sequence\",le=\"0.000025\"}"), 1.0);
     assert_eq!(v("eqlstream_queue_events{stage=\"decode\"}"), 24.0);
     assert_eq!(v("eqlstream_partial_sequences{rule_id=\"r-event\"}"), 7.0);
+}
+
+#[test]
+fn per_source_metrics_are_labelled_and_the_lag_gauge_goes_with_its_source() {
+    let m = Metrics::new(&rules()).unwrap();
+    let h = m.handles();
+    let a = h.source("tcp:10.0.0.1");
+    let b = h.source("stdin");
+    a.add(3, 2, 1);
+    a.add(1, 0, 0);
+    b.add(0, 5, 0);
+    a.set_lag_seconds(1.5);
+    b.set_lag_seconds(0.25);
+    h.set_sources(2, 1);
+    let t = m.render();
+    let v = |series: &str| sample(&t, series).unwrap_or_else(|| panic!("{series} missing in\n{t}"));
+    assert_eq!(v("eqlstream_late_events_total{source=\"tcp:10.0.0.1\"}"), 4.0);
+    assert_eq!(v("eqlstream_outlier_events_total{source=\"tcp:10.0.0.1\"}"), 2.0);
+    assert_eq!(v("eqlstream_outlier_events_total{source=\"stdin\"}"), 5.0);
+    assert_eq!(v("eqlstream_event_time_jumps_total{source=\"tcp:10.0.0.1\"}"), 1.0);
+    assert_eq!(v("eqlstream_source_lag_seconds{source=\"tcp:10.0.0.1\"}"), 1.5);
+    assert_eq!(v("eqlstream_sources{state=\"active\"}"), 2.0);
+    assert_eq!(v("eqlstream_sources{state=\"idle\"}"), 1.0);
+    h.forget_source("tcp:10.0.0.1");
+    let t = m.render();
+    assert!(sample(&t, "eqlstream_source_lag_seconds{source=\"tcp:10.0.0.1\"}").is_none(), "{t}");
+    assert_eq!(sample(&t, "eqlstream_late_events_total{source=\"tcp:10.0.0.1\"}"), Some(4.0), "counters stay");
+    assert_eq!(sample(&t, "eqlstream_source_lag_seconds{source=\"stdin\"}"), Some(0.25));
+}
+
+#[test]
+fn latency_buckets_resolve_the_reorder_window_to_a_few_milliseconds() {
+    let b = latency_buckets(std::time::Duration::from_secs(2));
+    assert!(b.windows(2).all(|w| w[0] < w[1]), "sorted, no duplicates: {b:?}");
+    for x in [2.0, 2.0025, 2.005, 2.01, 2.02, 2.05] {
+        assert!(b.iter().any(|y| (y - x).abs() < 1e-9), "{x} in {b:?}");
+    }
+    // From the allowance to 50 ms above it, no bucket is wider than 5 ms.
+    let near: Vec<f64> = b.iter().copied().filter(|x| (2.0..=2.05).contains(x)).collect();
+    assert!(near.windows(2).all(|w| w[1] - w[0] <= 0.005 + 1e-9), "{near:?}");
+    // With a 0 s allowance, no bucket at or below 0.
+    assert!(latency_buckets(std::time::Duration::ZERO).iter().all(|x| *x > 0.0));
+    let m = Metrics::for_run(&rules(), std::time::Duration::from_millis(500)).unwrap();
+    m.handles().observe_alert_buffering(0.503);
+    let t = m.render();
+    assert_eq!(sample(&t, "eqlstream_alert_buffering_seconds_bucket{le=\"0.5025\"}"), Some(0.0), "{t}");
+    assert_eq!(sample(&t, "eqlstream_alert_buffering_seconds_bucket{le=\"0.505\"}"), Some(1.0));
 }
 
 #[test]
@@ -274,7 +321,10 @@ fn busy_port_is_a_bind_error_and_shutdown_frees_the_port() {
 fn grafana_dashboard_only_uses_registered_metrics() {
     let text = include_str!("../../config/grafana-dashboard.json");
     let dash: serde_json::Value = serde_json::from_str(text).expect("dashboard is valid JSON");
-    let exposition = Metrics::new(&rules()).unwrap().render();
+    let m = Metrics::new(&rules()).unwrap();
+    // Per-source families show once a source has opened (stdin does at start).
+    let _stdin = m.handles().source("stdin");
+    let exposition = m.render();
     let re = regex::Regex::new(r"\b(eqlstream|process)_[a-z_]+").unwrap();
     let mut checked = 0;
     for panel in dash["panels"].as_array().expect("panels") {

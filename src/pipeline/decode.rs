@@ -82,8 +82,6 @@ pub struct Decoded {
     pub times: Vec<LineTime>,
     /// Matched events, in line order.
     pub matches: Vec<Matched>,
-    /// When the reader handed the batch over (for latency metrics).
-    pub received_at: Instant,
 }
 
 /// Per-run constants of the decode stage.
@@ -116,7 +114,7 @@ pub fn run(ctx: Arc<DecodeContext>, rx: Receiver<Batch>, tx: Sender<Decoded>, ha
     for batch in rx {
         handles.queue_popped(PipelineStage::Decode, batch.len() as u64);
         let started = Instant::now();
-        let decoded = decode_batch(&ctx, &mut decoder, &mut stats, (&mut keys, &mut scratch), batch, started);
+        let decoded = decode_batch(&ctx, &mut decoder, &mut stats, (&mut keys, &mut scratch), batch);
         let invalid: u64 = stats.invalid.iter().sum();
         totals.add_received(
             decoded.batch.len() as u64,
@@ -141,20 +139,20 @@ fn decode_batch(
     stats: &mut Stats,
     (keys, scratch): (&mut Vec<Key>, &mut prefilter::Scratch),
     mut batch: Batch,
-    received_at: Instant,
 ) -> Decoded {
+    let arrived_at = *batch.origin.arrived_at.get_or_insert_with(Instant::now);
     let mut times = Vec::with_capacity(batch.len());
     let mut matches = Vec::new();
     for i in 0..batch.len() {
         stats.received_events += 1;
         stats.received_bytes += batch.line(i).len() as u64 + 1;
-        let t = decode_line(ctx, decoder, stats, (keys, scratch), &mut batch, i, &mut matches);
+        let t = decode_line(ctx, decoder, stats, (keys, scratch), (&mut batch, arrived_at), i, &mut matches);
         if let LineTime::Invalid(reason) | LineTime::InvalidAt(reason, _) = t {
             stats.invalid[reason as usize] += 1;
         }
         times.push(t);
     }
-    Decoded { batch, times, matches, received_at }
+    Decoded { batch, times, matches }
 }
 
 fn decode_line(
@@ -162,7 +160,7 @@ fn decode_line(
     decoder: &mut Decoder,
     stats: &mut Stats,
     (keys, scratch): (&mut Vec<Key>, &mut prefilter::Scratch),
-    batch: &mut Batch,
+    (batch, arrived_at): (&mut Batch, Instant),
     i: usize,
     matches: &mut Vec<Matched>,
 ) -> LineTime {
@@ -187,7 +185,12 @@ fn decode_line(
         Parsed::NoTime(reason) => return LineTime::Invalid(reason),
     };
     if !hits.is_empty() {
-        matches.push(Matched { line: i as u32, tiebreaker, event: ctx.store.put(batch.line(i), ts), hits });
+        matches.push(Matched {
+            line: i as u32,
+            tiebreaker,
+            event: ctx.store.put_arrived(batch.line(i), ts, arrived_at),
+            hits,
+        });
     }
     LineTime::At(ts)
 }

@@ -41,6 +41,7 @@ use crate::metrics::Metrics;
 use crate::ruleset::RuleSet;
 use crate::sequence::key::Fingerprinter;
 use crate::sequence::spec::StageKind;
+use crate::sequence::watermark::{self, ClockConfig};
 use crate::store::{EventStore, StoreConfig};
 
 /// Running totals for the summary and progress lines (the metrics registry has the same figures
@@ -57,6 +58,8 @@ pub struct Totals {
     pub skipped: AtomicU64,
     /// Late events.
     pub late: AtomicU64,
+    /// Events held back as outliers (dated far ahead of their source's time).
+    pub outliers: AtomicU64,
     /// Input lines written.
     pub sent: AtomicU64,
     /// Alerts written.
@@ -70,8 +73,9 @@ impl Totals {
         self.invalid.fetch_add(invalid, Ordering::Relaxed);
         self.skipped.fetch_add(skipped, Ordering::Relaxed);
     }
-    fn add_late(&self, n: u64) {
-        self.late.fetch_add(n, Ordering::Relaxed);
+    fn add_late(&self, late: u64, outliers: u64) {
+        self.late.fetch_add(late, Ordering::Relaxed);
+        self.outliers.fetch_add(outliers, Ordering::Relaxed);
     }
     fn add_sent(&self, lines: u64, alerts: u64) {
         self.sent.fetch_add(lines, Ordering::Relaxed);
@@ -86,6 +90,7 @@ impl Totals {
             invalid: self.invalid.load(Ordering::Relaxed),
             skipped: self.skipped.load(Ordering::Relaxed),
             late: self.late.load(Ordering::Relaxed),
+            outliers: self.outliers.load(Ordering::Relaxed),
             sent: self.sent.load(Ordering::Relaxed),
             alerts: self.alerts.load(Ordering::Relaxed),
         }
@@ -105,6 +110,8 @@ pub struct Summary {
     pub skipped: u64,
     /// Late events.
     pub late: u64,
+    /// Events held back as outliers.
+    pub outliers: u64,
     /// Input lines written.
     pub sent: u64,
     /// Alerts written.
@@ -116,8 +123,16 @@ impl Summary {
     pub fn line(&self, seconds: f64) -> String {
         let eps = if seconds > 0.0 { self.lines as f64 / seconds } else { 0.0 };
         format!(
-            "lines={} bytes={} alerts={} late={} invalid={} skipped={} seconds={:.3} events_per_second={:.0}",
-            self.lines, self.bytes, self.alerts, self.late, self.invalid, self.skipped, seconds, eps
+            "lines={} bytes={} alerts={} late={} outliers={} invalid={} skipped={} seconds={:.3} events_per_second={:.0}",
+            self.lines,
+            self.bytes,
+            self.alerts,
+            self.late,
+            self.outliers,
+            self.invalid,
+            self.skipped,
+            seconds,
+            eps
         )
     }
 }
@@ -177,6 +192,7 @@ pub fn prepare_rules(rules: &mut RuleSet, settings: &Settings) {
 
 /// Runs the pipeline to completion (end of input, shutdown, or closed stdout).
 pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineError> {
+    crate::time::init_monotonic_epoch();
     let started = Instant::now();
     let RunContext { rules, metrics, shutdown, runtime, outputs, totals } = ctx;
     let timestamp_field = rules.fields.get(&settings.timestamp_field);
@@ -251,7 +267,13 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
     }
 
     let seq_cfg = sequencer::SequencerConfig {
-        max_out_of_orderness_ns: i64::try_from(settings.max_out_of_orderness.as_nanos()).unwrap_or(i64::MAX),
+        clock: ClockConfig {
+            max_out_of_orderness_ns: watermark::ns(settings.max_out_of_orderness),
+            max_future_ns: watermark::ns(settings.max_future),
+            confirm_events: settings.outlier_confirm_events,
+            confirm_time: settings.outlier_confirm_time,
+            idle_timeout: settings.source_idle_timeout,
+        },
         idle_release: settings.idle_release,
         partitions,
         event_rule: rules.rules.iter().map(|r| r.query.sequence.is_none()).collect(),

@@ -1,8 +1,13 @@
-//! The sequencer: puts decoded batches back in stream order, keeps the event-time watermark
-//! (defined per input line, so release points depend only on the input bytes), holds matched
-//! events in the reorder buffer, and releases them in ordinal order to the partition that owns
-//! each join key. It is the only stage that sees every line in order, so it also decides what is
-//! late. It never touches event bytes.
+//! The sequencer: puts decoded batches back in stream order, keeps the event clocks (one per
+//! input source, [`Watermarks`]: the watermark moves per input line, so release points depend
+//! only on the input and its interleaving), holds matched events in the reorder buffer, and
+//! releases them in ordinal order to the partition that owns each join key. It is the only
+//! stage that sees every line in order, so it also decides what is late, which events are
+//! outliers, and when a silent source stops holding time back. It never touches event bytes.
+//!
+//! Per source it counts late events, outliers and time jumps, keeps a lag gauge, and warns on
+//! stderr when lines start being late or held as outliers (at most once per
+//! [`WARN_INTERVAL`] per source and kind).
 //!
 //! For every batch it sends one [`PartitionWork`] to each partition (in partition order) and then
 //! one [`WriterBatch`] to the writer; the writer consumes in the same order, which rules out
@@ -14,19 +19,26 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-
+use hashbrown::HashMap;
 use smallvec::SmallVec;
 
 use super::decode::{Decoded, RuleHit};
-use super::frame::Batch;
+use super::frame::{Batch, SourceInfo, SourceMarker};
 use super::Totals;
-use crate::metrics::{Handles, PipelineStage, Stats};
+use crate::metrics::{Handles, PipelineStage, SourceHandles, Stats};
 use crate::sequence::key::{Fingerprint, Fingerprinter};
 use crate::sequence::machine::HitKind;
 use crate::sequence::ordinal::Ordinal;
 use crate::sequence::partition::partition_of;
 use crate::sequence::reorder::ReorderBuffer;
+use crate::sequence::watermark::{ClockConfig, Jump, SourceId, Verdict, Watermarks};
 use crate::store::StoredEvent;
+
+/// At most one warning of each kind (late, outliers) per source in this interval.
+pub const WARN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Distinct `source` label values before further sources share the label `other`.
+const MAX_SOURCE_LABELS: usize = 256;
 
 /// A [`RuleHit`] as the partitions get it: the join key is replaced by its [`Fingerprint`]
 /// (24 bytes instead of ~200 with the key's strings). The worker recovers the key from the
@@ -104,15 +116,13 @@ pub struct WriterBatch {
     pub step: u64,
     /// The raw lines (empty for idle releases and the final flush).
     pub batch: Batch,
-    /// When the lines were decoded (alert latency is measured from here).
-    pub received_at: Instant,
 }
 
 /// Sequencer settings.
 pub struct SequencerConfig {
-    /// Reorder allowance (ns).
-    pub max_out_of_orderness_ns: i64,
-    /// Wall-clock idle time before buffered events are released.
+    /// The event clocks: reorder allowance, outliers, idle sources.
+    pub clock: ClockConfig,
+    /// Wall-clock time without any input before buffered events are released.
     pub idle_release: Duration,
     /// Number of partitions.
     pub partitions: usize,
@@ -202,7 +212,8 @@ pub fn run(
     let partitions = cfg.partitions;
     let mut s = Sequencer {
         stats,
-        reorder: ReorderBuffer::new(cfg.max_out_of_orderness_ns),
+        clock: Watermarks::new(cfg.clock),
+        reorder: ReorderBuffer::new(),
         cfg,
         parts,
         writer,
@@ -214,11 +225,17 @@ pub fn run(
         last_line: None,
         next_seq: 0,
         waiting: BTreeMap::new(),
+        sources: HashMap::new(),
+        labels: HashMap::new(),
+        last_input: Instant::now(),
+        idle_flushed: true,
     };
     loop {
-        match rx.recv_timeout(s.cfg.idle_release) {
+        match rx.recv_deadline(s.next_wakeup()) {
             Ok(d) => {
                 s.handles.queue_popped(PipelineStage::Sequence, d.batch.len() as u64);
+                s.last_input = Instant::now();
+                s.idle_flushed = false;
                 s.waiting.insert(d.batch.seq, d);
                 while let Some(d) = s.waiting.remove(&s.next_seq) {
                     s.next_seq += 1;
@@ -228,7 +245,7 @@ pub fn run(
                 }
             }
             Err(RecvTimeoutError::Timeout) => {
-                if !s.reorder.is_empty() && s.idle_flush().is_err() {
+                if s.on_timeout(Instant::now()).is_err() {
                     return;
                 }
             }
@@ -251,9 +268,53 @@ struct Disconnected;
 /// Capacity of the release vector kept between releases (a release-all may need far more, once).
 const RELEASED_KEEP: usize = 4096;
 
+/// What the sequencer keeps per open source: its name and metrics, counts not yet flushed, and
+/// the state of its rate-limited warnings.
+struct SourceMeta {
+    info: Arc<SourceInfo>,
+    handles: SourceHandles,
+    late: u64,
+    outliers: u64,
+    jumps: u64,
+    late_warning: Warning,
+    outlier_warning: Warning,
+}
+
+/// A rate-limited warning: what happened since it was last printed.
+#[derive(Default)]
+struct Warning {
+    last: Option<Instant>,
+    count: u64,
+    /// Largest distance (ns) in this period: how late, or how far ahead.
+    worst_ns: i64,
+}
+
+impl Warning {
+    fn note(&mut self, ns: i64) {
+        self.count += 1;
+        self.worst_ns = self.worst_ns.max(ns);
+    }
+
+    /// The count and worst distance to print now, if any and if the last warning is old enough.
+    fn due(&mut self, now: Instant) -> Option<(u64, i64)> {
+        if self.count == 0 || self.last.is_some_and(|t| now.saturating_duration_since(t) < WARN_INTERVAL) {
+            return None;
+        }
+        self.last = Some(now);
+        let r = (self.count, self.worst_ns);
+        (self.count, self.worst_ns) = (0, 0);
+        Some(r)
+    }
+}
+
+fn seconds(ns: i64) -> f64 {
+    ns as f64 / 1e9
+}
+
 struct Sequencer {
     stats: Stats,
     cfg: SequencerConfig,
+    clock: Watermarks,
     reorder: ReorderBuffer<Pending>,
     parts: Vec<Sender<PartitionWork>>,
     writer: Sender<WriterBatch>,
@@ -265,26 +326,114 @@ struct Sequencer {
     last_line: Option<u64>,
     next_seq: u64,
     waiting: BTreeMap<u64, Decoded>,
+    sources: HashMap<SourceId, SourceMeta>,
+    /// Open sources per `source` label (a label's lag gauge goes when its last source closes).
+    labels: HashMap<String, usize>,
+    /// When the last batch was received (idle release is measured from it).
+    last_input: Instant,
+    /// True once the idle release for the current quiet period is done.
+    idle_flushed: bool,
 }
 
 impl Sequencer {
+    /// When to wake up without input: for the idle release, or when a source turns idle.
+    fn next_wakeup(&self) -> Instant {
+        let now = Instant::now();
+        let mut at = now + self.cfg.idle_release;
+        if !self.idle_flushed && !self.reorder.is_empty() {
+            at = at.min(self.last_input + self.cfg.idle_release);
+        }
+        if let Some(t) = self.clock.next_idle_at() {
+            at = at.min(t.max(now));
+        }
+        at
+    }
+
+    /// No input for a while: sources may have turned idle, and after `idle_release` without
+    /// any input buffered events are released.
+    fn on_timeout(&mut self, now: Instant) -> Result<(), Disconnected> {
+        if self.clock.expire_idle(now) {
+            if let Some(line) = self.last_line {
+                self.sync_watermark(line)?;
+                self.send_step(Batch::default())?;
+            }
+        }
+        self.report_sources();
+        if !self.idle_flushed && now.saturating_duration_since(self.last_input) >= self.cfg.idle_release {
+            self.idle_flushed = true;
+            if !self.reorder.is_empty() {
+                return self.idle_flush();
+            }
+        }
+        Ok(())
+    }
+
     fn process(&mut self, d: Decoded) -> Result<(), Disconnected> {
         let started = Instant::now();
-        let Decoded { batch, times, matches, received_at } = d;
+        let Decoded { mut batch, times, matches } = d;
+        let source = batch.origin.source;
+        let now = batch.origin.arrived_at.unwrap_or(started);
+        let marker = batch.origin.marker.take();
+        // Sources silent since before this batch was read no longer hold time back: their
+        // releases go after the last line written so far.
+        if self.clock.expire_idle(now) {
+            if let Some(line) = self.last_line {
+                self.sync_watermark(line)?;
+            }
+        }
+        match marker {
+            Some(SourceMarker::Opened(info)) => self.open_source(source, info, now),
+            Some(SourceMarker::Closed) => {
+                if self.clock.close(source) {
+                    if let Some(line) = self.last_line {
+                        self.sync_watermark(line)?;
+                    }
+                }
+                self.close_source(source);
+            }
+            None => {}
+        }
+        if !batch.is_empty() {
+            if !self.sources.contains_key(&source) {
+                self.open_source(
+                    source,
+                    Arc::new(SourceInfo { name: format!("source {source}"), label: "other".into() }),
+                    now,
+                );
+            }
+            self.clock.arrive(source, now);
+        }
         let first = batch.first_line;
         let mut matches = matches.into_iter().peekable();
-        let mut late = 0u64;
         let wm_at_start = self.reorder.watermark();
         for (i, t) in times.iter().enumerate() {
             let line = first + i as u64;
             let matched = if matches.peek().is_some_and(|m| m.line as usize == i) { matches.next() } else { None };
             let Some(ts) = t.watermark_time() else { continue };
-            if self.reorder.watermark().is_some_and(|w| ts < w) {
-                late += 1;
-                continue;
+            let obs = self.clock.observe(source, ts, now);
+            let held = match obs.verdict {
+                Verdict::Late { behind_ns } => {
+                    self.note_late(source, behind_ns);
+                    continue;
+                }
+                Verdict::OnTime => false,
+                Verdict::Held { outlier_ns } => {
+                    if let Some(ahead) = outlier_ns {
+                        self.note_outlier(source, ahead);
+                    }
+                    true
+                }
+            };
+            if let Some(meta) = self.sources.get_mut(&source) {
+                meta.outliers += u64::from(obs.outliers_found);
+            }
+            if let Some(j) = obs.jump {
+                self.note_jump(source, j);
             }
             let wm_before = self.reorder.watermark();
-            self.reorder.observe(ts);
+            if let Some(w) = self.clock.watermark() {
+                self.reorder.set_watermark(w);
+            }
             if let Some(m) = matched {
                 let ordinal = Ordinal { ts, tiebreaker: m.tiebreaker, arrival: line };
                 let (event_hits, seq_hits): (Vec<RuleHit>, Vec<RuleHit>) =
@@ -302,13 +451,16 @@ impl Sequencer {
                 }
                 if !seq_hits.is_empty() {
                     let pending = Pending { event: m.event, hits: PendingHits::new(seq_hits) };
-                    if let Err(_late) = self.reorder.push(ordinal, pending) {
-                        // Cannot happen: ts >= watermark was checked above; count it all the same.
-                        late += 1;
+                    let pushed =
+                        if held { self.reorder.hold(ordinal, pending) } else { self.reorder.push(ordinal, pending) };
+                    if let Err(late) = pushed {
+                        // Cannot happen: the clock checked ts >= watermark; count it all the same.
+                        let behind = late.watermark.map_or(0, |w| w - late.ordinal.ts);
+                        self.note_late(source, behind);
                     }
                 }
             }
-            self.release(line, received_at)?;
+            self.release(line)?;
             if self.cfg.advance_per_line && self.reorder.watermark() != wm_before {
                 self.advance_all(line);
             }
@@ -321,14 +473,139 @@ impl Sequencer {
                 self.advance_all(line);
             }
         }
-        self.totals.add_late(late);
-        self.stats.late += late;
         self.stats.flush(&self.handles);
+        self.flush_source(source, now);
+        self.report_sources();
         if let Some(w) = self.reorder.watermark() {
             self.handles.set_watermark(w as f64 / 1e9);
         }
         self.handles.observe_batch(PipelineStage::Sequence, started.elapsed().as_secs_f64());
-        self.send_step(batch, received_at)
+        self.send_step(batch)
+    }
+
+    /// Moves the reorder buffer's watermark to the clocks' and releases what it passed; alerts
+    /// go after `line`.
+    fn sync_watermark(&mut self, line: u64) -> Result<(), Disconnected> {
+        let before = self.reorder.watermark();
+        if let Some(w) = self.clock.watermark() {
+            self.reorder.set_watermark(w);
+        }
+        if self.reorder.watermark() != before {
+            self.release(line)?;
+            self.advance_all(line);
+        }
+        Ok(())
+    }
+
+    fn open_source(&mut self, id: SourceId, info: Arc<SourceInfo>, now: Instant) {
+        self.clock.open(id, now);
+        if self.sources.contains_key(&id) {
+            return;
+        }
+        let label = if self.labels.contains_key(&info.label) || self.labels.len() < MAX_SOURCE_LABELS {
+            info.label.clone()
+        } else {
+            "other".to_string()
+        };
+        *self.labels.entry(label.clone()).or_insert(0) += 1;
+        tracing::debug!(source = %info.name, "Source opened.");
+        let meta = SourceMeta {
+            handles: self.handles.source(&label),
+            info,
+            late: 0,
+            outliers: 0,
+            jumps: 0,
+            late_warning: Warning::default(),
+            outlier_warning: Warning::default(),
+        };
+        self.sources.insert(id, meta);
+    }
+
+    fn close_source(&mut self, id: SourceId) {
+        self.flush_source(id, Instant::now() + WARN_INTERVAL);
+        let Some(meta) = self.sources.remove(&id) else { return };
+        tracing::debug!(source = %meta.info.name, "Source closed.");
+        let label = meta.handles.label().to_string();
+        if let Some(n) = self.labels.get_mut(&label) {
+            *n -= 1;
+            if *n == 0 {
+                self.labels.remove(&label);
+                self.handles.forget_source(&label);
+            }
+        }
+    }
+
+    fn note_late(&mut self, source: SourceId, behind_ns: i64) {
+        if let Some(m) = self.sources.get_mut(&source) {
+            m.late += 1;
+            m.late_warning.note(behind_ns);
+        }
+    }
+
+    fn note_outlier(&mut self, source: SourceId, ahead_ns: i64) {
+        if let Some(m) = self.sources.get_mut(&source) {
+            m.outliers += 1;
+            m.outlier_warning.note(ahead_ns);
+        }
+    }
+
+    fn note_jump(&mut self, source: SourceId, j: Jump) {
+        let Some(m) = self.sources.get_mut(&source) else { return };
+        m.jumps += 1;
+        tracing::warn!(
+            source = %m.info.name,
+            from_seconds = seconds(j.from),
+            to_seconds = seconds(j.to),
+            jump_seconds = seconds(j.to.saturating_sub(j.from)),
+            events = j.events,
+            after_seconds = j.after.as_secs_f64(),
+            "Event time of the source jumped ahead, confirmed by outliers in a row; it now follows the new time."
+        );
+    }
+
+    /// Adds a source's counts to its metrics and prints its warnings when due.
+    fn flush_source(&mut self, source: SourceId, now: Instant) {
+        let Some(m) = self.sources.get_mut(&source) else { return };
+        self.totals.add_late(m.late, m.outliers);
+        m.handles.add(std::mem::take(&mut m.late), std::mem::take(&mut m.outliers), std::mem::take(&mut m.jumps));
+        if let Some((n, worst)) = m.late_warning.due(now) {
+            tracing::warn!(
+                source = %m.info.name,
+                events = n,
+                max_behind_seconds = seconds(worst),
+                max_out_of_orderness_seconds = seconds(self.cfg.clock.max_out_of_orderness_ns),
+                "Events arrive behind the watermark: they are passed through but not used for detection. \
+                 Raise max_out_of_orderness if the sender reorders this much, or check its clock."
+            );
+        }
+        if let Some((n, worst)) = m.outlier_warning.due(now) {
+            tracing::warn!(
+                source = %m.info.name,
+                events = n,
+                max_ahead_seconds = seconds(worst),
+                max_future_seconds = seconds(self.cfg.clock.max_future_ns),
+                "Events dated ahead of the source's event time: held back, they do not move the watermark. \
+                 Check the sender's clock."
+            );
+        }
+    }
+
+    /// Lag gauges (per label, the largest lag of its sources) and the source counts.
+    fn report_sources(&mut self) {
+        let mut lag: HashMap<&str, i64> = HashMap::new();
+        for (id, l) in self.clock.lags() {
+            if let Some(m) = self.sources.get(&id) {
+                let e = lag.entry(m.handles.label()).or_insert(l);
+                *e = (*e).max(l);
+            }
+        }
+        for m in self.sources.values() {
+            if let Some(l) = lag.get(m.handles.label()) {
+                m.handles.set_lag_seconds(seconds(*l));
+            }
+        }
+        let (open, idle) = self.clock.counts();
+        self.handles.set_sources(open - idle, idle);
     }
 
     /// The hits with their keys replaced by fingerprints.
@@ -363,12 +640,12 @@ impl Sequencer {
     /// events, or a batch whose lines release many), they are sent in a step without lines, so
     /// that the partitions' bounded channels pace them; the writer holds the alerts of such
     /// steps until it has written their release line.
-    fn release(&mut self, line: u64, received_at: Instant) -> Result<(), Disconnected> {
+    fn release(&mut self, line: u64) -> Result<(), Disconnected> {
         loop {
             let more = self.reorder.release_step(RELEASE_STEP, &mut self.released);
             self.route_released(line);
             if self.work.iter().map(|w| w.items.len()).sum::<usize>() >= RELEASE_STEP {
-                self.send_step(Batch::default(), received_at)?;
+                self.send_step(Batch::default())?;
             }
             if !more {
                 return Ok(());
@@ -412,13 +689,25 @@ impl Sequencer {
         }
     }
 
-    /// No input for `idle_release`: release everything buffered (the watermark jumps to the
-    /// largest timestamp seen, so older events arriving later are late).
+    /// No input for `idle_release`: release everything buffered up to the time every active
+    /// source has reached ([`Watermarks::idle_release_limit`]); the watermark rises to it, so
+    /// older events arriving later are late. Outliers dated beyond it stay buffered.
     fn idle_flush(&mut self) -> Result<(), Disconnected> {
-        let Some(line) = self.last_line else { return Ok(()) };
-        self.release_all_in_steps(line)?;
+        let (Some(line), Some(limit)) = (self.last_line, self.clock.idle_release_limit()) else { return Ok(()) };
+        self.clock.lift(limit);
+        loop {
+            let more = self.reorder.release_through_step(limit, RELEASE_STEP, &mut self.released);
+            self.route_released(line);
+            if !more {
+                break;
+            }
+            self.send_step(Batch::default())?;
+        }
         self.advance_all(line);
-        self.send_step(Batch::default(), Instant::now())
+        if let Some(w) = self.reorder.watermark() {
+            self.handles.set_watermark(w as f64 / 1e9);
+        }
+        self.send_step(Batch::default())
     }
 
     /// Releases the whole reorder buffer (in ordinal order) to the partitions in steps of at
@@ -431,7 +720,7 @@ impl Sequencer {
             if left == 0 {
                 return Ok(());
             }
-            self.send_step(Batch::default(), Instant::now())?;
+            self.send_step(Batch::default())?;
         }
     }
 
@@ -441,10 +730,14 @@ impl Sequencer {
         for p in self.work.iter_mut() {
             p.items.push(WorkItem::Finish { release_line: line });
         }
-        self.send_step(Batch::default(), Instant::now())
+        let ids: Vec<SourceId> = self.sources.keys().copied().collect();
+        for id in ids {
+            self.close_source(id);
+        }
+        self.send_step(Batch::default())
     }
 
-    fn send_step(&mut self, batch: Batch, received_at: Instant) -> Result<(), Disconnected> {
+    fn send_step(&mut self, batch: Batch) -> Result<(), Disconnected> {
         let step = self.step;
         self.step += 1;
         for (p, tx) in self.parts.iter().enumerate() {
@@ -452,7 +745,7 @@ impl Sequencer {
             tx.send(PartitionWork { step, items }).map_err(|_| Disconnected)?;
         }
         let n = batch.len() as u64;
-        self.writer.send(WriterBatch { step, batch, received_at }).map_err(|_| Disconnected)?;
+        self.writer.send(WriterBatch { step, batch }).map_err(|_| Disconnected)?;
         self.handles.queue_pushed(PipelineStage::Write, n);
         Ok(())
     }

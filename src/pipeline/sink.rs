@@ -92,9 +92,11 @@ pub fn run(
                 return Err(SinkError::Write { what: "output", source });
             }
         }
-        let latency = wb.received_at.elapsed().as_secs_f64();
-        for _ in 0..due {
-            handles.observe_alert_latency(latency);
+        let written = std::time::Instant::now();
+        for a in &alerts[..due] {
+            if let Some(t) = a.arrived_at {
+                handles.observe_alert_latency(written.saturating_duration_since(t).as_secs_f64());
+            }
         }
         totals.add_sent(wb.batch.len() as u64, due as u64);
         pool.put(wb.batch);
@@ -104,7 +106,7 @@ pub fn run(
     }
     // Nothing should be left (every release line is an input line); never drop an alert.
     if !alerts.is_empty() {
-        let tail = WriterBatch { step: u64::MAX, batch: Batch::default(), received_at: std::time::Instant::now() };
+        let tail = WriterBatch { step: u64::MAX, batch: Batch::default() };
         match write_step(&mut outputs, &tail, &alerts, &mut stats) {
             Ok(()) => totals.add_sent(0, alerts.len() as u64),
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(SinkEnd::BrokenPipe),

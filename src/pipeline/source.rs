@@ -17,7 +17,7 @@ use tokio::io::AsyncReadExt;
 
 use std::os::fd::AsFd;
 
-use super::frame::{Batch, BatchPool, Framer};
+use super::frame::{Batch, BatchPool, Framer, SourceInfo, SourceMarker};
 use super::shutdown::Shutdown;
 use crate::config::InputSpec;
 use crate::metrics::{Handles, PipelineStage};
@@ -74,7 +74,7 @@ impl Feeder {
     /// Assigns the batch its sequence number and first line number, then sends it (blocking while
     /// the channel is full: this is the backpressure that bounds memory).
     pub fn send(&mut self, mut batch: Batch) -> Result<(), Closed> {
-        if batch.is_empty() {
+        if batch.is_empty() && batch.origin.marker.is_none() {
             return Ok(());
         }
         batch.seq = self.seq;
@@ -156,11 +156,29 @@ fn stdin_ready() -> bool {
     n > 0 || (n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted)
 }
 
+/// The source id of standard input (connections count from 1).
+pub const STDIN_SOURCE: u32 = 0;
+
 fn read_stdin(batch_size: usize, mut feeder: Feeder, shutdown: &Shutdown) -> Result<(), SourceError> {
     grow_pipe(0);
     let stdin = std::io::stdin();
     let fd = stdin.as_fd();
-    let mut framer = Framer::with_pool(batch_size, feeder.pool.clone());
+    let info = SourceInfo { name: "stdin".into(), label: "stdin".into() };
+    if feeder.send(Batch::marker(STDIN_SOURCE, SourceMarker::Opened(Arc::new(info)))).is_err() {
+        return Ok(());
+    }
+    let result = read_stdin_lines(batch_size, &mut feeder, shutdown, fd);
+    let _ = feeder.send(Batch::marker(STDIN_SOURCE, SourceMarker::Closed));
+    result
+}
+
+fn read_stdin_lines(
+    batch_size: usize,
+    feeder: &mut Feeder,
+    shutdown: &Shutdown,
+    fd: std::os::fd::BorrowedFd<'_>,
+) -> Result<(), SourceError> {
+    let mut framer = Framer::with_pool(batch_size, feeder.pool.clone()).for_source(STDIN_SOURCE);
     let mut out = Vec::new();
     loop {
         if shutdown.is_triggered() {
@@ -219,28 +237,36 @@ fn serve(
     let sd = shutdown.clone();
     let pool = feeder.pool.clone();
     let accept_task = rt.spawn(async move {
-        let mut next_conn: u64 = 0;
+        let mut next_conn: u32 = 0;
         loop {
             let permit = tokio::select! {
                 _ = sd.wait() => break,
                 p = sem.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             };
-            let accepted: std::io::Result<Box<dyn AsyncStream>> = tokio::select! {
+            let accepted: std::io::Result<(Box<dyn AsyncStream>, Peer)> = tokio::select! {
                 _ = sd.wait() => break,
                 r = accept(&listener) => r,
             };
             match accepted {
-                Ok(stream) => {
-                    next_conn += 1;
+                Ok((stream, peer)) => {
+                    // Source ids: 0 is stdin; connections count from 1 (wrapping past 0).
+                    next_conn = next_conn.checked_add(1).unwrap_or(1);
                     let conn = next_conn;
-                    tracing::debug!(conn, "Connection accepted.");
+                    let info = peer.info(conn);
+                    tracing::debug!(conn, peer = %info.name, "Connection accepted.");
                     let tx = tx.clone();
                     let sd = sd.clone();
-                    let framer = Framer::with_pool(batch_size, pool.clone());
+                    let framer = Framer::with_pool(batch_size, pool.clone()).for_source(conn);
                     tokio::spawn(async move {
-                        if let Err(e) = read_connection(stream, framer, tx, sd).await {
+                        // In band, so the sequencer sees the source open before its lines and
+                        // close after them.
+                        if tx.send(Batch::marker(conn, SourceMarker::Opened(Arc::new(info)))).await.is_err() {
+                            return;
+                        }
+                        if let Err(e) = read_connection(stream, framer, tx.clone(), sd).await {
                             tracing::warn!(conn, error = %e, "Connection read failed; lines read before the error were kept.");
                         }
+                        let _ = tx.send(Batch::marker(conn, SourceMarker::Closed)).await;
                         drop(permit);
                     });
                 }
@@ -265,16 +291,33 @@ fn serve(
 trait AsyncStream: tokio::io::AsyncRead + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + Unpin + Send> AsyncStream for T {}
 
-async fn accept(listener: &Listener) -> std::io::Result<Box<dyn AsyncStream>> {
+/// Who is on the other end of a connection.
+enum Peer {
+    Tcp(std::net::SocketAddr),
+    Unix,
+}
+
+impl Peer {
+    fn info(&self, conn: u32) -> SourceInfo {
+        match self {
+            Peer::Tcp(a) => {
+                SourceInfo { name: format!("tcp://{a} (connection {conn})"), label: format!("tcp:{}", a.ip()) }
+            }
+            Peer::Unix => SourceInfo { name: format!("unix (connection {conn})"), label: "unix".into() },
+        }
+    }
+}
+
+async fn accept(listener: &Listener) -> std::io::Result<(Box<dyn AsyncStream>, Peer)> {
     match listener {
         Listener::Tcp(l) => {
-            let (s, _) = l.accept().await?;
+            let (s, addr) = l.accept().await?;
             let _ = s.set_nodelay(true);
-            Ok(Box::new(s))
+            Ok((Box::new(s), Peer::Tcp(addr)))
         }
         Listener::Unix(l) => {
             let (s, _) = l.accept().await?;
-            Ok(Box::new(s))
+            Ok((Box::new(s), Peer::Unix))
         }
     }
 }

@@ -33,6 +33,7 @@ struct Renderer<'a> {
     fingerprints: &'a Fingerprinter,
     decoder: Decoder,
     keys: Vec<Key>,
+    handles: &'a Handles,
 }
 
 /// Why a completed sequence could not be turned into an alert (logged; the alert is lost).
@@ -57,6 +58,8 @@ pub struct AlertOut {
     pub rule: u32,
     /// The alert line(s), each ending in `\n`.
     pub bytes: Vec<u8>,
+    /// When the line of the detection's last event was read (alert latency is measured from it).
+    pub arrived_at: Option<Instant>,
 }
 
 /// A partition's output for one step.
@@ -88,6 +91,7 @@ pub fn run(
         fingerprints: &fingerprints,
         decoder: Decoder::new(&rules.fields),
         keys: Vec::new(),
+        handles: &handles,
     };
     let mut stats = Stats::new(&handles);
     let mut completed: Vec<Done> = Vec::new();
@@ -184,7 +188,8 @@ fn process_event(
                     let d = Detection { rule: &r.rules.rules[rule as usize].spec, join_keys: &[], events: &events };
                     r.render(&d)
                 });
-                r.push(rule, result, release_line, (ordinal.clone(), rule, Key::new()), alerts);
+                let arrived_at = r.arrival(Some(event));
+                r.push(rule, result, release_line, (ordinal.clone(), rule, Key::new()), alerts, arrived_at);
             }
         }
     }
@@ -197,8 +202,17 @@ impl Renderer<'_> {
                 Ok((key, bytes)) => (key, Ok(bytes)),
                 Err(e) => (Key::new(), Err(e)),
             };
-            self.push(rule, result, release_line, (c.ordinal, rule, key), alerts);
+            let arrived_at = self.arrival(c.events.iter().rev().flatten().next());
+            self.push(rule, result, release_line, (c.ordinal, rule, key), alerts, arrived_at);
         }
+    }
+
+    /// When the line of `event` (a detection's last event) was read; records how long it
+    /// waited for the watermark (it is being decided now).
+    fn arrival(&self, event: Option<&StoredEvent>) -> Option<Instant> {
+        let t = event?.arrived_at().ok()?;
+        self.handles.observe_alert_buffering(t.elapsed().as_secs_f64());
+        Some(t)
     }
 
     /// The join key and alert lines of a completed sequence.
@@ -239,9 +253,10 @@ impl Renderer<'_> {
         release_line: u64,
         order: (Ordinal, u32, Key),
         alerts: &mut Vec<AlertOut>,
+        arrived_at: Option<Instant>,
     ) {
         match result {
-            Ok(bytes) => alerts.push(AlertOut { release_line, order, rule, bytes }),
+            Ok(bytes) => alerts.push(AlertOut { release_line, order, rule, bytes, arrived_at }),
             Err(e) => {
                 let rule_id = self.rules.rules.get(rule as usize).map_or("?", |r| r.spec.rule_id.as_str());
                 tracing::error!(rule_id, error = %e, "Alert could not be rendered; it is lost.");

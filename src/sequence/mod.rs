@@ -2,8 +2,10 @@
 //!
 //! Layout:
 //! * [`ordinal`]: the event order (timestamp, tiebreaker, arrival; eql-semantics.md section 3);
-//! * [`reorder`]: the event-time reorder buffer and watermark that put out-of-order input back
-//!   in order before detection (section 3);
+//! * [`watermark`]: event time per input source and the pipeline's watermark, robust to
+//!   interleaved senders and lying clocks;
+//! * [`reorder`]: the event-time reorder buffer that puts out-of-order input back in order
+//!   before detection (section 3);
 //! * [`machine`]: one rule's state machine per join key (sections 0-2, 4, 7);
 //! * `state` (private): the per-key storage and expiry queue behind it;
 //! * [`partition`]: routing join keys to partitions, and a driver that runs one rule's machine
@@ -22,9 +24,11 @@ pub mod reorder;
 pub mod spec;
 mod state;
 pub mod stream;
+pub mod watermark;
 
 pub use machine::{Completed, HitKind, MachineCounters, SequenceMachine};
 pub use ordinal::{Ordinal, TieBreaker};
 pub use partition::{partition_of, PartitionedMachine};
 pub use reorder::{IdleTimer, Late, ReorderBuffer};
 pub use stream::{LineOutcome, RuleStream, StreamConfig};
+pub use watermark::{ClockConfig, SourceId, Verdict, Watermarks};

@@ -1,8 +1,9 @@
 //! The event-time reorder buffer (eql-semantics.md section 3, "Out-of-order arrival": ES sorts
 //! the whole time range, so a streaming engine must re-order inside a watermark).
 //!
-//! * Every timestamped input line advances `max_seen`; the watermark is
-//!   `max_seen - max_out_of_orderness`, and never goes back.
+//! The watermark itself is computed elsewhere ([`super::watermark::Watermarks`]: one clock per
+//! input source, outliers held back) and handed in with [`ReorderBuffer::set_watermark`]; it
+//! never goes back.
 //! * **Release rule: an item is released once `ts < watermark`** (strictly). Every item still
 //!   buffered, and every item that can still be pushed without being late, then has
 //!   `ts >= watermark`, so releases are in [`Ordinal`] order even for equal timestamps with a
@@ -10,17 +11,23 @@
 //!   same timestamp but a smaller tiebreaker (or, without one, a later arrival that must come
 //!   after it) may still arrive.
 //! * **Late rule: an item is late when `ts < watermark`**, or when its ordinal is below the last
-//!   released one (only possible after [`ReorderBuffer::release_all`]). An item exactly at the
-//!   watermark is not late. A late item is handed back to the caller, who passes the line
-//!   through, leaves it out of detection and counts it.
-//! * [`ReorderBuffer::release_all`] (end of input, idle release) releases everything and lifts
-//!   the watermark to `max_seen`, so that an older event arriving afterwards is late instead of
-//!   breaking the order.
+//!   released one (only possible after [`ReorderBuffer::release_through_step`] or
+//!   [`ReorderBuffer::release_all_step`]). An item exactly at the watermark is not late. A late
+//!   item is handed back to the caller, who passes the line through, leaves it out of detection
+//!   and counts it.
+//! * Items whose timestamps do not (yet) move the watermark (a source's first events, outliers
+//!   far ahead of their source's confirmed time) are [held](ReorderBuffer::hold) in a heap of
+//!   their own, so that one event dated years ahead does not push every later in-order event
+//!   into the straggler heap. Releases take the smallest of the three fronts, so the output is
+//!   the same as with one heap.
+//! * [`ReorderBuffer::release_through_step`] (idle release) releases everything up to a time and
+//!   lifts the watermark to it, so that an older event arriving afterwards is late instead of
+//!   breaking the order; [`ReorderBuffer::release_all_step`] (end of input) releases everything.
 //!
-//! Because the watermark is advanced per input line ([`ReorderBuffer::observe`]), which items
-//! are late and in which order items are released depend only on the input, never on batch
-//! boundaries. Only idle release depends on wall-clock time. This module never reads a clock:
-//! [`IdleTimer`] is fed `Instant`s by its caller.
+//! Because the watermark is advanced per input line, which items are late and in which order
+//! items are released depend only on the input, never on batch boundaries. Only idle release
+//! depends on wall-clock time. This module never reads a clock: [`IdleTimer`] is fed `Instant`s
+//! by its caller.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, VecDeque};
@@ -30,6 +37,12 @@ use super::ordinal::{Ordinal, TieBreaker};
 
 /// Default `max_out_of_orderness`: 2 s of event time.
 pub const DEFAULT_MAX_OUT_OF_ORDERNESS: Duration = Duration::from_secs(2);
+
+impl<T> Default for ReorderBuffer<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// Default `idle_release`: release buffered events after 1 s of wall-clock time without input.
 pub const DEFAULT_IDLE_RELEASE: Duration = Duration::from_secs(1);
@@ -138,60 +151,67 @@ impl<T> Run<T> {
     }
 }
 
-/// Holds events for up to `max_out_of_orderness` of event time and releases them in
-/// [`Ordinal`] order as the watermark passes them.
+/// Holds events until the watermark passes them and releases them in [`Ordinal`] order.
 ///
 /// Storage: an item whose ordinal is above every item of the in-order [`Run`] is appended to it
-/// (the usual case: most events arrive in order); any other goes to a binary heap. Releases take
-/// the smaller of the two fronts, so the output is the same as with one heap. Each item takes
-/// 24 bytes plus `T`.
+/// (the usual case: most events arrive in order); any other goes to a binary heap, and
+/// [held](Self::hold) items to a third one. Releases take the smallest of the fronts, so the
+/// output is the same as with one heap. Each item takes 24 bytes plus `T`.
 pub struct ReorderBuffer<T> {
-    allowance: i64,
-    max_seen: Option<i64>,
-    /// Lower bound on the watermark set by `release_all`.
-    floor: Option<i64>,
+    watermark: Option<i64>,
     run: Run<Held<T>>,
     heap: BinaryHeap<Reverse<Held<T>>>,
+    /// Items that do not move the watermark (see the module docs).
+    held: BinaryHeap<Reverse<Held<T>>>,
     last_released: Option<Ordinal>,
 }
 
 impl<T> ReorderBuffer<T> {
-    /// A buffer allowing events to arrive up to `max_out_of_orderness_ns` (event time) after
-    /// newer ones (negative values count as 0).
-    pub fn new(max_out_of_orderness_ns: i64) -> Self {
+    /// An empty buffer without a watermark (nothing is released or late until one is set).
+    pub fn new() -> Self {
         ReorderBuffer {
-            allowance: max_out_of_orderness_ns.max(0),
-            max_seen: None,
-            floor: None,
+            watermark: None,
             run: Run::new(),
             heap: BinaryHeap::new(),
+            held: BinaryHeap::new(),
             last_released: None,
         }
     }
 
-    /// Every timestamped line (matching or not) advances the max timestamp, hence the
-    /// watermark. Call once per input line, in input order, before [`Self::push`].
-    pub fn observe(&mut self, ts: i64) {
-        self.max_seen = Some(self.max_seen.map_or(ts, |m| m.max(ts)));
+    /// Raises the watermark to `w` (a lower value is ignored: the watermark never goes back).
+    /// Call [`Self::release_step`] afterwards to release what it passed.
+    pub fn set_watermark(&mut self, w: i64) {
+        self.watermark = Some(self.watermark.map_or(w, |old| old.max(w)));
     }
 
-    /// Buffer an item for release in ordinal order, or hand it back as [`Late`] if its
-    /// timestamp is already behind the watermark. Also observes `ord.ts`.
+    /// Buffer an item for release in ordinal order, or hand it back as [`Late`] if it is behind
+    /// the watermark (or the last release).
     pub fn push(&mut self, ordinal: Ordinal, item: T) -> Result<(), Late<T>> {
-        self.observe(ordinal.ts);
-        let watermark = self.watermark();
+        self.check_late(ordinal, item).map(|(ordinal, item)| {
+            let held = Held::new(ordinal, item);
+            if self.run.back().is_none_or(|b| *b < held) {
+                self.run.push_back(held);
+            } else {
+                self.heap.push(Reverse(held));
+            }
+        })
+    }
+
+    /// Like [`Self::push`], for an item whose timestamp does not move the watermark (a source's
+    /// first events, an outlier dated far ahead): it waits apart from the in-order run.
+    pub fn hold(&mut self, ordinal: Ordinal, item: T) -> Result<(), Late<T>> {
+        self.check_late(ordinal, item).map(|(ordinal, item)| self.held.push(Reverse(Held::new(ordinal, item))))
+    }
+
+    fn check_late(&self, ordinal: Ordinal, item: T) -> Result<(Ordinal, T), Late<T>> {
+        let watermark = self.watermark;
         let behind =
             watermark.is_some_and(|w| ordinal.ts < w) || self.last_released.as_ref().is_some_and(|r| ordinal < *r);
         if behind {
-            return Err(Late { ordinal, item, watermark });
-        }
-        let held = Held::new(ordinal, item);
-        if self.run.back().is_none_or(|b| *b < held) {
-            self.run.push_back(held);
+            Err(Late { ordinal, item, watermark })
         } else {
-            self.heap.push(Reverse(held));
+            Ok((ordinal, item))
         }
-        Ok(())
     }
 
     /// Release, in ordinal order, every buffered item with `ts < watermark`.
@@ -204,7 +224,7 @@ impl<T> ReorderBuffer<T> {
     /// pushing in between, until it returns false. A watermark that jumps far ahead (a burst of
     /// newer events) then never hands over the whole buffer at once.
     pub fn release_step(&mut self, max: usize, out: &mut Vec<(Ordinal, T)>) -> bool {
-        let Some(w) = self.watermark() else {
+        let Some(w) = self.watermark else {
             return false;
         };
         let mut n = 0;
@@ -212,43 +232,59 @@ impl<T> ReorderBuffer<T> {
             self.pop_into(out);
             n += 1;
         }
-        self.shrink_heap();
+        self.shrink_heaps();
         self.front_ts().is_some_and(|ts| ts < w)
     }
 
-    /// Release everything (end of input, idle release); the watermark then rises to the largest
-    /// timestamp seen, so that later, older events are late.
+    /// Idle release in steps: lifts the watermark to `limit` (if higher) and releases at most
+    /// `max` items with `ts <= limit`, the smallest first; returns true when more such items
+    /// remain (call again, without pushing in between). Items after `limit` (outliers held far
+    /// ahead) stay. An event that arrives afterwards with `ts < limit` is late.
+    pub fn release_through_step(&mut self, limit: i64, max: usize, out: &mut Vec<(Ordinal, T)>) -> bool {
+        self.set_watermark(limit);
+        let mut n = 0;
+        while n < max && self.front_ts().is_some_and(|ts| ts <= limit) {
+            self.pop_into(out);
+            n += 1;
+        }
+        self.shrink_heaps();
+        self.front_ts().is_some_and(|ts| ts <= limit)
+    }
+
+    /// Release everything (end of input).
     pub fn release_all(&mut self, out: &mut Vec<(Ordinal, T)>) {
         while self.release_all_step(usize::MAX, out) > 0 {}
     }
 
     /// [`Self::release_all`] in steps: releases at most `max` items (the smallest) and returns
     /// how many remain buffered; call again, without pushing in between, until it returns 0. The
-    /// watermark rises at the first call. Memory is given back as the buffer empties, so a full
-    /// buffer is never held twice.
+    /// watermark rises to each released item. Memory is given back as the buffer empties, so a
+    /// full buffer is never held twice.
     pub fn release_all_step(&mut self, max: usize, out: &mut Vec<(Ordinal, T)>) -> usize {
-        self.floor = self.max_seen;
         let mut n = 0;
         while n < max && self.pop_into(out) {
             n += 1;
         }
-        self.shrink_heap();
+        if let Some((o, _)) = out.last() {
+            self.set_watermark(o.ts);
+        }
+        self.shrink_heaps();
         self.len()
     }
 
-    /// The current watermark (ns): `max_seen - max_out_of_orderness`, or higher after a
-    /// `release_all`. `None` before the first timestamp.
+    /// The current watermark (ns), `None` before one is set.
     pub fn watermark(&self) -> Option<i64> {
-        let w = self.max_seen.map(|m| m.saturating_sub(self.allowance));
-        match (w, self.floor) {
-            (Some(w), Some(f)) => Some(w.max(f)),
-            (w, f) => w.or(f),
-        }
+        self.watermark
     }
 
     /// Number of buffered items.
     pub fn len(&self) -> usize {
-        self.run.len + self.heap.len()
+        self.run.len + self.heap.len() + self.held.len()
+    }
+
+    /// Number of [held](Self::hold) items still buffered.
+    pub fn held(&self) -> usize {
+        self.held.len()
     }
 
     /// True when nothing is buffered.
@@ -258,23 +294,36 @@ impl<T> ReorderBuffer<T> {
 
     /// The smallest buffered timestamp.
     fn front_ts(&self) -> Option<i64> {
-        match (self.run.front(), self.heap.peek()) {
-            (Some(a), Some(Reverse(b))) => Some(a.ts.min(b.ts)),
-            (Some(a), None) => Some(a.ts),
-            (None, Some(Reverse(b))) => Some(b.ts),
-            (None, None) => None,
-        }
+        let fronts = [self.run.front(), self.heap.peek().map(|r| &r.0), self.held.peek().map(|r| &r.0)];
+        fronts.into_iter().flatten().map(|h| h.ts).min()
     }
 
     /// Moves the smallest item to `out`; false when empty.
     fn pop_into(&mut self, out: &mut Vec<(Ordinal, T)>) -> bool {
-        let from_run = match (self.run.front(), self.heap.peek()) {
-            (Some(a), Some(Reverse(b))) => a < b,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (None, None) => return false,
+        #[derive(Clone, Copy)]
+        enum From {
+            Run,
+            Heap,
+            Held,
+        }
+        let mut best: Option<(From, &Held<T>)> = None;
+        for (from, h) in [
+            (From::Run, self.run.front()),
+            (From::Heap, self.heap.peek().map(|r| &r.0)),
+            (From::Held, self.held.peek().map(|r| &r.0)),
+        ] {
+            if let Some(h) = h {
+                if best.is_none_or(|(_, b)| h < b) {
+                    best = Some((from, h));
+                }
+            }
+        }
+        let held = match best.map(|(f, _)| f) {
+            None => return false,
+            Some(From::Run) => self.run.pop_front(),
+            Some(From::Heap) => self.heap.pop().map(|Reverse(h)| h),
+            Some(From::Held) => self.held.pop().map(|Reverse(h)| h),
         };
-        let held = if from_run { self.run.pop_front() } else { self.heap.pop().map(|Reverse(h)| h) };
         let Some(held) = held else {
             return false;
         };
@@ -287,9 +336,11 @@ impl<T> ReorderBuffer<T> {
 
     /// A jump of the watermark can empty a large heap at once: give the space back before the
     /// caller builds its work from the released items, instead of holding both.
-    fn shrink_heap(&mut self) {
-        if self.heap.capacity() > 4 * self.heap.len() + 4096 {
-            self.heap.shrink_to(2 * self.heap.len());
+    fn shrink_heaps(&mut self) {
+        for heap in [&mut self.heap, &mut self.held] {
+            if heap.capacity() > 4 * heap.len() + 4096 {
+                heap.shrink_to(2 * heap.len());
+            }
         }
     }
 }
@@ -342,76 +393,141 @@ mod tests {
         Ordinal::new(ts, arrival)
     }
 
-    fn drain(b: &mut ReorderBuffer<u32>) -> Vec<u32> {
-        let mut out = Vec::new();
-        b.release(&mut out);
-        out.into_iter().map(|(_, x)| x).collect()
+    /// The single-source watermark of these tests: the largest timestamp observed minus
+    /// `allowance` (the pipeline's comes from `watermark::Watermarks`).
+    struct Fed {
+        b: ReorderBuffer<u32>,
+        allowance: i64,
+        max_seen: Option<i64>,
+    }
+
+    impl Fed {
+        fn new(allowance: i64) -> Self {
+            Fed { b: ReorderBuffer::new(), allowance, max_seen: None }
+        }
+        fn observe(&mut self, ts: i64) {
+            let m = self.max_seen.map_or(ts, |m| m.max(ts));
+            self.max_seen = Some(m);
+            self.b.set_watermark(m - self.allowance);
+        }
+        /// As the pipeline does: a line that is not late moves time, then is buffered.
+        fn push(&mut self, o: Ordinal, x: u32) -> Result<(), Late<u32>> {
+            if self.b.watermark().is_none_or(|w| o.ts >= w) {
+                self.observe(o.ts);
+            }
+            self.b.push(o, x)
+        }
+        fn drain(&mut self) -> Vec<u32> {
+            let mut out = Vec::new();
+            self.b.release(&mut out);
+            out.into_iter().map(|(_, x)| x).collect()
+        }
     }
 
     #[test]
     fn releases_in_timestamp_order_once_watermark_passes() {
-        let mut b = ReorderBuffer::new(2 * S);
-        b.push(ord(10 * S, 0), 0).unwrap();
-        b.push(ord(9 * S, 1), 1).unwrap();
-        assert_eq!(drain(&mut b), Vec::<u32>::new());
-        b.push(ord(12 * S, 2), 2).unwrap(); // watermark 10 s: ts < 10 s released
-        assert_eq!(drain(&mut b), vec![1]);
-        b.observe(13 * S); // a non-matching line moves the watermark too
-        assert_eq!(drain(&mut b), vec![0]);
-        assert_eq!(b.len(), 1);
+        let mut f = Fed::new(2 * S);
+        f.push(ord(10 * S, 0), 0).unwrap();
+        f.push(ord(9 * S, 1), 1).unwrap();
+        assert_eq!(f.drain(), Vec::<u32>::new());
+        f.push(ord(12 * S, 2), 2).unwrap(); // watermark 10 s: ts < 10 s released
+        assert_eq!(f.drain(), vec![1]);
+        f.observe(13 * S); // a non-matching line moves the watermark too
+        assert_eq!(f.drain(), vec![0]);
+        assert_eq!(f.b.len(), 1);
+    }
+
+    #[test]
+    fn the_watermark_never_goes_back() {
+        let mut b: ReorderBuffer<u32> = ReorderBuffer::new();
+        assert_eq!(b.watermark(), None);
+        b.set_watermark(10);
+        b.set_watermark(5);
+        assert_eq!(b.watermark(), Some(10));
     }
 
     #[test]
     fn release_in_steps_gives_the_same_order_and_keeps_the_rest() {
-        let mut b = ReorderBuffer::new(10 * S);
+        let mut f = Fed::new(10 * S);
         // Out of order, so both the in-order run and the heap hold items.
         for (i, ts) in [5, 3, 4, 1, 2, 6, 0, 7, 9].into_iter().enumerate() {
-            b.push(ord(ts * S, i as u64), ts as u32).unwrap();
+            f.push(ord(ts * S, i as u64), ts as u32).unwrap();
         }
-        b.observe(17 * S); // watermark 7 s: 0..=6 are due, 7 and 9 stay
+        f.observe(17 * S); // watermark 7 s: 0..=6 are due, 7 and 9 stay
         let mut out = Vec::new();
         let mut steps = 0;
-        while b.release_step(3, &mut out) {
+        while f.b.release_step(3, &mut out) {
             steps += 1;
             assert_eq!(out.len(), 3 * steps, "at most 3 per step");
         }
         assert_eq!(steps, 2);
         assert_eq!(out.into_iter().map(|(_, x)| x).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4, 5, 6]);
-        assert_eq!(b.len(), 2);
-        assert!(!b.release_step(3, &mut Vec::new()), "nothing more is due");
+        assert_eq!(f.b.len(), 2);
+        assert!(!f.b.release_step(3, &mut Vec::new()), "nothing more is due");
     }
 
     #[test]
     fn event_at_watermark_is_not_late_but_below_is() {
-        let mut b = ReorderBuffer::new(2 * S);
-        b.push(ord(10 * S, 0), 0).unwrap();
-        assert!(b.push(ord(8 * S, 1), 1).is_ok());
-        let late = b.push(ord(8 * S - 1, 2), 2).unwrap_err();
+        let mut f = Fed::new(2 * S);
+        f.push(ord(10 * S, 0), 0).unwrap();
+        assert!(f.push(ord(8 * S, 1), 1).is_ok());
+        let late = f.push(ord(8 * S - 1, 2), 2).unwrap_err();
         assert_eq!(late.item, 2);
         assert_eq!(late.watermark, Some(8 * S));
     }
 
     #[test]
     fn equal_timestamps_release_in_arrival_order_after_the_watermark_passes() {
-        let mut b = ReorderBuffer::new(0);
-        b.push(ord(5, 0), 0).unwrap();
-        b.push(ord(5, 1), 1).unwrap();
-        assert_eq!(drain(&mut b), Vec::<u32>::new(), "ts == watermark is held");
-        b.push(ord(5, 2), 2).unwrap();
-        b.push(ord(6, 3), 3).unwrap();
-        assert_eq!(drain(&mut b), vec![0, 1, 2]);
+        let mut f = Fed::new(0);
+        f.push(ord(5, 0), 0).unwrap();
+        f.push(ord(5, 1), 1).unwrap();
+        assert_eq!(f.drain(), Vec::<u32>::new(), "ts == watermark is held");
+        f.push(ord(5, 2), 2).unwrap();
+        f.push(ord(6, 3), 3).unwrap();
+        assert_eq!(f.drain(), vec![0, 1, 2]);
     }
 
     #[test]
     fn release_all_lifts_watermark_so_older_events_become_late() {
-        let mut b = ReorderBuffer::new(2 * S);
-        b.push(ord(10 * S, 0), 0).unwrap();
+        let mut f = Fed::new(2 * S);
+        f.push(ord(10 * S, 0), 0).unwrap();
         let mut out = Vec::new();
-        b.release_all(&mut out);
+        f.b.release_all(&mut out);
         assert_eq!(out.len(), 1);
-        assert_eq!(b.watermark(), Some(10 * S));
-        assert!(b.push(ord(9 * S, 1), 1).is_err());
-        assert!(b.push(ord(10 * S, 2), 2).is_ok(), "same ts, later arrival: still ordered");
+        assert_eq!(f.b.watermark(), Some(10 * S));
+        assert!(f.b.push(ord(9 * S, 1), 1).is_err());
+        assert!(f.b.push(ord(10 * S, 2), 2).is_ok(), "same ts, later arrival: still ordered");
+    }
+
+    #[test]
+    fn release_through_keeps_what_lies_beyond_and_makes_older_events_late() {
+        let mut f = Fed::new(2 * S);
+        f.push(ord(10 * S, 0), 0).unwrap();
+        f.push(ord(11 * S, 1), 1).unwrap();
+        // An outlier dated far ahead, held apart: it does not move the watermark.
+        f.b.hold(ord(1_000 * S, 2), 2).unwrap();
+        let mut out = Vec::new();
+        assert!(!f.b.release_through_step(11 * S, 10, &mut out));
+        assert_eq!(out.iter().map(|(_, x)| *x).collect::<Vec<_>>(), vec![0, 1], "ts <= limit, in order");
+        assert_eq!(f.b.watermark(), Some(11 * S));
+        assert_eq!((f.b.len(), f.b.held()), (1, 1));
+        assert!(f.b.push(ord(11 * S - 1, 3), 3).is_err(), "behind the lifted watermark");
+        assert!(f.b.push(ord(11 * S, 4), 4).is_ok());
+    }
+
+    #[test]
+    fn held_items_are_released_in_ordinal_order_with_the_rest() {
+        let mut f = Fed::new(S);
+        f.b.hold(ord(50 * S, 0), 100).unwrap();
+        for i in 1..=60 {
+            f.push(ord(i * S, i as u64), i as u32).unwrap();
+        }
+        // The held item did not send every later in-order event to the straggler heap.
+        assert!(f.b.heap.is_empty());
+        let released = f.drain();
+        let pos = released.iter().position(|x| *x == 100).unwrap();
+        // (50 s, arrival 0) sorts before (50 s, arrival 50).
+        assert_eq!((released[pos - 1], released[pos + 1]), (49, 50));
     }
 
     #[test]
@@ -421,10 +537,10 @@ mod tests {
     }
 
     #[test]
-    fn in_order_run_and_heap_release_in_ordinal_order() {
-        // Arrivals mostly in order with stragglers, equal timestamps and tiebreakers: the
-        // releases must be the ordinals sorted, whichever side (run or heap) holds them.
-        let mut b = ReorderBuffer::new(5 * S);
+    fn in_order_run_heap_and_held_release_in_ordinal_order() {
+        // Arrivals mostly in order with stragglers, items held apart, equal timestamps and
+        // tiebreakers: the releases must be the ordinals sorted, whichever side holds them.
+        let mut f = Fed::new(5 * S);
         let mut pushed = Vec::new();
         let mut rng = 0x2545_f491_4f6c_dd1du64;
         for arrival in 0..20_000u64 {
@@ -435,36 +551,38 @@ mod tests {
             let ts = (arrival as i64 / 3) * 1_000_000 - jitter;
             let tiebreaker = (rng % 5 == 0).then_some(TieBreaker::I64((rng >> 20) as i64 % 7));
             let o = Ordinal { ts, tiebreaker, arrival };
-            if b.push(o.clone(), arrival).is_ok() {
+            let ok =
+                if rng % 97 == 0 { f.b.hold(o.clone(), arrival as u32) } else { f.push(o.clone(), arrival as u32) };
+            if ok.is_ok() {
                 pushed.push(o);
             }
         }
-        assert!(b.run.len > 0 && !b.heap.is_empty(), "both sides are exercised");
+        assert!(f.b.run.len > 0 && !f.b.heap.is_empty() && !f.b.held.is_empty(), "every side is exercised");
         let mut out = Vec::new();
-        b.release(&mut out);
+        f.b.release(&mut out);
         let released = out.len();
         assert!(released > 0);
-        while b.release_all_step(1000, &mut out) > 0 {}
-        assert!(b.is_empty());
+        while f.b.release_all_step(1000, &mut out) > 0 {}
+        assert!(f.b.is_empty());
         pushed.sort();
         let got: Vec<Ordinal> = out.into_iter().map(|(o, _)| o).collect();
         assert_eq!(got, pushed);
     }
 
     #[test]
-    fn release_all_in_steps_raises_the_watermark_at_once() {
-        let mut b = ReorderBuffer::new(2 * S);
+    fn release_all_in_steps_raises_the_watermark_as_it_goes() {
+        let mut f = Fed::new(2 * S);
         for i in 0..10 {
-            b.push(ord(10 * S + i, i as u64), i as u32).unwrap();
+            f.push(ord(10 * S + i, i as u64), i as u32).unwrap();
         }
         let mut out = Vec::new();
-        assert_eq!(b.release_all_step(4, &mut out), 6);
-        assert_eq!(b.watermark(), Some(10 * S + 9));
-        assert_eq!(b.release_all_step(4, &mut out), 2);
-        assert_eq!(b.release_all_step(4, &mut out), 0);
+        assert_eq!(f.b.release_all_step(4, &mut out), 6);
+        assert_eq!(f.b.watermark(), Some(10 * S + 3));
+        assert_eq!(f.b.release_all_step(4, &mut out), 2);
+        assert_eq!(f.b.release_all_step(4, &mut out), 0);
         assert_eq!(out.iter().map(|(_, x)| *x).collect::<Vec<_>>(), (0..10).collect::<Vec<u32>>());
         // Chunks are freed as they empty.
-        assert!(b.run.chunks.is_empty());
+        assert!(f.b.run.chunks.is_empty());
     }
 
     #[test]

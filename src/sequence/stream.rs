@@ -4,9 +4,11 @@
 //! Tests, benches and the property tests use it; it also spells out the order of operations the
 //! pipeline must follow for each input line so that results depend only on the input:
 //! 1. a line without a usable timestamp is passed through and counted ([`LineOutcome::NoTimestamp`]);
-//! 2. otherwise its timestamp advances the watermark ([`ReorderBuffer::observe`]), whether or not
-//!    the line matches anything;
-//! 3. a matching line is buffered, or reported [`LineOutcome::Late`] if it is behind the watermark;
+//! 2. otherwise its timestamp goes to the event clock ([`Watermarks::observe`], one source),
+//!    whether or not the line matches anything: it may move the watermark, or be late, or be
+//!    held (a first line, an outlier dated far ahead) without moving it;
+//! 3. a matching line is buffered (held apart if the clock says so), or reported
+//!    [`LineOutcome::Late`] if it is behind the watermark;
 //! 4. every buffered event now behind the watermark is released to the machine, in ordinal order;
 //! 5. the machine is advanced to the watermark, and the step's sequences are emitted in
 //!    (completing ordinal, key) order.
@@ -20,6 +22,7 @@ use super::ordinal::{Ordinal, TieBreaker};
 use super::partition::PartitionedMachine;
 use super::reorder::{ReorderBuffer, DEFAULT_MAX_OUT_OF_ORDERNESS};
 use super::spec::SequenceSpec;
+use super::watermark::{ClockConfig, Verdict, Watermarks};
 
 /// Default global cap on live partial sequences (`max_partial_sequences`).
 pub const DEFAULT_MAX_PARTIAL_SEQUENCES: usize = 1_000_000;
@@ -62,6 +65,10 @@ type Pending<E> = (E, Vec<(HitKind, Key)>);
 
 /// One rule's sequence detection over a stream of input lines.
 pub struct RuleStream<E> {
+    clock: Watermarks,
+    /// The only `Instant` the clock is given: this driver never reads a clock, so the
+    /// wall-clock parts of the event clock (idle sources, time-confirmed jumps) never apply.
+    epoch: std::time::Instant,
     buffer: ReorderBuffer<Pending<E>>,
     machine: PartitionedMachine<E>,
     released: Vec<(Ordinal, Pending<E>)>,
@@ -72,7 +79,9 @@ impl<E: Clone> RuleStream<E> {
     /// A stream for `spec` with `config`.
     pub fn new(spec: &SequenceSpec, config: StreamConfig) -> Self {
         RuleStream {
-            buffer: ReorderBuffer::new(config.max_out_of_orderness_ns),
+            clock: Watermarks::new(ClockConfig::with_allowance(config.max_out_of_orderness_ns)),
+            epoch: std::time::Instant::now(),
+            buffer: ReorderBuffer::new(),
             machine: PartitionedMachine::new(spec, config.partitions, config.max_partials),
             released: Vec::new(),
             next_arrival: 0,
@@ -94,23 +103,35 @@ impl<E: Clone> RuleStream<E> {
         let Some(ts) = ts else {
             return LineOutcome::NoTimestamp;
         };
-        self.buffer.observe(ts);
-        let outcome = if hits.is_empty() {
-            LineOutcome::Unmatched
-        } else {
-            let ordinal = Ordinal { ts, tiebreaker, arrival };
-            match self.buffer.push(ordinal, (event, hits)) {
+        let verdict = self.clock.observe(0, ts, self.epoch).verdict;
+        if let Some(w) = self.clock.watermark() {
+            self.buffer.set_watermark(w);
+        }
+        let ordinal = Ordinal { ts, tiebreaker, arrival };
+        let outcome = match verdict {
+            Verdict::Late { .. } => LineOutcome::Late,
+            _ if hits.is_empty() => LineOutcome::Unmatched,
+            Verdict::OnTime => match self.buffer.push(ordinal, (event, hits)) {
                 Ok(()) => LineOutcome::Buffered,
                 Err(_) => LineOutcome::Late,
-            }
+            },
+            Verdict::Held { .. } => match self.buffer.hold(ordinal, (event, hits)) {
+                Ok(()) => LineOutcome::Buffered,
+                Err(_) => LineOutcome::Late,
+            },
         };
         self.release(false, out);
         outcome
     }
 
-    /// The input has been idle: release everything buffered now.
+    /// The input has been idle: release everything buffered up to the stream's confirmed time
+    /// (outliers dated beyond it stay).
     pub fn idle_release(&mut self, out: &mut Vec<Completed<E>>) {
-        self.release(true, out);
+        if let Some(limit) = self.clock.idle_release_limit() {
+            self.clock.lift(limit);
+            while self.buffer.release_through_step(limit, usize::MAX, &mut self.released) {}
+        }
+        self.release(false, out);
     }
 
     /// End of input: release everything and emit all that can still be decided.

@@ -83,24 +83,35 @@ fn seed_cases_are_identical_with_and_without_prefilter() {
 
 #[test]
 fn invalid_lines_move_the_watermark_the_same_way_with_and_without_prefilter() {
-    // A truncated line with a leading timestamp far ahead: the prefilter skips it without
-    // validating it, the parser rejects it; in both modes its timestamp moves the watermark,
-    // so every seed event after it is late and no alert fires.
-    let mut input = b"{\"@timestamp\":\"2031-01-01T00:00:00.000Z\",\"event\":{\"kind\":\"ev\n".to_vec();
-    input.extend_from_slice(&std::fs::read(data("cloud_defend/seed_rule_cases.ndjson")).unwrap());
+    // A truncated line with a leading timestamp 28 s ahead (within max_future, so it moves
+    // time): the prefilter skips it without validating it, the parser rejects it; in both modes
+    // its timestamp moves the watermark, so the seed events of the next 26 s are late and the
+    // sequences they complete are not found.
+    let seed = std::fs::read(data("cloud_defend/seed_rule_cases.ndjson")).unwrap();
+    let mut input = Vec::new();
+    for (i, l) in seed.split_inclusive(|b| *b == b'\n').enumerate() {
+        input.extend_from_slice(l);
+        if i == 1 {
+            input.extend_from_slice(b"{\"@timestamp\":\"2026-03-05T10:00:30.000Z\",\"event\":{\"kind\":\"ev\n");
+        }
+    }
     let on = run(&["--prefilter"], &input);
     let off = run(&["--no-prefilter"], &input);
     assert_eq!((on.code, off.code), (0, 0));
     assert!(masked(&on.stdout) == masked(&off.stdout));
-    assert_eq!(on.stdout, input, "every line passes through, no alert");
+    let without = run(&[], &seed);
+    assert_eq!(without.alerts().len(), 6);
+    assert!(on.alerts().len() < 6, "the invalid line's timestamp made events late: {}", on.alerts().len());
+    assert!(on.stderr.contains(" late=") && !on.stderr.contains(" late=0 "), "{}", on.stderr);
 }
 
 #[test]
 fn a_watermark_jump_over_many_buffered_events_gives_the_same_output_at_every_batch_size() {
-    // 20,000 events in one second of event time, then a line 70 years later: the watermark
-    // passes every buffered event at once (over 4,096 stage matches), which the sequencer hands
-    // to the partitions in steps without lines. The alerts those steps carry must still come
-    // right after the jump line, whatever the batching; the lines after it are late.
+    // 20,000 events in one second of event time, then a line four minutes later (within
+    // max_future, so it moves time): the watermark passes every buffered event at once (over
+    // 4,096 stage matches), which the sequencer hands to the partitions in steps without lines.
+    // The alerts those steps carry must still come right after the jump line, whatever the
+    // batching; the lines after it are late.
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.ndjson");
     let st = loadgen()
@@ -110,7 +121,7 @@ fn a_watermark_jump_over_many_buffered_events_gives_the_same_output_at_every_bat
         .unwrap();
     assert!(st.success());
     let all = std::fs::read(&events).unwrap();
-    let jump = br#"{"@timestamp":"2096-01-01T00:00:00.000Z","event":{"action":"tick"}}"#;
+    let jump = br#"{"@timestamp":"2026-03-05T10:04:00.000Z","event":{"action":"tick"}}"#;
     let mut input = Vec::new();
     for (i, l) in all.split_inclusive(|b| *b == b'\n').enumerate() {
         if i == 20_000 {

@@ -18,3 +18,5 @@ mod shutdown;
 mod loadgen;
 // metrics: /metrics of a running binary counts exactly what went through.
 mod metrics;
+// eventtime: several senders, a bad clock, a silent connection, and honest alert latency.
+mod eventtime;

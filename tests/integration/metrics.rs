@@ -83,7 +83,9 @@ fn metrics_count_exactly_what_went_through() {
     for reason in ["invalid_json", "invalid_utf8", "not_object", "too_long", "no_timestamp", "bad_timestamp"] {
         assert_eq!(value(&m, &format!("eqlstream_invalid_events_total{{reason=\"{reason}\"}}")), 1.0, "{reason}");
     }
-    assert_eq!(value(&m, "eqlstream_late_events_total"), 1.0);
+    assert_eq!(value(&m, "eqlstream_late_events_total{source=\"stdin\"}"), 1.0);
+    assert_eq!(value(&m, "eqlstream_outlier_events_total{source=\"stdin\"}"), 0.0);
+    assert_eq!(value(&m, "eqlstream_sources{state=\"active\"}"), 1.0);
     assert_eq!(value(&m, "eqlstream_prefilter_skipped_events_total"), 0.0, "--no-prefilter parses every line");
     assert_eq!(value(&m, &format!("eqlstream_stage_matches_total{{{rule},stage=\"0\"}}")), 15.0);
     assert_eq!(value(&m, &format!("eqlstream_stage_matches_total{{{rule},stage=\"1\"}}")), 17.0);
