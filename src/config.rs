@@ -499,6 +499,23 @@ mod tests {
         assert_eq!(s.metrics_address, Some(DEFAULT_METRICS_ADDRESS.parse().unwrap()));
         assert_eq!(s.event_store_memory, crate::store::DEFAULT_EVENT_STORE_MEMORY);
         assert_eq!(s.spill_dir, std::env::temp_dir());
+        use crate::sequence::watermark as w;
+        assert_eq!(s.source_idle_timeout, w::DEFAULT_SOURCE_IDLE_TIMEOUT);
+        assert_eq!(s.max_future, w::DEFAULT_MAX_FUTURE);
+        assert_eq!(s.outlier_confirm_events, w::DEFAULT_OUTLIER_CONFIRM_EVENTS);
+        assert_eq!(s.outlier_confirm_time, w::DEFAULT_OUTLIER_CONFIRM_TIME);
+    }
+
+    #[test]
+    fn event_clock_settings_are_validated() {
+        let o = Overrides { outlier_confirm_events: Some(0), ..Default::default() };
+        let e = Settings::build(FileConfig::default(), o).unwrap_err().to_string();
+        assert!(e.contains("outlier_confirm_events"), "{e}");
+        let o = Overrides { source_idle_timeout: Some("0s".into()), ..Default::default() };
+        assert!(Settings::build(FileConfig::default(), o).unwrap_err().to_string().contains("source_idle_timeout"));
+        let file = toml::from_str::<FileConfig>("max_future = \"1h\"\noutlier_confirm_time = \"2s\"\n").unwrap();
+        let s = Settings::build(file, Overrides::default()).unwrap();
+        assert_eq!((s.max_future, s.outlier_confirm_time), (Duration::from_secs(3600), Duration::from_secs(2)));
     }
 
     #[test]
