@@ -258,9 +258,9 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
         pipeline::PipelineError::Source(pipeline::source::SourceError::Bind { .. }) => {
             Fatal::new(exit::CONFIG, e.to_string())
         }
-        pipeline::PipelineError::FieldsNotPrepared | pipeline::PipelineError::Spawn(_) => {
-            Fatal::new(exit::SOFTWARE, e.to_string())
-        }
+        pipeline::PipelineError::FieldsNotPrepared
+        | pipeline::PipelineError::Spawn(_)
+        | pipeline::PipelineError::Panicked { .. } => Fatal::new(exit::SOFTWARE, e.to_string()),
         _ => Fatal::new(exit::IOERR, e.to_string()),
     })?;
     eprintln!("eqlstream: {}", report.summary.line(report.seconds));

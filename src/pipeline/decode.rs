@@ -111,7 +111,8 @@ pub fn run(ctx: Arc<DecodeContext>, rx: Receiver<Batch>, tx: Sender<Decoded>, ha
     let mut stats = Stats::new(&handles);
     let mut keys: Vec<Key> = Vec::new();
     let mut scratch = prefilter::Scratch::default();
-    for batch in rx {
+    for (n, batch) in rx.into_iter().enumerate() {
+        super::debug_panic("decode", n as u64);
         handles.queue_popped(PipelineStage::Decode, batch.len() as u64);
         let started = Instant::now();
         let decoded = decode_batch(&ctx, &mut decoder, &mut stats, (&mut keys, &mut scratch), batch);

@@ -152,6 +152,40 @@ pub enum PipelineError {
     /// A pipeline thread could not be started.
     #[error("cannot start thread: {0}")]
     Spawn(std::io::Error),
+    /// A pipeline thread panicked (a bug): what was complete was written, the rest is lost.
+    #[error("internal error: the {thread} thread panicked: {message}")]
+    Panicked {
+        /// The thread's name (`decode-0`, `sequencer`, `partition-1`, `writer`).
+        thread: String,
+        /// The panic message.
+        message: String,
+    },
+}
+
+/// The message of a panic payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string())
+}
+
+/// Test hook, in debug builds only: `EQLSTREAM_DEBUG_PANIC=STAGE` (`decode`, `sequencer`,
+/// `partition`, `writer`) makes that stage panic on its second batch, so that tests can check
+/// that a crashed thread ends the run with an error. Release builds compile it to nothing.
+#[inline]
+pub(crate) fn debug_panic(stage: &str, batch: u64) {
+    #[cfg(debug_assertions)]
+    {
+        static STAGE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+        let target = STAGE.get_or_init(|| std::env::var("EQLSTREAM_DEBUG_PANIC").ok());
+        if batch == 1 && target.as_deref() == Some(stage) {
+            panic!("EQLSTREAM_DEBUG_PANIC={stage}");
+        }
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = (stage, batch);
 }
 
 /// What a finished run reports.
@@ -213,7 +247,7 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
     let mut threads = Vec::new();
 
     let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
-        std::thread::Builder::new().name(name).spawn(f).map_err(PipelineError::Spawn)
+        std::thread::Builder::new().name(name.clone()).spawn(f).map(|h| (name, h)).map_err(PipelineError::Spawn)
     };
 
     let store = Arc::new(EventStore::new(StoreConfig {
@@ -306,22 +340,27 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
     let feeder = source::Feeder::new(batch_tx, pool, metrics.handles());
     let source_result =
         source::run(&settings.input, settings.batch_size, settings.max_connections, feeder, &shutdown, &runtime);
-    // The feeder (and its sender) is gone: the stages drain in order.
+    // The feeder (and its sender) is gone: the stages drain in order. Every thread is joined,
+    // and a panic in any of them is the run's error (exit 70), after the writer has written
+    // what was complete.
+    let mut panicked: Option<PipelineError> = None;
     let end = match writer.join() {
-        Ok(r) => r?,
-        Err(_) => {
-            return Err(PipelineError::Sink(sink::SinkError::Write {
-                what: "output",
-                source: std::io::Error::other("writer thread panicked"),
-            }))
+        Ok(r) => Some(r),
+        Err(p) => {
+            panicked = Some(PipelineError::Panicked { thread: "writer".into(), message: panic_message(&*p) });
+            None
         }
     };
-    if end == sink::SinkEnd::BrokenPipe {
+    if end.as_ref().is_none_or(|e| matches!(e, Ok(sink::SinkEnd::BrokenPipe) | Err(_))) {
         // Stop reading too; the other stages end as their channels close.
         shutdown.trigger();
     }
-    for t in threads {
-        let _ = t.join();
+    for (name, t) in threads {
+        if let Err(p) = t.join() {
+            if panicked.is_none() {
+                panicked = Some(PipelineError::Panicked { thread: name, message: panic_message(&*p) });
+            }
+        }
     }
     let st = store.stats();
     if st.io_errors > 0 {
@@ -331,6 +370,13 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
             "Event store had I/O errors; the events concerned were kept in memory."
         );
     }
+    if let Some(e) = panicked {
+        return Err(e);
+    }
+    let Some(end) = end else {
+        return Err(PipelineError::Panicked { thread: "writer".into(), message: "(no message)".into() });
+    };
+    let end = end?;
     source_result?;
     Ok(RunReport { summary: totals.snapshot(), end, seconds: started.elapsed().as_secs_f64() })
 }

@@ -369,6 +369,7 @@ impl Sequencer {
     }
 
     fn process(&mut self, d: Decoded) -> Result<(), Disconnected> {
+        super::debug_panic("sequencer", d.batch.seq);
         let started = Instant::now();
         let Decoded { mut batch, times, matches } = d;
         let source = batch.origin.source;

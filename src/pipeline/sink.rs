@@ -62,7 +62,8 @@ pub fn run(
     let mut alerts: Vec<AlertOut> = Vec::new();
     // The first input line not yet written.
     let mut next_line = 0u64;
-    for wb in rx {
+    for (n, wb) in rx.into_iter().enumerate() {
+        super::debug_panic("writer", n as u64);
         handles.queue_popped(PipelineStage::Write, wb.batch.len() as u64);
         for p in &parts {
             match p.recv() {

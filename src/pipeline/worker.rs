@@ -98,7 +98,8 @@ pub fn run(
     let mut rule_hits: Vec<(HitKind, Fingerprint)> = Vec::new();
     // The gauge is shared by all partitions: each adds the change of its own count.
     let mut partials_reported = vec![0i64; machines.len()];
-    for work in rx {
+    for (n, work) in rx.into_iter().enumerate() {
+        super::debug_panic("partition", n as u64);
         let started = Instant::now();
         let mut out = PartitionOutput { step: work.step, alerts: Vec::new() };
         for item in work.items {

@@ -20,3 +20,5 @@ mod loadgen;
 mod metrics;
 // eventtime: several senders, a bad clock, a silent connection, and honest alert latency.
 mod eventtime;
+// faults: crashed threads, signals mid-line, busy socket paths, idle clients, endless lines.
+mod faults;
