@@ -38,11 +38,13 @@ mod hostile;
 mod output;
 mod scenario;
 mod score;
+mod sink;
 mod truth;
 mod world;
+mod writer;
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Write};
+use std::io::{self, BufReader};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -51,10 +53,12 @@ use clap::{Args, Parser, Subcommand};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::output::{Disorder, RateLimiter, Target};
+use crate::output::{Disorder, Target};
 use crate::scenario::{Config, Decoy, Generator, Origin, DEFAULT_START_MS};
+use crate::sink::Sink;
 use crate::truth::TruthLine;
 use crate::world::World;
+use crate::writer::{LineWriter, Meta, Pacer, TruthOut};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -104,9 +108,24 @@ struct GenArgs {
     /// under way at the end are completed.
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
-    /// Lines per second (0 = as fast as possible).
+    /// Lines per second (0 = as fast as possible), hostile lines included. With --realtime:
+    /// event lines per second (required, > 0; hostile lines come on top).
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
+    /// Real time: the first @timestamp is now and @timestamp advances at wall-clock speed at
+    /// --rate events per second; every line is written no earlier than its @timestamp, evenly
+    /// (flushed at least every millisecond), never in bursts. All relative timings of the
+    /// scenarios are kept exactly. The truth file gets `completed_written_unix_ns`: when the line
+    /// completing each sequence was written. Works with every output, --connections and
+    /// --disorder (a line then leaves at its arrival key).
+    #[arg(long, conflicts_with_all = ["sim_eps", "start_ms"])]
+    realtime: bool,
+    /// When the run ends (--events reached or --duration over), start no more scenarios but keep
+    /// writing background events until every started scenario has completed and this much more
+    /// @timestamp time has passed (lines come on top of --events). Lets an engine's watermark
+    /// pass the last sequence before the input ends.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    drain: Option<Duration>,
     /// Probability that an event slot starts a complete attack sequence (3-4 events, one truth
     /// line): varied downloaders, paths, shells, deleters, and the ES corner cases (maxspan
     /// boundary, overwrite, missing deleter name, double exec/delete, same-ms ties).
@@ -154,6 +173,13 @@ struct GenArgs {
     /// Output: `-` (stdout), a file path, or `tcp://HOST:PORT`.
     #[arg(short, long, default_value = "-")]
     output: String,
+    /// Number of TCP connections (only with `-o tcp://HOST:PORT`). All are opened first; every
+    /// event then goes to connection FNV-1a(container.id) % N (all events of one container, hence
+    /// of one attack, on one connection, in generator order), a hostile line with the event it
+    /// precedes. Connections are written concurrently; same seed and options give the same
+    /// bytes per connection.
+    #[arg(long, default_value_t = 1)]
+    connections: usize,
     /// Write the sequences the seed rule must find (JSONL, ES order) to this file.
     #[arg(long)]
     truth: Option<PathBuf>,
@@ -230,28 +256,48 @@ fn generate(a: &GenArgs) -> io::Result<()> {
     if a.sim_eps <= 0.0 || !a.sim_eps.is_finite() {
         return Err(invalid("--sim-eps must be > 0".into()));
     }
+    if !(a.rate >= 0.0 && a.rate.is_finite()) {
+        return Err(invalid("--rate must be >= 0".into()));
+    }
+    if a.realtime && a.rate <= 0.0 {
+        return Err(invalid("--realtime needs --rate > 0 (event lines per second)".into()));
+    }
     if a.duration.is_none() && a.live_keys > a.events {
         return Err(invalid("--live-keys must be <= --events".into()));
+    }
+    let target = Target::parse(&a.output);
+    if a.connections == 0 {
+        return Err(invalid("--connections must be >= 1".into()));
+    }
+    if a.connections > 1 && !matches!(target, Target::Tcp(_)) {
+        return Err(invalid("--connections > 1 needs -o tcp://HOST:PORT".into()));
     }
     if a.disorder >= 2000 {
         eprintln!("eqlstream-loadgen: warning: --disorder {} ms is not below eqlstream's default max_out_of_orderness (2000 ms)", a.disorder);
     }
     let world = World::build(a.seed, a.hosts, a.containers, a.users);
+    let (sim_eps, start_ms) = if a.realtime {
+        (writer::sim_eps_for_rate(a.rate, a.attack_rate, a.decoy_rate), sink::unix_ns() / 1_000_000)
+    } else {
+        (a.sim_eps, a.start_ms)
+    };
     let cfg = Config {
         seed: a.seed,
         total: if a.duration.is_some() { None } else { Some(a.events) },
         attack_rate: a.attack_rate,
         decoy_rate: a.decoy_rate,
         live_keys: a.live_keys,
-        sim_eps: a.sim_eps,
-        start_ms: a.start_ms,
+        sim_eps,
+        start_ms,
     };
-    let target = Target::parse(&a.output);
-    let mut sink = target.open()?;
-    let mut truth_out = match &a.truth {
-        Some(p) => Some(BufWriter::with_capacity(1 << 16, File::create(p)?)),
+    let truth_file = match &a.truth {
+        Some(p) => Some(File::create(p)?),
         None => None,
     };
+    let sink = Sink::open(&target, a.connections)?;
+    let outputs = sink.outputs() as u64;
+    // Output of each container: FNV-1a of its id, modulo the number of outputs.
+    let routes: Vec<usize> = world.containers.iter().map(|c| (sink::route(&c.id) % outputs) as usize).collect();
     let progress = match (&target, a.duration) {
         (Target::File(_), None) => {
             let pb = indicatif::ProgressBar::new(a.events);
@@ -268,36 +314,42 @@ fn generate(a: &GenArgs) -> io::Result<()> {
     let mut gen = Generator::new(&world, cfg);
     let mut formatter = event::Formatter::new(a.seed);
     let mut jitter = ChaCha8Rng::seed_from_u64(event::mix64(a.seed ^ 0xd150));
-    let mut hostile_rng = ChaCha8Rng::seed_from_u64(event::mix64(a.seed ^ 0xbad));
-    let mut disorder = Disorder::new();
-    let mut limiter = RateLimiter::new(a.rate);
-    let mut bg_template: Vec<u8> = Vec::new();
-    let mut scratch: Vec<u8> = Vec::with_capacity(4096);
-    let mut hostile_lines = 0u64;
-    let mut bytes = 0u64;
+    let hostile_rng = ChaCha8Rng::seed_from_u64(event::mix64(a.seed ^ 0xbad));
+    let mut disorder: Disorder<Meta> = Disorder::new();
+    let rate = if a.realtime { 0.0 } else { a.rate };
+    let mut w = LineWriter::new(sink, TruthOut::new(truth_file), a.invalid_rate, a.huge_lines, hostile_rng, rate);
+    let mut pacer = Pacer::default();
+    let drain_ms = a.drain.map(|d| d.as_millis() as u64);
+    // `None`: the run proper; `Some(until)`: wrapping up (`--drain`), no new scenarios;
+    // `until` is set once the last scenario event is out.
+    let mut wrap_up: Option<Option<u64>> = None;
     let started = Instant::now();
 
-    // Writes one event line, maybe preceded by a hostile line.
-    let mut write_line = |line: &[u8], sink: &mut Box<dyn Write>, bg_template: &[u8]| -> io::Result<()> {
-        if a.invalid_rate > 0.0 && !bg_template.is_empty() && hostile_rng.random_bool(a.invalid_rate) {
-            scratch.clear();
-            let kind = hostile::pick(&mut hostile_rng, a.huge_lines);
-            hostile::write(&mut scratch, &mut hostile_rng, kind, bg_template);
-            sink.write_all(&scratch)?;
-            bytes += scratch.len() as u64;
-            hostile_lines += 1;
-            limiter.tick();
-        }
-        sink.write_all(line)?;
-        bytes += line.len() as u64;
-        limiter.tick();
-        Ok(())
-    };
-
     let mut line = Vec::with_capacity(4096);
-    while let Some(em) = gen.next_event() {
+    loop {
+        let Some(em) = gen.next_event() else {
+            if drain_ms.is_some() && wrap_up.is_none() {
+                gen.background_only();
+                wrap_up = Some(None);
+                continue;
+            }
+            break;
+        };
         if let Some(d) = a.duration {
-            if started.elapsed() >= d {
+            if wrap_up.is_none() && started.elapsed() >= d {
+                if drain_ms.is_some() {
+                    gen.background_only();
+                    wrap_up = Some(None);
+                } else {
+                    gen.stop();
+                }
+            }
+        }
+        if let (Some(until), Some(drain)) = (wrap_up.as_mut(), drain_ms) {
+            if until.is_none() && gen.scheduled() == 0 {
+                *until = Some(em.ev.ts + drain);
+            }
+            if until.is_some_and(|u| em.ev.ts >= u) {
                 gen.stop();
             }
         }
@@ -307,17 +359,24 @@ fn generate(a: &GenArgs) -> io::Result<()> {
         // Hostile lines that look like events copy the latest background event (so their
         // timestamps stay current and they can never join a sequence).
         if a.invalid_rate > 0.0 && em.origin == Origin::Background {
-            bg_template.clear();
-            bg_template.extend_from_slice(&buf);
+            w.bg_template.clear();
+            w.bg_template.extend_from_slice(&buf);
         }
-        if let (Some(t), Some(out)) = (&em.truth, truth_out.as_mut()) {
-            truth::write_line(out, &TruthLine::from_seq(&world, a.seed, t))?;
+        let meta = Meta {
+            out: routes.get(em.ev.container).copied().unwrap_or(0),
+            stamp: (a.realtime && em.truth.is_some()).then(sink::new_stamp),
+        };
+        if let Some(t) = &em.truth {
+            w.truth.add(TruthLine::from_seq(&world, a.seed, t), meta.stamp.clone())?;
+        }
+        if a.realtime {
+            pacer.wait(em.ev.ts, &mut disorder, &mut w)?;
         }
         if a.disorder > 0 {
             let delay = jitter.random_range(0..=a.disorder);
-            disorder.push(em.ev.ts, delay, buf, |l| write_line(l, &mut sink, &bg_template))?;
+            disorder.push(em.ev.ts, delay, buf, meta, |l, m| w.write(l, m))?;
         } else {
-            write_line(&buf, &mut sink, &bg_template)?;
+            w.write(&buf, meta)?;
             line = buf;
         }
         if let Some(pb) = &progress {
@@ -327,11 +386,15 @@ fn generate(a: &GenArgs) -> io::Result<()> {
             }
         }
     }
-    disorder.finish(|l| write_line(l, &mut sink, &bg_template))?;
-    sink.flush()?;
-    if let Some(t) = truth_out.as_mut() {
-        t.flush()?;
+    if a.realtime {
+        // The rest of the disorder buffer, each line at its arrival key.
+        while let Some(k) = disorder.next_key() {
+            pacer.wait(k, &mut Disorder::new(), &mut w)?;
+            disorder.release(k, |l, m| w.write(l, m))?;
+        }
     }
+    disorder.finish(|l, m| w.write(l, m))?;
+    w.finish()?;
     if let Some(pb) = progress {
         pb.set_position(gen.emitted());
         pb.finish();
@@ -341,15 +404,24 @@ fn generate(a: &GenArgs) -> io::Result<()> {
         let secs = started.elapsed().as_secs_f64();
         let n = gen.emitted();
         eprintln!(
-            "events={n} background={} attacks={} live_keys={} hostile_lines={hostile_lines} bytes={bytes} mean_event_bytes={:.0} elapsed_s={secs:.3} events_per_s={:.0}",
+            "events={n} background={} attacks={} live_keys={} hostile_lines={} bytes={} mean_event_bytes={:.0} elapsed_s={secs:.3} events_per_s={:.0} outputs={outputs}",
             st.background,
             st.attacks,
             st.live_keys,
-            bytes as f64 / n.max(1) as f64,
+            w.hostile_lines,
+            w.bytes,
+            w.bytes as f64 / n.max(1) as f64,
             n as f64 / secs.max(1e-9)
         );
         let decoys: Vec<String> = Decoy::all().iter().map(|d| format!("{d:?}={}", st.decoys[d.index()])).collect();
         eprintln!("decoys: {}", decoys.join(" "));
+        if a.realtime {
+            eprintln!(
+                "realtime: sim_eps={sim_eps:.1} max_lag_ms={:.3} lines_over_1ms_late={}",
+                pacer.max_lag_ns as f64 / 1e6,
+                pacer.late_lines
+            );
+        }
     }
     Ok(())
 }
