@@ -733,3 +733,131 @@ fn drain_adds_only_background_after_the_last_scenario() {
     );
     assert_eq!(reference_sequences(&drained), truth_values(&truth));
 }
+
+/// Serves `body` as `/metrics` to every request until the returned sender is dropped.
+fn metrics_server(body: &'static str) -> (String, std::sync::mpsc::Sender<()>) {
+    use std::io::Write;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    listener.set_nonblocking(true).expect("non-blocking listener");
+    let url = format!("http://{}/metrics", listener.local_addr().expect("address"));
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || loop {
+        if !matches!(rx.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty)) {
+            return;
+        }
+        match listener.accept() {
+            Ok((mut s, _)) => {
+                s.set_nonblocking(false).expect("blocking stream");
+                let mut req = [0u8; 1024];
+                let n = s.read(&mut req).unwrap_or(0);
+                assert!(req[..n].starts_with(b"GET /metrics HTTP/1.0\r\n"), "{:?}", String::from_utf8_lossy(&req[..n]));
+                let _ = write!(
+                    s,
+                    "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    });
+    (url, tx)
+}
+
+const EXPOSITION: &str = "\
+# HELP eqlstream_alert_latency_seconds From the arrival of the completing line to the alert.
+# TYPE eqlstream_alert_latency_seconds histogram
+eqlstream_alert_latency_seconds_bucket{le=\"0.5\"} 0
+eqlstream_alert_latency_seconds_bucket{le=\"1\"} 10
+eqlstream_alert_latency_seconds_bucket{le=\"2.5\"} 60
+eqlstream_alert_latency_seconds_bucket{le=\"5\"} 100
+eqlstream_alert_latency_seconds_bucket{le=\"+Inf\"} 100
+eqlstream_alert_latency_seconds_sum 180
+eqlstream_alert_latency_seconds_count 100
+eqlstream_events_total 12345
+";
+
+#[test]
+fn latency_matches_alerts_measures_from_the_write_time_and_reads_the_metrics() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (out, truth_bytes) = generate(dir.path(), "l", &[MIXED, &["--seed", "17"]].concat());
+    let truth = truth_values(&truth_bytes);
+    let evs = events(&out);
+    let by_id: HashMap<String, &Value> = evs.iter().map(|(_, v)| (field(v, "event.id").concat(), v)).collect();
+    // A realtime-style truth file: every completing line "written" 1.5 s ago.
+    let written = unix_ns() - 1_500_000_000;
+    let mut timed = String::new();
+    for t in &truth {
+        let mut t = t.clone();
+        t["completed_written_unix_ns"] = Value::from(written);
+        timed.push_str(&t.to_string());
+        timed.push('\n');
+    }
+    let truth_path = dir.path().join("timed.truth.jsonl");
+    std::fs::write(&truth_path, timed).expect("write truth");
+    let tp = truth_path.to_str().expect("utf-8");
+    // eqlstream-like output: the pass-through lines with the alerts among them.
+    let mut stream = out.clone();
+    for t in &truth {
+        stream.extend_from_slice(alert_line(t, &by_id).as_bytes());
+        stream.push(b'\n');
+    }
+    let (url, stop) = metrics_server(EXPOSITION);
+    let latency = |input: &[u8], truth: &str, metrics: Option<&str>| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["latency", "--truth", truth]);
+        if let Some(m) = metrics {
+            cmd.args(["--metrics", m]);
+        }
+        let mut child =
+            cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().expect("latency runs");
+        child.stdin.take().expect("stdin").write_all(input).expect("feed stdin");
+        child.wait_with_output().expect("latency exits")
+    };
+    let res = latency(&stream, tp, Some(&url));
+    let since_written_ms = (unix_ns() - written) as f64 / 1e6;
+    let report = String::from_utf8_lossy(&res.stdout).into_owned();
+    assert_eq!(res.status.code(), Some(0), "{report}");
+    assert!(report.contains("recall:          100.000%"), "{report}");
+    assert!(report.contains("precision:       100.000%"), "{report}");
+    let lat_line = report.lines().find(|l| l.starts_with("latency ms")).expect("latency line");
+    assert!(lat_line.contains(&format!("n={}", truth.len())), "{lat_line}");
+    let p = |name: &str| -> f64 {
+        let v = lat_line.split_whitespace().find_map(|w| w.strip_prefix(&format!("{name}="))).expect("field");
+        v.parse().expect("a number")
+    };
+    // Read after the 1.5 s-old write, before the tool ended.
+    assert!(p("p50") >= 1500.0 && p("max") <= since_written_ms, "{lat_line} (written {since_written_ms} ms ago)");
+    assert!(p("p50") <= p("p90") && p("p90") <= p("p99") && p("p99") <= p("max"), "{lat_line}");
+    // Buckets: p50 = rank 50 in (1, 2.5] -> 1 + 1.5 * 40/50 = 2.2 s; p99 = rank 99 in (2.5, 5]
+    // -> 2.5 + 2.5 * 39/40 = 4.9375 s.
+    assert!(report.contains("eqlstream_alert_latency_seconds: count=100 p50=2200.000 ms p99=4937.500 ms"), "{report}");
+    let diff = 4937.5 - p("p99");
+    assert!(report.contains(&format!("(p99 metric - measured = {diff:+.3} ms)")), "{report}");
+    assert!(report.contains("eqlstream_alert_buffering_seconds: absent"), "{report}");
+    drop(stop);
+
+    // A dropped alert: exit 1 and the miss is counted.
+    let mut short = out.clone();
+    for t in &truth[1..] {
+        short.extend_from_slice(alert_line(t, &by_id).as_bytes());
+        short.push(b'\n');
+    }
+    let res = latency(&short, tp, None);
+    let report = String::from_utf8_lossy(&res.stdout);
+    assert_eq!(res.status.code(), Some(1), "{report}");
+    assert!(report.contains("misses: 1"), "{report}");
+    assert!(!report.contains("eqlstream_alert_latency_seconds"), "no metrics without --metrics: {report}");
+
+    // A plain (non-realtime) truth file: scored, no latency; a missing one: exit 2.
+    let plain_truth = dir.path().join("l.truth.jsonl");
+    let res = latency(&stream, plain_truth.to_str().expect("utf-8"), None);
+    let report = String::from_utf8_lossy(&res.stdout);
+    assert_eq!(res.status.code(), Some(0), "{report}");
+    assert!(
+        report.contains(&format!("without a write time in the truth file (not --realtime?): {}", truth.len())),
+        "{report}"
+    );
+    let res = latency(b"", dir.path().join("absent.jsonl").to_str().expect("utf-8"), None);
+    assert_eq!(res.status.code(), Some(2));
+}

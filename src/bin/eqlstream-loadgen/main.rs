@@ -35,7 +35,9 @@
 
 mod event;
 mod hostile;
+mod latency;
 mod output;
+mod prom;
 mod scenario;
 mod score;
 mod sink;
@@ -81,6 +83,12 @@ enum Cmd {
     /// Compare a truth file with an alerts file: print recall, precision, misses and false
     /// alerts. Exit 0 if both are 100 %, 1 otherwise, 2 if a file cannot be read.
     Score(ScoreArgs),
+    /// Read eqlstream's output on stdin until EOF, stamp each alert with its read time, then
+    /// match alerts to the truth (as `score` does) and print recall, precision and the latency
+    /// (alert read - completing line written, from a `--realtime` truth file) p50/p90/p99/max.
+    /// With --metrics, also the p50/p99 of eqlstream's latency histograms. Exit 0 if recall and
+    /// precision are 100 %, 1 otherwise, 2 on unreadable input.
+    Latency(latency::LatencyArgs),
 }
 
 #[derive(Args, Debug)]
@@ -192,6 +200,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Some(Cmd::Score(a)) => run_score(&a),
+        Some(Cmd::Latency(a)) => latency::run(&a),
         None => match generate(&cli.gen) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
