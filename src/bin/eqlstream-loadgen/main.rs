@@ -1,26 +1,43 @@
 //! `eqlstream-loadgen`: realistic Defend for Containers events with known attack sequences of the
 //! seed rule (`defense_evasion_file_creation_execution_deletion_cradle`), near-miss decoys,
-//! bounded disorder and hostile lines; plus `score`, which compares a truth file with alerts.
+//! bounded disorder and hostile lines, to stdout, a file or TCP (one or N connections), as fast
+//! as possible, rate-limited or in real time; plus `score`, which compares a truth file with
+//! alerts, and `latency`, which measures the alert latency of a running eqlstream.
 //!
-//! Layout: `world.rs` (fleet) → `scenario.rs` (what happens, logical order, truth) →
-//! `event.rs` (JSON line) → `output.rs` (disorder, rate, sink); `hostile.rs` (bad lines),
-//! `truth.rs` (truth file), `score.rs` (scoring). The truth never comes from an EQL engine.
+//! Layout: `world.rs` (fleet) → `scenario/` (what happens, logical order, truth) →
+//! `event.rs` (JSON line) → `output.rs` (disorder, rate, targets) → `writer.rs` (hostile lines,
+//! real-time pacing, truth file) → `sink.rs` (one writer or N connections, write-time stamps);
+//! `hostile.rs` (bad lines), `truth.rs` (truth file), `score.rs` (scoring), `latency.rs` and
+//! `prom.rs` (latency and eqlstream's metrics). The truth never comes from an EQL engine.
 //!
 //! Exit codes: generation 0 on success (also when stdout is closed early), 64 on bad options,
-//! 74 on I/O errors; `score` 0 when recall and precision are both 100 %, 1 otherwise, 2 on
-//! unreadable input.
+//! 74 on I/O errors; `score` and `latency` 0 when recall and precision are both 100 %,
+//! 1 otherwise, 2 on unreadable input.
 //!
 //! # Guarantees
-//! * Same options and `--seed` give the same bytes on stdout/file/TCP and in `--truth`.
-//! * `--events N` writes exactly N event lines (hostile lines come on top); every `event.id` is
-//!   unique (hostile CRLF/no-/bad-timestamp lines are copies of a background event and repeat its id).
+//! * Same options and `--seed` give the same bytes on stdout/file/TCP and in `--truth`
+//!   (`--realtime` aside, whose timestamps follow the clock).
+//! * `--events N` writes exactly N event lines (hostile lines and `--drain` lines come on top);
+//!   every `event.id` is unique (hostile CRLF/no-/bad-timestamp lines are copies of a background
+//!   event and repeat its id).
 //! * The truth lists every sequence Elasticsearch returns for the seed rule over the event lines,
 //!   and nothing else, ordered by the completing event's (`@timestamp`, arrival). Why background
-//!   and decoys cannot complete a sequence is argued in `scenario.rs`.
+//!   and decoys cannot complete a sequence is argued in `scenario/mod.rs`.
 //! * `--disorder MS`: no event line arrives after an event line whose `@timestamp` is more than MS
 //!   later, and equal timestamps keep their order (proof in `output.rs`).
 //! * `event.ingested` = `@timestamp` + 2 s exactly, so ordering/maxspan are the same whichever of
 //!   the two fields an engine uses (the rule sets `timestamp_override = "event.ingested"`).
+//! * `--connections N`: connection `i` carries exactly the lines (events and the hostile lines in
+//!   front of them) of the containers with FNV-1a(`container.id`) % N = i, in the single-output
+//!   order; the same seed and options give the same bytes per connection (`sink.rs`).
+//! * `--realtime --rate R`: the first `@timestamp` is the start time, `@timestamp` advances at
+//!   wall-clock speed with R event lines per second on average, and no line is written before
+//!   its `@timestamp` (before its arrival key with `--disorder`); lines leave at least every
+//!   millisecond. The scenarios' relative timings are the generator's, exactly. Each truth line
+//!   gets `completed_written_unix_ns`, the wall clock right after the write that handed the
+//!   completing line to the kernel (`writer.rs`, `sink.rs`).
+//! * `--drain D`: after the run only background events, until every started scenario has
+//!   completed and D more of `@timestamp` time has passed; the truth is unchanged.
 //!
 //! # Recipes
 //! ```text
@@ -31,6 +48,14 @@
 //! eqlstream-loadgen score --truth truth.jsonl --alerts out.ndjson
 //! # memory at 10^6 live keys (all stage-1 partials inside one 10 s maxspan window)
 //! eqlstream-loadgen --events 1100000 --live-keys 1000000 -o live.ndjson
+//! # alert latency at 20000 events/s in real time (benches/latency.sh runs this and the next)
+//! eqlstream-loadgen --realtime --rate 20000 --duration 30s --drain 4s --attack-rate 0.001 \
+//!     --truth t.jsonl | eqlstream --metrics-address 127.0.0.1:9780 \
+//!   | eqlstream-loadgen latency --truth t.jsonl --metrics http://127.0.0.1:9780/metrics
+//! # the same over 4 TCP connections (eqlstream listening first)
+//! eqlstream --input tcp://127.0.0.1:5140 | eqlstream-loadgen latency --truth t.jsonl &
+//! eqlstream-loadgen --realtime --rate 20000 --duration 30s --drain 4s --truth t.jsonl \
+//!     --connections 4 -o tcp://127.0.0.1:5140
 //! ```
 
 mod event;
@@ -125,7 +150,8 @@ struct GenArgs {
     /// (flushed at least every millisecond), never in bursts. All relative timings of the
     /// scenarios are kept exactly. The truth file gets `completed_written_unix_ns`: when the line
     /// completing each sequence was written. Works with every output, --connections and
-    /// --disorder (a line then leaves at its arrival key).
+    /// --disorder (a line then leaves at its arrival key). Scenarios under way when the run ends
+    /// complete in real time too (up to ~12 s more).
     #[arg(long, conflicts_with_all = ["sim_eps", "start_ms"])]
     realtime: bool,
     /// When the run ends (--events reached or --duration over), start no more scenarios but keep
