@@ -329,7 +329,7 @@ fn generate(a: &GenArgs) -> io::Result<()> {
         Some(p) => Some(File::create(p)?),
         None => None,
     };
-    let sink = Sink::open(&target, a.connections)?;
+    let sink = Sink::open(&target, a.connections, a.realtime)?;
     let outputs = sink.outputs() as u64;
     // Output of each container: FNV-1a of its id, modulo the number of outputs.
     let routes: Vec<usize> = world.containers.iter().map(|c| (sink::route(&c.id) % outputs) as usize).collect();

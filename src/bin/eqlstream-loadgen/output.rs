@@ -63,14 +63,15 @@ impl Target {
         }
     }
 
-    /// Opens the sink behind a large buffer.
-    pub fn open(&self) -> io::Result<Box<dyn Write>> {
+    /// Opens the sink behind a large buffer; `nodelay` sets `TCP_NODELAY` (for `--realtime`,
+    /// which writes small chunks that must leave at once).
+    pub fn open(&self, nodelay: bool) -> io::Result<Box<dyn Write>> {
         Ok(match self {
             Target::Stdout => Box::new(BufWriter::with_capacity(WRITE_BUFFER_BYTES, io::stdout().lock())),
             Target::File(p) => Box::new(BufWriter::with_capacity(WRITE_BUFFER_BYTES, File::create(p)?)),
             Target::Tcp(addr) => {
                 let s = connect_with_retry(addr, TCP_CONNECT_PATIENCE)?;
-                s.set_nodelay(false)?;
+                s.set_nodelay(nodelay)?;
                 Box::new(BufWriter::with_capacity(WRITE_BUFFER_BYTES, s))
             }
         })

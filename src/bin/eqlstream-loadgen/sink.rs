@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{bounded, Sender};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
 use crate::output::{connect_with_retry, Target, TCP_CONNECT_PATIENCE};
 
@@ -81,6 +81,8 @@ pub struct Conn {
     buf: Vec<u8>,
     stamps: Vec<Stamp>,
     tx: Option<Sender<Chunk>>,
+    /// Written chunk buffers coming back for reuse (at most [`CHUNKS_IN_FLIGHT`] + 1 exist).
+    free: Receiver<Vec<u8>>,
     handle: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -94,16 +96,16 @@ pub enum Sink {
 
 impl Sink {
     /// Opens `target`; with `connections > 1` (TCP only, checked by the caller) opens all of
-    /// them, in index order, before returning.
-    pub fn open(target: &Target, connections: usize) -> io::Result<Sink> {
+    /// them, in index order, before returning. `nodelay`: see [`Target::open`].
+    pub fn open(target: &Target, connections: usize, nodelay: bool) -> io::Result<Sink> {
         let addr = match target {
             Target::Tcp(addr) if connections > 1 => addr,
-            _ => return Ok(Sink::One(target.open()?)),
+            _ => return Ok(Sink::One(target.open(nodelay)?)),
         };
         let mut streams = Vec::with_capacity(connections);
         for _ in 0..connections {
             let s = connect_with_retry(addr, TCP_CONNECT_PATIENCE)?;
-            s.set_nodelay(false)?;
+            s.set_nodelay(nodelay)?;
             streams.push(s);
         }
         let conns = streams
@@ -111,12 +113,15 @@ impl Sink {
             .enumerate()
             .map(|(i, s)| {
                 let (tx, rx) = bounded::<Chunk>(CHUNKS_IN_FLIGHT);
-                let handle =
-                    std::thread::Builder::new().name(format!("conn-{i}")).spawn(move || write_chunks(s, rx))?;
+                let (free_tx, free) = unbounded::<Vec<u8>>();
+                let handle = std::thread::Builder::new()
+                    .name(format!("conn-{i}"))
+                    .spawn(move || write_chunks(s, rx, free_tx))?;
                 Ok(Conn {
                     buf: Vec::with_capacity(CHUNK_BYTES),
                     stamps: Vec::new(),
                     tx: Some(tx),
+                    free,
                     handle: Some(handle),
                 })
             })
@@ -188,7 +193,10 @@ impl Conn {
             return Ok(());
         }
         let chunk = Chunk {
-            bytes: std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK_BYTES)),
+            bytes: std::mem::replace(
+                &mut self.buf,
+                self.free.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK_BYTES)),
+            ),
             stamps: std::mem::take(&mut self.stamps),
         };
         let sent = match &self.tx {
@@ -213,10 +221,13 @@ impl Conn {
 }
 
 /// A connection's writer thread: writes chunks in order, stamping after each write.
-fn write_chunks(mut s: TcpStream, rx: crossbeam_channel::Receiver<Chunk>) -> io::Result<()> {
+/// Emptied buffers go back through `free` (ignored once the main thread is gone).
+fn write_chunks(mut s: TcpStream, rx: Receiver<Chunk>, free: Sender<Vec<u8>>) -> io::Result<()> {
     for mut chunk in rx {
         s.write_all(&chunk.bytes)?;
         set_stamps(&mut chunk.stamps);
+        chunk.bytes.clear();
+        let _ = free.send(chunk.bytes);
     }
     s.flush()?;
     // The receiver may already have closed its side; the bytes are out either way.
