@@ -198,7 +198,9 @@ struct GenArgs {
     /// Number of distinct user.id values (at least 2).
     #[arg(long, default_value_t = 20)]
     users: usize,
-    /// Simulated background events per second of @timestamp time.
+    /// Slots of the background clock per second of @timestamp time (each slot is a background
+    /// event or starts an attack or decoy, so events per second are a little higher). Set from
+    /// --rate under --realtime.
     #[arg(long, default_value_t = 1000.0)]
     sim_eps: f64,
     /// First @timestamp, ms since the Unix epoch (default 2026-03-05T10:00:00Z).
