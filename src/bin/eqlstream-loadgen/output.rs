@@ -27,7 +27,7 @@ pub const WRITE_BUFFER_BYTES: usize = 1 << 20;
 pub const TCP_CONNECT_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Connects to `addr`, retrying every 100 ms for up to `patience`.
-fn connect_with_retry(addr: &str, patience: Duration) -> io::Result<TcpStream> {
+pub fn connect_with_retry(addr: &str, patience: Duration) -> io::Result<TcpStream> {
     let started = Instant::now();
     loop {
         match TcpStream::connect(addr) {
@@ -63,59 +63,62 @@ impl Target {
         }
     }
 
-    /// Opens the sink behind a large buffer.
-    pub fn open(&self) -> io::Result<Box<dyn Write>> {
+    /// Opens the sink behind a large buffer; `nodelay` sets `TCP_NODELAY` (for `--realtime`,
+    /// which writes small chunks that must leave at once).
+    pub fn open(&self, nodelay: bool) -> io::Result<Box<dyn Write>> {
         Ok(match self {
             Target::Stdout => Box::new(BufWriter::with_capacity(WRITE_BUFFER_BYTES, io::stdout().lock())),
             Target::File(p) => Box::new(BufWriter::with_capacity(WRITE_BUFFER_BYTES, File::create(p)?)),
             Target::Tcp(addr) => {
                 let s = connect_with_retry(addr, TCP_CONNECT_PATIENCE)?;
-                s.set_nodelay(false)?;
+                s.set_nodelay(nodelay)?;
                 Box::new(BufWriter::with_capacity(WRITE_BUFFER_BYTES, s))
             }
         })
     }
 }
 
-struct Pending {
+struct Pending<M> {
     key: u64,
     idx: u64,
     line: Vec<u8>,
+    meta: M,
 }
 
-impl PartialEq for Pending {
+impl<M> PartialEq for Pending<M> {
     fn eq(&self, o: &Self) -> bool {
         (self.key, self.idx) == (o.key, o.idx)
     }
 }
-impl Eq for Pending {}
-impl PartialOrd for Pending {
+impl<M> Eq for Pending<M> {}
+impl<M> PartialOrd for Pending<M> {
     fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(o))
     }
 }
-impl Ord for Pending {
+impl<M> Ord for Pending<M> {
     fn cmp(&self, o: &Self) -> std::cmp::Ordering {
         Reverse((self.key, self.idx)).cmp(&Reverse((o.key, o.idx)))
     }
 }
 
-/// The `--disorder` reorder buffer (see the module docs for the guarantee).
-pub struct Disorder {
-    heap: BinaryHeap<Pending>,
+/// The `--disorder` reorder buffer (see the module docs for the guarantee). Each line carries a
+/// `M` (where it goes, what to record when it is written) that is handed back with it.
+pub struct Disorder<M> {
+    heap: BinaryHeap<Pending<M>>,
     free: Vec<Vec<u8>>,
     idx: u64,
     last_ts: Option<u64>,
     last_key: u64,
 }
 
-impl Default for Disorder {
+impl<M> Default for Disorder<M> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Disorder {
+impl<M> Disorder<M> {
     /// An empty buffer.
     pub fn new() -> Self {
         Disorder { heap: BinaryHeap::new(), free: Vec::new(), idx: 0, last_ts: None, last_key: 0 }
@@ -128,6 +131,11 @@ impl Disorder {
         b
     }
 
+    /// The smallest arrival key still buffered.
+    pub fn next_key(&self) -> Option<u64> {
+        self.heap.peek().map(|p| p.key)
+    }
+
     /// Adds the line of an event with `@timestamp` `ts` and delay `delay`, then hands every line
     /// that may now be written (arrival key <= `ts`) to `emit`, in arrival order.
     pub fn push(
@@ -135,7 +143,8 @@ impl Disorder {
         ts: u64,
         delay: u64,
         line: Vec<u8>,
-        mut emit: impl FnMut(&[u8]) -> io::Result<()>,
+        meta: M,
+        emit: impl FnMut(&[u8], M) -> io::Result<()>,
     ) -> io::Result<()> {
         let mut key = ts + delay;
         if self.last_ts == Some(ts) {
@@ -144,20 +153,27 @@ impl Disorder {
         self.last_ts = Some(ts);
         self.last_key = key;
         self.idx += 1;
-        self.heap.push(Pending { key, idx: self.idx, line });
+        self.heap.push(Pending { key, idx: self.idx, line, meta });
         // Every later event has a key >= its timestamp >= ts, and a larger idx.
-        while self.heap.peek().is_some_and(|p| p.key <= ts) {
-            let p = self.heap.pop().expect("peeked just above");
-            emit(&p.line)?;
+        self.release(ts, emit)
+    }
+
+    /// Hands every line whose arrival key is <= `until` to `emit`, in arrival order. Sound (the
+    /// guarantee holds) as long as every event pushed later has `@timestamp >= until`: its key is
+    /// then >= `until`, and ties go by the larger idx.
+    pub fn release(&mut self, until: u64, mut emit: impl FnMut(&[u8], M) -> io::Result<()>) -> io::Result<()> {
+        while self.heap.peek().is_some_and(|p| p.key <= until) {
+            let Some(p) = self.heap.pop() else { break };
+            emit(&p.line, p.meta)?;
             self.free.push(p.line);
         }
         Ok(())
     }
 
     /// Writes everything still buffered, in arrival order.
-    pub fn finish(&mut self, mut emit: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+    pub fn finish(&mut self, mut emit: impl FnMut(&[u8], M) -> io::Result<()>) -> io::Result<()> {
         while let Some(p) = self.heap.pop() {
-            emit(&p.line)?;
+            emit(&p.line, p.meta)?;
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 //! (pass-through events, hostile bytes) is ignored. A sequence is identified by
 //! `(rule.id, eql.join_keys, eql.events[*].event.id)`. Never modifies either file.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, Write};
 
 use serde_json::Value;
@@ -104,46 +104,70 @@ pub fn alert_identity(line: &[u8]) -> Option<TruthLine> {
     Some(TruthLine { rule_id, join_keys, event_ids })
 }
 
+/// Matches alerts to truth sequences one at a time (shared by `score` and `latency`): an alert
+/// matches the first truth sequence with its identity that no earlier alert matched; alerts of
+/// other rules are counted apart; a second alert for one sequence is a false alert.
+pub struct Matcher<'t> {
+    truth: &'t [TruthLine],
+    rule_id: Option<&'t str>,
+    expected: HashMap<&'t TruthLine, VecDeque<usize>>,
+    score: Score,
+}
+
+impl<'t> Matcher<'t> {
+    /// A matcher for the alerts of rule `rule_id` (`None`: every rule) against `truth`.
+    pub fn new(truth: &'t [TruthLine], rule_id: Option<&'t str>) -> Self {
+        let mut expected: HashMap<&TruthLine, VecDeque<usize>> = HashMap::new();
+        for (i, t) in truth.iter().enumerate() {
+            expected.entry(t).or_default().push_back(i);
+        }
+        Matcher { truth, rule_id, expected, score: Score { truth: truth.len(), ..Score::default() } }
+    }
+
+    /// Accounts one alert; returns the index in `truth` of the sequence it matched.
+    pub fn alert(&mut self, id: TruthLine) -> Option<usize> {
+        if self.rule_id.is_some_and(|r| r != id.rule_id) {
+            self.score.other_rules += 1;
+            return None;
+        }
+        self.score.alerts += 1;
+        match self.expected.get_mut(&id).and_then(VecDeque::pop_front) {
+            Some(i) => {
+                self.score.matched += 1;
+                Some(i)
+            }
+            None => {
+                self.score.false_alerts.push(id);
+                None
+            }
+        }
+    }
+
+    /// The result; misses are listed in truth order.
+    pub fn finish(self) -> Score {
+        let mut missed: Vec<usize> = self.expected.into_values().flatten().collect();
+        missed.sort_unstable();
+        let mut s = self.score;
+        s.misses = missed.into_iter().map(|i| self.truth[i].clone()).collect();
+        s
+    }
+}
+
 /// Scores the alerts of rule `rule_id` (`None`: every rule) in `alerts` (any JSONL stream)
 /// against `truth`.
 pub fn score(truth: &[TruthLine], rule_id: Option<&str>, mut alerts: impl BufRead) -> std::io::Result<Score> {
-    let mut expected: HashMap<&TruthLine, usize> = HashMap::new();
-    for t in truth {
-        *expected.entry(t).or_default() += 1;
-    }
-    let mut s = Score { truth: truth.len(), ..Score::default() };
+    let mut m = Matcher::new(truth, rule_id);
     let mut line = Vec::new();
     loop {
         line.clear();
         if alerts.read_until(b'\n', &mut line)? == 0 {
             break;
         }
-        let Some(id) = alert_identity(&line) else {
-            continue;
-        };
-        if rule_id.is_some_and(|r| r != id.rule_id) {
-            s.other_rules += 1;
-            continue;
-        }
-        s.alerts += 1;
-        match expected.get_mut(&id) {
-            Some(n) if *n > 0 => {
-                *n -= 1;
-                s.matched += 1;
-            }
-            _ => s.false_alerts.push(id),
+        if let Some(id) = alert_identity(&line) {
+            m.alert(id);
         }
     }
-    // Misses in truth order.
-    for t in truth {
-        if let Some(n) = expected.get_mut(t) {
-            if *n > 0 {
-                *n -= 1;
-                s.misses.push(t.clone());
-            }
-        }
-    }
-    Ok(s)
+    Ok(m.finish())
 }
 
 #[cfg(test)]
@@ -158,5 +182,25 @@ mod tests {
         let id = alert_identity(a).expect("an alert");
         assert_eq!(id.join_keys, vec!["c", "0", "x"]);
         assert_eq!(id.event_ids, vec!["1", "2"]);
+    }
+
+    fn t(rule: &str, n: &str) -> TruthLine {
+        TruthLine { rule_id: rule.into(), join_keys: vec!["c".into()], event_ids: vec![n.into()] }
+    }
+
+    #[test]
+    fn matcher_pairs_each_sequence_once_and_lists_the_rest() {
+        let truth = vec![t("r", "1"), t("r", "2"), t("r", "3")];
+        let mut m = Matcher::new(&truth, Some("r"));
+        assert_eq!(m.alert(t("r", "2")), Some(1));
+        assert_eq!(m.alert(t("r", "2")), None, "a duplicate is a false alert");
+        assert_eq!(m.alert(t("other", "1")), None);
+        assert_eq!(m.alert(t("r", "1")), Some(0));
+        assert_eq!(m.alert(t("r", "9")), None);
+        let s = m.finish();
+        assert_eq!((s.truth, s.alerts, s.matched, s.other_rules), (3, 4, 2, 1));
+        assert_eq!(s.misses, vec![t("r", "3")]);
+        assert_eq!(s.false_alerts, vec![t("r", "2"), t("r", "9")]);
+        assert!(!s.perfect());
     }
 }

@@ -38,6 +38,20 @@ pub(super) const ATTACKS: &[(Attack, u32)] = &[
     (Attack::SameMillisecond, 3),
 ];
 
+/// Number of events of an attack variant.
+fn len_of(kind: Attack) -> u64 {
+    match kind {
+        Attack::Overwrite | Attack::DoubleExec | Attack::DoubleDelete => 4,
+        _ => 3,
+    }
+}
+
+/// Mean number of events of an attack (weighted by [`ATTACKS`]).
+pub(super) fn mean_len() -> f64 {
+    let total: u32 = ATTACKS.iter().map(|a| a.1).sum();
+    ATTACKS.iter().map(|&(a, w)| len_of(a) as f64 * f64::from(w)).sum::<f64>() / f64::from(total)
+}
+
 impl Generator<'_> {
     /// Picks the attack variant and schedules its events from `t0`; returns the number of events
     /// (0 if the budget is too small: nothing is scheduled).
@@ -52,10 +66,7 @@ impl Generator<'_> {
             }
             r -= w;
         }
-        let len = match kind {
-            Attack::Overwrite | Attack::DoubleExec | Attack::DoubleDelete => 4,
-            _ => 3,
-        };
+        let len = len_of(kind);
         if budget < len {
             return 0;
         }

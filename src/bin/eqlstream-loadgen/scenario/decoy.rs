@@ -96,11 +96,13 @@ const WRONG_CASE_DIRS: &[&str] = &["/TMP/", "/Tmp/", "/DEV/SHM/", "/Var/tmp/", "
 const EXCLUDED_DELETERS: &[&str] = &["rm", "ld", "conftest", "link", "gcc", "getarch"];
 const EXCLUDED_ARGS: &[&str] = &["which", "man", "chmod", "chown"];
 
+/// Number of events of every decoy.
+pub(super) const LEN: u64 = 3;
+
 impl Generator<'_> {
     /// Picks a decoy kind and schedules its events from `t0`; returns the number of events
     /// (0 if the budget is too small).
     pub(super) fn schedule_decoy(&mut self, t0: u64, budget: u64) -> u64 {
-        const LEN: u64 = 3;
         if budget < LEN {
             return 0;
         }

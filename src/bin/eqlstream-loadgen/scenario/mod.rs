@@ -72,6 +72,13 @@ pub struct Config {
     pub start_ms: u64,
 }
 
+/// Mean number of events per slot of the background clock (a slot is a background event or
+/// starts an attack or a decoy): `sim_eps` times this is the steady event rate per second of
+/// `@timestamp` time.
+pub fn events_per_slot(attack_rate: f64, decoy_rate: f64) -> f64 {
+    1.0 + attack_rate * (attack::mean_len() - 1.0) + decoy_rate * (decoy::LEN as f64 - 1.0)
+}
+
 /// One sequence the seed rule must find: its key and the construction counters of its events.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TruthSeq {
@@ -245,6 +252,21 @@ impl<'w> Generator<'w> {
     /// Stop starting new scenarios; [`Generator::next_event`] then drains scheduled events and ends.
     pub fn stop(&mut self) {
         self.stopping = true;
+    }
+
+    /// Start no more scenarios, but keep producing background events (also past
+    /// [`Config::total`]) until [`Generator::stop`]; scenarios under way complete in order.
+    pub fn background_only(&mut self) {
+        self.cfg.attack_rate = 0.0;
+        self.cfg.decoy_rate = 0.0;
+        self.cfg.total = None;
+        // The clock may lag behind scheduled events drained at the end of a `total` run.
+        self.bg_clock_us = self.bg_clock_us.max(self.last_ts * 1000);
+    }
+
+    /// Scenario events scheduled but not emitted yet.
+    pub fn scheduled(&self) -> usize {
+        self.heap.len()
     }
 
     /// Events emitted so far.
@@ -617,6 +639,68 @@ mod tests {
             }
         }
         assert!(scenario_names.len() > 300);
+    }
+
+    #[test]
+    fn events_per_slot_is_the_observed_mean() {
+        let w = World::build(4, 3, 20, 5);
+        let (a, d) = (0.05, 0.1);
+        let cfg = Config {
+            seed: 5,
+            total: None,
+            attack_rate: a,
+            decoy_rate: d,
+            live_keys: 0,
+            sim_eps: 1000.0,
+            start_ms: DEFAULT_START_MS,
+        };
+        let mut g = Generator::new(&w, cfg);
+        // 400 simulated seconds at 1000 slots/s, counted up to a time no scenario is still under
+        // way for (all events up to `horizon` are out once one later event is).
+        let horizon = DEFAULT_START_MS + 400_000;
+        let mut n = 0u64;
+        while let Some(e) = g.next_event() {
+            if e.ev.ts > horizon {
+                break;
+            }
+            n += 1;
+        }
+        let observed = n as f64 / 400_000.0;
+        let expected = events_per_slot(a, d);
+        assert!((expected - 1.0 - a * 2.2316 - d * 2.0).abs() < 1e-3, "{expected}");
+        assert!((observed / expected - 1.0).abs() < 0.01, "observed {observed} expected {expected}");
+    }
+
+    #[test]
+    fn background_only_ends_scenarios_and_keeps_time_order() {
+        let w = World::build(1, 3, 20, 5);
+        let cfg = Config {
+            seed: 2,
+            total: Some(3000),
+            attack_rate: 0.05,
+            decoy_rate: 0.05,
+            live_keys: 0,
+            sim_eps: 1000.0,
+            start_ms: DEFAULT_START_MS,
+        };
+        let mut g = Generator::new(&w, cfg);
+        let mut last = 0;
+        while let Some(e) = g.next_event() {
+            last = e.ev.ts;
+        }
+        assert_eq!(g.emitted(), 3000);
+        let attacks = g.stats.attacks;
+        g.background_only();
+        for _ in 0..5000 {
+            let e = g.next_event().expect("background goes on");
+            assert!(e.ev.ts >= last, "time order across the switch");
+            assert_eq!(e.origin, Origin::Background);
+            last = e.ev.ts;
+        }
+        assert_eq!(g.stats.attacks, attacks);
+        assert_eq!(g.scheduled(), 0);
+        g.stop();
+        assert!(g.next_event().is_none());
     }
 
     #[test]
