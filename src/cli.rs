@@ -173,9 +173,25 @@ pub struct RunArgs {
     #[arg(long, env = "EQLSTREAM_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
     pub shutdown_timeout: Option<String>,
 
-    /// Cap on simultaneous socket connections. [default: 64]
+    /// Cap on simultaneous socket connections; further clients wait in the listen backlog
+    /// until one closes (see --connection-idle-timeout). [default: 64]
     #[arg(long, env = "EQLSTREAM_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
+
+    /// Permissions of the Unix socket file (octal); the socket is created with them, never
+    /// wider. [default: 0600]
+    #[arg(long, env = "EQLSTREAM_SOCKET_MODE", value_name = "MODE")]
+    pub socket_mode: Option<String>,
+
+    /// Close a connection that sends nothing for this long, so idle clients cannot hold every
+    /// --max-connections slot; 0s: never. [default: 5m]
+    #[arg(long, env = "EQLSTREAM_CONNECTION_IDLE_TIMEOUT", value_name = "DURATION")]
+    pub connection_idle_timeout: Option<String>,
+
+    /// Events the reorder buffer holds at most; past it the oldest are released early (counted
+    /// in eqlstream_reorder_overflow_events_total). [default: 1000000]
+    #[arg(long, env = "EQLSTREAM_MAX_BUFFERED_EVENTS", value_name = "N")]
+    pub max_buffered_events: Option<usize>,
 
     /// Skip the JSON parse of lines whose bytes prove they cannot match any rule, even with
     /// `prefilter = false` in the config file. On by default; alerts are identical either way.
@@ -222,6 +238,9 @@ impl RunArgs {
             progress: self.progress,
             shutdown_timeout: self.shutdown_timeout.clone(),
             max_connections: self.max_connections,
+            socket_mode: self.socket_mode.clone(),
+            connection_idle_timeout: self.connection_idle_timeout.clone(),
+            max_buffered_events: self.max_buffered_events,
             no_prefilter: self.no_prefilter,
             prefilter: self.prefilter,
         }
@@ -251,6 +270,7 @@ mod tests {
             ("-max-line-bytes", eqlstream::config::DEFAULT_MAX_LINE_BYTES.to_string()),
             ("-max-partial-sequences", eqlstream::config::DEFAULT_MAX_PARTIAL_SEQUENCES.to_string()),
             ("-max-connections", eqlstream::config::DEFAULT_MAX_CONNECTIONS.to_string()),
+            ("-max-buffered-events", eqlstream::config::DEFAULT_MAX_BUFFERED_EVENTS.to_string()),
             ("-outlier-confirm-events", eqlstream::sequence::watermark::DEFAULT_OUTLIER_CONFIRM_EVENTS.to_string()),
         ] {
             let block =

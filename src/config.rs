@@ -31,6 +31,12 @@ pub const DEFAULT_METRICS_ADDRESS: &str = "127.0.0.1:9780";
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default cap on simultaneous socket connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
+/// Default permissions of the Unix socket (`socket_mode`): owner only.
+pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
+/// Default `connection_idle_timeout`: a connection that sends nothing for this long is closed.
+pub const DEFAULT_CONNECTION_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default `max_buffered_events`: events the reorder buffer holds at most.
+pub const DEFAULT_MAX_BUFFERED_EVENTS: usize = 1_000_000;
 /// Default number of batches in flight per channel (bounds memory: lines in flight is about
 /// `batch_size * max_inflight_batches` per hop).
 pub const DEFAULT_MAX_INFLIGHT_BATCHES: usize = 4;
@@ -128,6 +134,12 @@ pub struct FileConfig {
     pub shutdown_timeout: Option<String>,
     /// Cap on simultaneous socket connections.
     pub max_connections: Option<usize>,
+    /// Permissions of the Unix socket, octal (e.g. "0660").
+    pub socket_mode: Option<String>,
+    /// A connection that sends nothing for this long is closed, e.g. "5m" ("0s": never).
+    pub connection_idle_timeout: Option<String>,
+    /// Events the reorder buffer holds at most.
+    pub max_buffered_events: Option<usize>,
     /// Skip the JSON parse of lines that cannot match any rule.
     pub prefilter: Option<bool>,
 }
@@ -255,6 +267,12 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// Cap on socket connections.
     pub max_connections: usize,
+    /// Permissions of the Unix socket file.
+    pub socket_mode: u32,
+    /// Idle connections are closed after this long (`None`: never).
+    pub connection_idle_timeout: Option<Duration>,
+    /// Cap on events in the reorder buffer.
+    pub max_buffered_events: usize,
     /// Skip parsing lines that cannot match.
     pub prefilter: bool,
 }
@@ -315,6 +333,12 @@ pub struct Overrides {
     pub shutdown_timeout: Option<String>,
     #[allow(missing_docs)]
     pub max_connections: Option<usize>,
+    #[allow(missing_docs)]
+    pub socket_mode: Option<String>,
+    #[allow(missing_docs)]
+    pub connection_idle_timeout: Option<String>,
+    #[allow(missing_docs)]
+    pub max_buffered_events: Option<usize>,
     #[allow(missing_docs)]
     pub no_prefilter: bool,
     #[allow(missing_docs)]
@@ -452,6 +476,24 @@ impl Settings {
             "max_connections",
             o.max_connections.or(file.max_connections).unwrap_or(DEFAULT_MAX_CONNECTIONS),
         )?;
+        let socket_mode = match o.socket_mode.or(file.socket_mode) {
+            None => DEFAULT_SOCKET_MODE,
+            Some(s) => u32::from_str_radix(s.trim().trim_start_matches("0o"), 8)
+                .ok()
+                .filter(|m| *m <= 0o777)
+                .ok_or_else(|| ConfigError::Invalid {
+                    option: "socket_mode",
+                    message: format!("expected octal permissions like 0600 or 0660, found `{s}`"),
+                })?,
+        };
+        let connection_idle_timeout = match o.connection_idle_timeout.or(file.connection_idle_timeout) {
+            Some(s) => Some(duration("connection_idle_timeout", &s)?).filter(|d| !d.is_zero()),
+            None => Some(DEFAULT_CONNECTION_IDLE_TIMEOUT),
+        };
+        let max_buffered_events = at_least_one(
+            "max_buffered_events",
+            o.max_buffered_events.or(file.max_buffered_events).unwrap_or(DEFAULT_MAX_BUFFERED_EVENTS),
+        )?;
         Ok(Settings {
             rules,
             input,
@@ -479,6 +521,9 @@ impl Settings {
             progress: o.progress || file.progress.unwrap_or(false),
             shutdown_timeout,
             max_connections,
+            socket_mode,
+            connection_idle_timeout,
+            max_buffered_events,
             prefilter: !o.no_prefilter && (o.prefilter || file.prefilter.unwrap_or(true)),
         })
     }
@@ -504,6 +549,25 @@ mod tests {
         assert_eq!(s.max_future, w::DEFAULT_MAX_FUTURE);
         assert_eq!(s.outlier_confirm_events, w::DEFAULT_OUTLIER_CONFIRM_EVENTS);
         assert_eq!(s.outlier_confirm_time, w::DEFAULT_OUTLIER_CONFIRM_TIME);
+    }
+
+    #[test]
+    fn socket_and_buffer_settings_are_validated() {
+        let s = Settings::build(FileConfig::default(), Overrides::default()).unwrap();
+        assert_eq!(s.socket_mode, 0o600);
+        assert_eq!(s.connection_idle_timeout, Some(DEFAULT_CONNECTION_IDLE_TIMEOUT));
+        let file = toml::from_str::<FileConfig>("socket_mode = \"0660\"\nconnection_idle_timeout = \"0s\"\n").unwrap();
+        let s = Settings::build(file, Overrides::default()).unwrap();
+        assert_eq!((s.socket_mode, s.connection_idle_timeout), (0o660, None));
+        for bad in ["0999", "rw", "01777"] {
+            let o = Overrides { socket_mode: Some(bad.into()), ..Default::default() };
+            assert!(
+                Settings::build(FileConfig::default(), o).unwrap_err().to_string().contains("socket_mode"),
+                "{bad}"
+            );
+        }
+        let o = Overrides { max_buffered_events: Some(0), ..Default::default() };
+        assert!(Settings::build(FileConfig::default(), o).is_err());
     }
 
     #[test]

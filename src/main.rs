@@ -255,9 +255,9 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
         s.shutdown();
     }
     let report = report.map_err(|e| match e {
-        pipeline::PipelineError::Source(pipeline::source::SourceError::Bind { .. }) => {
-            Fatal::new(exit::CONFIG, e.to_string())
-        }
+        pipeline::PipelineError::Source(
+            pipeline::source::SourceError::Bind { .. } | pipeline::source::SourceError::PathInUse { .. },
+        ) => Fatal::new(exit::CONFIG, e.to_string()),
         pipeline::PipelineError::FieldsNotPrepared
         | pipeline::PipelineError::Spawn(_)
         | pipeline::PipelineError::Panicked { .. } => Fatal::new(exit::SOFTWARE, e.to_string()),

@@ -34,6 +34,8 @@ pub mod names {
     pub const SENT_EVENTS: &str = "eqlstream_sent_events_total";
     /// Invalid input lines by `reason`.
     pub const INVALID_EVENTS: &str = "eqlstream_invalid_events_total";
+    /// Input lines (or their unread remainders) dropped, by `reason`.
+    pub const DISCARDED_LINES: &str = "eqlstream_discarded_lines_total";
     /// Lines the prefilter proved unable to match any rule, so they were not parsed.
     pub const PREFILTER_SKIPPED_EVENTS: &str = "eqlstream_prefilter_skipped_events_total";
     /// Events older than the watermark allows (arrived too late for sequence matching), by
@@ -46,6 +48,11 @@ pub mod names {
     pub const EVENT_TIME_JUMPS: &str = "eqlstream_event_time_jumps_total";
     /// A source's largest event time minus the watermark, by `source` (gauge).
     pub const SOURCE_LAG: &str = "eqlstream_source_lag_seconds";
+    /// Events in the reorder buffer (gauge).
+    pub const REORDER_BUFFERED: &str = "eqlstream_reorder_buffered_events";
+    /// Events released from the reorder buffer before the watermark passed them, or refused,
+    /// because it held `max_buffered_events`.
+    pub const REORDER_OVERFLOW: &str = "eqlstream_reorder_overflow_events_total";
     /// Open input sources (connections, stdin), by `state` (`active`, `idle`).
     pub const SOURCES: &str = "eqlstream_sources";
     /// Events that matched a sequence stage (or an event rule), by `rule_id` and `stage`.
@@ -153,6 +160,29 @@ impl InvalidReason {
     }
 }
 
+/// Why an input line (or the unread remainder of one) was dropped: the bounded `reason` label
+/// of `eqlstream_discarded_lines_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiscardReason {
+    /// A line being read at shutdown did not end within the grace period.
+    UnterminatedAtShutdown,
+    /// A line longer than `max_line_bytes` stalled while other connections waited for it.
+    StalledLongLine,
+}
+
+impl DiscardReason {
+    /// Every reason, in label-index order.
+    pub const ALL: [DiscardReason; 2] = [DiscardReason::UnterminatedAtShutdown, DiscardReason::StalledLongLine];
+
+    /// The `reason` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            DiscardReason::UnterminatedAtShutdown => "unterminated_at_shutdown",
+            DiscardReason::StalledLongLine => "stalled_long_line",
+        }
+    }
+}
+
 /// Number of [`PipelineStage`]s.
 pub const N_PIPELINE_STAGES: usize = 4;
 
@@ -229,12 +259,15 @@ struct Resolved {
     received_bytes: IntCounter,
     sent_events: IntCounter,
     invalid: [IntCounter; N_REASONS],
+    discarded: [IntCounter; 2],
     prefilter_skipped: IntCounter,
     late: IntCounterVec,
     outliers: IntCounterVec,
     jumps: IntCounterVec,
     lag: GaugeVec,
     sources: [IntGauge; 2],
+    reorder_buffered: IntGauge,
+    reorder_overflow: IntCounter,
     /// `stage_offsets[r]..stage_offsets[r + 1]` are rule `r`'s entries of `stage_matches`.
     stage_offsets: Arc<[usize]>,
     stage_matches: Vec<IntCounter>,
@@ -295,6 +328,13 @@ impl Metrics {
             &["reason"],
         )?;
         let invalid = InvalidReason::ALL.map(|r| invalid_vec.with_label_values(&[r.label()]));
+        let discarded_vec = counter_vec(
+            &reg,
+            names::DISCARDED_LINES,
+            "Input lines, or the unread remainders of lines, dropped (not passed through), by reason.",
+            &["reason"],
+        )?;
+        let discarded = DiscardReason::ALL.map(|r| discarded_vec.with_label_values(&[r.label()]));
         let prefilter_skipped = counter(
             &reg,
             names::PREFILTER_SKIPPED_EVENTS,
@@ -330,6 +370,17 @@ impl Metrics {
         )?;
         reg.register(Box::new(sources_vec.clone()))?;
         let sources = ["active", "idle"].map(|s| sources_vec.with_label_values(&[s]));
+        let reorder_buffered = IntGauge::with_opts(Opts::new(
+            names::REORDER_BUFFERED,
+            "Matched events waiting in the reorder buffer for the watermark.",
+        ))?;
+        reg.register(Box::new(reorder_buffered.clone()))?;
+        let reorder_overflow = counter(
+            &reg,
+            names::REORDER_OVERFLOW,
+            "Events released from the reorder buffer before the watermark passed them (or refused) because it \
+             held max_buffered_events.",
+        )?;
         let stage_vec = counter_vec(
             &reg,
             names::STAGE_MATCHES,
@@ -417,12 +468,15 @@ impl Metrics {
             received_bytes,
             sent_events,
             invalid,
+            discarded,
             prefilter_skipped,
             late,
             outliers,
             jumps,
             lag,
             sources,
+            reorder_buffered,
+            reorder_overflow,
             stage_offsets: stage_offsets.into(),
             stage_matches,
             alerts: rules
@@ -505,6 +559,11 @@ impl Handles {
         self.inner.alert_buffering.observe(seconds);
     }
 
+    /// Counts `n` lines dropped for `reason` (rare: not a hot path).
+    pub fn discarded_lines(&self, reason: DiscardReason, n: u64) {
+        self.inner.discarded[reason as usize].inc_by(n);
+    }
+
     /// The per-source metrics of the `source` label value `label`.
     pub fn source(&self, label: &str) -> SourceHandles {
         let r = &*self.inner;
@@ -520,6 +579,14 @@ impl Handles {
     /// The last source with label `label` has closed: its lag gauge goes (its counters stay).
     pub fn forget_source(&self, label: &str) {
         let _ = self.inner.lag.remove_label_values(&[label]);
+    }
+
+    /// Sets the reorder buffer's size and counts `overflow` events released early or refused.
+    pub fn reorder_buffer(&self, buffered: usize, overflow: u64) {
+        self.inner.reorder_buffered.set(i64::try_from(buffered).unwrap_or(i64::MAX));
+        if overflow > 0 {
+            self.inner.reorder_overflow.inc_by(overflow);
+        }
     }
 
     /// Sets the numbers of active and idle sources.

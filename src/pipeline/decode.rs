@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::frame::Batch;
+use super::frame::{Batch, Piece};
 use super::prefilter::{self, Prefilter};
 use super::rawscan;
 use super::Totals;
@@ -119,7 +119,7 @@ pub fn run(ctx: Arc<DecodeContext>, rx: Receiver<Batch>, tx: Sender<Decoded>, ha
         let invalid: u64 = stats.invalid.iter().sum();
         totals.add_received(
             decoded.batch.len() as u64,
-            decoded.batch.byte_len() as u64,
+            (decoded.batch.byte_len() + decoded.batch.middle_bytes().len()) as u64,
             invalid,
             stats.prefilter_skipped,
         );
@@ -144,9 +144,17 @@ fn decode_batch(
     let arrived_at = *batch.origin.arrived_at.get_or_insert_with(Instant::now);
     let mut times = Vec::with_capacity(batch.len());
     let mut matches = Vec::new();
+    // A part of a line longer than max_line_bytes: bytes only; the line is counted at its end.
+    stats.received_bytes += batch.middle_bytes().len() as u64;
     for i in 0..batch.len() {
         stats.received_events += 1;
         stats.received_bytes += batch.line(i).len() as u64 + 1;
+        if i == 0 && batch.piece == Piece::Tail {
+            // The end of a line longer than max_line_bytes, whose parts went ahead unparsed.
+            stats.invalid[InvalidReason::TooLong as usize] += 1;
+            times.push(LineTime::Invalid(InvalidReason::TooLong));
+            continue;
+        }
         let t = decode_line(ctx, decoder, stats, (keys, scratch), (&mut batch, arrived_at), i, &mut matches);
         if let LineTime::Invalid(reason) | LineTime::InvalidAt(reason, _) = t {
             stats.invalid[reason as usize] += 1;

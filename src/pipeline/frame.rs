@@ -2,8 +2,14 @@
 //!
 //! A line is everything up to (not including) `\n`; a `\r` before it stays part of the line, so
 //! pass-through is byte-exact. A final line without a newline still counts (the writer adds the
-//! `\n`). Lines longer than `max_line_bytes` are kept whole (never truncated, never dropped): the
-//! decode stage passes them through unparsed. Framing never looks inside a line.
+//! `\n`). Framing never looks inside a line.
+//!
+//! **Long lines stream through.** A line longer than the framer's limit (`max_line_bytes`) is
+//! never held whole: once its unterminated part passes the limit, the framer hands that part
+//! over as a [`Piece::Middle`] batch (no line, just bytes) and keeps handing over what follows as
+//! it is read; the batch holding its end has [`Piece::Tail`]: its line 0 is the line's last part.
+//! The writer writes the parts as they come, so memory is bounded by the read size, not by the
+//! line; the decode stage counts the line once (`too_long`) and never parses it.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -40,6 +46,19 @@ pub struct SourceInfo {
     pub label: String,
 }
 
+/// Whether a batch carries part of a line longer than the limit (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Piece {
+    /// Only whole lines.
+    #[default]
+    None,
+    /// No line: the bytes of a long line that goes on in the next batch of the same source.
+    Middle,
+    /// Line 0 is the last part of a long line whose earlier parts came as [`Piece::Middle`]
+    /// batches; the other lines are whole.
+    Tail,
+}
+
 /// A batch of complete input lines in one buffer, with their positions in the stream.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -49,6 +68,8 @@ pub struct Batch {
     pub first_line: u64,
     /// The source of the lines and when they were read.
     pub origin: Origin,
+    /// Part of a long line?
+    pub piece: Piece,
     /// The lines' bytes, each followed by `\n` (also the last line of the stream, whose newline
     /// may be missing in the input), so the writer can pass a run of lines through in one write.
     buf: Vec<u8>,
@@ -61,6 +82,20 @@ impl Batch {
     /// Number of lines.
     pub fn len(&self) -> usize {
         self.ends.len()
+    }
+
+    /// The bytes of a [`Piece::Middle`] batch (empty for other batches).
+    pub fn middle_bytes(&self) -> &[u8] {
+        if self.piece == Piece::Middle {
+            &self.buf
+        } else {
+            &[]
+        }
+    }
+
+    /// True when the batch carries input (lines or a part of one), as opposed to a marker.
+    pub fn has_input(&self) -> bool {
+        !self.is_empty() || self.piece == Piece::Middle
     }
 
     /// True when the batch holds no line.
@@ -164,6 +199,7 @@ impl BatchPool {
         batch.seq = 0;
         batch.first_line = 0;
         batch.origin = Origin::default();
+        batch.piece = Piece::None;
         let _ = self.tx.try_send(batch);
     }
 }
@@ -177,17 +213,39 @@ impl BatchPool {
 #[derive(Debug)]
 pub struct Framer {
     batch_size: usize,
+    /// Longest unterminated line held before it is handed over in parts.
+    max_line_bytes: usize,
     pool: Option<BatchPool>,
     /// Complete lines (listed in `ends`), then the bytes of the incomplete line.
     current: Batch,
     /// Bytes of `current.buf` holding complete lines.
     complete: usize,
+    /// True while a long line is being handed over: `current.buf` starts with its next part.
+    in_long_line: bool,
 }
 
 impl Framer {
     /// A framer producing batches of at most `batch_size` (>= 1) lines.
     pub fn new(batch_size: usize) -> Framer {
-        Framer { batch_size: batch_size.max(1), pool: None, current: Batch::default(), complete: 0 }
+        Framer {
+            batch_size: batch_size.max(1),
+            max_line_bytes: usize::MAX,
+            pool: None,
+            current: Batch::default(),
+            complete: 0,
+            in_long_line: false,
+        }
+    }
+
+    /// Hands lines longer than `max_line_bytes` over in parts (see the module docs).
+    pub fn with_max_line(mut self, max_line_bytes: usize) -> Framer {
+        self.max_line_bytes = max_line_bytes.max(1);
+        self
+    }
+
+    /// True while a long line is being handed over in parts.
+    pub fn in_long_line(&self) -> bool {
+        self.in_long_line
     }
 
     /// A framer that takes its batches from `pool` when it can.
@@ -244,6 +302,27 @@ impl Framer {
     /// Finds the lines completed by the bytes from `from` on.
     fn scan(&mut self, from: usize, flush: bool, out: &mut Vec<Batch>) {
         let mut search = from;
+        if self.in_long_line {
+            // `current.buf` holds only the long line's next part (no complete line before it).
+            match memchr::memchr(b'\n', &self.current.buf[search..]) {
+                None => {
+                    self.hand_over_part(out);
+                    return;
+                }
+                Some(i) => {
+                    let nl = search + i;
+                    self.current.ends.push(nl);
+                    self.current.piece = Piece::Tail;
+                    self.complete = nl + 1;
+                    self.in_long_line = false;
+                    search = nl + 1;
+                    if self.current.len() >= self.batch_size {
+                        self.cut(out);
+                        search = 0;
+                    }
+                }
+            }
+        }
         while let Some(i) = memchr::memchr(b'\n', &self.current.buf[search..]) {
             let nl = search + i;
             self.current.ends.push(nl);
@@ -255,9 +334,32 @@ impl Framer {
                 search = 0;
             }
         }
+        if self.pending_bytes() > self.max_line_bytes {
+            // A line longer than the limit: its lines before it go as a batch, then its first
+            // part; the rest follows as it is read.
+            if !self.current.is_empty() {
+                self.cut(out);
+            }
+            self.in_long_line = true;
+            self.hand_over_part(out);
+            return;
+        }
         if flush && !self.current.is_empty() {
             self.cut(out);
         }
+    }
+
+    /// Hands over everything held (the current part of a long line, no complete line) as a
+    /// [`Piece::Middle`] batch.
+    fn hand_over_part(&mut self, out: &mut Vec<Batch>) {
+        debug_assert!(self.current.is_empty() && self.complete == 0);
+        if self.current.buf.is_empty() {
+            return;
+        }
+        let mut part = self.current.take_sized(self.pool.as_ref());
+        part.piece = Piece::Middle;
+        self.current.piece = Piece::None;
+        out.push(part);
     }
 
     /// Hands over the complete lines; the incomplete line moves to the next batch.
@@ -271,9 +373,16 @@ impl Framer {
         out.push(full);
     }
 
-    /// End of input: the final line without a newline (if any) becomes a line of its own.
+    /// End of input: the final line without a newline (if any) becomes a line of its own; a long
+    /// line being handed over gets its end.
     pub fn finish(&mut self, out: &mut Vec<Batch>) {
-        if self.current.buf.len() > self.complete {
+        if self.in_long_line {
+            self.current.piece = Piece::Tail;
+            self.in_long_line = false;
+            self.current.ends.push(self.current.buf.len());
+            self.current.buf.push(b'\n');
+            self.complete = self.current.buf.len();
+        } else if self.current.buf.len() > self.complete {
             self.current.ends.push(self.current.buf.len());
             self.current.buf.push(b'\n');
             self.complete = self.current.buf.len();
@@ -281,6 +390,24 @@ impl Framer {
         if !self.current.is_empty() {
             self.cut(out);
         }
+    }
+
+    /// Shutdown while a line is being read and it did not end in time: hands over the complete
+    /// lines and drops the unread remainder of the unterminated line. Returns the bytes dropped.
+    /// A long line whose first parts were already handed over is ended (with a newline) where it
+    /// stands, so that nothing else is ever glued to it.
+    pub fn finish_dropping_partial(&mut self, out: &mut Vec<Batch>) -> usize {
+        if self.in_long_line {
+            let dropped = 0;
+            self.finish(out);
+            return dropped;
+        }
+        let dropped = self.pending_bytes();
+        self.current.buf.truncate(self.complete);
+        if !self.current.is_empty() {
+            self.cut(out);
+        }
+        dropped
     }
 
     /// Bytes of an incomplete line currently held.
@@ -295,13 +422,76 @@ mod tests {
     use proptest::prelude::*;
 
     fn frame(chunks: &[&[u8]], batch_size: usize) -> Vec<Vec<u8>> {
-        let mut f = Framer::new(batch_size);
+        frame_with_limit(chunks, batch_size, usize::MAX).0
+    }
+
+    /// The lines, with the parts of long lines joined again, and the most bytes any batch held.
+    fn frame_with_limit(chunks: &[&[u8]], batch_size: usize, max_line: usize) -> (Vec<Vec<u8>>, usize) {
+        let mut f = Framer::new(batch_size).with_max_line(max_line);
         let mut out = Vec::new();
         for c in chunks {
             f.push(c, true, &mut out);
         }
         f.finish(&mut out);
-        out.iter().flat_map(|b| b.lines().map(<[u8]>::to_vec).collect::<Vec<_>>()).collect()
+        let mut lines = Vec::new();
+        let mut part: Option<Vec<u8>> = None;
+        let mut largest = 0;
+        for b in &out {
+            largest = largest.max(b.byte_len() + b.middle_bytes().len());
+            match b.piece {
+                Piece::Middle => {
+                    assert!(b.is_empty());
+                    part.get_or_insert_with(Vec::new).extend_from_slice(b.middle_bytes());
+                    continue;
+                }
+                Piece::Tail => assert!(part.is_some(), "a tail follows parts"),
+                Piece::None => assert!(part.is_none(), "nothing comes between a long line's parts"),
+            }
+            for (i, l) in b.lines().enumerate() {
+                match (i, part.take()) {
+                    (0, Some(mut p)) => {
+                        p.extend_from_slice(l);
+                        lines.push(p);
+                    }
+                    _ => lines.push(l.to_vec()),
+                }
+            }
+        }
+        assert!(part.is_none(), "every long line ends");
+        (lines, largest)
+    }
+
+    #[test]
+    fn a_long_line_is_handed_over_in_parts_and_never_held_whole() {
+        let long = vec![b'x'; 100_000];
+        let mut input = b"a\n".to_vec();
+        input.extend_from_slice(&long);
+        input.extend_from_slice(b"\nb\n");
+        let chunks: Vec<&[u8]> = input.chunks(4096).collect();
+        let (lines, largest) = frame_with_limit(&chunks, 8, 1000);
+        assert_eq!(lines, vec![b"a".to_vec(), long, b"b".to_vec()]);
+        assert!(largest < 2 * 4096 + 1000, "no batch held the long line: {largest}");
+        // Without a final newline, the long line still ends.
+        let (lines, _) = frame_with_limit(&[&[b'y'; 5000][..]], 8, 100);
+        assert_eq!(lines, vec![vec![b'y'; 5000]]);
+    }
+
+    #[test]
+    fn at_shutdown_only_the_unterminated_remainder_is_dropped() {
+        let mut f = Framer::new(8);
+        let mut out = Vec::new();
+        f.push(b"a\nb\npartial", true, &mut out);
+        assert_eq!(f.finish_dropping_partial(&mut out), 7);
+        let lines: Vec<Vec<u8>> = out.iter().flat_map(|b| b.lines().map(<[u8]>::to_vec).collect::<Vec<_>>()).collect();
+        assert_eq!(lines, vec![b"a".to_vec(), b"b".to_vec()]);
+        // A long line already streaming is ended where it stands.
+        let mut f = Framer::new(8).with_max_line(10);
+        let mut out = Vec::new();
+        f.push(&[b'z'; 50], true, &mut out);
+        assert!(f.in_long_line());
+        assert_eq!(f.finish_dropping_partial(&mut out), 0);
+        assert_eq!(out.last().map(|b| b.piece), Some(Piece::Tail));
+        assert!(!f.in_long_line());
     }
 
     #[test]
@@ -339,6 +529,23 @@ mod tests {
             for c in cuts { chunks.push(&data[prev..c]); prev = c; }
             chunks.push(&data[prev..]);
             let lines = frame(&chunks, batch_size);
+            let mut expected: Vec<Vec<u8>> = data.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+            if data.last() == Some(&b'\n') || data.is_empty() { expected.pop(); }
+            prop_assert_eq!(lines, expected);
+        }
+
+        /// The same with long lines handed over in parts, whatever the limit.
+        #[test]
+        fn framing_with_long_lines_is_lossless(data in proptest::collection::vec(prop_oneof![1 => Just(b'\n'), 8 => any::<u8>()], 0..600),
+                               cuts in proptest::collection::vec(0usize..600, 0..10),
+                               batch_size in 1usize..9, max_line in 1usize..40) {
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
+            cuts.sort_unstable();
+            let mut chunks: Vec<&[u8]> = Vec::new();
+            let mut prev = 0;
+            for c in cuts { chunks.push(&data[prev..c]); prev = c; }
+            chunks.push(&data[prev..]);
+            let (lines, _) = frame_with_limit(&chunks, batch_size, max_line);
             let mut expected: Vec<Vec<u8>> = data.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
             if data.last() == Some(&b'\n') || data.is_empty() { expected.pop(); }
             prop_assert_eq!(lines, expected);

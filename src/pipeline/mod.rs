@@ -309,6 +309,7 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
             idle_timeout: settings.source_idle_timeout,
         },
         idle_release: settings.idle_release,
+        max_buffered_events: settings.max_buffered_events,
         partitions,
         event_rule: rules.rules.iter().map(|r| r.query.sequence.is_none()).collect(),
         advance_per_line: rules
@@ -338,8 +339,15 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
     };
 
     let feeder = source::Feeder::new(batch_tx, pool, metrics.handles());
-    let source_result =
-        source::run(&settings.input, settings.batch_size, settings.max_connections, feeder, &shutdown, &runtime);
+    let source_cfg = source::SourceConfig {
+        batch_size: settings.batch_size,
+        max_line_bytes: settings.max_line_bytes,
+        max_connections: settings.max_connections,
+        connection_idle_timeout: settings.connection_idle_timeout,
+        socket_mode: settings.socket_mode,
+        line_grace: settings.shutdown_timeout / 2,
+    };
+    let source_result = source::run(&settings.input, &source_cfg, feeder, &shutdown, &runtime);
     // The feeder (and its sender) is gone: the stages drain in order. Every thread is joined,
     // and a panic in any of them is the run's error (exit 70), after the writer has written
     // what was complete.

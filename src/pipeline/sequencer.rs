@@ -124,6 +124,8 @@ pub struct SequencerConfig {
     pub clock: ClockConfig,
     /// Wall-clock time without any input before buffered events are released.
     pub idle_release: Duration,
+    /// Events the reorder buffer holds at most.
+    pub max_buffered_events: usize,
     /// Number of partitions.
     pub partitions: usize,
     /// For each rule: true when it is an event (non-sequence) query.
@@ -229,6 +231,7 @@ pub fn run(
         labels: HashMap::new(),
         last_input: Instant::now(),
         idle_flushed: true,
+        overflowed: 0,
     };
     loop {
         match rx.recv_deadline(s.next_wakeup()) {
@@ -333,6 +336,8 @@ struct Sequencer {
     last_input: Instant,
     /// True once the idle release for the current quiet period is done.
     idle_flushed: bool,
+    /// Events released early or refused because the reorder buffer was full, not yet counted.
+    overflowed: u64,
 }
 
 impl Sequencer {
@@ -362,9 +367,10 @@ impl Sequencer {
         if !self.idle_flushed && now.saturating_duration_since(self.last_input) >= self.cfg.idle_release {
             self.idle_flushed = true;
             if !self.reorder.is_empty() {
-                return self.idle_flush();
+                self.idle_flush()?;
             }
         }
+        self.handles.reorder_buffer(self.reorder.len(), 0);
         Ok(())
     }
 
@@ -394,7 +400,7 @@ impl Sequencer {
             }
             None => {}
         }
-        if !batch.is_empty() {
+        if batch.has_input() {
             if !self.sources.contains_key(&source) {
                 self.open_source(
                     source,
@@ -421,6 +427,13 @@ impl Sequencer {
                 Verdict::Held { outlier_ns } => {
                     if let Some(ahead) = outlier_ns {
                         self.note_outlier(source, ahead);
+                    }
+                    if matched.is_some() && self.reorder.len() >= self.cfg.max_buffered_events {
+                        // The buffer is full: an event that would wait apart (an outlier, a
+                        // source's first events) does not displace events in time; it is late.
+                        self.overflowed += 1;
+                        self.note_late(source, 0);
+                        continue;
                     }
                     true
                 }
@@ -461,6 +474,9 @@ impl Sequencer {
                     }
                 }
             }
+            if self.reorder.len() > self.cfg.max_buffered_events {
+                self.release_overflow(line)?;
+            }
             self.release(line)?;
             if self.cfg.advance_per_line && self.reorder.watermark() != wm_before {
                 self.advance_all(line);
@@ -475,6 +491,7 @@ impl Sequencer {
             }
         }
         self.stats.flush(&self.handles);
+        self.handles.reorder_buffer(self.reorder.len(), std::mem::take(&mut self.overflowed));
         self.flush_source(source, now);
         self.report_sources();
         if let Some(w) = self.reorder.watermark() {
@@ -482,6 +499,21 @@ impl Sequencer {
         }
         self.handles.observe_batch(PipelineStage::Sequence, started.elapsed().as_secs_f64());
         self.send_step(batch)
+    }
+
+    /// The reorder buffer is over `max_buffered_events`: its oldest events go to the partitions
+    /// now (counted), and the watermark rises to them in the clocks too.
+    fn release_overflow(&mut self, line: u64) -> Result<(), Disconnected> {
+        let n = self.reorder.release_overflow(self.cfg.max_buffered_events, &mut self.released);
+        self.overflowed += n as u64;
+        if let Some(w) = self.reorder.watermark() {
+            self.clock.lift(w);
+        }
+        self.route_released(line);
+        if self.work.iter().map(|w| w.items.len()).sum::<usize>() >= RELEASE_STEP {
+            self.send_step(Batch::default())?;
+        }
+        Ok(())
     }
 
     /// Moves the reorder buffer's watermark to the clocks' and releases what it passed; alerts

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::Receiver;
 
-use super::frame::{Batch, BatchPool};
+use super::frame::{Batch, BatchPool, Piece};
 use super::sequencer::WriterBatch;
 use super::worker::{AlertOut, PartitionOutput};
 use super::Totals;
@@ -62,6 +62,9 @@ pub fn run(
     let mut alerts: Vec<AlertOut> = Vec::new();
     // The first input line not yet written.
     let mut next_line = 0u64;
+    // True while the parts of a line longer than max_line_bytes are being written: nothing else
+    // may be written until its end (alerts wait).
+    let mut in_long_line = false;
     for (n, wb) in rx.into_iter().enumerate() {
         super::debug_panic("writer", n as u64);
         handles.queue_popped(PipelineStage::Write, wb.batch.len() as u64);
@@ -76,6 +79,23 @@ pub fn run(
             }
         }
         let started = std::time::Instant::now();
+        if wb.batch.piece == Piece::Middle || (in_long_line && wb.batch.is_empty()) {
+            in_long_line = true;
+            match write_middle(&mut outputs, &wb.batch) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    stats.flush(&handles);
+                    return Ok(SinkEnd::BrokenPipe);
+                }
+                Err(source) => {
+                    stats.flush(&handles);
+                    return Err(SinkError::Write { what: "output", source });
+                }
+            }
+            pool.put(wb.batch);
+            continue;
+        }
+        in_long_line = false;
         alerts.sort_by(|a, b| (a.release_line, &a.order).cmp(&(b.release_line, &b.order)));
         if !wb.batch.is_empty() {
             next_line = wb.batch.first_line + wb.batch.len() as u64;
@@ -122,21 +142,36 @@ pub fn run(
     Ok(SinkEnd::Drained)
 }
 
+/// Writes a part of a line longer than max_line_bytes (nothing for an empty step).
+fn write_middle(outputs: &mut Outputs, batch: &Batch) -> std::io::Result<()> {
+    let bytes = batch.middle_bytes();
+    if outputs.passthrough && !bytes.is_empty() {
+        outputs.stdout.write_all(bytes)?;
+        outputs.stdout.flush()?;
+    }
+    Ok(())
+}
+
 fn write_step(outputs: &mut Outputs, wb: &WriterBatch, alerts: &[AlertOut], stats: &mut Stats) -> std::io::Result<()> {
     let batch = &wb.batch;
     let (first, len) = (batch.first_line, batch.len());
     let end = first + len as u64;
     let mut k = 0usize;
+    let mut written = 0usize;
+    if batch.piece == Piece::Tail && len > 0 {
+        // The end of a long line whose parts are out: nothing may come between them.
+        write_lines(outputs, batch, 0, 1, stats)?;
+        written = 1;
+    }
     // Alerts released by earlier lines (idle release) come before this batch's lines.
     while k < alerts.len() && alerts[k].release_line < first {
         write_alert(outputs, &alerts[k], stats)?;
         k += 1;
     }
     // Runs of lines between alert positions go out in one write each.
-    let mut written = 0usize;
     while k < alerts.len() && alerts[k].release_line < end {
         let line = alerts[k].release_line;
-        let upto = (line - first) as usize + 1;
+        let upto = ((line - first) as usize + 1).max(written);
         write_lines(outputs, batch, written, upto, stats)?;
         written = upto;
         while k < alerts.len() && alerts[k].release_line == line {

@@ -1,16 +1,34 @@
 //! Sources: standard input, a TCP listener or a Unix stream socket, framed into [`Batch`]es and
 //! handed to the decode workers in one ordered stream.
 //!
-//! Stdin is read by a plain thread in 1 MiB blocks (pipes are enlarged to 1 MiB where the kernel
-//! allows it: hops between the two vCPUs are expensive, see performance.md). Sockets are served by
-//! tokio: each connection frames its own lines (so a connection's lines stay in order and a final
-//! line without a newline still counts) and sends batches to one feeder thread, which numbers them
-//! and passes them on. A semaphore caps simultaneous connections. Sources stop reading when the
-//! [`Shutdown`] trigger fires; they never drop a line they have read.
+//! Stdin is read by a plain thread in blocks of at most [`READ_BLOCK_BYTES`] (pipes are
+//! enlarged to 1 MiB where the kernel allows it: hops between the two vCPUs are expensive, see
+//! performance.md). Sockets are served by tokio: each connection frames its own lines (so a
+//! connection's lines stay in order and a final line without a newline still counts) and sends
+//! batches to one feeder thread, which numbers them and passes them on. Every source tells the
+//! sequencer in band when it opens and closes (its event clock, see
+//! [`crate::sequence::watermark`]).
+//!
+//! Bounded by design:
+//! * a line longer than `max_line_bytes` streams through in parts (see [`super::frame`]); over a
+//!   socket, while one connection hands over such a line, the feeder takes that connection's
+//!   batches only (from a channel of its own), so no other line lands inside it; other
+//!   connections wait. Such a line that stalls for [`LONG_LINE_STALL`] is ended where it stands
+//!   and its connection closed, so that it cannot hold the others for long;
+//! * a semaphore caps simultaneous connections (`max_connections`; further clients wait in the
+//!   listen backlog, with a warning), and a connection that sends nothing for
+//!   `connection_idle_timeout` is closed;
+//! * a Unix socket is created with `socket_mode` (bound in a private directory, then moved into
+//!   place); a path where another process listens is refused, a stale socket replaced.
+//!
+//! On the [`Shutdown`] trigger sources stop reading at a line boundary: a line being read is read
+//! to its end for at most half of `shutdown_timeout`; if it does not end, its unread remainder is
+//! dropped and counted, and no part of it is written as a line. They never drop a line they have
+//! read.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use tokio::io::AsyncReadExt;
@@ -20,7 +38,7 @@ use std::os::fd::AsFd;
 use super::frame::{Batch, BatchPool, Framer, SourceInfo, SourceMarker};
 use super::shutdown::Shutdown;
 use crate::config::InputSpec;
-use crate::metrics::{Handles, PipelineStage};
+use crate::metrics::{DiscardReason, Handles, PipelineStage};
 
 /// Size of the stdin pipe (where the kernel lets us grow it): fewer, larger hand-offs between
 /// the producer's CPU and ours.
@@ -28,8 +46,15 @@ pub const PIPE_BYTES: usize = 1 << 20;
 /// Largest read from stdin: one read is at most one batch, so this bounds a batch's buffer
 /// (about 170 lines of 1.5 KB), and with it the memory of batches in flight.
 pub const READ_BLOCK_BYTES: usize = 256 << 10;
+/// Largest read from a connection.
+const CONNECTION_READ_BYTES: usize = 64 << 10;
 /// How often a blocked stdin read wakes up to check for shutdown.
 const POLL_INTERVAL_MS: i32 = 100;
+/// A connection that hands over a long line and then sends nothing for this long (while the
+/// other connections wait for it) has that line ended where it stands and is closed.
+pub const LONG_LINE_STALL: Duration = Duration::from_secs(10);
+/// At most one "max_connections reached" warning in this interval.
+const CAP_WARN_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Errors that stop a source.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +75,31 @@ pub enum SourceError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The Unix socket path is taken (exit 78).
+    #[error("cannot listen on unix://{}: {why}", path.display())]
+    PathInUse {
+        /// The path.
+        path: PathBuf,
+        /// Why it cannot be used.
+        why: &'static str,
+    },
+}
+
+/// How the sources read.
+#[derive(Clone, Debug)]
+pub struct SourceConfig {
+    /// Lines per batch.
+    pub batch_size: usize,
+    /// Longer lines stream through in parts.
+    pub max_line_bytes: usize,
+    /// Cap on simultaneous connections.
+    pub max_connections: usize,
+    /// Close connections silent for this long (`None`: never).
+    pub connection_idle_timeout: Option<Duration>,
+    /// Permissions of the Unix socket.
+    pub socket_mode: u32,
+    /// How long a line being read at shutdown may take to end.
+    pub line_grace: Duration,
 }
 
 /// Numbers batches and lines in stream order and sends them downstream.
@@ -74,7 +124,7 @@ impl Feeder {
     /// Assigns the batch its sequence number and first line number, then sends it (blocking while
     /// the channel is full: this is the backpressure that bounds memory).
     pub fn send(&mut self, mut batch: Batch) -> Result<(), Closed> {
-        if batch.is_empty() && batch.origin.marker.is_none() {
+        if !batch.has_input() && batch.origin.marker.is_none() {
             return Ok(());
         }
         batch.seq = self.seq;
@@ -85,52 +135,6 @@ impl Feeder {
         self.tx.send(batch).map_err(|_| Closed)?;
         self.handles.queue_pushed(PipelineStage::Decode, n);
         Ok(())
-    }
-}
-
-/// Runs the configured source until end of input, shutdown, or a closed downstream.
-pub fn run(
-    input: &InputSpec,
-    batch_size: usize,
-    max_connections: usize,
-    feeder: Feeder,
-    shutdown: &Shutdown,
-    rt: &tokio::runtime::Handle,
-) -> Result<(), SourceError> {
-    match input {
-        InputSpec::Stdin => read_stdin(batch_size, feeder, shutdown),
-        InputSpec::Tcp(addr) => {
-            let listener = rt
-                .block_on(tokio::net::TcpListener::bind(addr.as_str()))
-                .map_err(|source| SourceError::Bind { addr: addr.clone(), source })?;
-            if let Ok(local) = listener.local_addr() {
-                // On stderr as a plain line too: with port 0 this is how callers learn the port.
-                eprintln!("eqlstream: listening on tcp://{local}");
-            }
-            serve(Listener::Tcp(listener), batch_size, max_connections, feeder, shutdown, rt)
-        }
-        InputSpec::Unix(path) => {
-            // A stale socket file from an earlier run would make bind fail; only remove sockets.
-            remove_stale_socket(path);
-            let listener = {
-                let _guard = rt.enter();
-                tokio::net::UnixListener::bind(path)
-                    .map_err(|source| SourceError::Bind { addr: path.display().to_string(), source })?
-            };
-            eprintln!("eqlstream: listening on unix://{}", path.display());
-            let r = serve(Listener::Unix(listener), batch_size, max_connections, feeder, shutdown, rt);
-            let _ = std::fs::remove_file(path);
-            r
-        }
-    }
-}
-
-fn remove_stale_socket(path: &PathBuf) {
-    use std::os::unix::fs::FileTypeExt;
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        if meta.file_type().is_socket() {
-            let _ = std::fs::remove_file(path);
-        }
     }
 }
 
@@ -159,7 +163,7 @@ fn stdin_ready() -> bool {
 /// The source id of standard input (connections count from 1).
 pub const STDIN_SOURCE: u32 = 0;
 
-fn read_stdin(batch_size: usize, mut feeder: Feeder, shutdown: &Shutdown) -> Result<(), SourceError> {
+fn read_stdin(cfg: &SourceConfig, mut feeder: Feeder, shutdown: &Shutdown) -> Result<(), SourceError> {
     grow_pipe(0);
     let stdin = std::io::stdin();
     let fd = stdin.as_fd();
@@ -167,23 +171,74 @@ fn read_stdin(batch_size: usize, mut feeder: Feeder, shutdown: &Shutdown) -> Res
     if feeder.send(Batch::marker(STDIN_SOURCE, SourceMarker::Opened(Arc::new(info)))).is_err() {
         return Ok(());
     }
-    let result = read_stdin_lines(batch_size, &mut feeder, shutdown, fd);
+    let result = read_stdin_lines(cfg, &mut feeder, shutdown, fd);
     let _ = feeder.send(Batch::marker(STDIN_SOURCE, SourceMarker::Closed));
     result
 }
 
+/// What to do after a shutdown trigger, given how the framer stands.
+enum AtShutdown {
+    /// Nothing unterminated: stop now.
+    Stop,
+    /// A line is being read: go on until it ends or the deadline passes.
+    FinishLine,
+    /// The line did not end in time: drop its unread remainder and stop.
+    Drop,
+}
+
+/// The shutdown rule for a framer: `deadline` is set at the first call after the trigger.
+fn at_shutdown(framer: &Framer, deadline: &mut Option<Instant>, grace: Duration) -> AtShutdown {
+    if framer.pending_bytes() == 0 && !framer.in_long_line() {
+        return AtShutdown::Stop;
+    }
+    let d = *deadline.get_or_insert_with(|| Instant::now() + grace);
+    if Instant::now() >= d {
+        AtShutdown::Drop
+    } else {
+        AtShutdown::FinishLine
+    }
+}
+
+/// Counts and reports a line cut short at shutdown.
+fn report_dropped(handles: &Handles, source: &str, dropped: usize) {
+    handles.discarded_lines(DiscardReason::UnterminatedAtShutdown, 1);
+    tracing::warn!(
+        source,
+        dropped_bytes = dropped,
+        "Shutdown: a line being read did not end in time; its unread remainder was dropped (no part of it was \
+         written as a line, except a line already streaming because it is longer than max_line_bytes, which \
+         was ended where it stood)."
+    );
+}
+
 fn read_stdin_lines(
-    batch_size: usize,
+    cfg: &SourceConfig,
     feeder: &mut Feeder,
     shutdown: &Shutdown,
     fd: std::os::fd::BorrowedFd<'_>,
 ) -> Result<(), SourceError> {
-    let mut framer = Framer::with_pool(batch_size, feeder.pool.clone()).for_source(STDIN_SOURCE);
+    let mut framer = Framer::with_pool(cfg.batch_size, feeder.pool.clone())
+        .for_source(STDIN_SOURCE)
+        .with_max_line(cfg.max_line_bytes);
     let mut out = Vec::new();
+    let mut deadline = None;
     loop {
         if shutdown.is_triggered() {
-            tracing::info!("Shutdown requested: stopped reading standard input.");
-            break;
+            match at_shutdown(&framer, &mut deadline, cfg.line_grace) {
+                AtShutdown::Stop => {
+                    tracing::info!("Shutdown requested: stopped reading standard input.");
+                    break;
+                }
+                AtShutdown::Drop => {
+                    let dropped = framer.finish_dropping_partial(&mut out);
+                    report_dropped(&feeder.handles, "stdin", dropped);
+                    for b in out.drain(..) {
+                        let _ = feeder.send(b);
+                    }
+                    return Ok(());
+                }
+                AtShutdown::FinishLine => {}
+            }
         }
         if !stdin_ready() {
             continue;
@@ -202,10 +257,23 @@ fn read_stdin_lines(
                 return Err(SourceError::Read { what: "standard input", source });
             }
         }
+        let line_ended = out.iter().any(|b| !b.is_empty());
         for b in out.drain(..) {
             if feeder.send(b).is_err() {
                 return Ok(());
             }
+        }
+        if shutdown.is_triggered() && line_ended && deadline.is_some() {
+            // The line being read when the signal came has ended (with what came after it):
+            // stop here, dropping only what was read of the next line.
+            let dropped = framer.finish_dropping_partial(&mut out);
+            if dropped > 0 {
+                report_dropped(&feeder.handles, "stdin", dropped);
+            }
+            for b in out.drain(..) {
+                let _ = feeder.send(b);
+            }
+            return Ok(());
         }
     }
     framer.finish(&mut out);
@@ -222,23 +290,41 @@ enum Listener {
     Unix(tokio::net::UnixListener),
 }
 
+/// What connection tasks send the feeder: batches, or a channel of one connection's batches to
+/// take exclusively until it closes (while that connection hands over a long line).
+enum Item {
+    Batch(Batch),
+    Exclusive(tokio::sync::mpsc::Receiver<Batch>),
+}
+
 fn serve(
     listener: Listener,
-    batch_size: usize,
-    max_connections: usize,
+    cfg: &SourceConfig,
     mut feeder: Feeder,
     shutdown: &Shutdown,
     rt: &tokio::runtime::Handle,
 ) -> Result<(), SourceError> {
     // Connection tasks -> this thread (the feeder): a bounded tokio channel, so a slow pipeline
     // stops the tasks from reading.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(4);
-    let sem = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Item>(4);
+    let sem = Arc::new(tokio::sync::Semaphore::new(cfg.max_connections));
     let sd = shutdown.clone();
     let pool = feeder.pool.clone();
+    let handles = feeder.handles.clone();
+    let cfg2 = cfg.clone();
     let accept_task = rt.spawn(async move {
+        let cfg = cfg2;
         let mut next_conn: u32 = 0;
+        let mut last_cap_warning: Option<Instant> = None;
         loop {
+            if sem.available_permits() == 0 && last_cap_warning.is_none_or(|t| t.elapsed() >= CAP_WARN_INTERVAL) {
+                last_cap_warning = Some(Instant::now());
+                tracing::warn!(
+                    max_connections = cfg.max_connections,
+                    "Connection cap reached: further clients wait until a connection closes \
+                     (raise max_connections, or lower connection_idle_timeout to close idle ones sooner)."
+                );
+            }
             let permit = tokio::select! {
                 _ = sd.wait() => break,
                 p = sem.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
@@ -252,21 +338,31 @@ fn serve(
                     // Source ids: 0 is stdin; connections count from 1 (wrapping past 0).
                     next_conn = next_conn.checked_add(1).unwrap_or(1);
                     let conn = next_conn;
-                    let info = peer.info(conn);
+                    let info = Arc::new(peer.info(conn));
                     tracing::debug!(conn, peer = %info.name, "Connection accepted.");
-                    let tx = tx.clone();
-                    let sd = sd.clone();
-                    let framer = Framer::with_pool(batch_size, pool.clone()).for_source(conn);
+                    let framer = Framer::with_pool(cfg.batch_size, pool.clone())
+                        .for_source(conn)
+                        .with_max_line(cfg.max_line_bytes);
+                    let c = Connection {
+                        tx: tx.clone(),
+                        exclusive: None,
+                        shutdown: sd.clone(),
+                        handles: handles.clone(),
+                        info: info.clone(),
+                        idle_timeout: cfg.connection_idle_timeout,
+                        line_grace: cfg.line_grace,
+                    };
                     tokio::spawn(async move {
                         // In band, so the sequencer sees the source open before its lines and
                         // close after them.
-                        if tx.send(Batch::marker(conn, SourceMarker::Opened(Arc::new(info)))).await.is_err() {
+                        let mut c = c;
+                        if c.send(Batch::marker(conn, SourceMarker::Opened(info))).await.is_err() {
                             return;
                         }
-                        if let Err(e) = read_connection(stream, framer, tx.clone(), sd).await {
-                            tracing::warn!(conn, error = %e, "Connection read failed; lines read before the error were kept.");
+                        if let Err(e) = c.read(stream, framer).await {
+                            tracing::warn!(conn, peer = %c.info.name, error = %e, "Connection read failed; lines read before the error were kept.");
                         }
-                        let _ = tx.send(Batch::marker(conn, SourceMarker::Closed)).await;
+                        let _ = c.send(Batch::marker(conn, SourceMarker::Closed)).await;
                         drop(permit);
                     });
                 }
@@ -278,10 +374,22 @@ fn serve(
         }
         // Dropping `tx` here (and in every connection task when it ends) closes the channel.
     });
-    while let Some(batch) = rx.blocking_recv() {
-        if feeder.send(batch).is_err() {
-            shutdown.trigger();
-            break;
+    'feed: while let Some(item) = rx.blocking_recv() {
+        match item {
+            Item::Batch(batch) => {
+                if feeder.send(batch).is_err() {
+                    shutdown.trigger();
+                    break;
+                }
+            }
+            Item::Exclusive(mut own) => {
+                while let Some(batch) = own.blocking_recv() {
+                    if feeder.send(batch).is_err() {
+                        shutdown.trigger();
+                        break 'feed;
+                    }
+                }
+            }
         }
     }
     let _ = rt.block_on(accept_task);
@@ -322,36 +430,215 @@ async fn accept(listener: &Listener) -> std::io::Result<(Box<dyn AsyncStream>, P
     }
 }
 
-async fn read_connection(
-    mut stream: Box<dyn AsyncStream>,
-    mut framer: Framer,
-    tx: tokio::sync::mpsc::Sender<Batch>,
+/// One connection's reader: frames its lines and sends them to the feeder, through the shared
+/// channel, or through a channel of its own while it hands over a long line.
+struct Connection {
+    tx: tokio::sync::mpsc::Sender<Item>,
+    exclusive: Option<tokio::sync::mpsc::Sender<Batch>>,
     shutdown: Shutdown,
-) -> std::io::Result<()> {
-    let mut block = vec![0u8; 64 * 1024];
-    let mut out = Vec::new();
-    let result = loop {
-        let n = tokio::select! {
-            _ = shutdown.wait() => break Ok(()),
-            r = stream.read(&mut block) => match r {
-                Ok(0) => break Ok(()),
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => break Err(e),
-            },
-        };
-        framer.push(&block[..n], true, &mut out);
-        for b in out.drain(..) {
-            if tx.send(b).await.is_err() {
-                return Ok(());
-            }
-        }
-    };
-    framer.finish(&mut out);
-    for b in out.drain(..) {
-        if tx.send(b).await.is_err() {
-            break;
+    handles: Handles,
+    info: Arc<SourceInfo>,
+    idle_timeout: Option<Duration>,
+    line_grace: Duration,
+}
+
+/// The feeder is gone.
+struct FeederGone;
+
+impl Connection {
+    async fn send(&mut self, batch: Batch) -> Result<(), FeederGone> {
+        match &self.exclusive {
+            Some(own) => own.send(batch).await.map_err(|_| FeederGone),
+            None => self.tx.send(Item::Batch(batch)).await.map_err(|_| FeederGone),
         }
     }
+
+    /// Sends what the framer produced; switches to (or back from) the exclusive channel when a
+    /// long line starts (or ends).
+    async fn forward(&mut self, out: &mut Vec<Batch>, long_after: bool) -> Result<(), FeederGone> {
+        for b in out.drain(..) {
+            if b.piece == super::frame::Piece::Middle && self.exclusive.is_none() {
+                let (own_tx, own_rx) = tokio::sync::mpsc::channel(2);
+                self.tx.send(Item::Exclusive(own_rx)).await.map_err(|_| FeederGone)?;
+                self.exclusive = Some(own_tx);
+            }
+            self.send(b).await?;
+        }
+        if !long_after {
+            // The long line has ended: back to the shared channel.
+            self.exclusive = None;
+        }
+        Ok(())
+    }
+
+    async fn read(&mut self, mut stream: Box<dyn AsyncStream>, mut framer: Framer) -> std::io::Result<()> {
+        let mut block = vec![0u8; CONNECTION_READ_BYTES];
+        let mut out = Vec::new();
+        let mut deadline: Option<Instant> = None;
+        let result = loop {
+            // How long a read may wait: the idle timeout; shorter while the connection holds the
+            // others back with a long line, or while it finishes a line at shutdown.
+            let mut wait = self.idle_timeout;
+            if framer.in_long_line() {
+                wait = Some(wait.map_or(LONG_LINE_STALL, |w| w.min(LONG_LINE_STALL)));
+            }
+            if self.shutdown.is_triggered() {
+                match at_shutdown(&framer, &mut deadline, self.line_grace) {
+                    AtShutdown::Stop => break Ok(()),
+                    AtShutdown::Drop => {
+                        let dropped = framer.finish_dropping_partial(&mut out);
+                        report_dropped(&self.handles, &self.info.name, dropped);
+                        let _ = self.forward(&mut out, false).await;
+                        return Ok(());
+                    }
+                    AtShutdown::FinishLine => {
+                        let left = deadline.map_or(Duration::ZERO, |d| d.saturating_duration_since(Instant::now()));
+                        wait = Some(wait.map_or(left, |w| w.min(left)));
+                    }
+                }
+            }
+            let read = async {
+                match wait {
+                    Some(w) => tokio::time::timeout(w, stream.read(&mut block)).await.ok(),
+                    None => Some(stream.read(&mut block).await),
+                }
+            };
+            let r = tokio::select! {
+                _ = self.shutdown.wait(), if deadline.is_none() => continue,
+                r = read => r,
+            };
+            let n = match r {
+                None if self.shutdown.is_triggered() => continue,
+                None if framer.in_long_line() => {
+                    tracing::warn!(
+                        peer = %self.info.name,
+                        "A line longer than max_line_bytes stalled while the other connections waited for it: \
+                         it was ended where it stood and the connection closed."
+                    );
+                    self.handles.discarded_lines(DiscardReason::StalledLongLine, 1);
+                    break Ok(());
+                }
+                None => {
+                    tracing::info!(peer = %self.info.name, "Closing a connection idle for connection_idle_timeout.");
+                    break Ok(());
+                }
+                Some(Ok(0)) => break Ok(()),
+                Some(Ok(n)) => n,
+                Some(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Some(Err(e)) => break Err(e),
+            };
+            framer.push(&block[..n], true, &mut out);
+            let line_ended = out.iter().any(|b| !b.is_empty());
+            if self.forward(&mut out, framer.in_long_line()).await.is_err() {
+                return Ok(());
+            }
+            if self.shutdown.is_triggered() && deadline.is_some() && line_ended {
+                let dropped = framer.finish_dropping_partial(&mut out);
+                if dropped > 0 {
+                    report_dropped(&self.handles, &self.info.name, dropped);
+                }
+                let _ = self.forward(&mut out, false).await;
+                return Ok(());
+            }
+        };
+        framer.finish(&mut out);
+        let _ = self.forward(&mut out, false).await;
+        result
+    }
+}
+
+/// Runs the configured source until end of input, shutdown, or a closed downstream.
+pub fn run(
+    input: &InputSpec,
+    cfg: &SourceConfig,
+    feeder: Feeder,
+    shutdown: &Shutdown,
+    rt: &tokio::runtime::Handle,
+) -> Result<(), SourceError> {
+    match input {
+        InputSpec::Stdin => read_stdin(cfg, feeder, shutdown),
+        InputSpec::Tcp(addr) => {
+            let listener = rt
+                .block_on(tokio::net::TcpListener::bind(addr.as_str()))
+                .map_err(|source| SourceError::Bind { addr: addr.clone(), source })?;
+            if let Ok(local) = listener.local_addr() {
+                // On stderr as a plain line too: with port 0 this is how callers learn the port.
+                eprintln!("eqlstream: listening on tcp://{local}");
+            }
+            serve(Listener::Tcp(listener), cfg, feeder, shutdown, rt)
+        }
+        InputSpec::Unix(path) => {
+            let (listener, id) = {
+                let _guard = rt.enter();
+                bind_unix(path, cfg.socket_mode)?
+            };
+            eprintln!("eqlstream: listening on unix://{}", path.display());
+            let r = serve(Listener::Unix(listener), cfg, feeder, shutdown, rt);
+            // Remove the socket only if it is still ours.
+            if file_id(path) == Some(id) {
+                let _ = std::fs::remove_file(path);
+            }
+            r
+        }
+    }
+}
+
+/// (device, inode) of a path, not following symlinks.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Makes `path` free for a new socket: nothing there, or a stale socket (nobody listening),
+/// which is removed. A live socket or another kind of file is refused.
+fn claim_socket_path(path: &Path) -> Result<(), SourceError> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(SourceError::Bind { addr: path.display().to_string(), source }),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(SourceError::PathInUse { path: path.to_path_buf(), why: "the path exists and is not a socket" });
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => Err(SourceError::PathInUse {
+            path: path.to_path_buf(),
+            why: "another process is listening on it (is another eqlstream running?)",
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            tracing::info!(path = %path.display(), "Replacing a stale socket left by an earlier run.");
+            std::fs::remove_file(path).map_err(|source| SourceError::Bind { addr: path.display().to_string(), source })
+        }
+        Err(source) => Err(SourceError::Bind { addr: path.display().to_string(), source }),
+    }
+}
+
+/// Binds a Unix socket at `path` with permissions `mode`: bound in a fresh private directory
+/// next to it (so it is never reachable with wider permissions), chmod-ed, then renamed into
+/// place. Returns the listener and the socket file's (device, inode).
+fn bind_unix(path: &Path, mode: u32) -> Result<(tokio::net::UnixListener, (u64, u64)), SourceError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let err = |source: std::io::Error| SourceError::Bind { addr: path.display().to_string(), source };
+    claim_socket_path(path)?;
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let private = (0..100)
+        .find_map(|i| {
+            let dir = parent.join(format!(".eqlstream-{}-{i}", std::process::id()));
+            std::fs::DirBuilder::new().mode(0o700).create(&dir).ok().map(|()| dir)
+        })
+        .ok_or_else(|| err(std::io::Error::other("cannot create a private directory next to the socket")))?;
+    let tmp = private.join("s");
+    let result = (|| {
+        let listener = tokio::net::UnixListener::bind(&tmp).map_err(err)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+        // Someone may have taken the path meanwhile: check again, then move into place.
+        claim_socket_path(path)?;
+        std::fs::rename(&tmp, path).map_err(err)?;
+        let id = file_id(path).ok_or_else(|| err(std::io::Error::other("the socket vanished")))?;
+        Ok((listener, id))
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    let _ = std::fs::remove_dir(&private);
     result
 }

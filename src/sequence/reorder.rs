@@ -251,6 +251,21 @@ impl<T> ReorderBuffer<T> {
         self.front_ts().is_some_and(|ts| ts <= limit)
     }
 
+    /// Bounds the buffer: while it holds more than `max` items, releases the smallest one before
+    /// the watermark passes it and lifts the watermark to it (so that an older event arriving
+    /// later is late rather than out of order). Returns the number released early.
+    pub fn release_overflow(&mut self, max: usize, out: &mut Vec<(Ordinal, T)>) -> usize {
+        let mut n = 0;
+        while self.len() > max && self.pop_into(out) {
+            n += 1;
+        }
+        if let Some((o, _)) = out.last().filter(|_| n > 0) {
+            self.set_watermark(o.ts);
+        }
+        self.shrink_heaps();
+        n
+    }
+
     /// Release everything (end of input).
     pub fn release_all(&mut self, out: &mut Vec<(Ordinal, T)>) {
         while self.release_all_step(usize::MAX, out) > 0 {}
@@ -528,6 +543,21 @@ mod tests {
         let pos = released.iter().position(|x| *x == 100).unwrap();
         // (50 s, arrival 0) sorts before (50 s, arrival 50).
         assert_eq!((released[pos - 1], released[pos + 1]), (49, 50));
+    }
+
+    #[test]
+    fn overflow_releases_the_oldest_and_lifts_the_watermark_to_them() {
+        let mut f = Fed::new(10 * S);
+        for (i, ts) in [5, 3, 4, 1, 2].into_iter().enumerate() {
+            f.push(ord(ts * S, i as u64), ts as u32).unwrap();
+        }
+        let mut out = Vec::new();
+        assert_eq!(f.b.release_overflow(3, &mut out), 2);
+        assert_eq!(out.iter().map(|(_, x)| *x).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(f.b.len(), 3);
+        assert_eq!(f.b.watermark(), Some(2 * S));
+        assert!(f.b.push(ord(2 * S - 1, 9), 9).is_err(), "older than what went early: late");
+        assert_eq!(f.b.release_overflow(3, &mut out), 0);
     }
 
     #[test]
