@@ -119,6 +119,16 @@ impl Running {
     }
 }
 
+impl Drop for Running {
+    /// A test that fails leaves no eqlstream behind.
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// A stable hash of a container id, for splitting the stream by container.
 fn bucket(id: &str, n: usize) -> usize {
     let h = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));

@@ -87,7 +87,7 @@ impl Piped {
 
     /// Waits for exit (stdin stays open until then); returns the code, the rest of stdout and
     /// stderr.
-    fn finish(mut self) -> (i32, Vec<Vec<u8>>, String) {
+    fn finish(&mut self) -> (i32, Vec<Vec<u8>>, String) {
         let mut err = String::new();
         use std::io::Read;
         let _ = self.child.stderr.take().unwrap().read_to_string(&mut err);
@@ -95,6 +95,14 @@ impl Piped {
         drop(self.stdin.take());
         let rest: Vec<Vec<u8>> = self.lines.try_iter().collect();
         (code, rest, err)
+    }
+}
+
+impl Drop for Piped {
+    /// A test that fails leaves no eqlstream behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
