@@ -4,7 +4,8 @@
 //! stdin | tcp | unix
 //!   -> pipeline::source   frame lines into batches (never looks inside a line)
 //!   -> pipeline::decode   xN: simd-json, timestamp, every rule's stage conditions (eql)
-//!   -> pipeline::sequencer  stream order, per-line watermark, reorder buffer (sequence::reorder)
+//!   -> pipeline::sequencer  stream order, an event clock per source (sequence::watermark),
+//!                           reorder buffer (sequence::reorder)
 //!   -> pipeline::worker   xM: sequence machines for the join keys they own (sequence), alerts (alert)
 //!   -> pipeline::sink     every line byte-exact and in order, alerts after the line that released them
 //! ```
