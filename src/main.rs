@@ -176,7 +176,6 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
     let settings = Settings::build(file, args.overrides()).map_err(config_error)?;
     let mut ruleset = load_rules(&settings)?;
     pipeline::prepare_rules(&mut ruleset, &settings);
-    let ruleset = Arc::new(ruleset);
 
     let labels: Vec<RuleLabels> = ruleset
         .rules
@@ -188,6 +187,9 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
         })
         .collect();
     let metrics = Arc::new(Metrics::new(&labels).map_err(|e| Fatal::new(exit::SOFTWARE, e.to_string()))?);
+    ruleset.set_max_key_combinations(settings.max_key_combinations);
+    ruleset.count_into(&metrics.handles());
+    let ruleset = Arc::new(ruleset);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

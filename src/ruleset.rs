@@ -10,6 +10,7 @@ use hashbrown::HashMap;
 
 use crate::eql::{self, diag, CompileOptions, Diagnostic, Span};
 use crate::event::{Event, FieldId, FieldTable, Scalar};
+use crate::metrics::Handles;
 use crate::rules::RuleSpec;
 
 /// The default timestamp field (eql-semantics.md 3).
@@ -230,6 +231,24 @@ impl RuleSet {
             q.until.as_ref()
         } else {
             q.stages.get(r.stage as usize)
+        }
+    }
+
+    /// Caps every stage's join-key expansion at `max` tuples per event (`max_key_combinations`,
+    /// at least 1; see [`crate::sequence::key::KeyLimit`]).
+    pub fn set_max_key_combinations(&mut self, max: usize) {
+        for stage in self.rules.iter_mut().flat_map(|r| r.query.stages.iter_mut().chain(r.query.until.iter_mut())) {
+            stage.key_limit.max = max.max(1);
+        }
+    }
+
+    /// Connects each rule's rare-occurrence counters (key expansion cut at its cap) to the registry of `handles`; until then they count without being exported.
+    pub fn count_into(&mut self, handles: &Handles) {
+        for (i, rule) in self.rules.iter_mut().enumerate() {
+            let truncated = handles.key_expansion_truncated(i);
+            for stage in rule.query.stages.iter_mut().chain(rule.query.until.iter_mut()) {
+                stage.key_limit.truncated = truncated.clone();
+            }
         }
     }
 

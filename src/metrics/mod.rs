@@ -48,6 +48,8 @@ pub mod names {
     pub const PARTIAL_SEQUENCES_EXPIRED: &str = "eqlstream_partial_sequences_expired_total";
     /// Partial sequences dropped to respect the state limit, by `rule_id`.
     pub const PARTIAL_SEQUENCES_EVICTED: &str = "eqlstream_partial_sequences_evicted_total";
+    /// Stage matches whose join-key tuples were cut at `max_key_combinations`, by `rule_id`.
+    pub const KEY_EXPANSION_TRUNCATED: &str = "eqlstream_key_expansion_truncated_total";
     /// The event-time watermark, in seconds since the Unix epoch.
     pub const WATERMARK: &str = "eqlstream_watermark_seconds";
     /// From the arrival of the line that completed a detection to its alert being written.
@@ -204,6 +206,7 @@ struct Resolved {
     partials: Vec<IntGauge>,
     expired: Vec<IntCounter>,
     evicted: Vec<IntCounter>,
+    key_expansion_truncated: Vec<IntCounter>,
     watermark: Gauge,
     alert_latency: Histogram,
     batch_duration: [Histogram; N_PIPELINE_STAGES],
@@ -289,6 +292,12 @@ impl Metrics {
             "Partial sequences dropped to respect the state limit, by rule.",
             &["rule_id"],
         )?;
+        let key_expansion_truncated_vec = counter_vec(
+            &reg,
+            names::KEY_EXPANSION_TRUNCATED,
+            "Stage matches whose join-key tuples were cut at max_key_combinations, by rule.",
+            &["rule_id"],
+        )?;
         let watermark =
             Gauge::with_opts(Opts::new(names::WATERMARK, "Event-time watermark, in seconds since the Unix epoch."))?;
         reg.register(Box::new(watermark.clone()))?;
@@ -349,6 +358,7 @@ impl Metrics {
             partials: rules.iter().map(|r| partials_vec.with_label_values(&[r.rule_id.as_str()])).collect(),
             expired: per_rule(&expired_vec),
             evicted: per_rule(&evicted_vec),
+            key_expansion_truncated: per_rule(&key_expansion_truncated_vec),
             watermark,
             alert_latency,
             batch_duration: PipelineStage::ALL.map(|s| batch_vec.with_label_values(&[s.label()])),
@@ -399,6 +409,12 @@ impl Handles {
         }
     }
 
+    /// The counter of stage matches of `rule` whose join-key expansion was cut at its cap
+    /// (detached when `rule` is out of range).
+    pub fn key_expansion_truncated(&self, rule: usize) -> RareCounter {
+        self.inner.key_expansion_truncated.get(rule).map_or_else(RareCounter::detached, |c| RareCounter(c.clone()))
+    }
+
     /// Sets the watermark gauge, in seconds since the epoch.
     pub fn set_watermark(&self, seconds: f64) {
         self.inner.watermark.set(seconds);
@@ -433,6 +449,36 @@ impl Handles {
     /// Sets the queue gauge of `stage` (when one owner samples the queue length).
     pub fn set_queue(&self, stage: PipelineStage, n: i64) {
         self.inner.queue[stage.index()].set(n);
+    }
+}
+
+/// A counter of rare occurrences, bumped where they happen (one atomic add) by code that keeps no
+/// [`Stats`] of its own, such as the shared rule set (a join-key expansion cut at its cap). Never
+/// for per-event counts: those go through [`Stats`]. A [`RareCounter::detached`] counter (the
+/// default: tests, benches, `validate`) counts without being exported.
+#[derive(Clone, Debug)]
+pub struct RareCounter(IntCounter);
+
+impl RareCounter {
+    /// A counter that is not in any registry.
+    pub fn detached() -> RareCounter {
+        RareCounter(IntCounter::new("eqlstream_detached_total", "Not exported.").expect("a valid fixed metric name"))
+    }
+
+    /// Counts one occurrence.
+    pub fn inc(&self) {
+        self.0.inc();
+    }
+
+    /// The count so far.
+    pub fn get(&self) -> u64 {
+        self.0.get()
+    }
+}
+
+impl Default for RareCounter {
+    fn default() -> Self {
+        RareCounter::detached()
     }
 }
 

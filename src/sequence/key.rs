@@ -3,6 +3,34 @@
 use smallvec::SmallVec;
 
 use crate::event::Scalar;
+use crate::metrics::RareCounter;
+
+/// Default `max_key_combinations`: the most join-key tuples one event gives one stage.
+pub const DEFAULT_MAX_KEY_COMBINATIONS: usize = 64;
+
+/// The cap on the join-key tuples one event gives one stage (`max_key_combinations`), and the
+/// counter of stage matches it cut short.
+///
+/// Multi-valued keys expand to the cartesian product of their distinct values (eql-semantics.md
+/// 4.3), which grows with the product of the array lengths: two keys with 300 values each give
+/// 90,000 tuples, each a partial sequence. Past the cap eqlstream keeps the first `max` tuples of
+/// the product in its enumeration order (each key's distinct values in document order, the first
+/// key varying slowest) and drops the rest; Elasticsearch would use them all, so results differ
+/// only for events past the cap. Building the tuples costs time linear in the number of values
+/// (see `eql::Stage::keys`).
+#[derive(Clone, Debug)]
+pub struct KeyLimit {
+    /// The most tuples per event and stage (at least 1).
+    pub max: usize,
+    /// Counts the stage matches whose tuples were cut at `max`.
+    pub truncated: RareCounter,
+}
+
+impl Default for KeyLimit {
+    fn default() -> Self {
+        KeyLimit { max: DEFAULT_MAX_KEY_COMBINATIONS, truncated: RareCounter::detached() }
+    }
+}
 
 /// One component of a join key, owned (it outlives the event it came from).
 ///
@@ -33,6 +61,19 @@ impl KeyValue {
             Scalar::U64(u) => KeyValue::U64(u),
             Scalar::F64(f) => KeyValue::F64(f.to_bits()),
             Scalar::Bool(b) => KeyValue::Bool(b),
+        }
+    }
+
+    /// True when `s` is this value (the comparison of `KeyValue::from_scalar(s) == *self`,
+    /// without building the owned value).
+    pub fn is(&self, s: Scalar<'_>) -> bool {
+        match (self, s) {
+            (KeyValue::Str(a), Scalar::Str(b)) => **a == *b,
+            (KeyValue::I64(a), Scalar::I64(b)) => *a == b,
+            (KeyValue::U64(a), Scalar::U64(b)) => *a == b,
+            (KeyValue::F64(a), Scalar::F64(b)) => *a == b.to_bits(),
+            (KeyValue::Bool(a), Scalar::Bool(b)) => *a == b,
+            _ => false,
         }
     }
 

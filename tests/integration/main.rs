@@ -18,3 +18,5 @@ mod shutdown;
 mod loadgen;
 // metrics: /metrics of a running binary counts exactly what went through.
 mod metrics;
+// regression: one test per fixed bug (issue_<n>_<what>).
+mod regression;
