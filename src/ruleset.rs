@@ -10,7 +10,7 @@ use hashbrown::HashMap;
 
 use crate::eql::{self, diag, CompileOptions, Diagnostic, Span};
 use crate::event::{Event, FieldId, FieldTable, Scalar};
-use crate::metrics::Handles;
+use crate::metrics::{Handles, RareCounter};
 use crate::rules::RuleSpec;
 
 /// The default timestamp field (eql-semantics.md 3).
@@ -38,6 +38,8 @@ pub struct Rule {
     pub timestamp_field: FieldId,
     /// `tiebreaker_field`, when set.
     pub tiebreaker_field: Option<FieldId>,
+    /// Alerts of this rule written with parts missing, or lost (see [`RuleSet::count_into`]).
+    pub alert_render_errors: RareCounter,
 }
 
 impl Rule {
@@ -242,13 +244,15 @@ impl RuleSet {
         }
     }
 
-    /// Connects each rule's rare-occurrence counters (key expansion cut at its cap) to the registry of `handles`; until then they count without being exported.
+    /// Connects each rule's rare-occurrence counters (key expansion cut at its cap, alerts not
+    /// rendered whole) to the registry of `handles`; until then they count without being exported.
     pub fn count_into(&mut self, handles: &Handles) {
         for (i, rule) in self.rules.iter_mut().enumerate() {
             let truncated = handles.key_expansion_truncated(i);
             for stage in rule.query.stages.iter_mut().chain(rule.query.until.iter_mut()) {
                 stage.key_limit.truncated = truncated.clone();
             }
+            rule.alert_render_errors = handles.alert_render_errors(i);
         }
     }
 
@@ -265,7 +269,14 @@ impl RuleSet {
                     let timestamp_field =
                         fields.intern(spec.timestamp_override.as_deref().unwrap_or(DEFAULT_TIMESTAMP_FIELD));
                     let tiebreaker_field = spec.tiebreaker_field.as_deref().map(|t| fields.intern(t));
-                    rules.push(Rule { spec, query: c.query, warnings, timestamp_field, tiebreaker_field });
+                    rules.push(Rule {
+                        spec,
+                        query: c.query,
+                        warnings,
+                        timestamp_field,
+                        tiebreaker_field,
+                        alert_render_errors: RareCounter::detached(),
+                    });
                 }
                 Err(diags) => {
                     for d in diags {

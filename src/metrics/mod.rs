@@ -50,6 +50,9 @@ pub mod names {
     pub const PARTIAL_SEQUENCES_EVICTED: &str = "eqlstream_partial_sequences_evicted_total";
     /// Stage matches whose join-key tuples were cut at `max_key_combinations`, by `rule_id`.
     pub const KEY_EXPANSION_TRUNCATED: &str = "eqlstream_key_expansion_truncated_total";
+    /// Alerts written with parts missing, or lost, because they could not be rendered whole, by
+    /// `rule_id`.
+    pub const ALERT_RENDER_ERRORS: &str = "eqlstream_alert_render_errors_total";
     /// The event-time watermark, in seconds since the Unix epoch.
     pub const WATERMARK: &str = "eqlstream_watermark_seconds";
     /// From the arrival of the line that completed a detection to its alert being written.
@@ -207,6 +210,7 @@ struct Resolved {
     expired: Vec<IntCounter>,
     evicted: Vec<IntCounter>,
     key_expansion_truncated: Vec<IntCounter>,
+    alert_render_errors: Vec<IntCounter>,
     watermark: Gauge,
     alert_latency: Histogram,
     batch_duration: [Histogram; N_PIPELINE_STAGES],
@@ -298,6 +302,12 @@ impl Metrics {
             "Stage matches whose join-key tuples were cut at max_key_combinations, by rule.",
             &["rule_id"],
         )?;
+        let alert_render_errors_vec = counter_vec(
+            &reg,
+            names::ALERT_RENDER_ERRORS,
+            "Alerts written with parts missing, or lost, because they could not be rendered whole, by rule.",
+            &["rule_id"],
+        )?;
         let watermark =
             Gauge::with_opts(Opts::new(names::WATERMARK, "Event-time watermark, in seconds since the Unix epoch."))?;
         reg.register(Box::new(watermark.clone()))?;
@@ -359,6 +369,7 @@ impl Metrics {
             expired: per_rule(&expired_vec),
             evicted: per_rule(&evicted_vec),
             key_expansion_truncated: per_rule(&key_expansion_truncated_vec),
+            alert_render_errors: per_rule(&alert_render_errors_vec),
             watermark,
             alert_latency,
             batch_duration: PipelineStage::ALL.map(|s| batch_vec.with_label_values(&[s.label()])),
@@ -415,6 +426,12 @@ impl Handles {
         self.inner.key_expansion_truncated.get(rule).map_or_else(RareCounter::detached, |c| RareCounter(c.clone()))
     }
 
+    /// The counter of alerts of `rule` written with parts missing, or lost (detached when `rule`
+    /// is out of range).
+    pub fn alert_render_errors(&self, rule: usize) -> RareCounter {
+        self.inner.alert_render_errors.get(rule).map_or_else(RareCounter::detached, |c| RareCounter(c.clone()))
+    }
+
     /// Sets the watermark gauge, in seconds since the epoch.
     pub fn set_watermark(&self, seconds: f64) {
         self.inner.watermark.set(seconds);
@@ -453,7 +470,8 @@ impl Handles {
 }
 
 /// A counter of rare occurrences, bumped where they happen (one atomic add) by code that keeps no
-/// [`Stats`] of its own, such as the shared rule set (a join-key expansion cut at its cap). Never
+/// [`Stats`] of its own: the shared rule set (a join-key expansion cut at its cap, an alert that
+/// could not be rendered whole). Never
 /// for per-event counts: those go through [`Stats`]. A [`RareCounter::detached`] counter (the
 /// default: tests, benches, `validate`) counts without being exported.
 #[derive(Clone, Debug)]

@@ -56,3 +56,33 @@ fn issue_13_huge_join_key_arrays_do_not_stall_the_stream() {
     assert_eq!(expected.len(), 6);
     assert_eq!(detections(&o.alerts()), expected);
 }
+
+/// See: issue 13, row 2. An event nested 127 to 1,023 levels deep decodes and matches (simd-json
+/// accepts 1,024 levels), but the alert re-parsed it with serde_json, whose recursion limit is
+/// 128: the alert failed to render and was lost, with only an ERROR log. P1's three events, each
+/// with a field nested 1,000 levels deep (objects and arrays), now give their alert in both
+/// formats, with the events verbatim in `eql.events`.
+#[test]
+fn issue_13_an_event_nested_1000_levels_deep_still_gives_its_alert() {
+    let deep = "{\"d\":[".repeat(500) + "1" + &"]}".repeat(500);
+    let lines: Vec<String> =
+        seed_lines()[..3].iter().map(|l| format!("{},\"deep\":{deep}}}", &l[..l.len() - 1])).collect();
+    let input = lines.join("\n") + "\n";
+    for format in ["ecs", "kibana"] {
+        let o = run(&["--alert-format", format], input.as_bytes());
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        assert!(!o.stderr.contains("ERROR"), "{}", o.stderr);
+        assert!(o.stderr.contains(" alerts=1 "), "{format}: {}", o.stderr);
+        let alert_lines: Vec<&[u8]> = o.stdout.split(|b| *b == b'\n').skip(3).filter(|l| !l.is_empty()).collect();
+        assert_eq!(alert_lines.len(), if format == "ecs" { 1 } else { 4 }, "{format}: shell and 3 blocks");
+        // Kibana's shell holds only what the blocks share (`deep.d` intersects to `[]`).
+        let with_events = if format == "ecs" { &alert_lines[..] } else { &alert_lines[1..] };
+        for l in with_events {
+            assert!(l.windows(deep.len()).any(|w| w == deep.as_bytes()), "{format}: the deep field is there");
+        }
+        if format == "ecs" {
+            let verbatim = format!("\"events\":[{}]", lines.join(","));
+            assert!(alert_lines[0].windows(verbatim.len()).any(|w| w == verbatim.as_bytes()), "events verbatim");
+        }
+    }
+}
