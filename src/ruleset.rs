@@ -69,6 +69,17 @@ impl fmt::Display for RuleError {
 
 impl std::error::Error for RuleError {}
 
+/// Renders rule errors as [`RuleSet::compile`] returns them (grouped by file, in order), at most
+/// `diag::MAX_PER_FILE` per file followed by a count of the rest (see [`diag::render_file`]).
+pub fn render_errors(errors: &[RuleError]) -> String {
+    let mut out = String::new();
+    for group in errors.chunk_by(|a, b| a.path == b.path) {
+        let origin = group[0].path.display().to_string();
+        out.push_str(&diag::render_file(&origin, &group[0].source, group.iter().map(|e| &e.diagnostic)));
+    }
+    out
+}
+
 /// Moves a diagnostic from query offsets to file offsets.
 pub fn map_to_file(spec: &RuleSpec, d: &Diagnostic) -> Diagnostic {
     let r = spec.query_map.file_range(d.span.start, d.span.end);

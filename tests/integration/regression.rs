@@ -86,3 +86,33 @@ fn issue_13_an_event_nested_1000_levels_deep_still_gives_its_alert() {
         }
     }
 }
+
+/// A 20 KB rule file whose one-line query holds 9,990 lexical errors.
+fn bad_rule_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let query = format!("process where {}", "# ".repeat(9_990));
+    let text = format!(
+        "[rule]\nrule_id = \"bad\"\nname = \"bad\"\ndescription = \"d\"\nrisk_score = 21\nseverity = \"low\"\n\
+         type = \"eql\"\nlanguage = \"eql\"\nquery = '''\n{query}\n'''\n"
+    );
+    assert!(text.len() > 20_000);
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// See: issue 13, row 9. Every lexical error was rendered with the whole 20 KB source line and a
+/// caret line as wide: a 20 KB rule file gave hundreds of MB of stderr, from `validate` and at
+/// start-up alike. Now at most 20 diagnostics per file are shown, each cut around its column.
+#[test]
+fn issue_13_a_rule_file_full_of_errors_gives_bounded_diagnostics() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = bad_rule_file(dir.path());
+    let rule = rule.to_str().unwrap();
+    for args in [vec!["validate", rule], vec!["--rules", rule]] {
+        let o = run(&args, b"");
+        assert_eq!(o.code, 65, "{args:?}");
+        assert!(o.stderr.len() < 64 << 10, "{args:?}: {} bytes of stderr", o.stderr.len());
+        assert_eq!(o.stderr.matches("error: unexpected character `#`").count(), 20, "{args:?}");
+        assert!(o.stderr.contains("bad.toml: ... and 9970 more errors not shown"), "{args:?}: {}", o.stderr);
+    }
+}
