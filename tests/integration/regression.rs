@@ -116,3 +116,47 @@ fn issue_13_a_rule_file_full_of_errors_gives_bounded_diagnostics() {
         assert!(o.stderr.contains("bad.toml: ... and 9970 more errors not shown"), "{args:?}: {}", o.stderr);
     }
 }
+
+/// See: issue 13, row 10. The metrics server served 16 connections at once and closed any
+/// further one at once; 16 idle connections (sending nothing) held every slot until the 5 s
+/// header timeout, so a scrape in the meantime was refused. Now a new connection that finds every
+/// slot taken closes the oldest one instead, and the scrape is answered at once. The bound is
+/// generous (a scrape takes milliseconds).
+#[test]
+fn issue_13_idle_connections_do_not_delay_a_scrape() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::Stdio;
+
+    let mut child = crate::util::cmd(&["--metrics-address", "127.0.0.1:0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "exited before serving metrics");
+        if let Some(rest) = line.trim().strip_prefix("eqlstream: metrics on http://") {
+            break rest.trim_end_matches("/metrics").to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in stderr.lines() {});
+
+    // Connected before the scrape, so accepted before it (the listen queue is first in, first out).
+    let idle: Vec<std::net::TcpStream> = (0..16).map(|_| std::net::TcpStream::connect(&addr).unwrap()).collect();
+    let started = Instant::now();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    let took = started.elapsed();
+    assert!(body.starts_with("HTTP/1.1 200"), "no answer after {took:?}: {body:?}");
+    assert!(body.contains("eqlstream_received_events_total"));
+    assert!(took < Duration::from_secs(1), "the scrape took {took:?}");
+    drop(idle);
+    drop(child.stdin.take());
+    let o = crate::util::wait_output(child, Duration::from_secs(30));
+    assert_eq!(o.code, 0);
+}
