@@ -4,10 +4,15 @@
 //! the same event with single-valued keys (`keys/single_values`) as the baseline. The hostile line
 //! must stay well under a millisecond: expansion is linear in the number of key values and stops
 //! at `max_key_combinations` (64 by default).
+//!
+//! `keys/fingerprint`: the 128-bit fingerprint of a seed-rule join key (what the sequencer computes
+//! for every key of every matched event), now SipHash-1-3 under two independent keys, against the
+//! two std `RandomState` hashes it replaced (`keys/fingerprint_std_baseline`).
 
 use criterion::{Criterion, Throughput};
 use eqlstream::eql;
 use eqlstream::event::{Decoder, FieldTable};
+use eqlstream::sequence::key::{Fingerprinter, Key, KeyValue};
 
 const RULE: &str = include_str!("../../config/rules/defense_evasion_file_creation_execution_deletion_cradle.toml");
 const TEMPLATES: &str = include_str!("data/seed_events.ndjson");
@@ -53,5 +58,22 @@ pub fn benches(c: &mut Criterion) {
             })
         });
     }
+
+    let key: Key = [
+        KeyValue::Str("1d556f67a5106665bcde819619d16bee798378befd4248c8ebcf111b69e63732".into()),
+        KeyValue::Str("0".into()),
+    ]
+    .into_iter()
+    .collect();
+    let fp = Fingerprinter::new();
+    group.bench_function("fingerprint", |b| b.iter(|| fp.of(std::hint::black_box(&key))));
+    let std_states = [std::hash::RandomState::new(), std::hash::RandomState::new()];
+    group.bench_function("fingerprint_std_baseline", |b| {
+        use std::hash::BuildHasher;
+        b.iter(|| {
+            let k = std::hint::black_box(&key[..]);
+            [std_states[0].hash_one(k), std_states[1].hash_one(k)]
+        })
+    });
     group.finish();
 }

@@ -2,6 +2,7 @@
 
 use smallvec::SmallVec;
 
+use super::siphash::SipHasher13;
 use crate::event::Scalar;
 use crate::metrics::RareCounter;
 
@@ -101,13 +102,26 @@ pub type Key = SmallVec<[KeyValue; 4]>;
 /// input cannot be crafted to collide, and the chance that any two of `n` distinct live keys
 /// collide is about `n^2 / 2^129` (below 10^-26 at 10^6 live keys). The join-key values an alert
 /// reports are recovered from its first event (see `pipeline::worker`).
+///
+/// The keys are four words from the OS-seeded generator of the `rand` crate, not two std
+/// `RandomState`s: `RandomState::new` takes a per-thread key pair and adds 1 to its first word
+/// for each new state, so two states made in a row share the second half of their key and differ
+/// by one in the first: the halves were not independent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Fingerprint(pub [u64; 2]);
 
 /// Computes [`Fingerprint`]s; one per run, shared by every thread (cloning keeps the keys).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Fingerprinter {
-    halves: [std::hash::RandomState; 2],
+    /// The SipHash key of each half: `[k0, k1]`.
+    keys: [[u64; 2]; 2],
+}
+
+impl std::fmt::Debug for Fingerprinter {
+    /// Never shows the keys.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fingerprinter { .. }")
+    }
 }
 
 impl Default for Fingerprinter {
@@ -117,16 +131,25 @@ impl Default for Fingerprinter {
 }
 
 impl Fingerprinter {
-    /// A fingerprinter with fresh random keys.
+    /// A fingerprinter with fresh random keys: four independent words.
     pub fn new() -> Self {
-        Fingerprinter { halves: [std::hash::RandomState::new(), std::hash::RandomState::new()] }
+        Fingerprinter::with_keys(rand::random())
+    }
+
+    /// A fingerprinter with the given keys, `[k0, k1]` for each half (reproducible runs, tests).
+    pub fn with_keys(keys: [[u64; 2]; 2]) -> Self {
+        Fingerprinter { keys }
     }
 
     /// The fingerprint of `key` (component types and string lengths are part of the hashed
     /// encoding, so `["a", "b"]`, `["ab"]` and `[1]` vs `["1"]` differ).
     pub fn of(&self, key: &[KeyValue]) -> Fingerprint {
-        use std::hash::BuildHasher;
-        Fingerprint([self.halves[0].hash_one(key), self.halves[1].hash_one(key)])
+        use std::hash::{Hash, Hasher};
+        Fingerprint(self.keys.map(|[k0, k1]| {
+            let mut h = SipHasher13::new(k0, k1);
+            key.hash(&mut h);
+            h.finish()
+        }))
     }
 }
 
@@ -145,5 +168,27 @@ mod tests {
         assert_ne!(f.of(&one_i), f.of(&one_s));
         assert_eq!(f.of(&ab), f.clone().of(&ab.clone()), "clones share the keys");
         assert_ne!(Fingerprinter::new().of(&ab), f.of(&ab), "each run draws new keys");
+    }
+
+    #[test]
+    fn the_two_halves_use_independent_keys() {
+        // std's RandomState::new() gave the second state the key (k0 + 1, k1) of the first.
+        for _ in 0..100 {
+            let [[a0, a1], [b0, b1]] = Fingerprinter::new().keys;
+            assert_ne!(a1, b1, "the halves share no key word");
+            assert_ne!(a0.wrapping_add(1), b0);
+            assert_ne!(a0, b0);
+        }
+        // Each half is SipHash-1-3 of the key's std `Hash` encoding under its own key.
+        let key: Key = [KeyValue::Str("c0ffee".into()), KeyValue::I64(0)].into_iter().collect();
+        let f = Fingerprinter::with_keys([[1, 2], [3, 4]]);
+        let half = |k0, k1| {
+            use std::hash::{Hash, Hasher};
+            let mut h = SipHasher13::new(k0, k1);
+            key[..].hash(&mut h);
+            h.finish()
+        };
+        assert_eq!(f.of(&key), Fingerprint([half(1, 2), half(3, 4)]));
+        assert_ne!(half(1, 2), half(2, 2), "a key differing by one gives an unrelated half");
     }
 }
