@@ -307,3 +307,31 @@ impl RuleSet {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Decoder;
+    use crate::metrics::{Metrics, RuleLabels};
+
+    #[test]
+    fn the_key_cap_and_its_counter_reach_every_stage_and_until() {
+        let query = "sequence by a, b [any where true] [any where true] until [any where c == 1]";
+        let spec = RuleSpec { rule_id: "r".into(), query: query.into(), ..RuleSpec::default() };
+        let mut set = RuleSet::compile(vec![spec]).expect("compiles");
+        let labels = [RuleLabels { rule_id: "r".into(), rule_name: "n".into(), stages: 2 }];
+        let metrics = Metrics::new(&labels).expect("metrics");
+        set.set_max_key_combinations(4);
+        set.count_into(&metrics.handles());
+        let mut dec = Decoder::new(&set.fields);
+        let ev = dec.decode(br#"{"a":[1,2,3],"b":[4,5,6],"c":1}"#).expect("valid");
+        let mut keys = Vec::new();
+        let q = &set.rules[0].query;
+        for stage in q.stages.iter().chain(q.until.iter()) {
+            stage.keys(&ev, &mut keys);
+            assert_eq!(keys.len(), 4, "3 x 3 tuples cut at 4");
+        }
+        let page = metrics.render();
+        assert!(page.contains("eqlstream_key_expansion_truncated_total{rule_id=\"r\"} 3\n"), "{page}");
+    }
+}
