@@ -18,9 +18,9 @@
 //! Parsing, copying, comparing and serialising JSON values all recurse once per level, so a
 //! detection with an event nested deeper than [`SHALLOW_DEPTH`] is rendered on a short-lived
 //! thread with a stack sized for its depth (about 3 KiB per level in a debug build: more than a
-//! worker thread's 2 MiB at 1,000 levels). An event that still cannot be parsed is kept verbatim
-//! in the alert (`eql.events`), its fields are left out, and the alert says so under
-//! `eqlstream.render_errors` (see [`Rendered`]).
+//! worker thread's 2 MiB at 1,000 levels). An event that still cannot be parsed is kept in the
+//! alert as a JSON string of its line (ECS `eql.events`), its fields are left out, and the alert
+//! says so under `eqlstream.render_errors` (see [`Rendered`]).
 
 pub mod common;
 pub mod ids;
@@ -200,7 +200,7 @@ impl<'a> Parsed<'a> {
                     unparsed.push(stage);
                     problems.push(format!(
                         "the event of stage {stage} cannot be parsed ({reason}): its fields are missing from this \
-                         alert, its identity is the hash of its line, and eql.events holds its line as a string"
+                         alert, its identity is the hash of its line (ECS: eql.events holds the line as a string)"
                     ));
                     Map::new()
                 }
