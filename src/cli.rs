@@ -137,6 +137,12 @@ pub struct RunArgs {
     #[arg(long, env = "EQLSTREAM_MAX_PARTIAL_SEQUENCES", value_name = "N")]
     pub max_partial_sequences: Option<usize>,
 
+    /// Cap on the join-key tuples one event gives one stage: multi-valued keys expand to the
+    /// cartesian product of their values; past the cap only the first tuples are kept (first
+    /// key's values in document order varying slowest) and the cut is counted. [default: 64]
+    #[arg(long, env = "EQLSTREAM_MAX_KEY_COMBINATIONS", value_name = "N")]
+    pub max_key_combinations: Option<usize>,
+
     /// Bytes of matched events kept in memory; beyond it they go to spill files in
     /// --spill-dir (0: all of them). [default: 8388608]
     #[arg(long, env = "EQLSTREAM_EVENT_STORE_MEMORY", value_name = "BYTES")]
@@ -229,6 +235,7 @@ impl RunArgs {
             timestamp_precision: self.timestamp_precision.clone(),
             max_line_bytes: self.max_line_bytes,
             max_partial_sequences: self.max_partial_sequences,
+            max_key_combinations: self.max_key_combinations,
             event_store_memory: self.event_store_memory,
             spill_dir: self.spill_dir.clone(),
             metrics_address: self.metrics_address.clone(),
@@ -269,6 +276,7 @@ mod tests {
             ("-event-store-memory", eqlstream::store::DEFAULT_EVENT_STORE_MEMORY.to_string()),
             ("-max-line-bytes", eqlstream::config::DEFAULT_MAX_LINE_BYTES.to_string()),
             ("-max-partial-sequences", eqlstream::config::DEFAULT_MAX_PARTIAL_SEQUENCES.to_string()),
+            ("-max-key-combinations", eqlstream::config::DEFAULT_MAX_KEY_COMBINATIONS.to_string()),
             ("-max-connections", eqlstream::config::DEFAULT_MAX_CONNECTIONS.to_string()),
             ("-max-buffered-events", eqlstream::config::DEFAULT_MAX_BUFFERED_EVENTS.to_string()),
             ("-outlier-confirm-events", eqlstream::sequence::watermark::DEFAULT_OUTLIER_CONFIRM_EVENTS.to_string()),

@@ -25,6 +25,8 @@ pub const DEFAULT_MAX_OUT_OF_ORDERNESS: Duration = Duration::from_secs(2);
 pub const DEFAULT_IDLE_RELEASE: Duration = Duration::from_secs(1);
 /// Default cap on live partial sequences (all rules, all partitions).
 pub const DEFAULT_MAX_PARTIAL_SEQUENCES: usize = 1_000_000;
+/// Default cap on the join-key tuples one event gives one stage (see `sequence::key::KeyLimit`).
+pub use crate::sequence::key::DEFAULT_MAX_KEY_COMBINATIONS;
 /// Default metrics listener: loopback only.
 pub const DEFAULT_METRICS_ADDRESS: &str = "127.0.0.1:9780";
 /// Default time allowed to drain after SIGTERM/SIGINT.
@@ -116,6 +118,8 @@ pub struct FileConfig {
     pub max_line_bytes: Option<usize>,
     /// Cap on live partial sequences.
     pub max_partial_sequences: Option<usize>,
+    /// Cap on the join-key tuples one event gives one stage.
+    pub max_key_combinations: Option<usize>,
     /// Bytes of matched events kept in memory before spilling to disk.
     pub event_store_memory: Option<usize>,
     /// Directory of the event store's spill files.
@@ -249,6 +253,8 @@ pub struct Settings {
     pub max_line_bytes: usize,
     /// Cap on live partial sequences.
     pub max_partial_sequences: usize,
+    /// Cap on the join-key tuples one event gives one stage (>= 1).
+    pub max_key_combinations: usize,
     /// Bytes of matched events kept in memory (0: every matched event goes to a spill file).
     pub event_store_memory: usize,
     /// Existing directory for the event store's (unlinked) spill files.
@@ -315,6 +321,8 @@ pub struct Overrides {
     pub max_line_bytes: Option<usize>,
     #[allow(missing_docs)]
     pub max_partial_sequences: Option<usize>,
+    #[allow(missing_docs)]
+    pub max_key_combinations: Option<usize>,
     #[allow(missing_docs)]
     pub event_store_memory: Option<usize>,
     #[allow(missing_docs)]
@@ -446,6 +454,10 @@ impl Settings {
             "max_partial_sequences",
             o.max_partial_sequences.or(file.max_partial_sequences).unwrap_or(DEFAULT_MAX_PARTIAL_SEQUENCES),
         )?;
+        let max_key_combinations = at_least_one(
+            "max_key_combinations",
+            o.max_key_combinations.or(file.max_key_combinations).unwrap_or(DEFAULT_MAX_KEY_COMBINATIONS),
+        )?;
         let event_store_memory =
             o.event_store_memory.or(file.event_store_memory).unwrap_or(crate::store::DEFAULT_EVENT_STORE_MEMORY);
         let spill_dir = o.spill_dir.or(file.spill_dir).unwrap_or_else(std::env::temp_dir);
@@ -512,6 +524,7 @@ impl Settings {
             timestamp_precision,
             max_line_bytes,
             max_partial_sequences,
+            max_key_combinations,
             event_store_memory,
             spill_dir,
             metrics_address,
@@ -544,6 +557,7 @@ mod tests {
         assert_eq!(s.metrics_address, Some(DEFAULT_METRICS_ADDRESS.parse().unwrap()));
         assert_eq!(s.event_store_memory, crate::store::DEFAULT_EVENT_STORE_MEMORY);
         assert_eq!(s.spill_dir, std::env::temp_dir());
+        assert_eq!(s.max_key_combinations, DEFAULT_MAX_KEY_COMBINATIONS);
         use crate::sequence::watermark as w;
         assert_eq!(s.source_idle_timeout, w::DEFAULT_SOURCE_IDLE_TIMEOUT);
         assert_eq!(s.max_future, w::DEFAULT_MAX_FUTURE);
@@ -580,6 +594,17 @@ mod tests {
         let file = toml::from_str::<FileConfig>("max_future = \"1h\"\noutlier_confirm_time = \"2s\"\n").unwrap();
         let s = Settings::build(file, Overrides::default()).unwrap();
         assert_eq!((s.max_future, s.outlier_confirm_time), (Duration::from_secs(3600), Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn max_key_combinations_comes_from_the_file_and_flags_and_is_at_least_one() {
+        let file = FileConfig { max_key_combinations: Some(8), ..Default::default() };
+        assert_eq!(Settings::build(file.clone(), Overrides::default()).unwrap().max_key_combinations, 8);
+        let o = Overrides { max_key_combinations: Some(2), ..Default::default() };
+        assert_eq!(Settings::build(file, o).unwrap().max_key_combinations, 2);
+        let o = Overrides { max_key_combinations: Some(0), ..Default::default() };
+        let e = Settings::build(FileConfig::default(), o).unwrap_err().to_string();
+        assert!(e.contains("max_key_combinations"), "{e}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 
 use eqlstream::config::{ConfigError, FileConfig, RuleSource, Settings};
+use eqlstream::eql::diag;
 use eqlstream::metrics::{self, Metrics, RuleLabels};
 use eqlstream::pipeline::{self, sink, RunContext, Shutdown, Totals};
 use eqlstream::rules::{self, RulesError};
@@ -148,20 +149,21 @@ fn load_rules(settings: &Settings) -> Result<RuleSet, Fatal> {
     match RuleSet::compile(loaded.rules) {
         Ok(set) => {
             for r in &set.rules {
-                for w in &r.warnings {
-                    tracing::warn!(rule_id = %r.spec.rule_id, "{}", w.message);
+                for w in r.warnings.iter().take(diag::MAX_PER_FILE) {
+                    tracing::warn!(rule_id = %r.spec.rule_id, "{}", diag::clip(&w.message, diag::MAX_MESSAGE_CHARS));
+                }
+                if r.warnings.len() > diag::MAX_PER_FILE {
+                    let more = r.warnings.len() - diag::MAX_PER_FILE;
+                    tracing::warn!(rule_id = %r.spec.rule_id, more, "More warnings not shown.");
                 }
             }
             Ok(set)
         }
         Err(errors) => {
-            let mut err = std::io::stderr().lock();
-            for e in &errors {
-                let _ = write!(err, "{e}");
-            }
+            let _ = std::io::stderr().lock().write_all(eqlstream::ruleset::render_errors(&errors).as_bytes());
             Err(Fatal::new(
                 exit::DATAERR,
-                format!("{} rule error(s); `eqlstream validate` shows them all", errors.len()),
+                format!("{} rule error(s) (at most {} shown per rule file)", errors.len(), diag::MAX_PER_FILE),
             ))
         }
     }
@@ -176,7 +178,6 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
     let settings = Settings::build(file, args.overrides()).map_err(config_error)?;
     let mut ruleset = load_rules(&settings)?;
     pipeline::prepare_rules(&mut ruleset, &settings);
-    let ruleset = Arc::new(ruleset);
 
     let labels: Vec<RuleLabels> = ruleset
         .rules
@@ -191,6 +192,9 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
         Metrics::for_run(&labels, settings.max_out_of_orderness)
             .map_err(|e| Fatal::new(exit::SOFTWARE, e.to_string()))?,
     );
+    ruleset.set_max_key_combinations(settings.max_key_combinations);
+    ruleset.count_into(&metrics.handles());
+    let ruleset = Arc::new(ruleset);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

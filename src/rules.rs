@@ -232,7 +232,7 @@ impl RulesError {
     /// `FILE:LINE:COL: error: MESSAGE` plus source line and caret when a position is known,
     /// else `FILE: error: MESSAGE`.
     pub fn render(&self) -> String {
-        use crate::eql::diag::{render, Diagnostic, Span};
+        use crate::eql::diag::{clip, render, Diagnostic, Span, MAX_MESSAGE_CHARS};
         match self {
             RulesError::Invalid { path, text, span: Some(span), message } => render(
                 &path.display().to_string(),
@@ -252,7 +252,7 @@ impl RulesError {
             }
             RulesError::Io { path, source } => format!("{}: error: {source}\n", path.display()),
             RulesError::Invalid { path, message, .. } => {
-                format!("{}: error: {message}\n", path.display())
+                format!("{}: error: {}\n", path.display(), clip(message, MAX_MESSAGE_CHARS))
             }
         }
     }

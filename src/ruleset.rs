@@ -10,6 +10,7 @@ use hashbrown::HashMap;
 
 use crate::eql::{self, diag, CompileOptions, Diagnostic, Span};
 use crate::event::{Event, FieldId, FieldTable, Scalar};
+use crate::metrics::{Handles, RareCounter};
 use crate::rules::RuleSpec;
 
 /// The default timestamp field (eql-semantics.md 3).
@@ -37,6 +38,8 @@ pub struct Rule {
     pub timestamp_field: FieldId,
     /// `tiebreaker_field`, when set.
     pub tiebreaker_field: Option<FieldId>,
+    /// Alerts of this rule written with parts missing, or lost (see [`RuleSet::count_into`]).
+    pub alert_render_errors: RareCounter,
 }
 
 impl Rule {
@@ -65,6 +68,17 @@ impl fmt::Display for RuleError {
 }
 
 impl std::error::Error for RuleError {}
+
+/// Renders rule errors as [`RuleSet::compile`] returns them (grouped by file, in order), at most
+/// `diag::MAX_PER_FILE` per file followed by a count of the rest (see [`diag::render_file`]).
+pub fn render_errors(errors: &[RuleError]) -> String {
+    let mut out = String::new();
+    for group in errors.chunk_by(|a, b| a.path == b.path) {
+        let origin = group[0].path.display().to_string();
+        out.push_str(&diag::render_file(&origin, &group[0].source, group.iter().map(|e| &e.diagnostic)));
+    }
+    out
+}
 
 /// Moves a diagnostic from query offsets to file offsets.
 pub fn map_to_file(spec: &RuleSpec, d: &Diagnostic) -> Diagnostic {
@@ -233,6 +247,26 @@ impl RuleSet {
         }
     }
 
+    /// Caps every stage's join-key expansion at `max` tuples per event (`max_key_combinations`,
+    /// at least 1; see [`crate::sequence::key::KeyLimit`]).
+    pub fn set_max_key_combinations(&mut self, max: usize) {
+        for stage in self.rules.iter_mut().flat_map(|r| r.query.stages.iter_mut().chain(r.query.until.iter_mut())) {
+            stage.key_limit.max = max.max(1);
+        }
+    }
+
+    /// Connects each rule's rare-occurrence counters (key expansion cut at its cap, alerts not
+    /// rendered whole) to the registry of `handles`; until then they count without being exported.
+    pub fn count_into(&mut self, handles: &Handles) {
+        for (i, rule) in self.rules.iter_mut().enumerate() {
+            let truncated = handles.key_expansion_truncated(i);
+            for stage in rule.query.stages.iter_mut().chain(rule.query.until.iter_mut()) {
+                stage.key_limit.truncated = truncated.clone();
+            }
+            rule.alert_render_errors = handles.alert_render_errors(i);
+        }
+    }
+
     /// Compiles every spec; all errors of all rules are returned together.
     pub fn compile(specs: Vec<RuleSpec>) -> Result<RuleSet, Vec<RuleError>> {
         let mut fields = FieldTable::new();
@@ -246,7 +280,14 @@ impl RuleSet {
                     let timestamp_field =
                         fields.intern(spec.timestamp_override.as_deref().unwrap_or(DEFAULT_TIMESTAMP_FIELD));
                     let tiebreaker_field = spec.tiebreaker_field.as_deref().map(|t| fields.intern(t));
-                    rules.push(Rule { spec, query: c.query, warnings, timestamp_field, tiebreaker_field });
+                    rules.push(Rule {
+                        spec,
+                        query: c.query,
+                        warnings,
+                        timestamp_field,
+                        tiebreaker_field,
+                        alert_render_errors: RareCounter::detached(),
+                    });
                 }
                 Err(diags) => {
                     for d in diags {
@@ -264,5 +305,33 @@ impl RuleSet {
         } else {
             Err(errors)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Decoder;
+    use crate::metrics::{Metrics, RuleLabels};
+
+    #[test]
+    fn the_key_cap_and_its_counter_reach_every_stage_and_until() {
+        let query = "sequence by a, b [any where true] [any where true] until [any where c == 1]";
+        let spec = RuleSpec { rule_id: "r".into(), query: query.into(), ..RuleSpec::default() };
+        let mut set = RuleSet::compile(vec![spec]).expect("compiles");
+        let labels = [RuleLabels { rule_id: "r".into(), rule_name: "n".into(), stages: 2 }];
+        let metrics = Metrics::new(&labels).expect("metrics");
+        set.set_max_key_combinations(4);
+        set.count_into(&metrics.handles());
+        let mut dec = Decoder::new(&set.fields);
+        let ev = dec.decode(br#"{"a":[1,2,3],"b":[4,5,6],"c":1}"#).expect("valid");
+        let mut keys = Vec::new();
+        let q = &set.rules[0].query;
+        for stage in q.stages.iter().chain(q.until.iter()) {
+            stage.keys(&ev, &mut keys);
+            assert_eq!(keys.len(), 4, "3 x 3 tuples cut at 4");
+        }
+        let page = metrics.render();
+        assert!(page.contains("eqlstream_key_expansion_truncated_total{rule_id=\"r\"} 3\n"), "{page}");
     }
 }

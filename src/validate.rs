@@ -2,6 +2,9 @@
 //! print each problem as `FILE:LINE:COL: error: MESSAGE` with the source line and a caret
 //! (positions are in the TOML file, not just the query string), then a one-line summary.
 //!
+//! At most `diag::MAX_PER_FILE` diagnostics are printed per rule file, each bounded in size (see
+//! `eql::diag`); the summary line counts them all.
+//!
 //! Exit codes (sysexits): 0 every rule can run (warnings allowed), 65 some rule cannot,
 //! 66 a path does not exist.
 
@@ -45,17 +48,22 @@ pub fn run(paths: &[PathBuf], err: &mut dyn Write) -> u8 {
         let origin = spec.path.display().to_string();
         match crate::eql::compile_with(&spec.query, &mut fields, &options_for(spec)) {
             Ok(c) => {
-                for w in &c.warnings {
-                    warnings += 1;
-                    let _ = err.write_all(diag::render(&origin, &spec.source, &map_to_file(spec, w)).as_bytes());
-                }
+                warnings += c.warnings.len();
+                let ws: Vec<_> = c.warnings.iter().take(diag::MAX_PER_FILE).map(|w| map_to_file(spec, w)).collect();
+                let mut text = diag::render_file(&origin, &spec.source, &ws);
+                text.push_str(&diag::more_line(&origin, 0, c.warnings.len().saturating_sub(ws.len())));
+                let _ = err.write_all(text.as_bytes());
             }
             Err(ds) => {
                 bad_rules += 1;
-                for d in &ds {
-                    errors += 1;
-                    let _ = err.write_all(diag::render(&origin, &spec.source, &map_to_file(spec, d)).as_bytes());
-                }
+                errors += ds.iter().filter(|d| d.is_error()).count();
+                warnings += ds.iter().filter(|d| !d.is_error()).count();
+                let shown: Vec<_> = ds.iter().take(diag::MAX_PER_FILE).map(|d| map_to_file(spec, d)).collect();
+                let mut text = diag::render_file(&origin, &spec.source, &shown);
+                let rest = &ds[shown.len()..];
+                let rest_errors = rest.iter().filter(|d| d.is_error()).count();
+                text.push_str(&diag::more_line(&origin, rest_errors, rest.len() - rest_errors));
+                let _ = err.write_all(text.as_bytes());
             }
         }
     }

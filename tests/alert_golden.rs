@@ -312,10 +312,23 @@ fn events_without_event_id_are_identified_by_their_bytes() {
 }
 
 #[test]
-fn invalid_matched_event_is_an_error_and_writes_nothing() {
+fn invalid_matched_event_still_gives_an_alert_that_says_what_is_missing() {
     let rule = seed_rule();
     let bad = MatchedEvent { raw: "[1,2]".into(), timestamp_ns: 0 };
     let slots = [Some(&bad)];
+    let d = Detection { rule: &rule, join_keys: &[], events: &slots };
+    let mut out = b"keep".to_vec();
+    let r = render(&d, AlertFormat::Ecs, fixed_now(), &mut out).expect("an alert");
+    assert_eq!(r.missing.len(), 1);
+    let v: Value = serde_json::from_slice(&out[4..]).unwrap();
+    assert_eq!(v["eqlstream"]["render_errors"][0], r.missing[0].as_str());
+    assert_eq!(v["eql"]["events"], serde_json::json!(["[1,2]"]));
+}
+
+#[test]
+fn a_detection_without_any_event_is_an_error_and_writes_nothing() {
+    let rule = seed_rule();
+    let slots = [None];
     let d = Detection { rule: &rule, join_keys: &[], events: &slots };
     let mut out = b"keep".to_vec();
     assert!(render(&d, AlertFormat::Ecs, fixed_now(), &mut out).is_err());

@@ -7,7 +7,8 @@
 use criterion::{criterion_group, criterion_main};
 
 mod eql;
+mod keys;
 mod sequence;
 
-criterion_group!(engine, eql::benches, sequence::benches);
+criterion_group!(engine, eql::benches, keys::benches, sequence::benches);
 criterion_main!(engine);

@@ -18,7 +18,8 @@
 //!   first building block, whose `@timestamp` is the alert's creation time).
 //!
 //! Keys are written dotted (`"kibana.alert.uuid"`) beside the nested source fields, as Kibana's
-//! alert `_source` holds them.
+//! alert `_source` holds them. When an event cannot be parsed (see [`super::Rendered`]), its
+//! building block has no source fields, and it and the shell carry `eqlstream.render_errors`.
 
 use std::time::SystemTime;
 
@@ -129,6 +130,9 @@ pub(crate) fn write(
         };
         let mut doc = event_alert(rule, source, ev.timestamp_ns, &ancestors[0], &message, &now);
         doc.insert("kibana.alert.uuid".into(), json!(ids::kibana_single_id(uuid, &ancestors[0])));
+        if let Some(errors) = parsed.render_errors() {
+            doc.insert("eqlstream.render_errors".into(), errors["render_errors"].clone());
+        }
         return write_line(rule, &Value::Object(doc), out);
     }
 
@@ -138,9 +142,14 @@ pub(crate) fn write(
         .iter()
         .zip(&ancestors)
         .zip(&block_ids)
-        .map(|(((_, ev, source), anc), id)| {
+        .map(|(((stage, ev, source), anc), id)| {
             let mut doc = event_alert(rule, source, ev.timestamp_ns, anc, &message, &now);
             doc.insert("kibana.alert.uuid".into(), json!(id));
+            if parsed.unparsed.contains(stage) {
+                if let Some(errors) = parsed.render_errors() {
+                    doc.insert("eqlstream.render_errors".into(), errors["render_errors"].clone());
+                }
+            }
             doc
         })
         .collect();
@@ -168,6 +177,9 @@ pub(crate) fn write(
     rule_fields(rule, &mut shell);
     shell.insert("kibana.alert.uuid".into(), json!(shell_id));
     shell.insert("kibana.alert.group.id".into(), json!(shell_id));
+    if let Some(errors) = parsed.render_errors() {
+        shell.insert("eqlstream.render_errors".into(), errors["render_errors"].clone());
+    }
     write_line(rule, &Value::Object(shell), out)?;
 
     for (i, block) in blocks.iter_mut().enumerate() {

@@ -7,7 +7,9 @@
 //! `threat` (the rule's MITRE mapping, verbatim), `message`, then the fields equal in every
 //! matched event, then `kibana.alert.*` compatibility fields, then `eql` (`join_keys`, and
 //! `events`: the matched lines verbatim, in stage order, `{"missing":true}` for a missing-event
-//! stage, as the EQL search API writes it).
+//! stage, as the EQL search API writes it), and, only when part of the alert could not be
+//! rendered, `eqlstream.render_errors` (see [`super::Rendered`]; an event that could not be
+//! parsed is written in `eql.events` as a JSON string of its line).
 //!
 //! Precedence: the alert's own top-level fields (`@timestamp`, `event`, `rule`, `tags`, `threat`,
 //! `message`, `kibana`, `eql`) always win. Common source fields under those names are not copied
@@ -83,15 +85,21 @@ pub(crate) fn write(
     doc.insert("threat".into(), rule.threat.clone());
     doc.insert("message".into(), json!(message));
 
-    let sources: Vec<&Map<String, Value>> = parsed.events.iter().map(|e| &e.2).collect();
-    let shared: Vec<(String, Value)> = common::flat_intersection(&sources, false)
-        .into_iter()
-        .filter(|(path, _)| {
-            let top = path.split('.').next().unwrap_or(path);
-            !RESERVED_TOP_LEVEL.contains(&top)
-        })
-        .collect();
-    common::unflatten_into(&mut doc, shared);
+    if parsed.unparsed.is_empty() {
+        let sources: Vec<&Map<String, Value>> = parsed.events.iter().map(|e| &e.2).collect();
+        let shared: Vec<(String, Value)> = common::flat_intersection(&sources, false)
+            .into_iter()
+            .filter(|(path, _)| {
+                let top = path.split('.').next().unwrap_or(path);
+                !RESERVED_TOP_LEVEL.contains(&top)
+            })
+            .collect();
+        common::unflatten_into(&mut doc, shared);
+    } else if let Some(errors) = parsed.render_errors() {
+        // The fields common to every event cannot be known: none are copied (and no source
+        // field can clash with `eqlstream`).
+        doc.insert("eqlstream".into(), errors);
+    }
 
     doc.insert(
         "kibana".into(),
@@ -127,10 +135,15 @@ pub(crate) fn write(
         match slot {
             None => out.extend_from_slice(b"{\"missing\":true}"),
             Some(_) => {
-                let (_, ev, source) =
+                let (stage, ev, _) =
                     present.next().ok_or_else(|| AlertError::NoEvents { rule_id: rule.rule_id.clone() })?;
-                write_verbatim(&ev.raw, source, out)
-                    .map_err(|source| AlertError::Serialize { rule_id: rule.rule_id.clone(), source })?;
+                if parsed.unparsed.contains(stage) {
+                    // Not known to be JSON: written as a string, so the alert line stays JSON.
+                    serde_json::to_writer(&mut *out, &*ev.raw)
+                        .map_err(|source| AlertError::Serialize { rule_id: rule.rule_id.clone(), source })?;
+                } else {
+                    write_verbatim(&ev.raw, out);
+                }
             }
         }
     }
@@ -138,15 +151,17 @@ pub(crate) fn write(
     Ok(())
 }
 
-/// Writes an event's original line, trimmed of surrounding JSON whitespace. A line that holds a
-/// carriage return or newline inside (JSON whitespace between tokens) is re-serialised compactly
-/// instead, so the alert line stays one line.
-fn write_verbatim(raw: &str, parsed: &Map<String, Value>, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+/// Writes an event's original line, trimmed of surrounding JSON whitespace. A carriage return or
+/// newline inside it is written as a space, so the alert line stays one line: in a valid JSON
+/// line those bytes can only be whitespace between tokens (inside strings they must be escaped,
+/// and no multi-byte UTF-8 character contains them), so the event is unchanged as JSON.
+fn write_verbatim(raw: &str, out: &mut Vec<u8>) {
     let trimmed = raw.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
-    if memchr::memchr2(b'\n', b'\r', trimmed.as_bytes()).is_none() {
-        out.extend_from_slice(trimmed.as_bytes());
-        Ok(())
-    } else {
-        serde_json::to_writer(&mut *out, parsed)
+    let start = out.len();
+    out.extend_from_slice(trimmed.as_bytes());
+    for b in &mut out[start..] {
+        if matches!(*b, b'\n' | b'\r') {
+            *b = b' ';
+        }
     }
 }

@@ -14,6 +14,7 @@ use super::lucene::lucene_to_regex;
 use super::value::{parse_num, Num, Val};
 use super::wildcard::{fold_str, CiSet, PatternSet};
 use crate::event::{FieldId, FieldTable};
+use crate::sequence::key::KeyLimit;
 use crate::sequence::spec::{SequenceSpec, StageKind};
 
 /// Options that change how a query compiles.
@@ -62,6 +63,9 @@ pub struct Stage {
     pub(crate) mandatory: Vec<FieldId>,
     /// Sequence-by keys followed by the stage's own `by` keys.
     pub keys: Vec<KeySpec>,
+    /// The cap on the key tuples of one event (see [`KeyLimit`]); the default until the rule set
+    /// is configured.
+    pub(crate) key_limit: KeyLimit,
     /// The stage's text in the query.
     pub span: Span,
 }
@@ -360,7 +364,7 @@ impl Compiler<'_> {
         if self.errors.len() > before {
             return None;
         }
-        Some(Stage { kind, category, cond: cond?, mandatory, keys, span })
+        Some(Stage { kind, category, cond: cond?, mandatory, keys, key_limit: KeyLimit::default(), span })
     }
 
     /// Compiles an expression used as a condition.

@@ -10,10 +10,12 @@
 //!
 //! Field-vs-literal tests allocate nothing; only functions that build strings (`concat`,
 //! `string`, `between`) allocate, and `Stage::keys` (its key values are owned, they outlive
-//! the event).
+//! the event). Every loop over a field's values is linear in their number: function and
+//! comparison scripts stop at [`MAX_COMBINATIONS`], join keys at the stage's `KeyLimit`.
 
 use std::cell::Cell;
 
+use hashbrown::HashSet;
 use smallvec::SmallVec;
 
 use super::compile::{cmp_vals, LitSet, Pred, Stage, Test, VExpr};
@@ -21,13 +23,23 @@ use super::func;
 use super::value::{TextBuf, Val};
 use super::wildcard::eq_ci;
 use crate::event::{Event, FieldId, Scalar};
-use crate::sequence::key::{Key, KeyValue};
+use crate::sequence::key::{Key, KeyLimit, KeyValue};
 use crate::sequence::spec::StageKind;
 
 impl Stage {
     /// Whether this is a normal or a missing-event stage.
     pub fn kind(&self) -> StageKind {
         self.kind
+    }
+
+    /// The cap on the key tuples of one event, and its counter.
+    pub fn key_limit(&self) -> &KeyLimit {
+        &self.key_limit
+    }
+
+    /// Sets the cap on the key tuples of one event, and its counter.
+    pub fn set_key_limit(&mut self, limit: KeyLimit) {
+        self.key_limit = limit;
     }
 
     /// Full stage predicate: category term + condition + IsNotNull of every mandatory
@@ -43,47 +55,72 @@ impl Stage {
     }
 
     /// Clears `out`, then pushes the join-key tuples of `ev` (sequence-by keys then stage-by
-    /// keys): the cartesian product of multi-valued keys (4.3), deduplicated; optional keys
-    /// that are missing give `KeyValue::Null`. Only meaningful when `matches` is true.
+    /// keys): the cartesian product of multi-valued keys (4.3), deduplicated, cut at the stage's
+    /// [`KeyLimit`] (a cut is counted in its `truncated` counter); optional keys that are missing
+    /// give `KeyValue::Null`. Only meaningful when `matches` is true.
     pub fn keys(&self, ev: &Event<'_>, out: &mut Vec<Key>) {
+        if self.expand_keys(ev, out) {
+            self.key_limit.truncated.inc();
+        }
+    }
+
+    /// [`Stage::keys`] without counting: returns true when the product was cut at the cap (for
+    /// callers that recompute tuples already counted, such as alert rendering).
+    ///
+    /// Which tuples are kept: each key's distinct values are taken in document order, and the
+    /// product is enumerated with the first key varying slowest (`(a1,b1), (a1,b2), .., (a2,b1)`);
+    /// the first `max` tuples of that order are kept. The work is linear in the number of values:
+    /// each key keeps at most `max` distinct values (the product of the others is at least 1),
+    /// duplicates are found by a hash set once a key has more than a few, and tuples are
+    /// generated one by one up to the cap, so they are distinct without being compared.
+    pub fn expand_keys(&self, ev: &Event<'_>, out: &mut Vec<Key>) -> bool {
         out.clear();
-        out.push(Key::new());
-        let mut vals: SmallVec<[KeyValue; 4]> = SmallVec::new();
+        let max = self.key_limit.max.max(1);
+        let mut truncated = false;
+        let mut columns: SmallVec<[Distinct; 4]> = SmallVec::new();
         for k in &self.keys {
-            vals.clear();
-            ev.any(k.field, |s| {
-                let v = KeyValue::from_scalar(s);
-                if !vals.contains(&v) {
-                    vals.push(v);
+            let mut col = Distinct::default();
+            ev.any(k.field, |s| match col.insert(s, max) {
+                Insert::Added | Insert::Seen => false,
+                Insert::Full => {
+                    // A distinct value past the cap: no tuple can hold it.
+                    truncated = true;
+                    true
                 }
-                false
             });
-            if vals.is_empty() {
+            if col.vals.is_empty() {
                 if k.optional {
-                    vals.push(KeyValue::Null);
+                    col.vals.push(KeyValue::Null);
                 } else {
                     // A mandatory key without value: the stage does not match (4.2).
-                    out.clear();
-                    return;
+                    return false;
                 }
             }
-            if vals.len() == 1 {
-                for t in out.iter_mut() {
-                    t.push(vals[0].clone());
-                }
-            } else {
-                let prev = std::mem::take(out);
-                for t in &prev {
-                    for v in &vals {
-                        let mut n = t.clone();
-                        n.push(v.clone());
-                        if !out.contains(&n) {
-                            out.push(n);
-                        }
-                    }
-                }
-            }
+            columns.push(col);
         }
+        // The size of the product, if it does not exceed the cap.
+        let total = columns.iter().try_fold(1usize, |n, c| n.checked_mul(c.vals.len()).filter(|n| *n <= max));
+        let n = match total {
+            Some(n) => n,
+            None => {
+                truncated = true;
+                max
+            }
+        };
+        out.reserve(n);
+        for i in 0..n {
+            // Tuple `i` in mixed radix, the last key's digit varying fastest.
+            let mut key = Key::new();
+            key.resize(columns.len(), KeyValue::Null);
+            let mut rest = i;
+            for (slot, col) in key.iter_mut().zip(&columns).rev() {
+                let len = col.vals.len();
+                *slot = col.vals[rest % len].clone();
+                rest /= len;
+            }
+            out.push(key);
+        }
+        truncated
     }
 
     /// The category term (`event.category` field and value), `None` for `any where`; lets a
@@ -143,6 +180,58 @@ impl Stage {
     /// Evaluates only the condition (no category, no key checks); for benches and tests.
     pub fn condition_matches(&self, ev: &Event<'_>) -> bool {
         eval(&self.cond, ev)
+    }
+}
+
+/// The distinct values of one key field in document order, at most a cap of them.
+#[derive(Default)]
+struct Distinct {
+    vals: SmallVec<[KeyValue; 1]>,
+    /// The same values, once there are more than [`Distinct::LINEAR`] (hash lookups instead of
+    /// scans, so a field with many values costs linear time).
+    index: Option<HashSet<KeyValue>>,
+}
+
+/// What [`Distinct::insert`] did.
+enum Insert {
+    Added,
+    Seen,
+    /// A new value, but the cap is reached: not added.
+    Full,
+}
+
+impl Distinct {
+    /// Up to this many values, duplicates are found by scanning.
+    const LINEAR: usize = 8;
+
+    fn insert(&mut self, s: Scalar<'_>, max: usize) -> Insert {
+        match &mut self.index {
+            None => {
+                if self.vals.iter().any(|v| v.is(s)) {
+                    return Insert::Seen;
+                }
+                if self.vals.len() >= max {
+                    return Insert::Full;
+                }
+                self.vals.push(KeyValue::from_scalar(s));
+                if self.vals.len() > Self::LINEAR {
+                    self.index = Some(self.vals.iter().cloned().collect());
+                }
+                Insert::Added
+            }
+            Some(index) => {
+                let v = KeyValue::from_scalar(s);
+                if index.contains(&v) {
+                    return Insert::Seen;
+                }
+                if self.vals.len() >= max {
+                    return Insert::Full;
+                }
+                index.insert(v.clone());
+                self.vals.push(v);
+                Insert::Added
+            }
+        }
     }
 }
 
@@ -369,7 +458,114 @@ fn each_args<'s>(
 
 #[cfg(test)]
 mod tests {
-    use crate::event::FieldTable;
+    use crate::event::{Decoder, FieldTable};
+    use crate::metrics::RareCounter;
+    use crate::sequence::key::{Key, KeyLimit, KeyValue, DEFAULT_MAX_KEY_COMBINATIONS};
+
+    fn keys_of(query: &str, line: &str, limit: Option<KeyLimit>) -> (Vec<Key>, bool) {
+        let mut fields = FieldTable::default();
+        let mut c = crate::eql::compile(query, &mut fields).expect("compiles");
+        let stage = &mut c.query.stages[0];
+        if let Some(l) = limit {
+            stage.set_key_limit(l);
+        }
+        let mut dec = Decoder::new(&fields);
+        let ev = dec.decode(line.as_bytes()).expect("valid JSON object");
+        assert!(stage.matches(&ev), "{line}");
+        let mut out = Vec::new();
+        let truncated = stage.expand_keys(&ev, &mut out);
+        (out, truncated)
+    }
+
+    fn strs(prefix: &str, n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("{prefix}{i:03}")).collect()
+    }
+
+    fn s(v: &str) -> KeyValue {
+        KeyValue::Str(v.into())
+    }
+
+    /// See: issue 13, row 1. Two join keys with 300 distinct values each gave 90,000 tuples,
+    /// deduplicated by a linear scan each (108 s of CPU for one line); the expansion now stops at
+    /// `max_key_combinations` (64 by default), keeping the first tuples of the product in
+    /// document order. The same holds at 40 x 40 (1,600 tuples before the fix).
+    #[test]
+    fn issue_13_key_expansion_stops_at_the_cap_in_document_order() {
+        for n in [40, 300] {
+            let line = serde_json::json!({"c": strs("c", n), "u": strs("u", n)}).to_string();
+            let (keys, truncated) = keys_of("sequence by c, u [any where true] [any where true]", &line, None);
+            assert_eq!(keys.len(), DEFAULT_MAX_KEY_COMBINATIONS, "{n} x {n}");
+            assert!(truncated);
+            let want: Vec<Key> = (0..64)
+                .map(|i| [s(&format!("c{:03}", i / n)), s(&format!("u{:03}", i % n))].into_iter().collect())
+                .collect();
+            assert_eq!(keys, want, "the first key varies slowest");
+        }
+    }
+
+    #[test]
+    fn a_key_with_more_distinct_values_than_the_cap_is_cut_and_counted_once() {
+        let counter = RareCounter::detached();
+        let limit = KeyLimit { max: 3, truncated: counter.clone() };
+        let mut fields = FieldTable::default();
+        let mut c = crate::eql::compile("sequence by h, p [any where true] [any where true]", &mut fields).unwrap();
+        c.query.stages[0].set_key_limit(limit);
+        let mut dec = Decoder::new(&fields);
+        let ev = dec.decode(br#"{"h":"x","p":[1,1,2,1,3,4,5,2]}"#).unwrap();
+        let mut out = Vec::new();
+        c.query.stages[0].keys(&ev, &mut out);
+        let got: Vec<Vec<KeyValue>> = out.iter().map(|k| k.to_vec()).collect();
+        let want: Vec<Vec<KeyValue>> = (1..=3).map(|i| vec![s("x"), KeyValue::I64(i)]).collect();
+        assert_eq!(got, want, "duplicates are skipped, the first 3 distinct values kept");
+        assert_eq!(counter.get(), 1, "keys() counts the cut");
+        assert!(c.query.stages[0].expand_keys(&ev, &mut out));
+        assert_eq!(counter.get(), 1, "expand_keys() does not count");
+        drop(ev);
+        let ev = dec.decode(br#"{"h":"x","p":[1,2,2,3]}"#).unwrap();
+        c.query.stages[0].keys(&ev, &mut out);
+        assert_eq!((out.len(), counter.get()), (3, 1), "exactly at the cap: nothing is cut");
+    }
+
+    proptest::proptest! {
+        /// Below the cap the tuples are the whole cartesian product of each key's distinct values
+        /// (eql-semantics.md 4.3); past it, the first `max` of the same enumeration.
+        #[test]
+        fn keys_are_the_first_tuples_of_the_cartesian_product(
+            a in proptest::collection::vec(0u8..6, 1..8),
+            b in proptest::collection::vec(0u8..6, 0..8),
+            c in proptest::collection::vec(0u8..6, 1..8),
+            max in 1usize..80,
+        ) {
+            let line = serde_json::json!({"a": a, "b": b, "c": c}).to_string();
+            let limit = KeyLimit { max, truncated: RareCounter::detached() };
+            let (keys, truncated) =
+                keys_of("sequence by a, ?b, c [any where true] [any where true]", &line, Some(limit));
+            let distinct = |v: &[u8]| -> Vec<KeyValue> {
+                let mut d: Vec<KeyValue> = Vec::new();
+                for x in v {
+                    let k = KeyValue::I64(i64::from(*x));
+                    if !d.contains(&k) {
+                        d.push(k);
+                    }
+                }
+                if d.is_empty() {
+                    d.push(KeyValue::Null);
+                }
+                d
+            };
+            let mut product: Vec<Key> = Vec::new();
+            for x in distinct(&a) {
+                for y in distinct(&b) {
+                    for z in distinct(&c) {
+                        product.push([x.clone(), y.clone(), z].into_iter().collect());
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(truncated, product.len() > max);
+            product.truncate(max);
+            proptest::prop_assert_eq!(keys, product);
+        }
+    }
 
     fn literals(query: &str) -> Vec<Vec<(String, bool)>> {
         let mut fields = FieldTable::default();

@@ -65,6 +65,11 @@ pub mod names {
     pub const PARTIAL_SEQUENCES_EXPIRED: &str = "eqlstream_partial_sequences_expired_total";
     /// Partial sequences dropped to respect the state limit, by `rule_id`.
     pub const PARTIAL_SEQUENCES_EVICTED: &str = "eqlstream_partial_sequences_evicted_total";
+    /// Stage matches whose join-key tuples were cut at `max_key_combinations`, by `rule_id`.
+    pub const KEY_EXPANSION_TRUNCATED: &str = "eqlstream_key_expansion_truncated_total";
+    /// Alerts written with parts missing, or lost, because they could not be rendered whole, by
+    /// `rule_id`.
+    pub const ALERT_RENDER_ERRORS: &str = "eqlstream_alert_render_errors_total";
     /// The event-time watermark, in seconds since the Unix epoch.
     pub const WATERMARK: &str = "eqlstream_watermark_seconds";
     /// From the arrival (read) of the line that completed a detection to its alert being written.
@@ -275,6 +280,8 @@ struct Resolved {
     partials: Vec<IntGauge>,
     expired: Vec<IntCounter>,
     evicted: Vec<IntCounter>,
+    key_expansion_truncated: Vec<IntCounter>,
+    alert_render_errors: Vec<IntCounter>,
     watermark: Gauge,
     alert_latency: Histogram,
     alert_buffering: Histogram,
@@ -410,6 +417,18 @@ impl Metrics {
             "Partial sequences dropped to respect the state limit, by rule.",
             &["rule_id"],
         )?;
+        let key_expansion_truncated_vec = counter_vec(
+            &reg,
+            names::KEY_EXPANSION_TRUNCATED,
+            "Stage matches whose join-key tuples were cut at max_key_combinations, by rule.",
+            &["rule_id"],
+        )?;
+        let alert_render_errors_vec = counter_vec(
+            &reg,
+            names::ALERT_RENDER_ERRORS,
+            "Alerts written with parts missing, or lost, because they could not be rendered whole, by rule.",
+            &["rule_id"],
+        )?;
         let watermark =
             Gauge::with_opts(Opts::new(names::WATERMARK, "Event-time watermark, in seconds since the Unix epoch."))?;
         reg.register(Box::new(watermark.clone()))?;
@@ -486,6 +505,8 @@ impl Metrics {
             partials: rules.iter().map(|r| partials_vec.with_label_values(&[r.rule_id.as_str()])).collect(),
             expired: per_rule(&expired_vec),
             evicted: per_rule(&evicted_vec),
+            key_expansion_truncated: per_rule(&key_expansion_truncated_vec),
+            alert_render_errors: per_rule(&alert_render_errors_vec),
             watermark,
             alert_latency,
             alert_buffering,
@@ -535,6 +556,18 @@ impl Handles {
         if let Some(g) = self.inner.partials.get(rule) {
             g.add(delta);
         }
+    }
+
+    /// The counter of stage matches of `rule` whose join-key expansion was cut at its cap
+    /// (detached when `rule` is out of range).
+    pub fn key_expansion_truncated(&self, rule: usize) -> RareCounter {
+        self.inner.key_expansion_truncated.get(rule).map_or_else(RareCounter::detached, |c| RareCounter(c.clone()))
+    }
+
+    /// The counter of alerts of `rule` written with parts missing, or lost (detached when `rule`
+    /// is out of range).
+    pub fn alert_render_errors(&self, rule: usize) -> RareCounter {
+        self.inner.alert_render_errors.get(rule).map_or_else(RareCounter::detached, |c| RareCounter(c.clone()))
     }
 
     /// Sets the watermark gauge, in seconds since the epoch.
@@ -644,6 +677,37 @@ impl SourceHandles {
     /// Sets the source's lag (its largest event time minus the watermark), in seconds.
     pub fn set_lag_seconds(&self, s: f64) {
         self.lag.set(s);
+    }
+}
+
+/// A counter of rare occurrences, bumped where they happen (one atomic add) by code that keeps no
+/// [`Stats`] of its own: the shared rule set (a join-key expansion cut at its cap, an alert that
+/// could not be rendered whole). Never
+/// for per-event counts: those go through [`Stats`]. A [`RareCounter::detached`] counter (the
+/// default: tests, benches, `validate`) counts without being exported.
+#[derive(Clone, Debug)]
+pub struct RareCounter(IntCounter);
+
+impl RareCounter {
+    /// A counter that is not in any registry.
+    pub fn detached() -> RareCounter {
+        RareCounter(IntCounter::new("eqlstream_detached_total", "Not exported.").expect("a valid fixed metric name"))
+    }
+
+    /// Counts one occurrence.
+    pub fn inc(&self) {
+        self.0.inc();
+    }
+
+    /// The count so far.
+    pub fn get(&self) -> u64 {
+        self.0.get()
+    }
+}
+
+impl Default for RareCounter {
+    fn default() -> Self {
+        RareCounter::detached()
     }
 }
 

@@ -1,15 +1,23 @@
 //! The metrics HTTP endpoint: `GET /metrics` (text exposition format) and `GET /healthz` (`ok`),
 //! served by hyper 1 on a tokio runtime the caller owns.
 //!
-//! Kept tiny and robust: at most [`MAX_CONNECTIONS`] connections at once (more are closed at
-//! once), request heads bounded by hyper's minimum buffer ([`MAX_REQUEST_HEAD_BYTES`]), a header
-//! read timeout and a whole-connection timeout, no request bodies read, and no panic on any
-//! request. Binding happens synchronously in [`serve`], so a busy port is an error the CLI can map
-//! to exit 78 before the pipeline starts. Nothing here runs on the event hot path.
+//! Kept tiny and robust: its own cap of [`MAX_CONNECTIONS`] connections (separate from the
+//! input's `max_connections`), request heads bounded by hyper's minimum buffer
+//! ([`MAX_REQUEST_HEAD_BYTES`]), a header read timeout and a whole-connection timeout, no request
+//! bodies read, and no panic on any request. Binding happens synchronously in [`serve`], so a busy
+//! port is an error the CLI can map to exit 78 before the pipeline starts. Nothing here runs on
+//! the event hot path.
+//!
+//! Idle connections cannot delay a scrape (issue 13: 16 connections that sent nothing held every
+//! slot until their header timeout, and scrapes meanwhile were refused): a connection that
+//! arrives when every slot is taken closes the **oldest** open connection and takes its slot. A
+//! scrape is answered within milliseconds of connecting, so the oldest connection is the one
+//! most likely idle: one sending nothing, or a keep-alive connection between scrapes.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -17,14 +25,14 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::Semaphore;
+use tokio::sync::Notify;
 
 use super::{Metrics, MetricsError};
 
 /// The default `--metrics-address`: loopback only.
 pub const DEFAULT_METRICS_ADDRESS: &str = "127.0.0.1:9780";
 
-/// Connections served at once; further ones are closed immediately.
+/// Connections served at once; a further one closes the oldest open connection.
 pub const MAX_CONNECTIONS: usize = 16;
 
 /// Request line plus headers, at most (hyper's minimum read buffer).
@@ -107,8 +115,43 @@ pub fn serve_listener(
     Ok(MetricsServer { local_addr, accept_task })
 }
 
+/// The open connections, oldest first, each with the signal that closes it.
+#[derive(Default)]
+struct Open {
+    next_id: u64,
+    conns: VecDeque<(u64, Arc<Notify>)>,
+}
+
+impl Open {
+    /// Registers a new connection; when [`MAX_CONNECTIONS`] are open, first tells the oldest to
+    /// close (it leaves the list at once, so the cap holds whenever the closing one finishes).
+    fn admit(&mut self) -> (u64, Arc<Notify>) {
+        while self.conns.len() >= MAX_CONNECTIONS {
+            if let Some((_, close)) = self.conns.pop_front() {
+                // A stored permit: the connection closes even if it is not waiting right now.
+                close.notify_one();
+            }
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let close = Arc::new(Notify::new());
+        self.conns.push_back((id, close.clone()));
+        (id, close)
+    }
+
+    /// Forgets a finished connection (no-op when it was already closed as the oldest).
+    fn remove(&mut self, id: u64) {
+        self.conns.retain(|(c, _)| *c != id);
+    }
+}
+
+fn lock(open: &Mutex<Open>) -> std::sync::MutexGuard<'_, Open> {
+    // The list stays consistent even if a holder panicked (every update is one call).
+    open.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 async fn accept_loop(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let open = Arc::new(Mutex::new(Open::default()));
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _peer)) => stream,
@@ -119,11 +162,8 @@ async fn accept_loop(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            drop(stream);
-            continue;
-        };
-        let metrics = metrics.clone();
+        let (id, close) = lock(&open).admit();
+        let (metrics, open) = (metrics.clone(), open.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let metrics = metrics.clone();
@@ -135,9 +175,13 @@ async fn accept_loop(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT);
             let conn = builder.serve_connection(TokioIo::new(stream), service);
-            // Errors (malformed requests, resets, timeouts) only end this connection.
-            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await;
-            drop(permit);
+            // Errors (malformed requests, resets, timeouts) only end this connection; a newer
+            // connection that needs the slot ends it too (dropping it closes the socket).
+            tokio::select! {
+                _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn) => {}
+                () = close.notified() => {}
+            }
+            lock(&open).remove(id);
         });
     }
 }
@@ -166,4 +210,28 @@ fn respond(metrics: &Metrics, req: &Request<Incoming>) -> Response<Full<Bytes>> 
     let mut r = Response::new(Full::new(Bytes::from(metrics.render())));
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_past_the_cap_closes_the_oldest() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let mut open = Open::default();
+        let first: Vec<(u64, Arc<Notify>)> = (0..MAX_CONNECTIONS).map(|_| open.admit()).collect();
+        assert_eq!(open.conns.len(), MAX_CONNECTIONS);
+        let (newest, _) = open.admit();
+        assert_eq!(open.conns.len(), MAX_CONNECTIONS, "the cap holds");
+        assert_eq!(open.conns.front().map(|c| c.0), Some(first[1].0), "the oldest left the list");
+        assert_eq!(open.conns.back().map(|c| c.0), Some(newest));
+        // The oldest was told to close, even though nobody was waiting yet.
+        let told = rt.block_on(async { tokio::time::timeout(Duration::from_secs(60), first[0].1.notified()).await });
+        assert!(told.is_ok());
+        open.remove(first[0].0);
+        assert_eq!(open.conns.len(), MAX_CONNECTIONS, "removing a closed connection changes nothing");
+        open.remove(first[5].0);
+        assert_eq!(open.conns.len(), MAX_CONNECTIONS - 1);
+    }
 }

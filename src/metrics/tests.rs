@@ -41,6 +41,8 @@ fn every_series_exists_at_zero_from_the_start() {
         "eqlstream_partial_sequences{rule_id=\"r-seq\"}",
         "eqlstream_partial_sequences_expired_total{rule_id=\"r-event\"}",
         "eqlstream_partial_sequences_evicted_total{rule_id=\"r-seq\"}",
+        "eqlstream_key_expansion_truncated_total{rule_id=\"r-event\"}",
+        "eqlstream_alert_render_errors_total{rule_id=\"r-seq\"}",
         "eqlstream_watermark_seconds",
         "eqlstream_alert_latency_seconds_count",
         "eqlstream_batch_duration_seconds_count{stage=\"decode\"}",
@@ -57,6 +59,23 @@ fn every_series_exists_at_zero_from_the_start() {
         assert!(t.contains("process_resident_memory_bytes "), "process collector: {t}");
         assert!(t.contains("process_cpu_seconds_total "));
     }
+}
+
+#[test]
+fn rare_counters_count_into_their_rule_series() {
+    let m = Metrics::new(&rules()).unwrap();
+    let h = m.handles();
+    let c = h.key_expansion_truncated(1);
+    c.inc();
+    c.clone().inc();
+    assert_eq!(c.get(), 2);
+    h.key_expansion_truncated(99).inc(); // unknown rule: detached, not exported
+    let t = m.render();
+    assert_eq!(sample(&t, "eqlstream_key_expansion_truncated_total{rule_id=\"r-event\"}"), Some(2.0));
+    assert_eq!(sample(&t, "eqlstream_key_expansion_truncated_total{rule_id=\"r-seq\"}"), Some(0.0));
+    h.alert_render_errors(0).inc();
+    let t = m.render();
+    assert_eq!(sample(&t, "eqlstream_alert_render_errors_total{rule_id=\"r-seq\"}"), Some(1.0));
 }
 
 #[test]

@@ -36,7 +36,9 @@ struct Renderer<'a> {
     handles: &'a Handles,
 }
 
-/// Why a completed sequence could not be turned into an alert (logged; the alert is lost).
+/// Why a completed sequence could not be turned into an alert (logged and counted in
+/// `eqlstream_alert_render_errors_total`; the alert is lost). Not caused by the events' content:
+/// an event that cannot be parsed still gives an alert (see `alert::render`).
 #[derive(Debug, thiserror::Error)]
 enum RenderError {
     #[error(transparent)]
@@ -241,9 +243,17 @@ impl Renderer<'_> {
         found.map(|i| self.keys.swap_remove(i)).ok_or(RenderError::KeyNotFound)
     }
 
+    /// The alert lines of `d`. An alert with parts missing (an event that cannot be parsed; see
+    /// `alert::Rendered`) is still written, and counted.
     fn render(&self, d: &Detection<'_>) -> Result<Vec<u8>, RenderError> {
         let mut bytes = Vec::new();
-        alert::render(d, self.format, SystemTime::now(), &mut bytes)?;
+        let rendered = alert::render(d, self.format, SystemTime::now(), &mut bytes)?;
+        if !rendered.missing.is_empty() {
+            if let Some(rule) = self.rules.rules.iter().find(|r| std::ptr::eq(&r.spec, d.rule)) {
+                rule.alert_render_errors.inc();
+            }
+            tracing::warn!(rule_id = %d.rule.rule_id, missing = ?rendered.missing, "Alert written with parts missing.");
+        }
         Ok(bytes)
     }
 
@@ -259,7 +269,11 @@ impl Renderer<'_> {
         match result {
             Ok(bytes) => alerts.push(AlertOut { release_line, order, rule, bytes, arrived_at }),
             Err(e) => {
-                let rule_id = self.rules.rules.get(rule as usize).map_or("?", |r| r.spec.rule_id.as_str());
+                let rule = self.rules.rules.get(rule as usize);
+                if let Some(r) = rule {
+                    r.alert_render_errors.inc();
+                }
+                let rule_id = rule.map_or("?", |r| r.spec.rule_id.as_str());
                 tracing::error!(rule_id, error = %e, "Alert could not be rendered; it is lost.");
             }
         }

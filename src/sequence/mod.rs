@@ -11,7 +11,8 @@
 //! * [`partition`]: routing join keys to partitions, and a driver that runs one rule's machine
 //!   over several partitions with deterministic output;
 //! * [`stream`]: a per-line reference driver (reorder buffer + partitioned machine);
-//! * [`key`], [`spec`]: the shared vocabulary with the EQL compiler.
+//! * [`key`], [`spec`]: the shared vocabulary with the EQL compiler;
+//! * `siphash` (private): keyed SipHash for the join-key fingerprints.
 //!
 //! Nothing here parses JSON or evaluates EQL: events are opaque handles plus the (stage, key)
 //! hits the compiler found in them.
@@ -21,6 +22,7 @@ pub mod machine;
 pub mod ordinal;
 pub mod partition;
 pub mod reorder;
+mod siphash;
 pub mod spec;
 mod state;
 pub mod stream;

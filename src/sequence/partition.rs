@@ -143,11 +143,21 @@ mod tests {
     #[test]
     fn partition_is_a_fixed_function_of_the_key() {
         let k = key(&["c0ffee", "0", "xmrig"]);
-        // Pinned: a change here would move keys between partitions across versions.
-        assert_eq!(key_hash(&k), key_hash(&k.clone()));
-        assert_eq!(partition_of(&k, 4), partition_of(&k, 4));
+        // Pinned: a change here would move keys between partitions across versions. The value
+        // was computed outside this code: FNV-1a 64 over, per string component, the tag byte 5,
+        // the length as u64 little-endian, then the bytes.
+        assert_eq!(key_hash(&k), 0xd04e_1511_0b99_9308);
+        assert_eq!(partition_of(&k, 4), 1);
         assert_eq!(partition_of(&k, 1), 0);
         assert_eq!(partition_of(&k, 0), 0);
+    }
+
+    #[test]
+    fn fnv_is_the_reference_fnv1a_64() {
+        // The published FNV-1a 64 test vectors (offset basis for "", and "a").
+        assert_eq!(fnv(FNV_OFFSET, b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv(FNV_OFFSET, b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv(FNV_OFFSET, b"foobar"), 0x8594_4171_f739_67e8);
     }
 
     #[test]

@@ -22,3 +22,5 @@ mod metrics;
 mod eventtime;
 // faults: crashed threads, signals mid-line, busy socket paths, idle clients, endless lines.
 mod faults;
+// regression: one test per fixed bug (issue_<n>_<what>).
+mod regression;

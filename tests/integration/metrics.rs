@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::util::{cmd, data, wait_output};
+use crate::util::{cmd, data, wait_output, wait_until};
 
 fn scrape(addr: &str, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -62,8 +62,16 @@ fn scrape_after_seed_cases(extra: &[&str]) -> (String, usize) {
         lines += 1;
     }
     assert_eq!(lines, 74);
-    std::thread::sleep(Duration::from_millis(300)); // the last per-batch flush
-    let m = scrape(&addr, "/metrics");
+    // The writer flushes its counts after writing a batch: wait for that last flush (every line
+    // counted as sent, every queue empty) instead of sleeping.
+    let mut m = String::new();
+    let flushed = wait_until(Duration::from_secs(30), || {
+        m = scrape(&addr, "/metrics");
+        let queues =
+            ["decode", "sequence", "write"].map(|s| value(&m, &format!("eqlstream_queue_events{{stage=\"{s}\"}}")));
+        value(&m, "eqlstream_sent_events_total") >= 74.0 && queues == [0.0; 3]
+    });
+    assert!(flushed, "counts never settled:\n{m}");
     assert!(m.starts_with("HTTP/1.1 200"), "{m}");
     assert!(scrape(&addr, "/healthz").starts_with("HTTP/1.1 200"));
     drop(stdin);

@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::util::{cmd, data, wait_output};
+use crate::util::{cmd, data, line_count, wait_output, Collected};
 
 fn event(i: usize) -> String {
     format!("{{\"@timestamp\":\"2026-03-05T10:00:00.000Z\",\"i\":{i},\"pad\":\"{}\"}}\n", "p".repeat(200))
@@ -70,18 +70,21 @@ fn idle_input_releases_alerts_without_end_of_input() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    let (_progress, reader) = spawn_reader(child.stdout.take().unwrap());
+    let out = Collected::start(child.stdout.take().unwrap());
     stdin.write_all(&seed).unwrap();
     stdin.flush().unwrap();
-    // Keep stdin open for a while: alerts must come out from the idle release alone.
-    std::thread::sleep(Duration::from_millis(2500));
+    // stdin stays open: the alerts (and every line) must come out from the idle release alone.
+    let alerts = |out: &[u8]| String::from_utf8_lossy(out).matches("\"kind\":\"alert\"").count();
+    let all_six = out.wait_for(Duration::from_secs(30), |o| alerts(o) >= 6);
+    let lines = seed.iter().filter(|b| **b == b'\n').count();
+    assert!(out.wait_for(Duration::from_secs(30), |o| line_count(o) >= lines + 6), "every line is out too");
     // SAFETY: kill(2) on our own child; SIGKILL so nothing is flushed at exit.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     let _ = wait_output(child, Duration::from_secs(10));
     drop(stdin);
-    let out = String::from_utf8(reader.join().unwrap()).unwrap();
-    let alerts = out.lines().filter(|l| l.contains("\"kind\":\"alert\"")).count();
-    assert_eq!(alerts, 6, "all six seed sequences were written before end of input");
+    let out = out.finish();
+    assert!(all_six, "the six seed sequences were not all written before end of input");
+    assert_eq!(alerts(&out), 6, "all six seed sequences were written before end of input");
 }
 
 #[test]

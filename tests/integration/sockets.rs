@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use crate::util::{cmd, wait_output};
+use crate::util::{cmd, line_count, wait_output, Collected};
 
 fn client_lines(client: usize, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{{\"client\":{client},\"i\":{i},\"@timestamp\":\"2026-03-05T10:00:00Z\"}}")).collect()
@@ -51,6 +51,20 @@ fn check_output(stdout: &[u8], clients: &[Vec<String>]) {
     }
 }
 
+/// Waits until every client line is out (the connections are closed, but SIGTERM stops reading
+/// at once: lines not read yet would be lost), then stops the child and checks its output.
+fn finish(mut child: Child, clients: &[Vec<String>]) {
+    let out = Collected::start(child.stdout.take().unwrap());
+    let total: usize = clients.iter().map(Vec::len).sum();
+    let all_out = out.wait_for(Duration::from_secs(60), |o| line_count(o) >= total);
+    terminate(&child);
+    let o = wait_output(child, Duration::from_secs(30));
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let stdout = out.finish();
+    assert!(all_out, "{} of {total} lines out", line_count(&stdout));
+    check_output(&stdout, clients);
+}
+
 fn terminate(child: &Child) {
     // SAFETY: kill(2) on our own child.
     unsafe {
@@ -79,11 +93,7 @@ fn tcp_source_serves_two_clients_at_once() {
         }
     }
     drop(socks);
-    std::thread::sleep(Duration::from_millis(500));
-    terminate(&child);
-    let o = wait_output(child, Duration::from_secs(30));
-    assert_eq!(o.code, 0, "{}", o.stderr);
-    check_output(&o.stdout, &clients);
+    finish(child, &clients);
 }
 
 #[test]
@@ -105,9 +115,5 @@ fn unix_source_serves_two_clients_at_once() {
         }
     }
     drop(socks);
-    std::thread::sleep(Duration::from_millis(500));
-    terminate(&child);
-    let o = wait_output(child, Duration::from_secs(30));
-    assert_eq!(o.code, 0, "{}", o.stderr);
-    check_output(&o.stdout, &clients);
+    finish(child, &clients);
 }

@@ -1,8 +1,10 @@
 //! Runs the real `eqlstream` binary: stdin in, stdout/stderr/exit code out.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The built binary under test.
@@ -105,6 +107,59 @@ pub fn wait_output(child: Child, limit: Duration) -> Output {
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
         code: o.status.code().unwrap_or(-1),
     }
+}
+
+/// Polls `cond` every 10 ms until it holds (true) or `limit` has passed (false): waiting on a
+/// condition instead of sleeping a fixed time and hoping, so a slow machine only makes a test
+/// slower, never wrong.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A child's output, read on a thread as it arrives.
+pub struct Collected {
+    buf: Arc<Mutex<Vec<u8>>>,
+    reader: JoinHandle<()>,
+}
+
+impl Collected {
+    /// Starts reading `out` until its end.
+    pub fn start(mut out: impl Read + Send + 'static) -> Collected {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let b = buf.clone();
+        let reader = std::thread::spawn(move || {
+            let mut chunk = [0u8; 65536];
+            while let Ok(n @ 1..) = out.read(&mut chunk) {
+                b.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        });
+        Collected { buf, reader }
+    }
+
+    /// Waits (at most `limit`) until `done` holds for the output so far; returns whether it did.
+    pub fn wait_for(&self, limit: Duration, done: impl Fn(&[u8]) -> bool) -> bool {
+        wait_until(limit, || done(&self.buf.lock().unwrap()))
+    }
+
+    /// Waits for the end of the output and returns all of it.
+    pub fn finish(self) -> Vec<u8> {
+        self.reader.join().expect("output reader");
+        Arc::try_unwrap(self.buf).map(|m| m.into_inner().unwrap()).unwrap_or_else(|b| b.lock().unwrap().clone())
+    }
+}
+
+/// The number of complete lines in `out`.
+pub fn line_count(out: &[u8]) -> usize {
+    out.iter().filter(|b| **b == b'\n').count()
 }
 
 /// Prints both sides as text blocks when they differ (ripgrep's eqnice!).
