@@ -123,7 +123,7 @@ row6() { # A second instance on the same Unix socket path; mode under umask 000.
   local first=$!
   for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.05; done
   mode=$(stat -c %a "$sock")
-  "$REL" --metrics-address off --input "unix://$sock" < /dev/null > /dev/null 2> "$TMP/r6b.err"
+  timeout 10 "$REL" --metrics-address off --input "unix://$sock" < /dev/null > /dev/null 2> "$TMP/r6b.err"
   code=$?
   python3 -c "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b'{\"a\":1}\n'); s.close()" "$sock"
   sleep 0.5
@@ -183,7 +183,7 @@ EOF
 
 row9() { # A 20 KB rule file full of errors.
   python3 - > "$TMP/bad.toml" <<'EOF'
-q = " or ".join("process.name = 'x%d'" % i for i in range(700))
+q = " or ".join("process.name = 'x%d'" % i for i in range(800))
 print('[metadata]\ncreation_date = "2024/01/01"\n[rule]\nrule_id = "x"\nname = "x"\ntype = "eql"\nlanguage = "eql"\nquery = """\nprocess where ' + q + '\n"""')
 EOF
   "$REL" validate "$TMP/bad.toml" > /dev/null 2> "$TMP/r9.err"
