@@ -109,17 +109,6 @@ pub enum DecodeError {
     NotObject,
 }
 
-impl DecodeError {
-    /// A bounded label for metrics: `invalid_utf8`, `invalid_json` or `not_object`.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            DecodeError::InvalidUtf8 => "invalid_utf8",
-            DecodeError::InvalidJson => "invalid_json",
-            DecodeError::NotObject => "not_object",
-        }
-    }
-}
-
 /// The interned field paths as a trie of dotted segments, so that one walk over a document
 /// finds every referenced field (nested objects, dotted keys and mixes alike).
 #[derive(Debug, Default)]
@@ -333,7 +322,7 @@ fn index_value(nodes: &[Node<'_>], at: usize, trie: &PathTrie, t: usize, idx: &m
 /// every subtree no rule references) records where each field's values are, so that field
 /// lookups during evaluation cost no search.
 pub struct Decoder {
-    paths: Vec<Box<str>>,
+    fields: usize,
     trie: PathTrie,
     index: FieldIndex,
     input: Vec<u8>,
@@ -344,7 +333,7 @@ pub struct Decoder {
 
 impl std::fmt::Debug for Decoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Decoder").field("fields", &self.paths.len()).finish()
+        f.debug_struct("Decoder").field("fields", &self.fields).finish()
     }
 }
 
@@ -352,7 +341,7 @@ impl Decoder {
     /// A decoder that can look up every field of `fields` (fields interned later are missing).
     pub fn new(fields: &FieldTable) -> Decoder {
         Decoder {
-            paths: fields.paths.clone(),
+            fields: fields.len(),
             trie: PathTrie::new(fields),
             index: FieldIndex::new(fields.len()),
             input: Vec::with_capacity(4096),
@@ -368,8 +357,8 @@ impl Decoder {
         self.input.clear();
         self.input.extend_from_slice(line);
         self.input.resize(len + simd_json::INPUT_PADDING, b' ');
-        let Decoder { paths, trie, index, input, buffers, nodes } = self;
-        parse_padded(input, len, (paths, trie, index, buffers, nodes))
+        let Decoder { fields: _, trie, index, input, buffers, nodes } = self;
+        parse_padded(input, len, (trie, index, buffers, nodes))
     }
 
     /// Parses the first `len` bytes of `buf` where they are, without copying them: `buf` must
@@ -381,18 +370,17 @@ impl Decoder {
         if buf.len().saturating_sub(len) < simd_json::INPUT_PADDING {
             return self.decode(&buf[..len.min(buf.len())]);
         }
-        let Decoder { paths, trie, index, input: _, buffers, nodes } = self;
-        parse_padded(buf, len, (paths, trie, index, buffers, nodes))
+        let Decoder { fields: _, trie, index, input: _, buffers, nodes } = self;
+        parse_padded(buf, len, (trie, index, buffers, nodes))
     }
 }
 
-type DecoderParts<'a> =
-    (&'a [Box<str>], &'a PathTrie, &'a mut FieldIndex, &'a mut simd_json::Buffers, &'a mut Vec<Node<'static>>);
+type DecoderParts<'a> = (&'a PathTrie, &'a mut FieldIndex, &'a mut simd_json::Buffers, &'a mut Vec<Node<'static>>);
 
 fn parse_padded<'a>(
     input: &'a mut [u8],
     len: usize,
-    (paths, trie, index, buffers, nodes): DecoderParts<'a>,
+    (trie, index, buffers, nodes): DecoderParts<'a>,
 ) -> Result<Event<'a>, DecodeError> {
     let mut tape = Tape(std::mem::take(nodes)).reset();
     let res = simd_json::fill_tape_padded(input, len, buffers, &mut tape);
@@ -400,7 +388,7 @@ fn parse_padded<'a>(
     if res.is_ok() {
         index_object(&tape.0, 0, trie, 0, index);
     }
-    let ev = Event { nodes: tape.0, slot: nodes, paths, index };
+    let ev = Event { nodes: tape.0, slot: nodes, index };
     match res {
         Err(e) => Err(match e.error() {
             simd_json::ErrorType::InvalidUtf8 => DecodeError::InvalidUtf8,
@@ -418,7 +406,6 @@ fn parse_padded<'a>(
 pub struct Event<'a> {
     nodes: Vec<Node<'a>>,
     slot: &'a mut Vec<Node<'static>>,
-    paths: &'a [Box<str>],
     index: &'a FieldIndex,
 }
 
@@ -477,53 +464,6 @@ impl<'a> Event<'a> {
         });
         out
     }
-
-    /// The dotted path of `field` as the decoder knows it.
-    pub fn path(&self, field: FieldId) -> Option<&str> {
-        self.paths.get(field.0 as usize).map(|p| &**p)
-    }
-
-    /// Looks a path up that is not in the field table (slow path for tests and tools).
-    pub fn any_path<'s>(&'s self, path: &str, mut f: impl FnMut(Scalar<'s>) -> bool) -> bool {
-        visit_object(&self.nodes, path, &mut f)
-    }
-}
-
-/// `nodes[0]` is an object header; visits the values under `path` inside it.
-fn visit_object<'a>(nodes: &[Node<'a>], path: &str, f: &mut dyn FnMut(Scalar<'a>) -> bool) -> bool {
-    let Some(&Node::Object { len, .. }) = nodes.first() else {
-        return false;
-    };
-    let pb = path.as_bytes();
-    let mut idx = 1;
-    for _ in 0..len {
-        let Some(Node::String(key)) = nodes.get(idx) else {
-            return false;
-        };
-        idx += 1;
-        let Some(first) = nodes.get(idx) else {
-            return false;
-        };
-        let n = node_len(first);
-        let Some(val) = nodes.get(idx..idx + n) else {
-            return false;
-        };
-        let kb = key.as_bytes();
-        // Cheap rejections first (the key must end at a `.` boundary of the path and start with
-        // the same byte) so that most keys never reach the full comparison.
-        let boundary = kb.len() == pb.len() || pb.get(kb.len()) == Some(&b'.');
-        if boundary && kb.first() == pb.first() && pb[..kb.len()] == *kb {
-            if kb.len() == pb.len() {
-                if visit_leaf(val, f) {
-                    return true;
-                }
-            } else if pb[kb.len()] == b'.' && visit_inner(val, &path[kb.len() + 1..], f) {
-                return true;
-            }
-        }
-        idx += n;
-    }
-    false
 }
 
 /// Calls `f` on the tape slice of each of the `len` elements of the array at `val[0]`, stopping
@@ -541,15 +481,6 @@ fn any_element<'v, 'a>(val: &'v [Node<'a>], len: usize, mut f: impl FnMut(&'v [N
         idx += n;
     }
     false
-}
-
-/// Descends into an object (or every object of an array) looking for `rest`.
-fn visit_inner<'a>(val: &[Node<'a>], rest: &str, f: &mut dyn FnMut(Scalar<'a>) -> bool) -> bool {
-    match val.first() {
-        Some(Node::Object { .. }) => visit_object(val, rest, f),
-        Some(&Node::Array { len, .. }) => any_element(val, len, |el| visit_inner(el, rest, f)),
-        _ => false,
-    }
 }
 
 /// Visits the scalars of a value: itself, or the elements of an array (flattened).
@@ -632,13 +563,6 @@ mod tests {
         assert_eq!(all(abc), vec![Scalar::I64(1), Scalar::I64(5)]);
         assert_eq!(all(x), vec![Scalar::I64(3)]);
         assert_eq!(ev.first(abc), Some(Scalar::I64(1)));
-        // The slow path agrees.
-        let mut slow = Vec::new();
-        ev.any_path("a.b.c", |s| {
-            slow.push(s);
-            false
-        });
-        assert_eq!(slow, all(abc));
     }
 
     #[test]

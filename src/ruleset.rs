@@ -42,13 +42,6 @@ pub struct Rule {
     pub alert_render_errors: RareCounter,
 }
 
-impl Rule {
-    /// Renders one of this rule's warnings as `FILE:LINE:COL: warning: ...` + caret.
-    pub fn render_warning(&self, w: &Diagnostic) -> String {
-        diag::render(&self.spec.path.display().to_string(), &self.spec.source, w)
-    }
-}
-
 /// A problem with one rule, positioned in its TOML file.
 #[derive(Clone, Debug)]
 pub struct RuleError {

@@ -22,11 +22,11 @@
 //! alert as a JSON string of its line (ECS `eql.events`), its fields are left out, and the alert
 //! says so under `eqlstream.render_errors` (see [`Rendered`]).
 
-pub mod common;
-pub mod ids;
-pub mod kibana;
-pub mod record;
-pub mod time;
+pub(crate) mod common;
+pub(crate) mod ids;
+pub(crate) mod kibana;
+pub(crate) mod record;
+pub(crate) mod time;
 
 use std::time::SystemTime;
 

@@ -43,11 +43,6 @@ impl Span {
     pub fn to(self, other: Span) -> Span {
         Span { start: self.start.min(other.start), end: self.end.max(other.end) }
     }
-
-    /// The same span shifted by `offset` bytes.
-    pub fn shift(self, offset: usize) -> Span {
-        Span { start: self.start + offset, end: self.end + offset }
-    }
 }
 
 /// How bad a diagnostic is.

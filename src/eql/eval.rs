@@ -176,11 +176,6 @@ impl Stage {
         literal_clauses(&self.cond, &mut out);
         out
     }
-
-    /// Evaluates only the condition (no category, no key checks); for benches and tests.
-    pub fn condition_matches(&self, ev: &Event<'_>) -> bool {
-        eval(&self.cond, ev)
-    }
 }
 
 /// The distinct values of one key field in document order, at most a cap of them.

@@ -32,15 +32,15 @@
 //! * not modelled: keyword `ignore_above` (eql-semantics.md 6.5) and the mapped type of join
 //!   keys (a JSON `"0"` and `0` are different keys here; ES would compare mapped values).
 
-pub mod ast;
+pub(crate) mod ast;
 pub mod compile;
 pub mod diag;
-pub mod eval;
-pub mod func;
-pub mod lexer;
-pub mod lucene;
-pub mod parser;
-pub mod value;
+pub(crate) mod eval;
+pub(crate) mod func;
+pub(crate) mod lexer;
+pub(crate) mod lucene;
+pub(crate) mod parser;
+pub(crate) mod value;
 pub mod wildcard;
 
 pub use compile::{CompileOptions, KeySpec, Query, Stage};

@@ -175,19 +175,6 @@ impl<'a> Val<'a> {
         matches!(self, Val::Null)
     }
 
-    /// An owned copy with a `'static` lifetime.
-    pub fn into_owned(self) -> Val<'static> {
-        match self {
-            Val::Str(s) => Val::Owned(s.to_string()),
-            Val::Owned(s) => Val::Owned(s),
-            Val::Null => Val::Null,
-            Val::Bool(b) => Val::Bool(b),
-            Val::I64(i) => Val::I64(i),
-            Val::U64(u) => Val::U64(u),
-            Val::F64(f) => Val::F64(f),
-        }
-    }
-
     /// Equality with the coercions of the module table (both sides may be any kind).
     pub fn loose_eq(&self, other: &Val<'_>) -> bool {
         match (self, other) {

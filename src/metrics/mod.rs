@@ -22,7 +22,7 @@ use prometheus::{
     Opts, Registry, TextEncoder,
 };
 
-pub use server::{parse_metrics_address, serve, serve_listener, MetricsServer, DEFAULT_METRICS_ADDRESS};
+pub use server::{serve, serve_listener, MetricsServer};
 
 /// Metric names, one constant each.
 pub mod names {
@@ -242,12 +242,6 @@ pub enum MetricsError {
     /// A metric could not be registered (a bug: names are fixed).
     #[error("cannot register metric: {0}")]
     Register(#[from] prometheus::Error),
-    /// `--metrics-address` is neither `off` nor `IP:PORT`.
-    #[error("invalid metrics address `{input}`: expected `off` or IP:PORT (e.g. 127.0.0.1:9780)")]
-    BadAddress {
-        /// What the user wrote.
-        input: String,
-    },
     /// The listener could not be bound (port busy, permission, unknown address).
     #[error("cannot listen for metrics on {addr}: {source}")]
     Bind {
@@ -641,11 +635,6 @@ impl Handles {
     /// `n` events left the queue in front of `stage` (call once per batch).
     pub fn queue_popped(&self, stage: PipelineStage, n: u64) {
         self.inner.queue[stage.index()].sub(i64::try_from(n).unwrap_or(i64::MAX));
-    }
-
-    /// Sets the queue gauge of `stage` (when one owner samples the queue length).
-    pub fn set_queue(&self, stage: PipelineStage, n: i64) {
-        self.inner.queue[stage.index()].set(n);
     }
 }
 

@@ -29,9 +29,6 @@ use tokio::sync::Notify;
 
 use super::{Metrics, MetricsError};
 
-/// The default `--metrics-address`: loopback only.
-pub const DEFAULT_METRICS_ADDRESS: &str = "127.0.0.1:9780";
-
 /// Connections served at once; a further one closes the oldest open connection.
 pub const MAX_CONNECTIONS: usize = 16;
 
@@ -46,16 +43,6 @@ pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The text exposition format's content type.
 const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// Parses `--metrics-address`: `off` (any case) disables the endpoint (`None`); otherwise an
-/// `IP:PORT` socket address (`127.0.0.1:9780`, `[::1]:0`, `0.0.0.0:9780`).
-pub fn parse_metrics_address(s: &str) -> Result<Option<SocketAddr>, MetricsError> {
-    let t = s.trim();
-    if t.eq_ignore_ascii_case("off") {
-        return Ok(None);
-    }
-    t.parse::<SocketAddr>().map(Some).map_err(|_| MetricsError::BadAddress { input: s.to_owned() })
-}
 
 /// A running metrics endpoint. Dropping it (or [`MetricsServer::shutdown`]) stops accepting
 /// connections and closes the listener; requests already being answered finish.

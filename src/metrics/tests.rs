@@ -224,16 +224,6 @@ fn invalid_reason_labels_are_the_documented_ones() {
     }
 }
 
-#[test]
-fn metrics_address_parses_off_and_socket_addresses() {
-    assert_eq!(parse_metrics_address("off").unwrap(), None);
-    assert_eq!(parse_metrics_address("OFF").unwrap(), None);
-    assert_eq!(parse_metrics_address(DEFAULT_METRICS_ADDRESS).unwrap(), Some("127.0.0.1:9780".parse().unwrap()));
-    assert_eq!(parse_metrics_address("[::1]:0").unwrap(), Some("[::1]:0".parse().unwrap()));
-    assert!(matches!(parse_metrics_address("localhost"), Err(MetricsError::BadAddress { .. })));
-    assert!(DEFAULT_METRICS_ADDRESS.starts_with("127.0.0.1:"), "loopback by default");
-}
-
 /// Sends `request` raw and returns the whole response (the server closes after it).
 async fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();

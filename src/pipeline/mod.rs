@@ -22,11 +22,11 @@ pub mod decode;
 pub mod frame;
 pub mod prefilter;
 pub mod rawscan;
-pub mod sequencer;
+pub(crate) mod sequencer;
 pub mod shutdown;
 pub mod sink;
 pub mod source;
-pub mod worker;
+pub(crate) mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -18,14 +18,14 @@
 //! hits the compiler found in them.
 
 pub mod key;
-pub mod machine;
-pub mod ordinal;
-pub mod partition;
-pub mod reorder;
+pub(crate) mod machine;
+pub(crate) mod ordinal;
+pub(crate) mod partition;
+pub(crate) mod reorder;
 mod siphash;
 pub mod spec;
 mod state;
-pub mod stream;
+pub(crate) mod stream;
 pub mod watermark;
 
 pub use machine::{Completed, HitKind, MachineCounters, SequenceMachine};

@@ -44,9 +44,6 @@ impl<T> Default for ReorderBuffer<T> {
     }
 }
 
-/// Default `idle_release`: release buffered events after 1 s of wall-clock time without input.
-pub const DEFAULT_IDLE_RELEASE: Duration = Duration::from_secs(1);
-
 /// An item pushed behind the watermark: it must not take part in detection.
 #[derive(Debug)]
 pub struct Late<T> {
