@@ -100,6 +100,9 @@ pub fn run(
     let mut rule_hits: Vec<(HitKind, Fingerprint)> = Vec::new();
     // The gauge is shared by all partitions: each adds the change of its own count.
     let mut partials_reported = vec![0i64; machines.len()];
+    // The rules (ascending) whose machine may hold state: advancing an idle machine does
+    // nothing, so an Advance visits only these (with many rules, most machines are idle).
+    let mut live: Vec<u32> = Vec::new();
     for (n, work) in rx.into_iter().enumerate() {
         super::debug_panic("partition", n as u64);
         let started = Instant::now();
@@ -107,6 +110,13 @@ pub fn run(
         for item in work.items {
             match item {
                 WorkItem::Event { release_line, ordinal, event, hits } => {
+                    for h in hits.iter() {
+                        if machines.get(h.rule as usize).is_some_and(Option::is_some) {
+                            if let Err(at) = live.binary_search(&h.rule) {
+                                live.insert(at, h.rule);
+                            }
+                        }
+                    }
                     process_event(
                         &mut r,
                         &mut machines,
@@ -118,12 +128,15 @@ pub fn run(
                     );
                 }
                 WorkItem::Advance { release_line, watermark } => {
-                    for (rule, m) in machines.iter_mut().enumerate() {
-                        if let Some(m) = m {
+                    for &rule in &live {
+                        if let Some(Some(m)) = machines.get_mut(rule as usize) {
                             m.advance(watermark, &mut completed);
-                            r.emit(rule as u32, release_line, &mut completed, &mut out.alerts);
+                            r.emit(rule, release_line, &mut completed, &mut out.alerts);
                         }
                     }
+                    live.retain(|&rule| {
+                        machines.get(rule as usize).is_some_and(|m| m.as_ref().is_some_and(|m| !m.is_idle()))
+                    });
                 }
                 WorkItem::Finish { release_line } => {
                     for (rule, m) in machines.iter_mut().enumerate() {
@@ -200,6 +213,9 @@ fn process_event(
 
 impl Renderer<'_> {
     fn emit(&mut self, rule: u32, release_line: u64, completed: &mut Vec<Done>, alerts: &mut Vec<AlertOut>) {
+        if completed.is_empty() {
+            return;
+        }
         for c in completed.drain(..) {
             let (key, result) = match self.sequence_alert(rule, &c) {
                 Ok((key, bytes)) => (key, Ok(bytes)),

@@ -283,6 +283,11 @@ impl ExpiryQueue {
         self.live
     }
 
+    /// True when no partial is tracked (stale entries may remain).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
     /// Drop stale entries once they outnumber live ones (amortised O(1) per partial).
     pub(crate) fn compact_if_sparse(&mut self, is_live: impl FnMut(&ExpiryEntry) -> bool) {
         if self.queue.len() > 2 * self.live + 64 {
