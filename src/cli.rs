@@ -143,6 +143,18 @@ pub struct RunArgs {
     #[arg(long, env = "EQLSTREAM_MAX_KEY_COMBINATIONS", value_name = "N")]
     pub max_key_combinations: Option<usize>,
 
+    /// The field holding an event's index name, which each rule's `index` patterns must select
+    /// (as Elasticsearch searches only those indices). Default: the data stream name
+    /// `{data_stream.type}-{data_stream.dataset}-{data_stream.namespace}`; an event without it
+    /// is for every rule. An empty value turns the restriction off.
+    #[arg(long, env = "EQLSTREAM_INDEX_FIELD", value_name = "FIELD")]
+    pub index_field: Option<String>,
+
+    /// Evaluate every stage of every rule on every parsed line instead of only those rule
+    /// dispatch finds possible (slower; alerts are identical, for comparisons).
+    #[arg(long, env = "EQLSTREAM_NO_DISPATCH")]
+    pub no_dispatch: bool,
+
     /// Bytes of matched events kept in memory; beyond it they go to spill files in
     /// --spill-dir (0: all of them). [default: 8388608]
     #[arg(long, env = "EQLSTREAM_EVENT_STORE_MEMORY", value_name = "BYTES")]
@@ -236,6 +248,8 @@ impl RunArgs {
             max_line_bytes: self.max_line_bytes,
             max_partial_sequences: self.max_partial_sequences,
             max_key_combinations: self.max_key_combinations,
+            index_field: self.index_field.clone(),
+            no_dispatch: self.no_dispatch,
             event_store_memory: self.event_store_memory,
             spill_dir: self.spill_dir.clone(),
             metrics_address: self.metrics_address.clone(),

@@ -120,6 +120,10 @@ pub struct FileConfig {
     pub max_partial_sequences: Option<usize>,
     /// Cap on the join-key tuples one event gives one stage.
     pub max_key_combinations: Option<usize>,
+    /// The field holding an event's index name (unset: the data stream name; `""`: off).
+    pub index_field: Option<String>,
+    /// Rule dispatch (default on); `false` evaluates every stage on every parsed line.
+    pub dispatch: Option<bool>,
     /// Bytes of matched events kept in memory before spilling to disk.
     pub event_store_memory: Option<usize>,
     /// Directory of the event store's spill files.
@@ -255,6 +259,11 @@ pub struct Settings {
     pub max_partial_sequences: usize,
     /// Cap on the join-key tuples one event gives one stage (>= 1).
     pub max_key_combinations: usize,
+    /// The field holding an event's index name: `None` = the data stream name
+    /// (`data_stream.type`-`dataset`-`namespace`), `Some("")` = no index restriction.
+    pub index_field: Option<String>,
+    /// Rule dispatch: evaluate only the stages an event can match (false: every stage).
+    pub dispatch: bool,
     /// Bytes of matched events kept in memory (0: every matched event goes to a spill file).
     pub event_store_memory: usize,
     /// Existing directory for the event store's (unlinked) spill files.
@@ -323,6 +332,10 @@ pub struct Overrides {
     pub max_partial_sequences: Option<usize>,
     #[allow(missing_docs)]
     pub max_key_combinations: Option<usize>,
+    #[allow(missing_docs)]
+    pub index_field: Option<String>,
+    #[allow(missing_docs)]
+    pub no_dispatch: bool,
     #[allow(missing_docs)]
     pub event_store_memory: Option<usize>,
     #[allow(missing_docs)]
@@ -525,6 +538,8 @@ impl Settings {
             max_line_bytes,
             max_partial_sequences,
             max_key_combinations,
+            index_field: o.index_field.or(file.index_field),
+            dispatch: !o.no_dispatch && file.dispatch.unwrap_or(true),
             event_store_memory,
             spill_dir,
             metrics_address,
@@ -605,6 +620,19 @@ mod tests {
         let o = Overrides { max_key_combinations: Some(0), ..Default::default() };
         let e = Settings::build(FileConfig::default(), o).unwrap_err().to_string();
         assert!(e.contains("max_key_combinations"), "{e}");
+    }
+
+    #[test]
+    fn index_field_and_dispatch_come_from_the_file_and_flags() {
+        let s = Settings::build(FileConfig::default(), Overrides::default()).unwrap();
+        assert_eq!((s.index_field, s.dispatch), (None, true), "data stream names; dispatch on");
+        let file = toml::from_str::<FileConfig>("index_field = \"_index\"\ndispatch = false\n").unwrap();
+        let s = Settings::build(file.clone(), Overrides::default()).unwrap();
+        assert_eq!((s.index_field.as_deref(), s.dispatch), (Some("_index"), false));
+        let o = Overrides { index_field: Some(String::new()), ..Default::default() };
+        assert_eq!(Settings::build(file, o).unwrap().index_field.as_deref(), Some(""));
+        let o = Overrides { no_dispatch: true, ..Default::default() };
+        assert!(!Settings::build(FileConfig::default(), o).unwrap().dispatch);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! ```text
 //! stdin | tcp | unix
 //!   -> pipeline::source   frame lines into batches (never looks inside a line)
-//!   -> pipeline::decode   xN: simd-json, timestamp, every rule's stage conditions (eql)
+//!   -> pipeline::decode   xN: simd-json, timestamp, the stage conditions that dispatch finds (eql)
 //!   -> pipeline::sequencer  stream order, an event clock per source (sequence::watermark),
 //!                           reorder buffer (sequence::reorder)
 //!   -> pipeline::worker   xM: sequence machines for the join keys they own (sequence), alerts (alert)
@@ -11,13 +11,14 @@
 //! ```
 //!
 //! Module map: [`config`] (settings), [`rules`] (Elastic rule TOML), [`eql`] (EQL parser,
-//! compiler, evaluator), [`ruleset`] (compiled rules), [`event`] (field access on parsed
+//! compiler, evaluator), [`ruleset`] (compiled rules), [`dispatch`] (which stages an event can match), [`event`] (field access on parsed
 //! events), [`time`] (timestamps), [`sequence`] (state machines), [`alert`] (alert records),
 //! [`store`] (matched events in memory or spilled to disk), [`metrics`] (Prometheus),
 //! [`pipeline`] (threads and channels), [`validate`] (the validate command).
 
 pub mod alert;
 pub mod config;
+pub mod dispatch;
 pub mod eql;
 pub mod event;
 pub mod metrics;

@@ -6,10 +6,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use hashbrown::HashMap;
-
+use crate::dispatch::Dispatch;
 use crate::eql::{self, diag, CompileOptions, Diagnostic, Span};
-use crate::event::{Event, FieldId, FieldTable, Scalar};
+use crate::event::{FieldId, FieldTable};
 use crate::metrics::{Handles, RareCounter};
 use crate::rules::RuleSpec;
 
@@ -23,6 +22,8 @@ pub struct RuleSet {
     pub rules: Vec<Rule>,
     /// Every field any rule references (conditions, keys, category, timestamp, tiebreaker).
     pub fields: FieldTable,
+    /// Finds the stages an event can match ([`RuleSet::configure_dispatch`] changes it).
+    pub dispatch: Dispatch,
 }
 
 /// One compiled rule.
@@ -102,132 +103,14 @@ impl StageRef {
     pub const UNTIL: u32 = u32::MAX;
 }
 
-/// Field value -> the stages that require it.
-type TermMap = HashMap<Box<str>, Vec<StageRef>>;
-
-/// The stages filed under one category value: those with no further term, and those filed by
-/// a second term.
-#[derive(Debug, Default)]
-struct Bucket {
-    stages: Vec<StageRef>,
-    sub: Vec<(FieldId, TermMap)>,
-}
-
-/// Dispatch: finds the stages an event can match from a few field values, without evaluating
-/// the other stages. A stage is filed under its category (eql-semantics.md 5) and, within it,
-/// under its first top-level `==`/`in` conjunct on string literals
-/// ([`eql::Stage::required_terms`]; rule authors put the broad filter first, e.g.
-/// `host.os.type == "windows"`). `any where` stages are filed under that conjunct only, and
-/// are always candidates when they have none. Candidates still have to pass
-/// [`eql::Stage::matches`].
-#[derive(Debug, Default)]
-pub struct Dispatch {
-    always: Vec<StageRef>,
-    top: Vec<(FieldId, HashMap<Box<str>, Bucket>)>,
-}
-
-fn slot<V: Default>(v: &mut Vec<(FieldId, V)>, field: FieldId) -> &mut V {
-    let pos = match v.iter().position(|(f, _)| *f == field) {
-        Some(p) => p,
-        None => {
-            v.push((field, V::default()));
-            v.len() - 1
-        }
-    };
-    &mut v[pos].1
-}
-
-/// Pushes the stages filed under the values `ev` has for `field` (each distinct value once);
-/// removes duplicates when several values hit (a stage filed under several `in` values).
-fn extend_by<'m, T>(
-    ev: &Event<'_>,
-    field: FieldId,
-    map: &'m HashMap<Box<str>, T>,
-    out: &mut Vec<StageRef>,
-    mut each: impl FnMut(&'m T, &mut Vec<StageRef>),
-) {
-    let start = out.len();
-    let mut seen: smallvec::SmallVec<[&str; 4]> = smallvec::SmallVec::new();
-    let mut hits = 0usize;
-    ev.any(field, |s| {
-        if let Scalar::Str(v) = s {
-            if !seen.contains(&v) {
-                seen.push(v);
-                if let Some(t) = map.get(v) {
-                    hits += 1;
-                    each(t, out);
-                }
-            }
-        }
-        false
-    });
-    if hits > 1 {
-        out[start..].sort_unstable();
-        let mut w = start;
-        for r in start..out.len() {
-            if w == start || out[w - 1] != out[r] {
-                out[w] = out[r];
-                w += 1;
-            }
-        }
-        out.truncate(w);
-    }
-}
-
-impl Dispatch {
-    /// Clears `out`, then pushes every candidate stage for `ev`, without duplicates.
-    pub fn candidates(&self, ev: &Event<'_>, out: &mut Vec<StageRef>) {
-        out.clear();
-        out.extend_from_slice(&self.always);
-        for (field, map) in &self.top {
-            extend_by(ev, *field, map, out, |bucket, out| {
-                out.extend_from_slice(&bucket.stages);
-                for (f2, m2) in &bucket.sub {
-                    extend_by(ev, *f2, m2, out, |refs, out| out.extend_from_slice(refs));
-                }
-            });
-        }
-    }
-}
-
 impl RuleSet {
-    /// The category dispatch table of every stage (and `until`) of every rule.
-    pub fn dispatch(&self) -> Dispatch {
-        let mut d = Dispatch::default();
-        for (ri, rule) in self.rules.iter().enumerate() {
-            let stages = rule
-                .query
-                .stages
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (i as u32, s))
-                .chain(rule.query.until.iter().map(|s| (StageRef::UNTIL, s)));
-            for (si, stage) in stages {
-                let r = StageRef { rule: ri as u32, stage: si };
-                let terms = stage.required_terms();
-                let (cat, conj) =
-                    if stage.category().is_some() { (terms.first(), terms.get(1)) } else { (None, terms.first()) };
-                match (cat, conj) {
-                    (None, None) => d.always.push(r),
-                    (Some((f, vals)), None) | (None, Some((f, vals))) => {
-                        let top = slot(&mut d.top, *f);
-                        for v in vals {
-                            top.entry((*v).into()).or_default().stages.push(r);
-                        }
-                    }
-                    (Some((cf, cvals)), Some((f, vals))) => {
-                        let top = slot(&mut d.top, *cf);
-                        for c in cvals {
-                            let sub = slot(&mut top.entry((*c).into()).or_default().sub, *f);
-                            for v in vals {
-                                sub.entry((*v).into()).or_default().push(r);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        d
+    /// Rebuilds [`RuleSet::dispatch`]: event indices from `index_field` (`None`: the data
+    /// stream name; `""`: no index restriction, see [`crate::dispatch::index`]), and with
+    /// `dispatch` false, every stage of every selected rule evaluated on every parsed event
+    /// (`--no-dispatch`, for comparisons). Call before decoders are built from the field table.
+    pub fn configure_dispatch(&mut self, index_field: Option<&str>, dispatch: bool) {
+        let index = Dispatch::index_source_for(&self.rules, index_field, &mut self.fields);
+        self.dispatch = Dispatch::build(&self.rules, &self.fields, index, !dispatch);
     }
 
     /// The stage a [`StageRef`] designates.
@@ -294,7 +177,9 @@ impl RuleSet {
             }
         }
         if errors.is_empty() {
-            Ok(RuleSet { rules, fields })
+            let index = Dispatch::index_source_for(&rules, None, &mut fields);
+            let dispatch = Dispatch::build(&rules, &fields, index, false);
+            Ok(RuleSet { rules, fields, dispatch })
         } else {
             Err(errors)
         }

@@ -127,8 +127,8 @@ fn queries_text(text: &str) -> Vec<String> {
 
 /// Every stage of all 1021 compilable production rules (Elastic's prebuilt EQL corpus) on the
 /// same events: what evaluating a full rule set costs per event, decode included, next to the
-/// decode alone with the field table of all those rules, and with category dispatch
-/// (`ruleset::Dispatch`) in front. Skipped when the corpus is absent.
+/// decode alone with the field table of all those rules, and with rule dispatch
+/// (`eqlstream::dispatch`) in front. Skipped when the corpus is absent.
 fn production_rules(c: &mut Criterion, lines: &[String]) {
     let Ok(text) =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rules/eql_production_queries.jsonl"))
@@ -157,17 +157,18 @@ fn production_rules(c: &mut Criterion, lines: &[String]) {
         .map(|(i, q)| eqlstream::rules::RuleSpec { rule_id: format!("r{i}"), query: q, ..Default::default() })
         .collect();
     let set = eqlstream::ruleset::RuleSet::compile(specs).expect("production rules compile");
-    let dispatch = set.dispatch();
     let mut dec2 = Decoder::new(&set.fields);
-    let mut cands = Vec::new();
+    let mut scratch = eqlstream::dispatch::Scratch::default();
     group.bench_function("decode_and_dispatch_all", |b| {
         b.iter(|| {
             let mut n = 0usize;
             for l in lines {
                 if let Ok(ev) = dec2.decode(l.as_bytes()) {
-                    dispatch.candidates(&ev, &mut cands);
-                    for r in &cands {
-                        n += usize::from(set.stage(*r).is_some_and(|s| s.matches(&ev)));
+                    let cands = set.dispatch.candidates(&ev, &mut scratch).len();
+                    for i in 0..cands {
+                        let Some(&e) = scratch.candidate(i) else { break };
+                        let at = set.dispatch.entries()[e as usize].at;
+                        n += usize::from(set.stage(at).is_some_and(|s| s.matches(&ev)));
                     }
                 }
             }

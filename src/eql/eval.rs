@@ -22,7 +22,7 @@ use super::compile::{cmp_vals, LitSet, Pred, Stage, Test, VExpr};
 use super::func;
 use super::value::{TextBuf, Val};
 use super::wildcard::eq_ci;
-use crate::event::{Event, FieldId, Scalar};
+use crate::event::{Event, Scalar};
 use crate::sequence::key::{Key, KeyLimit, KeyValue};
 use crate::sequence::spec::StageKind;
 
@@ -122,60 +122,6 @@ impl Stage {
         }
         truncated
     }
-
-    /// The category term (`event.category` field and value), `None` for `any where`; lets a
-    /// caller dispatch events to stages by category before evaluating anything.
-    pub fn category(&self) -> Option<(FieldId, &str)> {
-        self.category.as_ref().map(|(f, c)| (*f, &**c))
-    }
-
-    /// Terms every matching event must satisfy, each as a field and string values of which the
-    /// event must have at least one, and which no non-string JSON value can satisfy: the
-    /// category, then the top-level `==` / `in` conjuncts on string literals (literals that look
-    /// like numbers or booleans are left out, as they also match JSON numbers and booleans).
-    /// Used to dispatch events to stages without evaluating them.
-    pub fn required_terms(&self) -> Vec<(FieldId, Vec<&str>)> {
-        let mut out = Vec::new();
-        if let Some((f, c)) = &self.category {
-            out.push((*f, vec![&**c]));
-        }
-        let plain = |s: &str| super::value::parse_num(s).is_none() && s != "true" && s != "false";
-        let conjuncts: &[Pred] = match &self.cond {
-            Pred::And(ps) => ps,
-            other => std::slice::from_ref(other),
-        };
-        for p in conjuncts {
-            match p {
-                Pred::Field(f, Test::Eq(Val::Owned(s))) if plain(s) => out.push((*f, vec![&**s])),
-                Pred::Field(f, Test::In(set))
-                    if !set.has_num_lit
-                        && !set.bools.iter().any(|b| *b)
-                        && !set.strs.is_empty()
-                        && set.strs.iter().all(|s| plain(s)) =>
-                {
-                    out.push((*f, set.strs.iter().map(|s| &**s).collect()))
-                }
-                _ => {}
-            }
-        }
-        out
-    }
-
-    /// The literals a line must contain for this stage to match it, for the raw-byte
-    /// prefilter: a conjunction of clauses, each a disjunction of [`RawLiteral`]s (a string
-    /// value equal to, or starting with, a literal). Derived from the category, `==` / `in`
-    /// on plain string literals, case-sensitive `like` patterns with a literal head, and `and`
-    /// / `or` of those (an `or` gives one clause when every branch gives one); everything
-    /// else (`not`, case-insensitive operators, functions, comparisons) gives no clause, so
-    /// the result only ever over-approximates the stage. Empty: no literal is required.
-    pub fn required_literals(&self) -> Vec<Vec<RawLiteral>> {
-        let mut out = Vec::new();
-        if let Some((_, c)) = &self.category {
-            out.push(vec![RawLiteral { text: c.to_string(), whole: true }]);
-        }
-        literal_clauses(&self.cond, &mut out);
-        out
-    }
 }
 
 /// The distinct values of one key field in document order, at most a cap of them.
@@ -227,71 +173,6 @@ impl Distinct {
                 Insert::Added
             }
         }
-    }
-}
-
-/// A literal of [`Stage::required_literals`]: some string value of the event is `text`
-/// (`whole`) or starts with it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct RawLiteral {
-    /// The literal (unescaped).
-    pub text: String,
-    /// The value equals `text`; otherwise it starts with it.
-    pub whole: bool,
-}
-
-/// True when no non-string JSON value (number, boolean, null) can satisfy a test against this
-/// literal: equality and `like` also compare numbers and booleans by their text.
-fn only_strings_match(lit: &str, whole: bool) -> bool {
-    if whole {
-        return super::value::parse_num(lit).is_none() && !matches!(lit, "true" | "false" | "null");
-    }
-    let Some(first) = lit.chars().next() else { return false };
-    !(first.is_ascii_digit()
-        || matches!(first, '-' | '+' | '.' | 'N' | 'I' | 'i')
-        || ["true", "false", "null"].iter().any(|w| w.starts_with(lit)))
-}
-
-/// Appends the clauses `p` requires (see [`Stage::required_literals`]).
-fn literal_clauses(p: &Pred, out: &mut Vec<Vec<RawLiteral>>) {
-    match p {
-        Pred::And(ps) => ps.iter().for_each(|p| literal_clauses(p, out)),
-        Pred::Or(ps) => {
-            // One clause: the union of one clause (the smallest) from every branch.
-            let mut union: Vec<RawLiteral> = Vec::new();
-            for b in ps.iter() {
-                let mut sub = Vec::new();
-                literal_clauses(b, &mut sub);
-                let Some(best) = sub.into_iter().min_by_key(Vec::len) else { return };
-                for l in best {
-                    if !union.contains(&l) {
-                        union.push(l);
-                    }
-                }
-            }
-            if !ps.is_empty() {
-                out.push(union);
-            }
-        }
-        Pred::Field(_, Test::Eq(Val::Owned(s))) if only_strings_match(s, true) => {
-            out.push(vec![RawLiteral { text: s.to_string(), whole: true }])
-        }
-        Pred::Field(_, Test::In(set))
-            if !set.has_num_lit
-                && set.bools == [false, false]
-                && !set.strs.is_empty()
-                && set.strs.iter().all(|s| only_strings_match(s, true)) =>
-        {
-            out.push(set.strs.iter().map(|s| RawLiteral { text: s.to_string(), whole: true }).collect())
-        }
-        Pred::Field(_, Test::Like(ps)) => {
-            if let Some(lits) = ps.literal_prefixes() {
-                if !lits.is_empty() && lits.iter().all(|(t, w)| only_strings_match(t, *w)) {
-                    out.push(lits.into_iter().map(|(t, w)| RawLiteral { text: t.to_string(), whole: w }).collect());
-                }
-            }
-        }
-        _ => {}
     }
 }
 
@@ -559,51 +440,6 @@ mod tests {
             proptest::prop_assert_eq!(truncated, product.len() > max);
             product.truncate(max);
             proptest::prop_assert_eq!(keys, product);
-        }
-    }
-
-    fn literals(query: &str) -> Vec<Vec<(String, bool)>> {
-        let mut fields = FieldTable::default();
-        let c = crate::eql::compile(query, &mut fields).expect("compiles");
-        let stage = &c.query.stages[0];
-        stage.required_literals().into_iter().map(|c| c.into_iter().map(|l| (l.text, l.whole)).collect()).collect()
-    }
-
-    fn lit(t: &str, whole: bool) -> (String, bool) {
-        (t.to_string(), whole)
-    }
-
-    #[test]
-    fn literals_come_from_category_equality_in_like_and_or() {
-        let l = literals(
-            r#"file where event.action == "creation" and file.path like ("/tmp/*", "/home/*/x") and (process.name == "curl" or process.args in ("wget", "/bin/wget"))"#,
-        );
-        assert_eq!(l[0], vec![lit("file", true)]);
-        assert_eq!(l[1], vec![lit("creation", true)]);
-        let mut paths = l[2].clone();
-        paths.sort();
-        assert_eq!(paths, vec![lit("/home/", false), lit("/tmp/", false)]);
-        let mut or = l[3].clone();
-        or.sort();
-        assert_eq!(or, vec![lit("/bin/wget", true), lit("curl", true), lit("wget", true)]);
-        assert_eq!(l.len(), 4);
-    }
-
-    #[test]
-    fn no_literal_where_a_non_string_or_another_case_could_match() {
-        // Case-insensitive operators, `not`, leading wildcards, number-like literals and an `or`
-        // with a branch without literals give no clause (only the category is required).
-        for q in [
-            r#"process where process.name : "curl""#,
-            r#"process where process.name like~ "curl*""#,
-            r#"process where not process.name == "curl""#,
-            r#"process where process.name like "*curl""#,
-            r#"process where process.pid == "42""#,
-            r#"process where process.name in ("true", "x")"#,
-            r#"process where process.name like "1*""#,
-            r#"process where process.name == "curl" or process.pid > 3"#,
-        ] {
-            assert_eq!(literals(q), vec![vec![lit("process", true)]], "{q}");
         }
     }
 }

@@ -10,6 +10,7 @@
 //! | `ast` | plain data, a span on every node |
 //! | `compile` | ast -> `Query`: fields interned, sets, precompiled patterns, runs expanded |
 //! | `eval` | `Stage::matches` / `Stage::keys` on an event (eql-semantics.md 4, 5, 6) |
+//! | `require` | what every matching event must contain: dispatch terms, prefilter literals |
 //! | `func` | built-in functions |
 //! | `lucene` | `regex` patterns: Lucene syntax -> `regex` crate |
 //! | `wildcard` | `like` / `:` pattern matcher |
@@ -40,11 +41,13 @@ pub(crate) mod func;
 pub(crate) mod lexer;
 pub(crate) mod lucene;
 pub(crate) mod parser;
+pub mod require;
 pub(crate) mod value;
 pub mod wildcard;
 
 pub use compile::{CompileOptions, KeySpec, Query, Stage};
 pub use diag::{Diagnostic, Severity, Span};
+pub use require::{RawLiteral, Term};
 
 use crate::event::FieldTable;
 

@@ -301,6 +301,11 @@ impl CiSet {
         self.ascii.len() + self.other.len()
     }
 
+    /// The folded literals, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.ascii.iter().chain(self.other.iter()).map(|s| &**s)
+    }
+
     /// True when empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -334,12 +339,13 @@ pub struct PatternSet {
     exact: HashSet<Box<str>>,
     exact_ci: CiSet,
     patterns: Vec<Pattern>,
+    ci: bool,
 }
 
 impl PatternSet {
     /// Compiles `patterns`; `ci` for `like~` and `:`.
     pub fn new<'p>(patterns: impl IntoIterator<Item = &'p str>, ci: bool) -> PatternSet {
-        let mut set = PatternSet { exact: HashSet::new(), exact_ci: CiSet::default(), patterns: Vec::new() };
+        let mut set = PatternSet { exact: HashSet::new(), exact_ci: CiSet::default(), patterns: Vec::new(), ci };
         for p in patterns {
             if p.contains(['*', '?']) {
                 set.patterns.push(Pattern::new(p, ci));
@@ -352,32 +358,39 @@ impl PatternSet {
         set
     }
 
-    /// The literal text every matching string value starts with, one entry per pattern:
-    /// `(text, whole)` where `whole` means the value is exactly `text` (a pattern without
-    /// wildcards) and otherwise `text` is a prefix of it. `None` when some pattern gives no
-    /// such literal (it starts with a wildcard, or the set is case-insensitive). Used by the
-    /// raw-byte prefilter.
-    pub fn literal_prefixes(&self) -> Option<Vec<(&str, bool)>> {
-        if !self.exact_ci.is_empty() {
-            return None;
-        }
-        let mut out: Vec<(&str, bool)> = self.exact.iter().map(|s| (&**s, true)).collect();
+    /// True for `like~` and `:` (case-insensitive) patterns.
+    pub fn is_ci(&self) -> bool {
+        self.ci
+    }
+
+    /// The literal text every matching string value equals or starts with, one entry per
+    /// pattern: `(text, whole)` where `whole` means the value is exactly `text` (a pattern
+    /// without wildcards) and otherwise `text` is a prefix of it; folded when
+    /// [`PatternSet::is_ci`]. `None` when some pattern gives no such literal (it starts with a
+    /// wildcard). Used by dispatch and the raw-byte prefilter (`eql::require`).
+    pub fn literals(&self) -> Option<Vec<(String, bool)>> {
+        let mut out: Vec<(String, bool)> = self.exact.iter().map(|s| (s.to_string(), true)).collect();
+        out.extend(self.exact_ci.iter().map(|s| (s.to_string(), true)));
         for p in &self.patterns {
-            if p.ci {
-                return None;
-            }
             match &p.kind {
-                Kind::Exact(s) => out.push((s, true)),
-                Kind::Prefix(s) => out.push((s, false)),
-                Kind::Segments(segs) if segs.first().is_some_and(|s| !s.is_empty()) => out.push((&segs[0], false)),
+                Kind::Exact(s) => out.push((s.to_string(), true)),
+                Kind::Prefix(s) => out.push((s.to_string(), false)),
+                Kind::Segments(segs) if segs.first().is_some_and(|s| !s.is_empty()) => {
+                    out.push((segs[0].to_string(), false))
+                }
                 Kind::Chars(toks) => {
-                    let n = toks.iter().take_while(|t| matches!(t, PTok::Char(_))).count();
-                    if n == 0 {
+                    // The literal head, as matched (folded when case-insensitive).
+                    let head: String = toks
+                        .iter()
+                        .map_while(|t| match t {
+                            PTok::Char(c) => Some(*c),
+                            _ => None,
+                        })
+                        .collect();
+                    if head.is_empty() {
                         return None;
                     }
-                    // The literal head of the source pattern (case-sensitive, so unfolded).
-                    let end = p.source.char_indices().nth(n).map_or(p.source.len(), |(i, _)| i);
-                    out.push((&p.source[..end], false));
+                    out.push((head, false));
                 }
                 _ => return None,
             }

@@ -1,5 +1,6 @@
-//! Decode workers: parse each line with simd-json, read its timestamp, evaluate every rule's stage
-//! conditions, and keep only what the sequence stage needs (the matched events with their join
+//! Decode workers: parse each line with simd-json, read its timestamp, evaluate the stage
+//! conditions that rule dispatch ([`crate::dispatch`]) finds possible, and keep only what the
+//! sequence stage needs (the matched events with their join
 //! keys and ordinal parts). Every line's outcome is recorded, so the writer can pass it through.
 //!
 //! A bad line is an outcome, never an error: too long, not UTF-8, not JSON, not an object, no or
@@ -15,10 +16,11 @@ use super::frame::{Batch, Piece};
 use super::prefilter::{self, Prefilter};
 use super::rawscan;
 use super::Totals;
+use crate::dispatch;
 use crate::event::DecodeError;
 use crate::event::{Decoder, Event, FieldId, Scalar};
 use crate::metrics::{Handles, InvalidReason, PipelineStage, Stats};
-use crate::ruleset::RuleSet;
+use crate::ruleset::{RuleSet, StageRef};
 use crate::sequence::key::Key;
 use crate::sequence::machine::HitKind;
 use crate::sequence::ordinal::TieBreaker;
@@ -110,7 +112,7 @@ pub fn run(ctx: Arc<DecodeContext>, rx: Receiver<Batch>, tx: Sender<Decoded>, ha
     let mut decoder = Decoder::new(&ctx.rules.fields);
     let mut stats = Stats::new(&handles);
     let mut keys: Vec<Key> = Vec::new();
-    let mut scratch = prefilter::Scratch::default();
+    let mut scratch = Scratch::default();
     for (n, batch) in rx.into_iter().enumerate() {
         super::debug_panic("decode", n as u64);
         handles.queue_popped(PipelineStage::Decode, batch.len() as u64);
@@ -134,11 +136,18 @@ pub fn run(ctx: Arc<DecodeContext>, rx: Receiver<Batch>, tx: Sender<Decoded>, ha
     stats.flush(&handles);
 }
 
+/// A decode worker's working memory, reused from line to line.
+#[derive(Default)]
+struct Scratch {
+    prefilter: prefilter::Scratch,
+    dispatch: dispatch::Scratch,
+}
+
 fn decode_batch(
     ctx: &DecodeContext,
     decoder: &mut Decoder,
     stats: &mut Stats,
-    (keys, scratch): (&mut Vec<Key>, &mut prefilter::Scratch),
+    (keys, scratch): (&mut Vec<Key>, &mut Scratch),
     mut batch: Batch,
 ) -> Decoded {
     let arrived_at = *batch.origin.arrived_at.get_or_insert_with(Instant::now);
@@ -168,7 +177,7 @@ fn decode_line(
     ctx: &DecodeContext,
     decoder: &mut Decoder,
     stats: &mut Stats,
-    (keys, scratch): (&mut Vec<Key>, &mut prefilter::Scratch),
+    (keys, scratch): (&mut Vec<Key>, &mut Scratch),
     (batch, arrived_at): (&mut Batch, Instant),
     i: usize,
     matches: &mut Vec<Matched>,
@@ -178,12 +187,25 @@ fn decode_line(
         return LineTime::Invalid(InvalidReason::TooLong);
     }
     if let Some(pf) = &ctx.prefilter {
-        if let Some(t) = pf.skip(line, scratch) {
+        if let Some(t) = pf.skip(line, &mut scratch.prefilter) {
             stats.prefilter_skipped += 1;
             return t;
         }
     }
-    let (ts, hits, tiebreaker) = match parse_line(ctx, decoder, stats, keys, batch, i) {
+    parse_and_match(ctx, decoder, stats, (keys, scratch), (batch, arrived_at), i, matches)
+}
+
+/// Parses line `i`, evaluates the rules on it and keeps it when it matched.
+fn parse_and_match(
+    ctx: &DecodeContext,
+    decoder: &mut Decoder,
+    stats: &mut Stats,
+    (keys, scratch): (&mut Vec<Key>, &mut Scratch),
+    (batch, arrived_at): (&mut Batch, Instant),
+    i: usize,
+    matches: &mut Vec<Matched>,
+) -> LineTime {
+    let (ts, hits, tiebreaker) = match parse_line(ctx, decoder, stats, (keys, &mut scratch.dispatch), batch, i) {
         Parsed::Event { ts, hits, tiebreaker } => (ts, hits, tiebreaker),
         Parsed::NotJson(reason) => {
             return match ctx.leading_time.as_ref().and_then(|t| t.of(batch.line(i))) {
@@ -219,7 +241,7 @@ fn parse_line(
     ctx: &DecodeContext,
     decoder: &mut Decoder,
     stats: &mut Stats,
-    keys: &mut Vec<Key>,
+    (keys, dispatch): (&mut Vec<Key>, &mut dispatch::Scratch),
     batch: &mut Batch,
     i: usize,
 ) -> Parsed {
@@ -249,7 +271,7 @@ fn parse_line(
         Err(time::TimeError::Missing) => return Parsed::NoTime(InvalidReason::NoTimestamp),
         Err(_) => return Parsed::NoTime(InvalidReason::BadTimestamp),
     };
-    let hits = match_rules(ctx, &ev, stats, keys);
+    let hits = match_rules(&ctx.rules, &ev, stats, (keys, dispatch));
     let tiebreaker = if hits.is_empty() {
         None
     } else {
@@ -266,31 +288,47 @@ fn decode_reason(e: &DecodeError) -> InvalidReason {
     }
 }
 
-/// Evaluates every stage (and until clause) of every rule; allocates only for hits.
-fn match_rules(ctx: &DecodeContext, ev: &Event<'_>, stats: &mut Stats, keys: &mut Vec<Key>) -> Vec<RuleHit> {
+/// Evaluates the stages (and until clauses) that dispatch finds possible for `ev`, in rule order
+/// (stages, then until), exactly as evaluating every stage of every rule would; allocates only
+/// for hits.
+fn match_rules(
+    rules: &RuleSet,
+    ev: &Event<'_>,
+    stats: &mut Stats,
+    (keys, scratch): (&mut Vec<Key>, &mut dispatch::Scratch),
+) -> Vec<RuleHit> {
     let mut hits = Vec::new();
-    let mut stage_slot = 0usize;
-    for (r, rule) in ctx.rules.rules.iter().enumerate() {
+    let dispatch = &rules.dispatch;
+    let entries = dispatch.entries();
+    let n = dispatch.candidates(ev, scratch).len();
+    for i in 0..n {
+        let Some(&e) = scratch.candidate(i) else { break };
+        let Some(entry) = entries.get(e as usize) else { continue };
+        let (r, s) = (entry.at.rule, entry.at.stage);
+        let Some(rule) = rules.rules.get(r as usize) else { continue };
         let q = &rule.query;
-        for (s, stage) in q.stages.iter().enumerate() {
-            if stage.matches(ev) {
-                stats.stage_matches[stage_slot + s] += 1;
-                if q.sequence.is_none() {
-                    hits.push(RuleHit { rule: r as u32, kind: HitKind::Stage(s as u16), key: Key::new() });
-                } else {
-                    stage.keys(ev, keys);
+        if s == StageRef::UNTIL {
+            if let Some(until) = &q.until {
+                if until.matches(ev) && dispatch.selects(e, ev, scratch) {
+                    until.keys(ev, keys);
                     for k in keys.drain(..) {
-                        hits.push(RuleHit { rule: r as u32, kind: HitKind::Stage(s as u16), key: k });
+                        hits.push(RuleHit { rule: r, kind: HitKind::Until, key: k });
                     }
                 }
             }
+            continue;
         }
-        stage_slot += q.stages.len();
-        if let Some(until) = &q.until {
-            if until.matches(ev) {
-                until.keys(ev, keys);
+        let Some(stage) = q.stages.get(s as usize) else { continue };
+        if stage.matches(ev) && dispatch.selects(e, ev, scratch) {
+            if let Some(n) = stats.stage_matches.get_mut(entry.slot as usize) {
+                *n += 1;
+            }
+            if q.sequence.is_none() {
+                hits.push(RuleHit { rule: r, kind: HitKind::Stage(s as u16), key: Key::new() });
+            } else {
+                stage.keys(ev, keys);
                 for k in keys.drain(..) {
-                    hits.push(RuleHit { rule: r as u32, kind: HitKind::Until, key: k });
+                    hits.push(RuleHit { rule: r, kind: HitKind::Stage(s as u16), key: k });
                 }
             }
         }

@@ -216,12 +216,14 @@ pub struct RunContext {
 }
 
 /// Interns the timestamp and tiebreaker fields in the rule set's field table, so that decoders
-/// built from it can read them. Call before wrapping the rule set in an `Arc`.
+/// built from it can read them, and sets up its dispatch (index field, on or off). Call before
+/// wrapping the rule set in an `Arc`.
 pub fn prepare_rules(rules: &mut RuleSet, settings: &Settings) {
     rules.fields.intern(&settings.timestamp_field);
     if let Some(t) = &settings.tiebreaker_field {
         rules.fields.intern(t);
     }
+    rules.configure_dispatch(settings.index_field.as_deref(), settings.dispatch);
 }
 
 /// Runs the pipeline to completion (end of input, shutdown, or closed stdout).

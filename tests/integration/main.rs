@@ -16,6 +16,8 @@ mod sockets;
 mod shutdown;
 // loadgen: the generator's ground truth is found exactly; the prefilter changes nothing.
 mod loadgen;
+// dispatch: rule dispatch and the prefilter change nothing for 1 to 1,021 rules; index patterns.
+mod dispatch;
 // metrics: /metrics of a running binary counts exactly what went through.
 mod metrics;
 // eventtime: several senders, a bad clock, a silent connection, and honest alert latency.
