@@ -70,6 +70,11 @@ pub mod names {
     /// Alerts written with parts missing, or lost, because they could not be rendered whole, by
     /// `rule_id`.
     pub const ALERT_RENDER_ERRORS: &str = "eqlstream_alert_render_errors_total";
+    /// 1 while the prefilter scans every line; 0 when it is off (not built, or turned off because
+    /// it did not pay: it then scans one line in 32 to notice when it would) (gauge).
+    pub const PREFILTER_ACTIVE: &str = "eqlstream_prefilter_active";
+    /// Input lines the prefilter scanned (skipped or not).
+    pub const PREFILTER_SCANNED_EVENTS: &str = "eqlstream_prefilter_scanned_events_total";
     /// The event-time watermark, in seconds since the Unix epoch.
     pub const WATERMARK: &str = "eqlstream_watermark_seconds";
     /// From the arrival (read) of the line that completed a detection to its alert being written.
@@ -276,6 +281,8 @@ struct Resolved {
     evicted: Vec<IntCounter>,
     key_expansion_truncated: Vec<IntCounter>,
     alert_render_errors: Vec<IntCounter>,
+    prefilter_active: IntGauge,
+    prefilter_scanned: IntCounter,
     watermark: Gauge,
     alert_latency: Histogram,
     alert_buffering: Histogram,
@@ -423,6 +430,14 @@ impl Metrics {
             "Alerts written with parts missing, or lost, because they could not be rendered whole, by rule.",
             &["rule_id"],
         )?;
+        let prefilter_active = IntGauge::with_opts(Opts::new(
+            names::PREFILTER_ACTIVE,
+            "1 while the prefilter scans every line; 0 when it is off (not built, or turned off because it \
+             did not pay; it then scans one line in 32).",
+        ))?;
+        reg.register(Box::new(prefilter_active.clone()))?;
+        let prefilter_scanned =
+            counter(&reg, names::PREFILTER_SCANNED_EVENTS, "Input lines the prefilter scanned (skipped or not).")?;
         let watermark =
             Gauge::with_opts(Opts::new(names::WATERMARK, "Event-time watermark, in seconds since the Unix epoch."))?;
         reg.register(Box::new(watermark.clone()))?;
@@ -501,6 +516,8 @@ impl Metrics {
             evicted: per_rule(&evicted_vec),
             key_expansion_truncated: per_rule(&key_expansion_truncated_vec),
             alert_render_errors: per_rule(&alert_render_errors_vec),
+            prefilter_active,
+            prefilter_scanned,
             watermark,
             alert_latency,
             alert_buffering,
@@ -562,6 +579,11 @@ impl Handles {
     /// is out of range).
     pub fn alert_render_errors(&self, rule: usize) -> RareCounter {
         self.inner.alert_render_errors.get(rule).map_or_else(RareCounter::detached, |c| RareCounter(c.clone()))
+    }
+
+    /// Sets the prefilter gauge: whether it scans every line.
+    pub fn set_prefilter_active(&self, active: bool) {
+        self.inner.prefilter_active.set(i64::from(active));
     }
 
     /// Sets the watermark gauge, in seconds since the epoch.
@@ -716,6 +738,8 @@ pub struct Stats {
     pub invalid: [u64; N_REASONS],
     /// Lines the prefilter skipped.
     pub prefilter_skipped: u64,
+    /// Lines the prefilter scanned.
+    pub prefilter_scanned: u64,
     /// Stage matches, flat `[rule][stage]`.
     pub stage_matches: Vec<u64>,
     /// Detections per rule.
@@ -739,6 +763,7 @@ impl Stats {
             sent_events: 0,
             invalid: [0; N_REASONS],
             prefilter_skipped: 0,
+            prefilter_scanned: 0,
             stage_matches: vec![0; h.inner.stage_matches.len()],
             alerts: vec![0; n],
             partials_delta: vec![0; n],
@@ -777,6 +802,7 @@ impl Stats {
             && self.sent_events == 0
             && self.invalid.iter().all(|&n| n == 0)
             && self.prefilter_skipped == 0
+            && self.prefilter_scanned == 0
             && self.stage_matches.iter().all(|&n| n == 0)
             && self.alerts.iter().all(|&n| n == 0)
             && self.partials_delta.iter().all(|&n| n == 0)
@@ -804,6 +830,7 @@ impl Stats {
         inc(&r.sent_events, &mut self.sent_events);
         inc_all(&r.invalid, &mut self.invalid);
         inc(&r.prefilter_skipped, &mut self.prefilter_skipped);
+        inc(&r.prefilter_scanned, &mut self.prefilter_scanned);
         inc_all(&r.stage_matches, &mut self.stage_matches);
         inc_all(&r.alerts, &mut self.alerts);
         inc_all(&r.expired, &mut self.expired);
@@ -830,6 +857,7 @@ impl AddAssign<&Stats> for Stats {
         self.sent_events += rhs.sent_events;
         add(&mut self.invalid, &rhs.invalid);
         self.prefilter_skipped += rhs.prefilter_skipped;
+        self.prefilter_scanned += rhs.prefilter_scanned;
         add(&mut self.stage_matches, &rhs.stage_matches);
         add(&mut self.alerts, &rhs.alerts);
         add(&mut self.partials_delta, &rhs.partials_delta);

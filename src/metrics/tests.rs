@@ -43,6 +43,8 @@ fn every_series_exists_at_zero_from_the_start() {
         "eqlstream_partial_sequences_evicted_total{rule_id=\"r-seq\"}",
         "eqlstream_key_expansion_truncated_total{rule_id=\"r-event\"}",
         "eqlstream_alert_render_errors_total{rule_id=\"r-seq\"}",
+        "eqlstream_prefilter_active",
+        "eqlstream_prefilter_scanned_events_total",
         "eqlstream_watermark_seconds",
         "eqlstream_alert_latency_seconds_count",
         "eqlstream_batch_duration_seconds_count{stage=\"decode\"}",

@@ -113,11 +113,20 @@ pub fn run(ctx: Arc<DecodeContext>, rx: Receiver<Batch>, tx: Sender<Decoded>, ha
     let mut stats = Stats::new(&handles);
     let mut keys: Vec<Key> = Vec::new();
     let mut scratch = Scratch::default();
+    handles.set_prefilter_active(ctx.prefilter.as_ref().is_some_and(|p| p.adaptive().active()));
     for (n, batch) in rx.into_iter().enumerate() {
         super::debug_panic("decode", n as u64);
         handles.queue_popped(PipelineStage::Decode, batch.len() as u64);
         let started = Instant::now();
+        if let Some(pf) = &ctx.prefilter {
+            scratch.scan_all = pf.adaptive().active();
+        }
         let decoded = decode_batch(&ctx, &mut decoder, &mut stats, (&mut keys, &mut scratch), batch);
+        if let Some(pf) = &ctx.prefilter {
+            if let Some(switch) = pf.adaptive().record(&mut scratch.tally) {
+                report_switch(&handles, &switch);
+            }
+        }
         let invalid: u64 = stats.invalid.iter().sum();
         totals.add_received(
             decoded.batch.len() as u64,
@@ -136,11 +145,39 @@ pub fn run(ctx: Arc<DecodeContext>, rx: Receiver<Batch>, tx: Sender<Decoded>, ha
     stats.flush(&handles);
 }
 
+/// Logs a switch of the prefilter (rare: at most one per decision window) and sets its gauge.
+fn report_switch(handles: &Handles, s: &prefilter::adaptive::Switch) {
+    handles.set_prefilter_active(s.active);
+    let skipped_percent = (s.skipped_share * 1000.0).round() / 10.0;
+    let (scan_us, parse_us) = ((s.scan_us * 100.0).round() / 100.0, (s.parse_us * 100.0).round() / 100.0);
+    if s.active {
+        tracing::info!(
+            skipped_percent,
+            scan_us,
+            parse_us,
+            "Prefilter on again: the lines it skips now pay for its scans."
+        );
+    } else {
+        tracing::info!(
+            skipped_percent,
+            scan_us,
+            parse_us,
+            probe_every = prefilter::adaptive::PROBE_EVERY,
+            "Prefilter off: it skips too few lines to pay for its scans; it now scans one line in probe_every."
+        );
+    }
+}
+
 /// A decode worker's working memory, reused from line to line.
 #[derive(Default)]
 struct Scratch {
     prefilter: prefilter::Scratch,
     dispatch: dispatch::Scratch,
+    /// What the prefilter's switch said at the start of the batch ([`prefilter::Adaptive`]).
+    scan_all: bool,
+    /// Lines seen by this worker, to pick the probed and timed ones.
+    line_no: u64,
+    tally: prefilter::Tally,
 }
 
 fn decode_batch(
@@ -186,13 +223,37 @@ fn decode_line(
     if line.len() > ctx.max_line_bytes {
         return LineTime::Invalid(InvalidReason::TooLong);
     }
+    let mut timed = false;
     if let Some(pf) = &ctx.prefilter {
-        if let Some(t) = pf.skip(line, &mut scratch.prefilter) {
-            stats.prefilter_skipped += 1;
-            return t;
+        scratch.line_no += 1;
+        scratch.tally.lines += 1;
+        if scratch.scan_all || scratch.line_no % prefilter::adaptive::PROBE_EVERY == 0 {
+            timed = scratch.line_no % prefilter::adaptive::TIME_EVERY == 0;
+            let started = timed.then(Instant::now);
+            let skip = pf.skip(line, &mut scratch.prefilter);
+            if let Some(t0) = started {
+                scratch.tally.scan_ns.push(nanos(t0));
+            }
+            stats.prefilter_scanned += 1;
+            scratch.tally.scanned += 1;
+            if let Some(t) = skip {
+                stats.prefilter_skipped += 1;
+                scratch.tally.skipped += 1;
+                return t;
+            }
         }
     }
-    parse_and_match(ctx, decoder, stats, (keys, scratch), (batch, arrived_at), i, matches)
+    let started = timed.then(Instant::now);
+    let t = parse_and_match(ctx, decoder, stats, (keys, scratch), (batch, arrived_at), i, matches);
+    if let Some(t0) = started {
+        scratch.tally.parse_ns.push(nanos(t0));
+    }
+    t
+}
+
+/// Nanoseconds since `t0`, saturated.
+fn nanos(t0: Instant) -> u32 {
+    u32::try_from(t0.elapsed().as_nanos()).unwrap_or(u32::MAX)
 }
 
 /// Parses line `i`, evaluates the rules on it and keeps it when it matched.

@@ -26,8 +26,16 @@
 //!   watermark the event time [`LeadingTime`] reads from it. So alerts are the same
 //!   with the prefilter on and off; only the invalid-line counters differ (skipped lines are
 //!   not classified).
+//!
+//! Whether the scan pays is measured while it runs ([`Adaptive`]): when the lines it skips do
+//! not save more than the scans cost, it turns itself off (scanning one line in
+//! [`adaptive::PROBE_EVERY`] to notice when that changes).
+
+pub mod adaptive;
 
 use aho_corasick::{packed, AhoCorasick, MatchKind};
+
+pub use adaptive::{Adaptive, Tally};
 
 use super::decode::LineTime;
 use super::rawscan::{is_ws, LeadingTime};
@@ -106,6 +114,7 @@ pub struct Prefilter {
     /// Lines with one of these byte strings are parsed ([`FOLDS_TO_ASCII`]).
     fold_traps: Vec<memchr::memmem::Finder<'static>>,
     timestamp: LeadingTime,
+    adaptive: Adaptive,
 }
 
 /// Why the prefilter cannot be used for a rule set.
@@ -212,12 +221,24 @@ impl Prefilter {
             .filter(|(_, ascii)| folded_letters.contains(ascii))
             .map(|(c, _)| memchr::memmem::Finder::new(c.to_string().as_bytes()).into_owned())
             .collect();
-        Ok(Prefilter { anchor, per_stage, full, fold_traps, timestamp: LeadingTime::new(timestamp_field, precision) })
+        Ok(Prefilter {
+            anchor,
+            per_stage,
+            full,
+            fold_traps,
+            timestamp: LeadingTime::new(timestamp_field, precision),
+            adaptive: Adaptive::new(),
+        })
     }
 
     /// Number of distinct literals searched for.
     pub fn pattern_count(&self) -> usize {
         self.full.literal_count
+    }
+
+    /// Whether scanning pays, measured while the run goes ([`Adaptive`]).
+    pub fn adaptive(&self) -> &Adaptive {
+        &self.adaptive
     }
 
     /// True when some stage might match `line` (it must then be parsed). Only meaningful for

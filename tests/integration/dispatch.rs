@@ -115,3 +115,19 @@ fn index_patterns_follow_the_data_stream_name_or_the_index_field() {
     assert_eq!(alerts(&["--index-field", ""], &retagged("endpoint.events.process")), 6, "restriction off");
     assert_eq!(alerts(&["--index-field", "x"], &retagged("endpoint.events.process")), 6, "no field x: unknown");
 }
+
+/// With the 16 prebuilt rules every line of this stream can match some stage (a rule takes any
+/// file or process event), so the prefilter skips nothing: after its first decision window it
+/// turns itself off and says so.
+#[test]
+fn the_prefilter_turns_itself_off_when_it_skips_nothing() {
+    let out = Command::new(env!("CARGO_BIN_EXE_eqlstream-loadgen"))
+        .args(["--events", "40000", "--attack-rate", "0.001", "--seed", "3"])
+        .output()
+        .expect("loadgen runs");
+    let rules = repo("tests/data/rules").to_string_lossy().into_owned();
+    let run = run(&["--rules", &rules], &out.stdout);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("Prefilter off: it skips too few lines"), "{}", run.stderr);
+    assert!(run.stderr.contains("skipped_percent=0"), "{}", run.stderr);
+}

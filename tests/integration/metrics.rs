@@ -95,6 +95,8 @@ fn metrics_count_exactly_what_went_through() {
     assert_eq!(value(&m, "eqlstream_outlier_events_total{source=\"stdin\"}"), 0.0);
     assert_eq!(value(&m, "eqlstream_sources{state=\"active\"}"), 1.0);
     assert_eq!(value(&m, "eqlstream_prefilter_skipped_events_total"), 0.0, "--no-prefilter parses every line");
+    assert_eq!(value(&m, "eqlstream_prefilter_scanned_events_total"), 0.0);
+    assert_eq!(value(&m, "eqlstream_prefilter_active"), 0.0);
     assert_eq!(value(&m, &format!("eqlstream_stage_matches_total{{{rule},stage=\"0\"}}")), 15.0);
     assert_eq!(value(&m, &format!("eqlstream_stage_matches_total{{{rule},stage=\"1\"}}")), 17.0);
     assert_eq!(value(&m, &format!("eqlstream_stage_matches_total{{{rule},stage=\"2\"}}")), 16.0);
@@ -118,6 +120,9 @@ fn the_default_prefilter_skips_lines_without_changing_matches_or_alerts() {
     // The other hostile lines have no such key, so they are parsed and classified as without
     // the prefilter; the too-long line is refused before the prefilter.
     assert_eq!(value(&m, "eqlstream_prefilter_skipped_events_total"), 7.0);
+    // Every line but the too-long one is scanned (the run is shorter than a decision window).
+    assert_eq!(value(&m, "eqlstream_prefilter_scanned_events_total"), 67.0);
+    assert_eq!(value(&m, "eqlstream_prefilter_active"), 1.0);
     for reason in ["invalid_json", "invalid_utf8", "not_object", "too_long", "no_timestamp", "bad_timestamp"] {
         assert_eq!(value(&m, &format!("eqlstream_invalid_events_total{{reason=\"{reason}\"}}")), 1.0, "{reason}");
     }
