@@ -441,6 +441,13 @@ impl<'a> Event<'a> {
             let Some(first) = self.nodes.get(at) else {
                 continue;
             };
+            // A single string (most values) without the general, dynamically called visit.
+            if let Node::String(s) = first {
+                if f(Scalar::Str(s)) {
+                    return true;
+                }
+                continue;
+            }
             if let Some(val) = self.nodes.get(at..at + node_len(first)) {
                 if visit_leaf(val, &mut f) {
                     return true;
@@ -463,6 +470,133 @@ impl<'a> Event<'a> {
             true
         });
         out
+    }
+}
+
+impl<'a> Event<'a> {
+    /// Visits the values of the fields `{parent}.{child}` for each of `children` (`f(i, value)` for
+    /// `children[i]`) by walking the parsed tape, whether or not they are in the field table:
+    /// the values [`Event::any`] gives for each (nested objects, dotted keys and mixes, arrays
+    /// flattened). For fields read for a few events only (rule dispatch's index name), which
+    /// interned would make the decoder walk them in every event.
+    ///
+    /// Fast when the top level has `parent` once, as an object, and no dotted key under it
+    /// (`{"data_stream":{"type":..}}`); otherwise a general walk.
+    pub fn each_child<'s>(&'s self, parent: &str, children: &[&str], mut f: impl FnMut(usize, Scalar<'s>)) {
+        let Some(&Node::Object { len, .. }) = self.nodes.first() else {
+            return;
+        };
+        let pb = parent.as_bytes();
+        let mut found: Option<(usize, usize)> = None;
+        let mut idx = 1;
+        for _ in 0..len {
+            let Some(Node::String(key)) = self.nodes.get(idx) else {
+                return;
+            };
+            let at = idx + 1;
+            let Some(first) = self.nodes.get(at) else {
+                return;
+            };
+            let end = at + node_len(first);
+            let kb = key.as_bytes();
+            if kb.len() >= pb.len() && kb.first() == pb.first() && kb.starts_with(pb) {
+                if kb.len() == pb.len() && found.is_none() && matches!(first, Node::Object { .. }) {
+                    found = Some((at, end));
+                } else if kb.len() == pb.len() || kb[pb.len()] == b'.' {
+                    // A second `parent`, a dotted `parent.x` key, or not an object.
+                    let paths: smallvec::SmallVec<[String; 4]> =
+                        children.iter().map(|c| format!("{parent}.{c}")).collect();
+                    let paths: smallvec::SmallVec<[(usize, &str); 4]> =
+                        paths.iter().map(String::as_str).enumerate().collect();
+                    walk_paths(&self.nodes, &paths, &mut f);
+                    return;
+                }
+            }
+            idx = end;
+        }
+        let Some(obj) = found.and_then(|(at, end)| self.nodes.get(at..end)) else {
+            return;
+        };
+        let Some(&Node::Object { len, .. }) = obj.first() else {
+            return;
+        };
+        let mut idx = 1;
+        for _ in 0..len {
+            let Some(Node::String(key)) = obj.get(idx) else {
+                return;
+            };
+            let at = idx + 1;
+            let Some(first) = obj.get(at) else {
+                return;
+            };
+            let end = at + node_len(first);
+            if let Some(i) = children.iter().position(|c| *c == &**key) {
+                if let Some(val) = obj.get(at..end) {
+                    visit_leaf(val, &mut |s| {
+                        f(i, s);
+                        false
+                    });
+                }
+            }
+            idx = end;
+        }
+    }
+}
+
+/// `nodes[0]` is an object header: visits the values under each `(i, path)` of `paths` in it
+/// (the general walk of [`Event::each_child`]).
+fn walk_paths<'a>(nodes: &[Node<'a>], paths: &[(usize, &str)], f: &mut dyn FnMut(usize, Scalar<'a>)) {
+    let Some(&Node::Object { len, .. }) = nodes.first() else {
+        return;
+    };
+    let mut idx = 1;
+    for _ in 0..len {
+        let Some(Node::String(key)) = nodes.get(idx) else {
+            return;
+        };
+        let at = idx + 1;
+        let Some(first) = nodes.get(at) else {
+            return;
+        };
+        idx = at + node_len(first);
+        let kb = key.as_bytes();
+        // The paths this key leads into: it is the whole path, or a prefix of it at a `.`.
+        let mut inner: smallvec::SmallVec<[(usize, &str); 4]> = smallvec::SmallVec::new();
+        for &(i, path) in paths {
+            let pb = path.as_bytes();
+            if !pb.starts_with(kb) {
+                continue;
+            }
+            if pb.len() == kb.len() {
+                if let Some(val) = nodes.get(at..idx) {
+                    visit_leaf(val, &mut |s| {
+                        f(i, s);
+                        false
+                    });
+                }
+            } else if pb[kb.len()] == b'.' {
+                inner.push((i, &path[kb.len() + 1..]));
+            }
+        }
+        if !inner.is_empty() {
+            if let Some(val) = nodes.get(at..idx) {
+                walk_inner(val, &inner, f);
+            }
+        }
+    }
+}
+
+/// Descends into an object, or into every object of an array, looking for `paths`.
+fn walk_inner<'a>(val: &[Node<'a>], paths: &[(usize, &str)], f: &mut dyn FnMut(usize, Scalar<'a>)) {
+    match val.first() {
+        Some(Node::Object { .. }) => walk_paths(val, paths, f),
+        Some(&Node::Array { len, .. }) => {
+            any_element(val, len, |el| {
+                walk_inner(el, paths, f);
+                false
+            });
+        }
+        _ => {}
     }
 }
 
@@ -574,6 +708,55 @@ mod tests {
         let ev = d.decode(json.as_bytes()).expect("valid");
         for (i, id) in ids.iter().enumerate() {
             assert_eq!(ev.first(*id), Some(Scalar::I64(i as i64)));
+        }
+    }
+
+    proptest::proptest! {
+        /// The tape walk of [`Event::each_child`] gives what the field table gives, for nested,
+        /// dotted and mixed spellings, arrays, duplicates and values of every kind.
+        #[test]
+        fn each_child_agrees_with_the_field_table(doc in proptest::collection::vec((
+                proptest::sample::select(vec!["ds", "ds.t", "ds.d", "x", "d", "dsx"]),
+                proptest::collection::vec((proptest::sample::select(vec!["t", "d", "t.x", "n", "d.y"]), 0u8..4), 0..4),
+                0u8..5,
+            ), 0..5)) {
+            let mut text = String::from("{");
+            for (i, (key, inner, kind)) in doc.iter().enumerate() {
+                let leaf = |k: u8| -> String {
+                    match k { 0 => "\"a\"".into(), 1 => "[\"b\",1]".into(), 2 => "7".into(), _ => "null".into() }
+                };
+                let value = match kind {
+                    0 | 1 => format!(
+                        "{{{}}}",
+                        inner.iter().map(|(k, v)| format!("\"{k}\":{}", leaf(*v))).collect::<Vec<_>>().join(",")
+                    ),
+                    2 => format!("[{{\"t\":{}}},{{\"d\":\"c\"}}]", leaf(inner.len() as u8 % 4)),
+                    k => leaf(*k),
+                };
+                if i > 0 {
+                    text.push(',');
+                }
+                text.push_str(&format!("\"{key}\":{value}"));
+            }
+            text.push('}');
+            let mut t = FieldTable::new();
+            let ids = [t.intern("ds.t"), t.intern("ds.d"), t.intern("ds.n")];
+            let mut d = Decoder::new(&t);
+            let ev = d.decode(text.as_bytes()).expect("generated JSON");
+            let mut walked = vec![Vec::new(); 3];
+            ev.each_child("ds", &["t", "d", "n"], |i, s| walked[i].push(s));
+            let interned: Vec<Vec<Scalar<'_>>> = ids
+                .iter()
+                .map(|id| {
+                    let mut v = Vec::new();
+                    ev.any(*id, |s| {
+                        v.push(s);
+                        false
+                    });
+                    v
+                })
+                .collect();
+            proptest::prop_assert_eq!(walked, interned, "{}", text);
         }
     }
 

@@ -20,24 +20,28 @@ use crate::event::{Event, FieldId, FieldTable, Scalar};
 /// The fields Fleet names a data stream after, in name order.
 pub const DATA_STREAM_FIELDS: [&str; 3] = ["data_stream.type", "data_stream.dataset", "data_stream.namespace"];
 
-/// Where an event's index name comes from: the values of some fields, joined with `-`. The
-/// fields are interned, so that the decoder finds them in its one walk of every event (reading
-/// them from the tape only for the events that need them costs more, measured with callgrind).
+/// Where an event's index name comes from: the values of some fields, joined with `-`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IndexSource {
     /// No restriction: every rule applies to every event.
     Off,
-    /// The name is the value of each of these fields, joined with `-` (one field, or the data
-    /// stream's three); unknown unless each has exactly one value, a string.
+    /// The value of each of these interned fields, joined with `-` (the `index_field`, or the
+    /// data stream's three when every event's index is read: the decoder then finds them in its
+    /// one walk of the event); unknown unless each has exactly one value, a string.
     Fields(Box<[FieldId]>),
+    /// The data stream name, its fields read from the parsed tape only for the events whose
+    /// index is needed ([`Event::each_child`]; interned, every decode would walk them, measured
+    /// at about 740 instructions per line of the issue-14 stream).
+    DataStream,
 }
 
 impl IndexSource {
-    /// The source `index_field` asks for: `None`, the data stream name; `""`, off; else that
-    /// field. Its fields are interned in `fields`.
-    pub fn new(index_field: Option<&str>, fields: &mut FieldTable) -> IndexSource {
+    /// The source `index_field` asks for: `None`, the data stream name (its fields interned in
+    /// `fields` when `intern`); `""`, off; else that field (interned).
+    pub fn new(index_field: Option<&str>, fields: &mut FieldTable, intern: bool) -> IndexSource {
         match index_field {
-            None => IndexSource::Fields(DATA_STREAM_FIELDS.iter().map(|f| fields.intern(f)).collect()),
+            None if intern => IndexSource::Fields(DATA_STREAM_FIELDS.iter().map(|f| fields.intern(f)).collect()),
+            None => IndexSource::DataStream,
             Some("") => IndexSource::Off,
             Some(f) => IndexSource::Fields(Box::new([fields.intern(f)])),
         }
@@ -46,16 +50,33 @@ impl IndexSource {
     /// Writes the event's index name into `out`; false when it is unknown.
     pub fn name_of(&self, ev: &Event<'_>, out: &mut String) -> bool {
         out.clear();
-        let IndexSource::Fields(ids) = self else { return false };
-        for (i, f) in ids.iter().enumerate() {
-            let mut one = None;
-            let mut n = 0;
-            ev.any(*f, |s| {
-                n += 1;
-                one = if let Scalar::Str(v) = s { Some(v) } else { None };
-                n > 1
-            });
-            let (Some(v), 1) = (one, n) else { return false };
+        let mut values: [Option<&str>; 3] = [None; 3];
+        let mut counts = [0u32; 3];
+        let n = match self {
+            IndexSource::Off => return false,
+            IndexSource::Fields(ids) => {
+                for (i, f) in ids.iter().enumerate().take(3) {
+                    ev.any(*f, |s| {
+                        counts[i] += 1;
+                        values[i] = if let Scalar::Str(v) = s { Some(v) } else { None };
+                        counts[i] > 1
+                    });
+                }
+                ids.len()
+            }
+            IndexSource::DataStream => {
+                ev.each_child("data_stream", &DATA_STREAM_CHILDREN, |i, s| {
+                    counts[i] += 1;
+                    values[i] = if let Scalar::Str(v) = s { Some(v) } else { None };
+                });
+                3
+            }
+        };
+        if n > 3 {
+            return false;
+        }
+        for i in 0..n {
+            let (Some(v), 1) = (values[i], counts[i]) else { return false };
             if i > 0 {
                 out.push('-');
             }
@@ -64,6 +85,9 @@ impl IndexSource {
         true
     }
 }
+
+/// The data stream fields under `data_stream`, in name order.
+const DATA_STREAM_CHILDREN: [&str; 3] = ["type", "dataset", "namespace"];
 
 /// Whether `patterns` (a rule's `index` list) select the index `name` (see the module comment).
 pub fn selects(patterns: &[Box<str>], name: &str) -> bool {
@@ -138,13 +162,17 @@ mod tests {
         assert!(!selects(&pats(&["*a*a*"]), "a"));
     }
 
+    /// The index name, read through the field table and from the tape (they agree).
     fn name(json: &str, index_field: Option<&str>) -> Option<String> {
         let mut t = FieldTable::new();
-        let src = IndexSource::new(index_field, &mut t);
+        let interned = IndexSource::new(index_field, &mut t, true);
+        let walked = IndexSource::new(index_field, &mut t, false);
         let mut d = Decoder::new(&t);
         let ev = d.decode(json.as_bytes()).expect("valid test json");
-        let mut out = String::new();
-        src.name_of(&ev, &mut out).then_some(out)
+        let (mut a, mut b) = (String::new(), String::new());
+        let (x, y) = (interned.name_of(&ev, &mut a).then_some(a), walked.name_of(&ev, &mut b).then_some(b));
+        assert_eq!(x, y, "{json}");
+        x
     }
 
     #[test]
@@ -158,6 +186,10 @@ mod tests {
         let dotted = r#"{"data_stream.type":"logs","data_stream.dataset":"a","data_stream.namespace":"b"}"#;
         assert_eq!(name(dotted, None).as_deref(), Some("logs-a-b"));
         assert_eq!(name(r#"{"data_stream":{"type":"logs","dataset":"a"}}"#, None), None, "no namespace");
+        let arrays = r#"{"data_stream":[{"type":"logs"},{"dataset":["a"],"namespace":"b"}]}"#;
+        assert_eq!(name(arrays, None).as_deref(), Some("logs-a-b"), "arrays flattened");
+        let dup = r#"{"data_stream":{"type":"logs","dataset":"a","namespace":"b"},"data_stream.type":"logs"}"#;
+        assert_eq!(name(dup, None), None, "two types");
         let two = r#"{"data_stream":{"type":"logs","dataset":["a","b"],"namespace":"c"}}"#;
         assert_eq!(name(two, None), None, "two datasets");
         let num = r#"{"data_stream":{"type":"logs","dataset":7,"namespace":"c"}}"#;

@@ -38,6 +38,8 @@ pub(super) fn value_weight(path: &str) -> f64 {
         | "network.protocol"
         | "process.interactive" => 0.25,
         "event.action" | "event.code" | "winlog.event_id" | "winlog.channel" | "dns.question.type" => 0.05,
+        // Many values per event, each looked up: costlier to read, and more often satisfied.
+        "process.args" | "process.parent.args" | "process.command_line" | "process.parent.command_line" => 0.02,
         _ => 0.005,
     }
 }
@@ -100,6 +102,27 @@ impl Table {
                 mark(t);
             }
         }
+        self.prefixes_of(v.as_bytes().iter().copied(), mark);
+    }
+
+    /// [`Table::lookup`] of an ASCII value folded (lowercased), folding on the fly: the value is
+    /// copied into `fold` only when some whole term has its length.
+    #[inline]
+    fn lookup_ascii_folded(&self, v: &str, fold: &mut String, mark: &mut impl FnMut(u32)) {
+        if self.whole_lens & (1 << v.len().min(127)) != 0 {
+            fold.clear();
+            fold.push_str(v);
+            fold.make_ascii_lowercase();
+            if let Some(&t) = self.whole.get(fold.as_str()) {
+                mark(t);
+            }
+        }
+        self.prefixes_of(v.as_bytes().iter().map(u8::to_ascii_lowercase), mark);
+    }
+
+    /// Calls `mark` with every prefix term the bytes start with.
+    #[inline]
+    fn prefixes_of(&self, bytes: impl Iterator<Item = u8>, mark: &mut impl FnMut(u32)) {
         if self.prefixes.is_empty() {
             return;
         }
@@ -110,7 +133,7 @@ impl Table {
             return;
         };
         let Ok(mut sid) = dfa.start_state(Anchored::Yes) else { return };
-        for &b in v.as_bytes() {
+        for b in bytes {
             sid = dfa.next_state(Anchored::Yes, sid, b);
             if dfa.is_special(sid) {
                 if dfa.is_dead(sid) {
@@ -344,14 +367,13 @@ impl Pass<'_, '_> {
                 kf.exact.lookup(v, &mut mark);
                 if !kf.folded.is_empty() {
                     // As the evaluator folds (`eql::wildcard`): ASCII case, or per character.
-                    fold.clear();
                     if v.is_ascii() {
-                        fold.push_str(v);
-                        fold.make_ascii_lowercase();
+                        kf.folded.lookup_ascii_folded(v, fold, &mut mark);
                     } else {
+                        fold.clear();
                         fold.extend(v.chars().map(fold_char));
+                        kf.folded.lookup(fold, &mut mark);
                     }
-                    kf.folded.lookup(fold, &mut mark);
                 }
             }
             false

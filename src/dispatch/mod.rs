@@ -96,14 +96,19 @@ pub struct Dispatch {
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Dispatch {
-    /// The index source for `index_field` (see [`IndexSource::new`], its fields interned in
-    /// `fields`) when some rule has index patterns, else [`IndexSource::Off`]: nothing to read.
+    /// The index source for `index_field` (see [`IndexSource::new`]) when some rule has index
+    /// patterns, else [`IndexSource::Off`]: nothing to read. The data stream fields are interned
+    /// in `fields` when the index will be read for every event ([`INDEX_FIRST_STAGES`]).
     pub fn index_source_for(rules: &[Rule], index_field: Option<&str>, fields: &mut FieldTable) -> IndexSource {
-        if rules.iter().any(|r| !r.spec.index.is_empty()) {
-            IndexSource::new(index_field, fields)
-        } else {
-            IndexSource::Off
+        let restricted: usize = rules
+            .iter()
+            .filter(|r| !r.spec.index.is_empty())
+            .map(|r| r.query.stages.len() + usize::from(r.query.until.is_some()))
+            .sum();
+        if restricted == 0 {
+            return IndexSource::Off;
         }
+        IndexSource::new(index_field, fields, restricted >= INDEX_FIRST_STAGES)
     }
 
     /// Builds the dispatch of `rules` (their fields interned in `fields`), with event indices

@@ -85,6 +85,8 @@ struct Level {
     /// Some pattern could start at a closing quote: scan with overlapping matches.
     overlapping: bool,
     stages: Vec<Cnf>,
+    /// With a single stage: per literal, the clauses of that stage it is in.
+    clauses_of: Option<Vec<Vec<u32>>>,
 }
 
 /// Per-thread scratch space of [`Prefilter::skip`].
@@ -376,39 +378,75 @@ impl Level {
                 )
             }
         };
-        Ok(Level { scanner, lowered, prefixes_of, variants, literal_count: literals.len(), overlapping, stages: cnfs })
+        let clauses_of = match &cnfs[..] {
+            [cnf] => {
+                let mut of = vec![Vec::new(); literals.len()];
+                for (c, clause) in cnf.iter().enumerate() {
+                    for &l in clause {
+                        of[l as usize].push(c as u32);
+                    }
+                }
+                Some(of)
+            }
+            _ => None,
+        };
+        Ok(Level {
+            scanner,
+            lowered,
+            prefixes_of,
+            variants,
+            literal_count: literals.len(),
+            overlapping,
+            stages: cnfs,
+            clauses_of,
+        })
     }
 
     /// Marks in `present` the literals found in `line` as string values (`lowered`: the line
     /// lowercased, when this level scans that).
     fn scan(&self, line: &[u8], lowered: &[u8], present: &mut Vec<bool>) {
+        self.scan_until(line, lowered, present, |_| false);
+    }
+
+    /// [`Level::scan`], stopping early when `done` (called with each literal the first time it
+    /// is found) returns true; then true.
+    fn scan_until(
+        &self,
+        line: &[u8],
+        lowered: &[u8],
+        present: &mut Vec<bool>,
+        mut done: impl FnMut(u32) -> bool,
+    ) -> bool {
         present.clear();
         present.resize(self.literal_count, false);
         let hay = if self.lowered { lowered } else { line };
         // Marks the literals of a match (and, `with_prefixes`, of the patterns that are a prefix of
-        // it) when its string is a value.
+        // it) when its string is a value; true when `done` says so.
         let mut mark = |pattern: usize, start: usize, end: usize, with_prefixes: bool| {
             if !is_value(line, start, end) {
-                return;
+                return false;
             }
             let one = [pattern as u32];
             let patterns: &[u32] = if with_prefixes { &self.prefixes_of[pattern] } else { &one };
+            let mut stop = false;
             for &q in patterns {
                 for (lit, check) in &self.variants[q as usize] {
-                    if check.as_ref().is_none_or(|b| line.get(start..start + b.len()) == Some(&b[..])) {
+                    if !present[*lit as usize]
+                        && check.as_ref().is_none_or(|b| line.get(start..start + b.len()) == Some(&b[..]))
+                    {
                         present[*lit as usize] = true;
+                        stop |= done(*lit);
                     }
                 }
             }
+            stop
         };
         match &self.scanner {
-            Scanner::Packed(s) => s.find_iter(hay).for_each(|m| mark(m.pattern().as_usize(), m.start(), m.end(), true)),
+            Scanner::Packed(s) => s.find_iter(hay).any(|m| mark(m.pattern().as_usize(), m.start(), m.end(), true)),
             Scanner::Automaton(ac) if self.overlapping => {
-                ac.find_overlapping_iter(hay).for_each(|m| mark(m.pattern().as_usize(), m.start(), m.end(), false))
+                ac.find_overlapping_iter(hay).any(|m| mark(m.pattern().as_usize(), m.start(), m.end(), false))
             }
-            Scanner::Automaton(ac) => {
-                ac.find_iter(hay).for_each(|m| mark(m.pattern().as_usize(), m.start(), m.end(), true))
-            }
+            Scanner::Automaton(ac) => ac.find_iter(hay).any(|m| mark(m.pattern().as_usize(), m.start(), m.end(), true)),
         }
     }
 
@@ -417,8 +455,21 @@ impl Level {
         self.stages[s].iter().all(|clause| clause.iter().any(|p| present[*p as usize]))
     }
 
-    /// True when some stage's clauses all have a literal present in `line`.
+    /// True when some stage's clauses all have a literal present in `line`. A level of one stage
+    /// stops scanning as soon as its clauses all hold (a line that must be parsed anyway).
     fn possible(&self, line: &[u8], lowered: &[u8], present: &mut Vec<bool>) -> bool {
+        if let ([cnf], Some(clauses_of)) = (&self.stages[..], &self.clauses_of) {
+            let mut held: smallvec::SmallVec<[bool; 16]> = smallvec::smallvec![false; cnf.len()];
+            let mut left = cnf.len();
+            return self.scan_until(line, lowered, present, |lit| {
+                for &c in &clauses_of[lit as usize] {
+                    if !std::mem::replace(&mut held[c as usize], true) {
+                        left -= 1;
+                    }
+                }
+                left == 0
+            }) || self.stage_possible(0, present);
+        }
         self.scan(line, lowered, present);
         (0..self.stages.len()).any(|s| self.stage_possible(s, present))
     }
