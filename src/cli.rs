@@ -44,11 +44,18 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Parse and compile rule files; print each problem as FILE:LINE:COL with the source line.
     ///
+    /// Rules that would be skipped at start-up (other rule types, `sample` queries, deprecated
+    /// rules in a directory) are skipped here too, with the same warning.
+    ///
     /// Exits 0 when every rule can run, 65 when any cannot, 66 when a path does not exist.
     Validate {
         /// Rule files or directories (searched recursively).
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
+        /// Unsupported rules (other rule types, `sample` queries) are errors, as with
+        /// `eqlstream --strict`.
+        #[arg(long)]
+        strict: bool,
     },
 }
 
@@ -199,6 +206,12 @@ pub struct RunArgs {
     #[arg(long, env = "EQLSTREAM_MAX_BUFFERED_EVENTS", value_name = "N")]
     pub max_buffered_events: Option<usize>,
 
+    /// Refuse to start (exit 65) when a rule cannot run: a rule type other than eql, or a
+    /// `sample` query. Without it such rules are skipped, one warning line each, and the
+    /// summary line counts them. Deprecated rules found in a directory are skipped either way.
+    #[arg(long = "strict", env = "EQLSTREAM_STRICT_RULES")]
+    pub strict_rules: bool,
+
     /// Skip the JSON parse of lines whose bytes prove they cannot match any rule, even with
     /// `prefilter = false` in the config file. On by default; alerts are identical either way.
     #[arg(long, env = "EQLSTREAM_PREFILTER", conflicts_with = "no_prefilter")]
@@ -248,6 +261,7 @@ impl RunArgs {
             socket_mode: self.socket_mode.clone(),
             connection_idle_timeout: self.connection_idle_timeout.clone(),
             max_buffered_events: self.max_buffered_events,
+            strict_rules: self.strict_rules,
             no_prefilter: self.no_prefilter,
             prefilter: self.prefilter,
         }
@@ -294,6 +308,6 @@ mod tests {
         let b = Cli::try_parse_from(["eqlstream", "run", "--workers", "3"]).unwrap();
         assert!(matches!(b.command, Some(Command::Run(ref r)) if r.workers == Some(3)));
         let v = Cli::try_parse_from(["eqlstream", "validate", "a.toml", "dir"]).unwrap();
-        assert!(matches!(v.command, Some(Command::Validate { paths }) if paths.len() == 2));
+        assert!(matches!(v.command, Some(Command::Validate { paths, strict: false }) if paths.len() == 2));
     }
 }

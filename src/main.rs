@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
-use eqlstream::config::{ConfigError, FileConfig, RuleSource, Settings};
+use eqlstream::catalog::{self, LoadError, LoadOptions};
+use eqlstream::config::{ConfigError, FileConfig, Settings};
 use eqlstream::eql::diag;
 use eqlstream::metrics::{self, Metrics, RuleLabels};
 use eqlstream::pipeline::{self, sink, RunContext, Shutdown, Totals};
-use eqlstream::rules::{self, RulesError};
 use eqlstream::ruleset::RuleSet;
 
 // mimalloc: the pipeline allocates per batch and per matched event from several threads; the
@@ -91,9 +91,9 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Some(cli::Command::Validate { paths }) => {
+        Some(cli::Command::Validate { paths, strict }) => {
             let mut err = std::io::stderr().lock();
-            ExitCode::from(eqlstream::validate::run(&paths, &mut err))
+            ExitCode::from(eqlstream::validate::run_with(&paths, LoadOptions { strict }, &mut err))
         }
         Some(cli::Command::Run(args)) => finish(run(&args)),
         None => finish(run(&cli.run)),
@@ -129,44 +129,34 @@ fn config_error(e: ConfigError) -> Fatal {
     }
 }
 
-fn rules_error(e: RulesError) -> Fatal {
+/// The exit code and message of a rule set that cannot be used; its rendered problems go to
+/// stderr first.
+fn load_error(e: LoadError) -> Fatal {
+    let _ = std::io::stderr().lock().write_all(e.rendered().as_bytes());
     let code = if e.is_not_found() { exit::NOINPUT } else { exit::DATAERR };
     Fatal::new(code, e.to_string())
 }
 
+/// Loads the rules under the load policy (`catalog`): skipped rules get one warning line each,
+/// then the summary line; compiler warnings follow per rule.
 fn load_rules(settings: &Settings) -> Result<RuleSet, Fatal> {
-    let loaded = match &settings.rules {
-        RuleSource::Embedded => rules::embedded(),
-        RuleSource::Paths(p) => rules::load_paths(p),
-    }
-    .map_err(rules_error)?;
-    for w in &loaded.warnings {
+    let opts = LoadOptions { strict: settings.strict_rules };
+    let catalog = catalog::load(&settings.rules, opts).map_err(load_error)?;
+    for w in catalog.skipped.iter().filter_map(|s| s.warning()) {
         tracing::warn!("{w}");
     }
-    if loaded.rules.is_empty() {
-        return Err(Fatal::new(exit::DATAERR, "no EQL rule to run (every rule file was skipped or empty)"));
-    }
-    match RuleSet::compile(loaded.rules) {
-        Ok(set) => {
-            for r in &set.rules {
-                for w in r.warnings.iter().take(diag::MAX_PER_FILE) {
-                    tracing::warn!(rule_id = %r.spec.rule_id, "{}", diag::clip(&w.message, diag::MAX_MESSAGE_CHARS));
-                }
-                if r.warnings.len() > diag::MAX_PER_FILE {
-                    let more = r.warnings.len() - diag::MAX_PER_FILE;
-                    tracing::warn!(rule_id = %r.spec.rule_id, more, "More warnings not shown.");
-                }
-            }
-            Ok(set)
+    tracing::info!("{}", catalog.summary());
+    let set = catalog.rules;
+    for r in &set.rules {
+        for w in r.warnings.iter().take(diag::MAX_PER_FILE) {
+            tracing::warn!(rule_id = %r.spec.rule_id, "{}", diag::clip(&w.message, diag::MAX_MESSAGE_CHARS));
         }
-        Err(errors) => {
-            let _ = std::io::stderr().lock().write_all(eqlstream::ruleset::render_errors(&errors).as_bytes());
-            Err(Fatal::new(
-                exit::DATAERR,
-                format!("{} rule error(s) (at most {} shown per rule file)", errors.len(), diag::MAX_PER_FILE),
-            ))
+        if r.warnings.len() > diag::MAX_PER_FILE {
+            let more = r.warnings.len() - diag::MAX_PER_FILE;
+            tracing::warn!(rule_id = %r.spec.rule_id, more, "More warnings not shown.");
         }
     }
+    Ok(set)
 }
 
 fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
