@@ -57,6 +57,57 @@ pub enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Inspect the rule set: `eqlstream rules list`.
+    Rules {
+        /// What to do with the rules.
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+/// Subcommands of `eqlstream rules`.
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// List the rules that would run: id, type (event or sequence), severity, stages (after
+    /// `with runs=N`; "+until" when there is an until clause), the number of literals the
+    /// prefilter looks for (- when a stage has none, which turns the prefilter off for the whole
+    /// set), name and index patterns; then whether the prefilter is on.
+    ///
+    /// Skipped rules are reported on stderr as at start-up. Exits 0, 65 when the rule set cannot
+    /// run, 66 when a path does not exist.
+    List {
+        /// Which rules.
+        #[command(flatten)]
+        rules: RuleArgs,
+        /// One JSON array of objects (rule_id, name, type, severity, index, stages, until,
+        /// prefilter_literals, path) instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The rule set a command works on, chosen as `run` chooses it.
+#[derive(Debug, Default, Args)]
+pub struct RuleArgs {
+    /// Config file (TOML): its `rules`, `strict_rules` and event-time settings are used.
+    #[arg(long, short = 'c', env = "EQLSTREAM_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Rule file or directory (TOML); repeatable. Default: the config file's `rules`, else the
+    /// built-in rules of config/rules/.
+    #[arg(long, short = 'r', env = "EQLSTREAM_RULES", value_name = "PATH", value_delimiter = ',')]
+    pub rules: Vec<PathBuf>,
+
+    /// Unsupported rules (other rule types, `sample` queries) are errors, not skips.
+    #[arg(long = "strict", env = "EQLSTREAM_STRICT_RULES")]
+    pub strict_rules: bool,
+}
+
+impl RuleArgs {
+    /// The flag values as config overrides.
+    pub fn overrides(&self) -> Overrides {
+        Overrides { rules: self.rules.clone(), strict_rules: self.strict_rules, ..Overrides::default() }
+    }
 }
 
 /// Options of the `run` command.
@@ -309,5 +360,8 @@ mod tests {
         assert!(matches!(b.command, Some(Command::Run(ref r)) if r.workers == Some(3)));
         let v = Cli::try_parse_from(["eqlstream", "validate", "a.toml", "dir"]).unwrap();
         assert!(matches!(v.command, Some(Command::Validate { paths, strict: false }) if paths.len() == 2));
+        let l = Cli::try_parse_from(["eqlstream", "rules", "list", "--rules", "a,b", "--json", "--strict"]).unwrap();
+        assert!(matches!(l.command, Some(Command::Rules { command: RulesCommand::List { ref rules, json: true } })
+            if rules.rules.len() == 2 && rules.strict_rules));
     }
 }

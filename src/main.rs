@@ -95,6 +95,9 @@ fn main() -> ExitCode {
             let mut err = std::io::stderr().lock();
             ExitCode::from(eqlstream::validate::run_with(&paths, LoadOptions { strict }, &mut err))
         }
+        Some(cli::Command::Rules { command: cli::RulesCommand::List { rules, json } }) => {
+            finish(rules_list(&rules, json))
+        }
         Some(cli::Command::Run(args)) => finish(run(&args)),
         None => finish(run(&cli.run)),
     }
@@ -157,6 +160,50 @@ fn load_rules(settings: &Settings) -> Result<RuleSet, Fatal> {
         }
     }
     Ok(set)
+}
+
+/// The settings of a command that works on the rule set only (`rules list`, `test`).
+fn rule_settings(args: &cli::RuleArgs) -> Result<Settings, Fatal> {
+    let file = match &args.config {
+        Some(path) => FileConfig::load(path).map_err(config_error)?,
+        None => FileConfig::default(),
+    };
+    Settings::build(file, args.overrides()).map_err(config_error)
+}
+
+/// Loads the rules for a command other than `run`: skip warnings and the summary go to stderr
+/// as plain lines.
+fn load_catalog(settings: &Settings) -> Result<catalog::Catalog, Fatal> {
+    let c = catalog::load(&settings.rules, LoadOptions { strict: settings.strict_rules }).map_err(load_error)?;
+    let mut err = std::io::stderr().lock();
+    for w in c.skipped.iter().filter_map(|s| s.warning()) {
+        let _ = writeln!(err, "{w}");
+    }
+    let _ = writeln!(err, "eqlstream: {}", c.summary());
+    Ok(c)
+}
+
+/// `eqlstream rules list`.
+fn rules_list(args: &cli::RuleArgs, json: bool) -> Result<u8, Fatal> {
+    let settings = rule_settings(args)?;
+    let c = load_catalog(&settings)?;
+    let rows = catalog::list::rows(&c.rules);
+    let text = if json {
+        catalog::list::json(&rows)
+    } else {
+        catalog::list::table(&rows, &c.rules, &settings.timestamp_field, settings.timestamp_precision)
+    };
+    write_stdout(text.as_bytes())
+}
+
+/// Writes a command's output; a closed stdout (`| head`) is not an error.
+fn write_stdout(bytes: &[u8]) -> Result<u8, Fatal> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        Err(e) => Err(Fatal::new(exit::IOERR, format!("writing standard output: {e}"))),
+    }
 }
 
 fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {

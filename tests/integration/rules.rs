@@ -192,3 +192,50 @@ fn strict_refuses_other_rule_types_at_their_type() {
     assert_eq!(o.code, 65, "nothing left to run: {}", o.stderr);
     assert!(o.stderr.contains("no EQL rule to run (loaded 0 rules, skipped 1: 1 not EQL (query 1))"), "{}", o.stderr);
 }
+
+#[test]
+fn rules_list_shows_each_loaded_rule_as_a_table_or_json() {
+    let dir = data("rules");
+    let o = cmd(&["rules", "list", "--rules", dir.to_str().unwrap()]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let table = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 1 + 16 + 1, "{table}");
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(header, ["RULE_ID", "TYPE", "SEVERITY", "STAGES", "PREFILTER", "NAME", "INDEX"]);
+    let seed = lines.iter().find(|l| l.starts_with("1dc56174-5d02-4ca4-af92-e391f096fb21")).expect("seed row");
+    let cols: Vec<&str> = seed.split_whitespace().collect();
+    assert_eq!(&cols[1..5], ["sequence", "high", "3", "35"], "{seed}");
+    assert!(seed.ends_with("logs-cloud_defend.process*,logs-cloud_defend.file*"), "{seed}");
+    let okta = lines.iter().find(|l| l.starts_with("8a0fbd26")).expect("okta row");
+    assert!(okta.contains(" 5+until "), "{okta}");
+    assert!(lines[17].starts_with("prefilter: on, "), "{}", lines[17]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("eqlstream: loaded 16 rules, skipped 0"));
+
+    let o = cmd(&["rules", "list", "--json", "--rules", dir.to_str().unwrap()]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let rows: Vec<Value> = serde_json::from_slice(&o.stdout).expect("a JSON array");
+    assert_eq!(rows.len(), 16);
+    let seed = rows.iter().find(|r| r["rule_id"] == "1dc56174-5d02-4ca4-af92-e391f096fb21").expect("seed");
+    assert_eq!(seed["type"], "sequence");
+    assert_eq!(seed["stages"], 3);
+    assert_eq!(seed["prefilter_literals"], 35);
+    assert_eq!(seed["index"][0], "logs-cloud_defend.process*");
+}
+
+#[test]
+fn rules_list_reports_skips_and_refuses_a_broken_set() {
+    let rule = crate::util::repo("tests/golden/parse/ok_sample_skipped.toml");
+    let seed = crate::util::repo("config/rules");
+    let o = cmd(&["rules", "list", "-r", rule.to_str().unwrap(), "-r", seed.to_str().unwrap()]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("ok_sample_skipped.toml:18:1: warning: sample queries are not supported"), "{err}");
+    assert!(err.contains("loaded 1 rule, skipped 1: 1 sample query"), "{err}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 3);
+    let o = cmd(&["rules", "list", "--strict", "-r", rule.to_str().unwrap()]).output().unwrap();
+    assert_eq!(o.status.code(), Some(65));
+    assert!(o.stdout.is_empty());
+    let o = cmd(&["rules", "list", "-r", "/nonexistent/rules"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(66));
+}
