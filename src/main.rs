@@ -16,7 +16,7 @@ use eqlstream::catalog::{self, LoadError, LoadOptions};
 use eqlstream::config::{ConfigError, FileConfig, Settings};
 use eqlstream::eql::diag;
 use eqlstream::metrics::{self, Metrics, RuleLabels};
-use eqlstream::pipeline::{self, sink, RunContext, Shutdown, Totals};
+use eqlstream::pipeline::{self, sink, LiveRules, RunContext, Shutdown, Totals};
 use eqlstream::ruleset::RuleSet;
 
 // mimalloc: the pipeline allocates per batch and per matched event from several threads; the
@@ -213,8 +213,7 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
         None => FileConfig::default(),
     };
     let settings = Settings::build(file, args.overrides()).map_err(config_error)?;
-    let mut ruleset = load_rules(&settings)?;
-    pipeline::prepare_rules(&mut ruleset, &settings);
+    let ruleset = load_rules(&settings)?;
 
     let labels: Vec<RuleLabels> = ruleset
         .rules
@@ -229,9 +228,7 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
         Metrics::for_run(&labels, settings.max_out_of_orderness)
             .map_err(|e| Fatal::new(exit::SOFTWARE, e.to_string()))?,
     );
-    ruleset.set_max_key_combinations(settings.max_key_combinations);
-    ruleset.count_into(&metrics.handles());
-    let ruleset = Arc::new(ruleset);
+    let rules = LiveRules::new(ruleset, &settings, metrics.clone());
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -277,14 +274,14 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
         None => None,
     };
     tracing::info!(
-        rules = ruleset.rules.len(),
+        rules = rules.current().rules.rules.len(),
         workers = settings.workers,
         partitions = settings.partitions,
         input = ?settings.input,
         "Pipeline started."
     );
     let ctx = RunContext {
-        rules: ruleset,
+        rules,
         metrics,
         shutdown: shutdown.clone(),
         runtime: runtime.handle().clone(),
@@ -299,9 +296,9 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
         pipeline::PipelineError::Source(
             pipeline::source::SourceError::Bind { .. } | pipeline::source::SourceError::PathInUse { .. },
         ) => Fatal::new(exit::CONFIG, e.to_string()),
-        pipeline::PipelineError::FieldsNotPrepared
-        | pipeline::PipelineError::Spawn(_)
-        | pipeline::PipelineError::Panicked { .. } => Fatal::new(exit::SOFTWARE, e.to_string()),
+        pipeline::PipelineError::Spawn(_) | pipeline::PipelineError::Panicked { .. } => {
+            Fatal::new(exit::SOFTWARE, e.to_string())
+        }
         _ => Fatal::new(exit::IOERR, e.to_string()),
     })?;
     eprintln!("eqlstream: {}", report.summary.line(report.seconds));

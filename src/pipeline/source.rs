@@ -109,6 +109,8 @@ pub struct Feeder {
     handles: Handles,
     seq: u64,
     next_line: u64,
+    /// Stamps each batch with the rule-set version it is evaluated with (see [`super::live`]).
+    rules: Option<super::live::Stamp>,
 }
 
 /// The downstream stages have stopped (e.g. stdout closed): stop reading.
@@ -118,15 +120,24 @@ pub struct Closed;
 impl Feeder {
     /// A feeder sending into `tx`; framers take recycled batches from `pool`.
     pub fn new(tx: Sender<Batch>, pool: BatchPool, handles: Handles) -> Feeder {
-        Feeder { tx, pool, handles, seq: 0, next_line: 0 }
+        Feeder { tx, pool, handles, seq: 0, next_line: 0, rules: None }
     }
 
-    /// Assigns the batch its sequence number and first line number, then sends it (blocking while
-    /// the channel is full: this is the backpressure that bounds memory).
+    /// The same feeder, stamping each batch with the version of `rules` current when the batch
+    /// is handed over: the point of the stream where a reloaded rule set takes effect.
+    pub fn with_rules(mut self, rules: &super::live::LiveRules) -> Feeder {
+        self.rules = Some(rules.stamp());
+        self
+    }
+
+    /// Assigns the batch its sequence number, first line number and rule-set version, then
+    /// sends it (blocking while the channel is full: this is the backpressure that bounds
+    /// memory).
     pub fn send(&mut self, mut batch: Batch) -> Result<(), Closed> {
         if !batch.has_input() && batch.origin.marker.is_none() {
             return Ok(());
         }
+        batch.rules = self.rules.as_mut().map(super::live::Stamp::version);
         batch.seq = self.seq;
         batch.first_line = self.next_line;
         self.seq += 1;
