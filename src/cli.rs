@@ -263,6 +263,13 @@ pub struct RunArgs {
     #[arg(long = "strict", env = "EQLSTREAM_STRICT_RULES")]
     pub strict_rules: bool,
 
+    /// Reload the rules when their files change (looked at every second: size, modification
+    /// time, inode of every *.toml under --rules), as SIGHUP always does. A rule set that fails
+    /// to load is refused (errors on stderr) and the running one is kept; unchanged rules keep
+    /// their partial sequences.
+    #[arg(long = "watch", env = "EQLSTREAM_WATCH_RULES")]
+    pub watch_rules: bool,
+
     /// Skip the JSON parse of lines whose bytes prove they cannot match any rule, even with
     /// `prefilter = false` in the config file. On by default; alerts are identical either way.
     #[arg(long, env = "EQLSTREAM_PREFILTER", conflicts_with = "no_prefilter")]
@@ -313,6 +320,7 @@ impl RunArgs {
             connection_idle_timeout: self.connection_idle_timeout.clone(),
             max_buffered_events: self.max_buffered_events,
             strict_rules: self.strict_rules,
+            watch_rules: self.watch_rules,
             no_prefilter: self.no_prefilter,
             prefilter: self.prefilter,
         }

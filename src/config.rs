@@ -147,6 +147,8 @@ pub struct FileConfig {
     /// Refuse the rule set when a rule cannot run (another rule type, a `sample` query)
     /// instead of skipping it with a warning.
     pub strict_rules: Option<bool>,
+    /// Reload the rules when their files change (they are always reloaded on SIGHUP).
+    pub watch_rules: Option<bool>,
     /// Skip the JSON parse of lines that cannot match any rule.
     pub prefilter: Option<bool>,
 }
@@ -284,6 +286,8 @@ pub struct Settings {
     pub max_buffered_events: usize,
     /// Unsupported rules are errors, not skips (`--strict`).
     pub strict_rules: bool,
+    /// Reload the rules when their files change (`--watch`).
+    pub watch_rules: bool,
     /// Skip parsing lines that cannot match.
     pub prefilter: bool,
 }
@@ -354,6 +358,8 @@ pub struct Overrides {
     pub max_buffered_events: Option<usize>,
     #[allow(missing_docs)]
     pub strict_rules: bool,
+    #[allow(missing_docs)]
+    pub watch_rules: bool,
     #[allow(missing_docs)]
     pub no_prefilter: bool,
     #[allow(missing_docs)]
@@ -545,6 +551,7 @@ impl Settings {
             connection_idle_timeout,
             max_buffered_events,
             strict_rules: o.strict_rules || file.strict_rules.unwrap_or(false),
+            watch_rules: o.watch_rules || file.watch_rules.unwrap_or(false),
             prefilter: !o.no_prefilter && (o.prefilter || file.prefilter.unwrap_or(true)),
         })
     }
@@ -646,6 +653,15 @@ mod tests {
         assert!(Settings::build(file, Overrides::default()).unwrap().strict_rules);
         let o = Overrides { strict_rules: true, ..Default::default() };
         assert!(Settings::build(FileConfig::default(), o).unwrap().strict_rules);
+    }
+
+    #[test]
+    fn watch_rules_comes_from_the_file_or_the_flag() {
+        assert!(!Settings::build(FileConfig::default(), Overrides::default()).unwrap().watch_rules);
+        let file = toml::from_str::<FileConfig>("watch_rules = true\n").unwrap();
+        assert!(Settings::build(file, Overrides::default()).unwrap().watch_rules);
+        let o = Overrides { watch_rules: true, ..Default::default() };
+        assert!(Settings::build(FileConfig::default(), o).unwrap().watch_rules);
     }
 
     #[test]

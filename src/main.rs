@@ -249,6 +249,7 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
 
     let shutdown = Shutdown::new();
     spawn_signal_handler(&runtime, shutdown.clone(), settings.shutdown_timeout);
+    let reloads = start_reloads(&runtime, &settings, &rules, metrics.handles())?;
 
     let totals = Arc::new(Totals::default());
     if settings.progress {
@@ -289,6 +290,7 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
         totals,
     };
     let report = pipeline::run(&settings, ctx);
+    reloads.stop();
     if let Some(s) = server {
         s.shutdown();
     }
@@ -309,6 +311,41 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
     }
     runtime.shutdown_timeout(Duration::from_millis(100));
     Ok(0)
+}
+
+/// SIGHUP (and, with `--watch`, a change of the rule files) reloads the rules on the reload
+/// thread. The SIGHUP handler is installed before this returns, so a SIGHUP sent once
+/// "Pipeline started." is logged never kills the process (the default action).
+fn start_reloads(
+    rt: &tokio::runtime::Runtime,
+    settings: &Settings,
+    rules: &LiveRules,
+    handles: metrics::Handles,
+) -> Result<catalog::reload::ReloadThread, Fatal> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (tx, rx) = crossbeam_channel::bounded::<()>(1);
+    let hangup = {
+        let _in_runtime = rt.enter();
+        signal(SignalKind::hangup())
+    };
+    match hangup {
+        Ok(mut hangup) => {
+            rt.spawn(async move {
+                while hangup.recv().await.is_some() {
+                    // Full: a reload is already pending, which reads the files as they are now.
+                    let _ = tx.try_send(());
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "Cannot install the SIGHUP handler; rules reload only with --watch."),
+    }
+    if settings.watch_rules && settings.rules == eqlstream::config::RuleSource::Embedded {
+        tracing::warn!("--watch: the rules are built into the binary; there are no rule files to watch.");
+    }
+    let opts = LoadOptions { strict: settings.strict_rules };
+    let reloader = catalog::reload::Reloader::new(settings.rules.clone(), opts, rules.clone(), handles);
+    catalog::reload::spawn(reloader, settings.watch_rules, rx)
+        .map_err(|e| Fatal::new(exit::SOFTWARE, format!("cannot start the rule reload thread: {e}")))
 }
 
 /// First SIGTERM/SIGINT: stop reading and drain (bounded by `timeout`); a second: exit at once.

@@ -25,6 +25,7 @@
 //! and the caller decides where they go (stderr at start-up and on reload, `validate`'s output).
 
 pub mod list;
+pub mod reload;
 
 use std::path::PathBuf;
 

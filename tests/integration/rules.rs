@@ -239,3 +239,265 @@ fn rules_list_reports_skips_and_refuses_a_broken_set() {
     let o = cmd(&["rules", "list", "-r", "/nonexistent/rules"]).output().unwrap();
     assert_eq!(o.status.code(), Some(66));
 }
+
+/// A rule file with one EQL query.
+fn eql_rule(id: &str, query: &str) -> String {
+    format!(
+        "[metadata]\nmaturity = \"production\"\n\n[rule]\nname = \"Reload test {id}\"\nrule_id = \"{id}\"\n\
+         risk_score = 21\nseverity = \"low\"\ndescription = \"d\"\nindex = [\"logs-*\"]\ntype = \"eql\"\n\
+         query = '''\n{query}\n'''\n"
+    )
+}
+
+/// A small event at `10:00:SS.mmm` of the seed cases' day.
+fn marker(at: &str, name: &str) -> String {
+    format!(
+        "{{\"@timestamp\":\"2026-03-05T10:00:{at}Z\",\"event\":{{\"category\":[\"process\"],\"id\":\"{name}-{at}\"}},\
+         \"container\":{{\"id\":\"c0\"}},\"process\":{{\"name\":\"{name}\"}}}}\n"
+    )
+}
+
+/// A running eqlstream with stdin open, its stdout and stderr collected as they come, and its
+/// metrics address.
+struct Running {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: crate::util::Collected,
+    stderr: crate::util::Collected,
+    metrics: String,
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Running {
+        use std::process::Stdio;
+        let mut all = vec!["--metrics-address", "127.0.0.1:0", "--workers", "2", "--batch-size", "1"];
+        all.extend_from_slice(args);
+        let mut child = cmd(&all).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let stdin = child.stdin.take();
+        let stdout = crate::util::Collected::start(child.stdout.take().unwrap());
+        let stderr = crate::util::Collected::start(child.stderr.take().unwrap());
+        let mut r = Running { child, stdin, stdout, stderr, metrics: String::new() };
+        r.wait_stderr("Pipeline started.");
+        let err = r.stderr_text();
+        r.metrics = err
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("eqlstream: metrics on http://"))
+            .map(|a| a.trim_end_matches("/metrics").to_string())
+            .expect("the metrics address is printed");
+        r
+    }
+
+    fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.snapshot()).into_owned()
+    }
+
+    fn wait_stderr(&mut self, what: &str) {
+        let found =
+            self.stderr.wait_for(std::time::Duration::from_secs(30), |b| String::from_utf8_lossy(b).contains(what));
+        if !found {
+            let _ = self.child.kill();
+            panic!("never saw {what:?} on stderr:\n{}", self.stderr_text());
+        }
+    }
+
+    fn write(&mut self, lines: &str) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(lines.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Waits until `n` lines are out: those lines were read and handed over, with the rules of
+    /// that moment.
+    fn wait_lines(&mut self, n: usize) {
+        if !self.stdout.wait_for(std::time::Duration::from_secs(30), |b| crate::util::line_count(b) >= n) {
+            let _ = self.child.kill();
+            panic!("fewer than {n} lines out; stderr:\n{}", self.stderr_text());
+        }
+    }
+
+    fn metric(&self, series: &str) -> f64 {
+        crate::metrics::value(&crate::metrics::scrape(&self.metrics, "/metrics"), series)
+    }
+
+    fn hangup(&self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGHUP);
+        }
+    }
+
+    /// Closes stdin and returns stdout, stderr and the exit code.
+    fn finish(mut self) -> (Vec<u8>, String, i32) {
+        drop(self.stdin.take());
+        let code = self.child.wait().unwrap().code().unwrap_or(-1);
+        let err = String::from_utf8_lossy(&self.stderr.finish()).into_owned();
+        (self.stdout.finish(), err, code)
+    }
+}
+
+/// (rule_id, event ids) of each alert line, in output order.
+fn alert_ids(stdout: &[u8]) -> Vec<(String, Vec<String>)> {
+    crate::util::Output { stdout: stdout.to_vec(), stderr: String::new(), code: 0 }
+        .alerts()
+        .iter()
+        .map(|a| {
+            let ids = a["eql"]["events"]
+                .as_array()
+                .map(|e| e.iter().map(|e| e["event"]["id"].as_str().unwrap_or("?").to_string()).collect())
+                .unwrap_or_default();
+            (a["rule"]["id"].as_str().unwrap_or("?").to_string(), ids)
+        })
+        .collect()
+}
+
+const SEED_ID: &str = "1dc56174-5d02-4ca4-af92-e391f096fb21";
+const P1: [&str; 3] = [
+    "00000000-0000-0000-0000-000000000001",
+    "00000000-0000-0000-0000-000000000002",
+    "00000000-0000-0000-0000-000000000003",
+];
+const SEQ_C_V1: &str =
+    "sequence by container.id [process where process.name == \"c1\"] [process where process.name == \"c2\"]";
+const SEQ_C_V2: &str =
+    "sequence by container.id [process where process.name == \"c1\"] [process where process.name in (\"c2\")]";
+
+/// The seed rule (unchanged by the reload), an event rule `b` whose query changes, a sequence
+/// rule `c` whose query changes, and (after the reload) a new rule `d`.
+fn reload_rules(dir: &Path) {
+    std::fs::copy(
+        crate::util::repo("config/rules/defense_evasion_file_creation_execution_deletion_cradle.toml"),
+        dir.join("seed.toml"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("b.toml"), eql_rule("reload-b", "process where process.name == \"v1\"")).unwrap();
+    std::fs::write(dir.join("c.toml"), eql_rule("reload-c", SEQ_C_V1)).unwrap();
+}
+
+/// The first three lines of the seed cases: P1's creation, execution and deletion.
+fn p1_lines() -> Vec<String> {
+    let seed = std::fs::read_to_string(data("cloud_defend/seed_rule_cases.ndjson")).unwrap();
+    seed.lines().take(3).map(|l| format!("{l}\n")).collect()
+}
+
+/// Acceptance of issue 14, item 4 (reload): after SIGHUP with one rule file replaced, a sequence
+/// of the unchanged seed rule that started before the reload completes after it; the replaced
+/// rules follow their new queries (a changed sequence rule starts empty); a new rule's metric
+/// series exist. Run with the partial sequence still in the reorder buffer (2 s allowance) and
+/// already in the partition's machine (0 s).
+#[test]
+fn sighup_reload_keeps_the_sequences_of_unchanged_rules() {
+    for allowance in ["2s", "0s"] {
+        let dir = tempfile::tempdir().unwrap();
+        reload_rules(dir.path());
+        let mut e = Running::start(&[
+            "--rules",
+            dir.path().to_str().unwrap(),
+            "--max-out-of-orderness",
+            allowance,
+            "--idle-release",
+            "1h",
+        ]);
+        let p1 = p1_lines();
+        // Before: P1's first two stages, c's first stage, b's v1 event (an alert at once).
+        let before = format!("{}{}{}{}", p1[0], p1[1], marker("01.200", "c1"), marker("01.500", "v1"));
+        e.write(&before);
+        e.wait_lines(5);
+        std::fs::write(dir.path().join("b.toml"), eql_rule("reload-b", "process where process.name == \"v2\""))
+            .unwrap();
+        std::fs::write(dir.path().join("c.toml"), eql_rule("reload-c", SEQ_C_V2)).unwrap();
+        std::fs::write(dir.path().join("d.toml"), eql_rule("reload-d", "process where process.name == \"d\"")).unwrap();
+        e.hangup();
+        e.wait_stderr("Rules reloaded");
+        assert_eq!(e.metric("eqlstream_rule_reloads_total{result=\"success\"}"), 1.0);
+        assert_eq!(e.metric("eqlstream_rules_loaded"), 4.0);
+        assert_eq!(e.metric("eqlstream_alerts_total{rule_id=\"reload-d\",rule_name=\"Reload test reload-d\"}"), 0.0);
+        assert_eq!(e.metric("eqlstream_partial_sequences{rule_id=\"reload-d\"}"), 0.0);
+        // After: P1's deletion, c's second stage, b's v1 and v2 events, d's event.
+        let after = format!(
+            "{}{}{}{}{}",
+            p1[2],
+            marker("02.500", "c2"),
+            marker("03.000", "v1"),
+            marker("03.500", "v2"),
+            marker("04.000", "d")
+        );
+        e.write(&after);
+        let (stdout, stderr, code) = e.finish();
+        assert_eq!(code, 0, "{stderr}");
+        let mut alerts = alert_ids(&stdout);
+        alerts.sort();
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            alerts,
+            [
+                (SEED_ID.to_string(), ids(&P1)),
+                ("reload-b".to_string(), ids(&["v1-01.500"])),
+                ("reload-b".to_string(), ids(&["v2-03.500"])),
+                ("reload-d".to_string(), ids(&["d-04.000"])),
+            ],
+            "allowance {allowance}; stderr:\n{stderr}"
+        );
+        // Every input line passed through once, in order.
+        let text = String::from_utf8(stdout).unwrap();
+        let passed: String =
+            text.lines().filter(|l| !l.contains("\"kind\":\"alert\"")).map(|l| format!("{l}\n")).collect();
+        assert_eq!(passed, before + &after, "allowance {allowance}");
+        assert!(stderr.contains("Reloaded rules in effect from this point of the input"), "{stderr}");
+    }
+}
+
+/// A broken replacement is refused: the errors are on stderr at `FILE:LINE:COL`, the failure is
+/// counted, and the running rules go on (the seed sequence started before completes, the old
+/// `b` still fires). Triggered by `--watch` (the file change), then by SIGHUP; fixing the file
+/// then reloads it (`--watch`).
+#[test]
+fn a_broken_reload_is_refused_and_the_old_rules_keep_running() {
+    let dir = tempfile::tempdir().unwrap();
+    reload_rules(dir.path());
+    let mut e = Running::start(&["--rules", dir.path().to_str().unwrap(), "--watch", "--max-out-of-orderness", "0s"]);
+    e.wait_stderr("Watching the rule files for changes.");
+    let p1 = p1_lines();
+    let before = format!("{}{}{}", p1[0], p1[1], marker("01.500", "v1"));
+    e.write(&before);
+    e.wait_lines(4);
+    // `=` for `==`: the usual mistake, on line 13 of the file (the query starts on line 13).
+    std::fs::write(dir.path().join("b.toml"), eql_rule("reload-b", "process where process.name = \"v2\"")).unwrap();
+    e.wait_stderr("Rule reload refused");
+    let b = dir.path().join("b.toml");
+    let err = e.stderr_text();
+    assert!(err.contains(&format!("{}:13:28: error: expected a comparison operator", b.display())), "{err}");
+    assert!(err.contains("trigger=\"rule files changed\""), "{err}");
+    assert_eq!(e.metric("eqlstream_rule_reloads_total{result=\"failure\"}"), 1.0);
+    assert_eq!(e.metric("eqlstream_rule_reloads_total{result=\"success\"}"), 0.0);
+    assert_eq!(e.metric("eqlstream_rules_loaded"), 3.0);
+    e.hangup();
+    let refused_twice = wait_until_metric(&e, "eqlstream_rule_reloads_total{result=\"failure\"}", 2.0);
+    assert!(refused_twice, "SIGHUP reloads too:\n{}", e.stderr_text());
+    e.write(&format!("{}{}", p1[2], marker("03.000", "v1")));
+    e.wait_lines(8);
+    std::fs::write(dir.path().join("b.toml"), eql_rule("reload-b", "process where process.name == \"v2\"")).unwrap();
+    e.wait_stderr("Rules reloaded");
+    assert_eq!(e.metric("eqlstream_rule_reloads_total{result=\"success\"}"), 1.0);
+    e.write(&format!("{}{}", marker("04.000", "v1"), marker("04.500", "v2")));
+    let (stdout, stderr, code) = e.finish();
+    assert_eq!(code, 0, "{stderr}");
+    let mut alerts = alert_ids(&stdout);
+    alerts.sort();
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        alerts,
+        [
+            (SEED_ID.to_string(), ids(&P1)),
+            ("reload-b".to_string(), ids(&["v1-01.500"])),
+            ("reload-b".to_string(), ids(&["v1-03.000"])),
+            ("reload-b".to_string(), ids(&["v2-04.500"])),
+        ],
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("Reloaded rules in effect").count(), 1, "only the good set was published: {stderr}");
+}
+
+fn wait_until_metric(e: &Running, series: &str, want: f64) -> bool {
+    crate::util::wait_until(std::time::Duration::from_secs(30), || e.metric(series) == want)
+}

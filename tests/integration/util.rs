@@ -152,6 +152,11 @@ impl Collected {
         wait_until(limit, || done(&self.buf.lock().unwrap()))
     }
 
+    /// The output so far.
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.buf.lock().unwrap().clone()
+    }
+
     /// Waits for the end of the output and returns all of it.
     pub fn finish(self) -> Vec<u8> {
         self.reader.join().expect("output reader");
