@@ -57,6 +57,28 @@ pub enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Run rule fixtures: each rule's events through the pipeline, compared with the alerts
+    /// they must give.
+    ///
+    /// Layout: DIR/<rule>/events.ndjson and DIR/<rule>/expected.jsonl (one case), and/or
+    /// DIR/<rule>/<case>/events.ndjson and .../expected.jsonl (named cases). <rule> is a loaded
+    /// rule's rule_id or its file name without .toml; only that rule runs on the case's events.
+    /// A line of expected.jsonl names one alert: {"rule_id": "...", "join_keys": [...],
+    /// "event_ids": ["...", ...]} (rule_id optional; event_ids are the events' event.id values in
+    /// sequence order, null for an event without one; an empty file expects no alert). Alerts
+    /// are compared as a multiset; a mismatch shows expected alerts not produced (-) and
+    /// produced ones not expected (+).
+    ///
+    /// Exits 0 when every case passes, 1 when one fails (or none is found), 65 when the rules
+    /// cannot run, 66 when a directory does not exist.
+    Test {
+        /// Fixture directories (a root of <rule> directories, or one <rule> directory).
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+        /// Which rules.
+        #[command(flatten)]
+        rules: RuleArgs,
+    },
     /// Inspect the rule set: `eqlstream rules list`.
     Rules {
         /// What to do with the rules.
@@ -368,6 +390,10 @@ mod tests {
         assert!(matches!(b.command, Some(Command::Run(ref r)) if r.workers == Some(3)));
         let v = Cli::try_parse_from(["eqlstream", "validate", "a.toml", "dir"]).unwrap();
         assert!(matches!(v.command, Some(Command::Validate { paths, strict: false }) if paths.len() == 2));
+        let t = Cli::try_parse_from(["eqlstream", "test", "fixtures", "--rules", "r.toml"]).unwrap();
+        assert!(
+            matches!(t.command, Some(Command::Test { ref dirs, ref rules }) if dirs.len() == 1 && rules.rules.len() == 1)
+        );
         let l = Cli::try_parse_from(["eqlstream", "rules", "list", "--rules", "a,b", "--json", "--strict"]).unwrap();
         assert!(matches!(l.command, Some(Command::Rules { command: RulesCommand::List { ref rules, json: true } })
             if rules.rules.len() == 2 && rules.strict_rules));

@@ -188,6 +188,9 @@ pub enum InputSpec {
     Tcp(String),
     /// A Unix stream socket at this path.
     Unix(PathBuf),
+    /// A regular file, read once to its end like stdin. Not a command-line input (`parse` never
+    /// gives it): `eqlstream test` runs each fixture's events this way.
+    File(PathBuf),
 }
 
 impl InputSpec {

@@ -98,6 +98,7 @@ fn main() -> ExitCode {
         Some(cli::Command::Rules { command: cli::RulesCommand::List { rules, json } }) => {
             finish(rules_list(&rules, json))
         }
+        Some(cli::Command::Test { dirs, rules }) => finish(test_fixtures(&dirs, &rules)),
         Some(cli::Command::Run(args)) => finish(run(&args)),
         None => finish(run(&cli.run)),
     }
@@ -194,6 +195,20 @@ fn rules_list(args: &cli::RuleArgs, json: bool) -> Result<u8, Fatal> {
         catalog::list::table(&rows, &c.rules, &settings.timestamp_field, settings.timestamp_precision)
     };
     write_stdout(text.as_bytes())
+}
+
+/// `eqlstream test DIR...`: 0 when every case passes, 1 when one fails or none is found.
+fn test_fixtures(dirs: &[std::path::PathBuf], args: &cli::RuleArgs) -> Result<u8, Fatal> {
+    use catalog::fixtures::{self, FixtureError};
+    let settings = rule_settings(args)?;
+    let c = load_catalog(&settings)?;
+    let mut out = std::io::stdout().lock();
+    let report = fixtures::run(dirs, &c.rules, &settings, &mut out).map_err(|e| match e {
+        FixtureError::NotFound(_) => Fatal::new(exit::NOINPUT, e.to_string()),
+        FixtureError::Runtime(_) => Fatal::new(exit::SOFTWARE, e.to_string()),
+    })?;
+    let _ = out.flush();
+    Ok(if report.failed == 0 && report.passed > 0 { 0 } else { 1 })
 }
 
 /// Writes a command's output; a closed stdout (`| head`) is not an error.

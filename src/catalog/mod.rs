@@ -24,6 +24,7 @@
 //! Nothing here prints: [`load`] returns the rule set with its skips, or the rendered errors,
 //! and the caller decides where they go (stderr at start-up and on reload, `validate`'s output).
 
+pub mod fixtures;
 pub mod list;
 pub mod reload;
 

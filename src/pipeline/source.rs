@@ -161,10 +161,11 @@ pub fn grow_pipe(fd: i32) {
     let _ = fd;
 }
 
-/// Waits until fd 0 is readable or `POLL_INTERVAL_MS` passes; true when readable (or on error,
+/// Waits until `fd` is readable or `POLL_INTERVAL_MS` passes; true when readable (or on error,
 /// so that the following read reports it).
-fn stdin_ready() -> bool {
-    let mut pfd = libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 };
+fn fd_ready(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
     // SAFETY: one valid pollfd, count 1.
     let n = unsafe { libc::poll(&mut pfd, 1, POLL_INTERVAL_MS) };
     // EINTR (a signal, e.g. the SIGTERM we must react to) is "not ready": loop and check.
@@ -174,15 +175,33 @@ fn stdin_ready() -> bool {
 /// The source id of standard input (connections count from 1).
 pub const STDIN_SOURCE: u32 = 0;
 
-fn read_stdin(cfg: &SourceConfig, mut feeder: Feeder, shutdown: &Shutdown) -> Result<(), SourceError> {
+fn read_stdin(cfg: &SourceConfig, feeder: Feeder, shutdown: &Shutdown) -> Result<(), SourceError> {
     grow_pipe(0);
     let stdin = std::io::stdin();
-    let fd = stdin.as_fd();
     let info = SourceInfo { name: "stdin".into(), label: "stdin".into() };
+    read_fd(cfg, feeder, shutdown, stdin.as_fd(), info, "standard input")
+}
+
+/// A file read once to its end as the one source, as stdin is (used by `eqlstream test`).
+fn read_file(cfg: &SourceConfig, feeder: Feeder, shutdown: &Shutdown, path: &Path) -> Result<(), SourceError> {
+    let file = std::fs::File::open(path).map_err(|source| SourceError::Read { what: "input file", source })?;
+    let info = SourceInfo { name: path.display().to_string(), label: "file".into() };
+    read_fd(cfg, feeder, shutdown, file.as_fd(), info, "input file")
+}
+
+/// Reads `fd` to its end as the source [`STDIN_SOURCE`] (opened and closed in band).
+fn read_fd(
+    cfg: &SourceConfig,
+    mut feeder: Feeder,
+    shutdown: &Shutdown,
+    fd: std::os::fd::BorrowedFd<'_>,
+    info: SourceInfo,
+    what: &'static str,
+) -> Result<(), SourceError> {
     if feeder.send(Batch::marker(STDIN_SOURCE, SourceMarker::Opened(Arc::new(info)))).is_err() {
         return Ok(());
     }
-    let result = read_stdin_lines(cfg, &mut feeder, shutdown, fd);
+    let result = read_fd_lines(cfg, &mut feeder, shutdown, fd, what);
     let _ = feeder.send(Batch::marker(STDIN_SOURCE, SourceMarker::Closed));
     result
 }
@@ -222,11 +241,12 @@ fn report_dropped(handles: &Handles, source: &str, dropped: usize) {
     );
 }
 
-fn read_stdin_lines(
+fn read_fd_lines(
     cfg: &SourceConfig,
     feeder: &mut Feeder,
     shutdown: &Shutdown,
     fd: std::os::fd::BorrowedFd<'_>,
+    what: &'static str,
 ) -> Result<(), SourceError> {
     let mut framer = Framer::with_pool(cfg.batch_size, feeder.pool.clone())
         .for_source(STDIN_SOURCE)
@@ -237,7 +257,7 @@ fn read_stdin_lines(
         if shutdown.is_triggered() {
             match at_shutdown(&framer, &mut deadline, cfg.line_grace) {
                 AtShutdown::Stop => {
-                    tracing::info!("Shutdown requested: stopped reading standard input.");
+                    tracing::info!("Shutdown requested: stopped reading {what}.");
                     break;
                 }
                 AtShutdown::Drop => {
@@ -251,7 +271,7 @@ fn read_stdin_lines(
                 AtShutdown::FinishLine => {}
             }
         }
-        if !stdin_ready() {
+        if !fd_ready(fd) {
             continue;
         }
         // Straight into the batch buffer: the kernel's copy is the only one.
@@ -265,7 +285,7 @@ fn read_stdin_lines(
                 for b in out.drain(..) {
                     let _ = feeder.send(b);
                 }
-                return Err(SourceError::Read { what: "standard input", source });
+                return Err(SourceError::Read { what, source });
             }
         }
         let line_ended = out.iter().any(|b| !b.is_empty());
@@ -568,6 +588,7 @@ pub fn run(
 ) -> Result<(), SourceError> {
     match input {
         InputSpec::Stdin => read_stdin(cfg, feeder, shutdown),
+        InputSpec::File(path) => read_file(cfg, feeder, shutdown, path),
         InputSpec::Tcp(addr) => {
             let listener = rt
                 .block_on(tokio::net::TcpListener::bind(addr.as_str()))

@@ -501,3 +501,82 @@ fn a_broken_reload_is_refused_and_the_old_rules_keep_running() {
 fn wait_until_metric(e: &Running, series: &str, want: f64) -> bool {
     crate::util::wait_until(std::time::Duration::from_secs(30), || e.metric(series) == want)
 }
+
+const SEED_FIXTURE: &str = "config/rules/tests/defense_evasion_file_creation_execution_deletion_cradle/seed_cases";
+
+#[test]
+fn the_shipped_seed_fixture_passes() {
+    let o = cmd(&["test", crate::util::repo("config/rules/tests").to_str().unwrap()]).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        out.starts_with("test defense_evasion_file_creation_execution_deletion_cradle/seed_cases ... ok (6 alerts)\n")
+    );
+    assert!(out.ends_with("test result: ok. 1 passed; 0 failed; 0 rules without fixtures\n"), "{out}");
+}
+
+/// The committed fixture is the seed cases: the same events, and Elasticsearch's sequences.
+#[test]
+fn the_seed_fixture_is_the_seed_cases() {
+    let dir = crate::util::repo(SEED_FIXTURE);
+    assert!(
+        std::fs::read(dir.join("events.ndjson")).unwrap()
+            == std::fs::read(data("cloud_defend/seed_rule_cases.ndjson")).unwrap(),
+        "events.ndjson differs from tests/data/cloud_defend/seed_rule_cases.ndjson"
+    );
+    let es = std::fs::read_to_string(data("cloud_defend/seed_rule_cases.expected_es.jsonl")).unwrap();
+    let fixture = std::fs::read_to_string(dir.join("expected.jsonl")).unwrap();
+    assert_eq!(es.lines().count(), fixture.lines().count());
+    for (e, f) in es.lines().zip(fixture.lines()) {
+        let (e, f): (Value, Value) = (serde_json::from_str(e).unwrap(), serde_json::from_str(f).unwrap());
+        assert_eq!(f["rule_id"], SEED_ID);
+        assert_eq!(f["join_keys"], e["join_keys"]);
+        assert_eq!(f["event_ids"], e["ids"]);
+    }
+}
+
+#[test]
+fn a_fixture_mismatch_shows_what_differs_and_exits_1() {
+    let root = tempfile::tempdir().unwrap();
+    let seed_events = std::fs::read(data("cloud_defend/seed_rule_cases.ndjson")).unwrap();
+    let expected = std::fs::read_to_string(crate::util::repo(SEED_FIXTURE).join("expected.jsonl")).unwrap();
+    // By rule_id, one case: the first expected alert left out, so it is unexpected (+).
+    let by_id = root.path().join(SEED_ID);
+    std::fs::create_dir_all(&by_id).unwrap();
+    std::fs::write(by_id.join("events.ndjson"), &seed_events).unwrap();
+    std::fs::write(
+        by_id.join("expected.jsonl"),
+        expected.lines().skip(1).map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+    // By file name, a named case: only P1's events, and an alert that cannot come (-).
+    let by_name = root.path().join("defense_evasion_file_creation_execution_deletion_cradle/p1");
+    std::fs::create_dir_all(&by_name).unwrap();
+    std::fs::write(by_name.join("events.ndjson"), p1_lines().concat()).unwrap();
+    let first = expected.lines().next().unwrap();
+    std::fs::write(by_name.join("expected.jsonl"), format!("{first}\n{{\"join_keys\":[],\"event_ids\":[\"x\"]}}\n"))
+        .unwrap();
+    // A directory naming no rule.
+    std::fs::create_dir_all(root.path().join("no-such-rule")).unwrap();
+    let o = cmd(&["test", root.path().to_str().unwrap()]).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], format!("test {SEED_ID} ... FAILED"), "{out}");
+    assert!(lines[2].starts_with(&format!("    + {{\"rule_id\":\"{SEED_ID}\",\"join_keys\":[\"1d556f67")), "{out}");
+    assert_eq!(lines[3], "    (0 expected alerts not produced (-), 1 produced not expected (+))", "{out}");
+    assert_eq!(lines[4], "test defense_evasion_file_creation_execution_deletion_cradle/p1 ... FAILED", "{out}");
+    assert_eq!(
+        lines[6],
+        format!("    - {{\"rule_id\":\"{SEED_ID}\",\"join_keys\":[],\"event_ids\":[\"x\"]}}"),
+        "{out}"
+    );
+    assert_eq!(lines[7], "    (1 expected alert not produced (-), 0 produced not expected (+))", "{out}");
+    assert_eq!(lines[8], "test no-such-rule ... FAILED", "{out}");
+    assert!(out.ends_with("test result: FAILED. 0 passed; 3 failed; 0 rules without fixtures\n"), "{out}");
+    let o = cmd(&["test", "/nonexistent/fixtures"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(66));
+    let empty = tempfile::tempdir().unwrap();
+    let o = cmd(&["test", empty.path().to_str().unwrap()]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "no case is not a pass");
+}
