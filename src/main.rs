@@ -228,6 +228,17 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
         None => FileConfig::default(),
     };
     let settings = Settings::build(file, args.overrides()).map_err(config_error)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("eqlstream-io")
+        .enable_all()
+        .build()
+        .map_err(|e| Fatal::new(exit::SOFTWARE, format!("cannot start the I/O runtime: {e}")))?;
+    // Before the rules load: a SIGHUP from then on asks for a reload (served once running)
+    // instead of killing the process.
+    let reload_requests = catch_hangup(&runtime);
+    // The rule files as they are read now: --watch reloads when they differ from this.
+    let watched = settings.watch_rules.then(|| catalog::reload::Snapshot::take(catalog::paths(&settings.rules)));
     let ruleset = load_rules(&settings)?;
 
     let labels: Vec<RuleLabels> = ruleset
@@ -245,13 +256,6 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
     );
     let rules = LiveRules::new(ruleset, &settings, metrics.clone());
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("eqlstream-io")
-        .enable_all()
-        .build()
-        .map_err(|e| Fatal::new(exit::SOFTWARE, format!("cannot start the I/O runtime: {e}")))?;
-
     let server = match settings.metrics_address {
         Some(addr) => {
             let s = metrics::serve(metrics.clone(), addr, runtime.handle())
@@ -264,7 +268,7 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
 
     let shutdown = Shutdown::new();
     spawn_signal_handler(&runtime, shutdown.clone(), settings.shutdown_timeout);
-    let reloads = start_reloads(&runtime, &settings, &rules, metrics.handles())?;
+    let reloads = start_reloads((reload_requests, watched), &settings, &rules, metrics.handles())?;
 
     let totals = Arc::new(Totals::default());
     if settings.progress {
@@ -328,15 +332,9 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
     Ok(0)
 }
 
-/// SIGHUP (and, with `--watch`, a change of the rule files) reloads the rules on the reload
-/// thread. The SIGHUP handler is installed before this returns, so a SIGHUP sent once
-/// "Pipeline started." is logged never kills the process (the default action).
-fn start_reloads(
-    rt: &tokio::runtime::Runtime,
-    settings: &Settings,
-    rules: &LiveRules,
-    handles: metrics::Handles,
-) -> Result<catalog::reload::ReloadThread, Fatal> {
+/// Installs the SIGHUP handler (before this returns, so that SIGHUP, whose default action ends
+/// the process, never does from here on): each SIGHUP becomes a reload request.
+fn catch_hangup(rt: &tokio::runtime::Runtime) -> crossbeam_channel::Receiver<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let (tx, rx) = crossbeam_channel::bounded::<()>(1);
     let hangup = {
@@ -354,12 +352,23 @@ fn start_reloads(
         }
         Err(e) => tracing::warn!(error = %e, "Cannot install the SIGHUP handler; rules reload only with --watch."),
     }
+    rx
+}
+
+/// Starts the reload thread: SIGHUP (requests from [`catch_hangup`]) and, with `--watch`, a
+/// change of the rule files reload the rules.
+fn start_reloads(
+    (requests, watched): (crossbeam_channel::Receiver<()>, Option<catalog::reload::Snapshot>),
+    settings: &Settings,
+    rules: &LiveRules,
+    handles: metrics::Handles,
+) -> Result<catalog::reload::ReloadThread, Fatal> {
     if settings.watch_rules && settings.rules == eqlstream::config::RuleSource::Embedded {
         tracing::warn!("--watch: the rules are built into the binary; there are no rule files to watch.");
     }
     let opts = LoadOptions { strict: settings.strict_rules };
     let reloader = catalog::reload::Reloader::new(settings.rules.clone(), opts, rules.clone(), handles);
-    catalog::reload::spawn(reloader, settings.watch_rules, rx)
+    catalog::reload::spawn(reloader, watched, requests)
         .map_err(|e| Fatal::new(exit::SOFTWARE, format!("cannot start the rule reload thread: {e}")))
 }
 

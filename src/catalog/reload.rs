@@ -163,14 +163,16 @@ impl ReloadThread {
     }
 }
 
-/// Starts the reload thread: a reload per message on `requests` (SIGHUP) and, with `watch`, one
-/// whenever the rule files change (looked at every [`WATCH_INTERVAL`]).
-pub fn spawn(reloader: Reloader, watch: bool, requests: Receiver<()>) -> std::io::Result<ReloadThread> {
+/// Starts the reload thread: a reload per message on `requests` (SIGHUP) and, with `watch` (a
+/// [`Snapshot`] of the files as they were when the running rules were read: take it before
+/// loading them), one whenever the rule files differ from the last look (every
+/// [`WATCH_INTERVAL`]).
+pub fn spawn(reloader: Reloader, watch: Option<Snapshot>, requests: Receiver<()>) -> std::io::Result<ReloadThread> {
     let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
     let paths = super::paths(&reloader.source).to_vec();
-    let watch = watch && !paths.is_empty();
+    let watch = watch.filter(|_| !paths.is_empty());
     let handle = std::thread::Builder::new().name("rules-reload".into()).spawn(move || {
-        let mut last = if watch { Snapshot::take(&paths) } else { Snapshot::default() };
+        let (watch, mut last) = (watch.is_some(), watch.unwrap_or_default());
         if watch {
             tracing::info!(files = last.len(), "Watching the rule files for changes.");
         }

@@ -580,3 +580,16 @@ fn a_fixture_mismatch_shows_what_differs_and_exits_1() {
     let o = cmd(&["test", empty.path().to_str().unwrap()]).output().unwrap();
     assert_eq!(o.status.code(), Some(1), "no case is not a pass");
 }
+
+/// SIGHUP, whose default action ends a process, only asks for a reload; with the built-in rules
+/// there is nothing to reload.
+#[test]
+fn sighup_with_the_built_in_rules_reloads_nothing_and_stops_nothing() {
+    let mut e = Running::start(&[]);
+    e.hangup();
+    e.wait_stderr("The rules are built into the binary: nothing to reload.");
+    e.write(&p1_lines().concat());
+    let (stdout, stderr, code) = e.finish();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(crate::util::line_count(&stdout), 4, "P1's three lines went through, and its alert");
+}
