@@ -21,6 +21,9 @@ const AFTER: &str = "Every option can also be set in the config file (see config
 through an EQLSTREAM_* environment variable; flags win over the environment, which wins over the \
 file.
 
+Signals: SIGTERM or SIGINT stops reading and drains; SIGHUP reloads the rule files (as --watch does \
+on a change): a set with errors is refused and the running one kept.
+
 Exit codes: 0 ok, 64 usage, 65 a rule cannot run, 66 a file or directory does not exist, \
 70 internal error, 74 I/O error, 75 drain after a signal timed out, 78 bad configuration \
 (or the metrics port is busy).";
