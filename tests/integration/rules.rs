@@ -270,7 +270,10 @@ struct Running {
 impl Running {
     fn start(args: &[&str]) -> Running {
         use std::process::Stdio;
-        let mut all = vec!["--metrics-address", "127.0.0.1:0", "--workers", "2", "--batch-size", "1"];
+        let mut all = vec!["--metrics-address", "127.0.0.1:0"];
+        if !args.contains(&"--workers") {
+            all.extend(["--workers", "2", "--batch-size", "1"]);
+        }
         all.extend_from_slice(args);
         let mut child = cmd(&all).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let stdin = child.stdin.take();
@@ -384,10 +387,10 @@ fn p1_lines() -> Vec<String> {
 /// of the unchanged seed rule that started before the reload completes after it; the replaced
 /// rules follow their new queries (a changed sequence rule starts empty); a new rule's metric
 /// series exist. Run with the partial sequence still in the reorder buffer (2 s allowance) and
-/// already in the partition's machine (0 s).
+/// already in the partition's machine (0 s), with several worker, partition and batch sizes.
 #[test]
 fn sighup_reload_keeps_the_sequences_of_unchanged_rules() {
-    for allowance in ["2s", "0s"] {
+    for (allowance, workers, batch) in [("2s", "2", "1"), ("0s", "2", "1"), ("2s", "1", "1024"), ("0s", "4", "7")] {
         let dir = tempfile::tempdir().unwrap();
         reload_rules(dir.path());
         let mut e = Running::start(&[
@@ -397,6 +400,10 @@ fn sighup_reload_keeps_the_sequences_of_unchanged_rules() {
             allowance,
             "--idle-release",
             "1h",
+            "--workers",
+            workers,
+            "--batch-size",
+            batch,
         ]);
         let p1 = p1_lines();
         // Before: P1's first two stages, c's first stage, b's v1 event (an alert at once).
@@ -436,13 +443,13 @@ fn sighup_reload_keeps_the_sequences_of_unchanged_rules() {
                 ("reload-b".to_string(), ids(&["v2-03.500"])),
                 ("reload-d".to_string(), ids(&["d-04.000"])),
             ],
-            "allowance {allowance}; stderr:\n{stderr}"
+            "allowance {allowance}, workers {workers}, batch {batch}; stderr:\n{stderr}"
         );
         // Every input line passed through once, in order.
         let text = String::from_utf8(stdout).unwrap();
         let passed: String =
             text.lines().filter(|l| !l.contains("\"kind\":\"alert\"")).map(|l| format!("{l}\n")).collect();
-        assert_eq!(passed, before + &after, "allowance {allowance}");
+        assert_eq!(passed, before + &after, "allowance {allowance}, workers {workers}, batch {batch}");
         assert!(stderr.contains("Reloaded rules in effect from this point of the input"), "{stderr}");
     }
 }
@@ -592,4 +599,86 @@ fn sighup_with_the_built_in_rules_reloads_nothing_and_stops_nothing() {
     let (stdout, stderr, code) = e.finish();
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(crate::util::line_count(&stdout), 4, "P1's three lines went through, and its alert");
+}
+
+/// Alert lines of `rule_id` in output order, with `event.created` (wall clock) removed.
+fn rule_alerts(stdout: &[u8], rule_id: &str) -> Vec<Value> {
+    crate::util::Output { stdout: stdout.to_vec(), stderr: String::new(), code: 0 }
+        .alerts()
+        .into_iter()
+        .filter(|a| a["rule"]["id"] == rule_id)
+        .map(|mut a| {
+            if let Some(e) = a.get_mut("event").and_then(Value::as_object_mut) {
+                e.remove("created");
+            }
+            a
+        })
+        .collect()
+}
+
+/// Reloads at arbitrary points of a busy stream (SIGHUP after SIGHUP while 20,000 load-generator
+/// events with attacks and disorder go through; another rule's query changes every time, and a
+/// rule before the seed rule comes and goes, so that its index moves) leave the alerts of the
+/// unchanged seed rule exactly as without any reload. Wall-clock releases are switched off so
+/// that output depends on the input only.
+#[test]
+fn reloads_in_a_busy_stream_change_nothing_for_an_unchanged_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.ndjson");
+    let st = std::process::Command::new(env!("CARGO_BIN_EXE_eqlstream-loadgen"))
+        .args(["--events", "20000", "--attack-rate", "0.01", "--decoy-rate", "0.01", "--disorder", "1500"])
+        .args(["--seed", "5", "-o", events.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let input = std::fs::read(&events).unwrap();
+    let quiet = ["--idle-release", "1h", "--source-idle-timeout", "1h"];
+    let seed = crate::util::repo("config/rules/defense_evasion_file_creation_execution_deletion_cradle.toml");
+    let mut args = vec!["--rules", seed.to_str().unwrap()];
+    args.extend(quiet);
+    let base = run(&args, &input);
+    assert_eq!(base.code, 0, "{}", base.stderr);
+    let expected = rule_alerts(&base.stdout, SEED_ID);
+    assert!(expected.len() > 100, "the stream has attacks: {}", expected.len());
+
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    reload_rules(&rules);
+    let mut args = vec!["--rules", rules.to_str().unwrap(), "--workers", "2", "--batch-size", "64"];
+    args.extend(quiet);
+    let mut e = Running::start(&args);
+    let mut stdin = e.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        for chunk in input.chunks(64 << 10) {
+            stdin.write_all(chunk).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    });
+    let mut reloads = 0;
+    while !writer.is_finished() {
+        reloads += 1;
+        let name = if reloads % 2 == 0 { "nginx" } else { "java" };
+        std::fs::write(rules.join("b.toml"), eql_rule("reload-b", &format!("file where process.name == \"{name}\"")))
+            .unwrap();
+        // A rule that comes and goes before the seed rule: its index moves at every reload.
+        let a = rules.join("a.toml");
+        match reloads % 2 {
+            1 => std::fs::write(&a, eql_rule("reload-a", "file where process.name == \"tar\"")).unwrap(),
+            _ => std::fs::remove_file(&a).unwrap(),
+        }
+        e.hangup();
+        let done = format!("version={reloads} ");
+        e.wait_stderr(&done);
+    }
+    writer.join().unwrap();
+    let (stdout, stderr, code) = e.finish();
+    assert_eq!(code, 0, "{stderr}");
+    let switches = stderr.matches("Reloaded rules in effect from this point of the input").count();
+    assert!(reloads >= 5 && switches >= 3, "{reloads} reloads, {switches} in the stream: too few to test anything");
+    eprintln!("{reloads} reloads, {switches} of them in the stream, {} seed alerts", expected.len());
+    let got = rule_alerts(&stdout, SEED_ID);
+    assert_eq!(got.len(), expected.len(), "{reloads} reloads, {switches} in the stream");
+    assert!(got == expected, "the seed rule's alerts differ after {reloads} reloads ({switches} in the stream)");
+    assert!(!rule_alerts(&stdout, "reload-b").is_empty());
 }
