@@ -21,6 +21,9 @@ const AFTER: &str = "Every option can also be set in the config file (see config
 through an EQLSTREAM_* environment variable; flags win over the environment, which wins over the \
 file.
 
+Signals: SIGTERM or SIGINT stops reading and drains; SIGHUP reloads the rule files (as --watch does \
+on a change): a set with errors is refused and the running one kept.
+
 Exit codes: 0 ok, 64 usage, 65 a rule cannot run, 66 a file or directory does not exist, \
 70 internal error, 74 I/O error, 75 drain after a signal timed out, 78 bad configuration \
 (or the metrics port is busy).";
@@ -44,12 +47,92 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Parse and compile rule files; print each problem as FILE:LINE:COL with the source line.
     ///
+    /// Rules that would be skipped at start-up (other rule types, `sample` queries, deprecated
+    /// rules in a directory) are skipped here too, with the same warning.
+    ///
     /// Exits 0 when every rule can run, 65 when any cannot, 66 when a path does not exist.
     Validate {
         /// Rule files or directories (searched recursively).
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
+        /// Unsupported rules (other rule types, `sample` queries) are errors, as with
+        /// `eqlstream --strict`.
+        #[arg(long)]
+        strict: bool,
     },
+    /// Run rule fixtures: each rule's events through the pipeline, compared with the alerts
+    /// they must give.
+    ///
+    /// Layout: DIR/<rule>/events.ndjson and DIR/<rule>/expected.jsonl (one case), and/or
+    /// DIR/<rule>/<case>/events.ndjson and .../expected.jsonl (named cases). <rule> is a loaded
+    /// rule's rule_id or its file name without .toml; only that rule runs on the case's events.
+    /// A line of expected.jsonl names one alert: {"rule_id": "...", "join_keys": [...],
+    /// "event_ids": ["...", ...]} (rule_id optional; event_ids are the events' event.id values in
+    /// sequence order, null for an event without one; an empty file expects no alert). Alerts
+    /// are compared as a multiset; a mismatch shows expected alerts not produced (-) and
+    /// produced ones not expected (+).
+    ///
+    /// Exits 0 when every case passes, 1 when one fails (or none is found), 65 when the rules
+    /// cannot run, 66 when a directory does not exist.
+    Test {
+        /// Fixture directories (a root of <rule> directories, or one <rule> directory).
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+        /// Which rules.
+        #[command(flatten)]
+        rules: RuleArgs,
+    },
+    /// Inspect the rule set: `eqlstream rules list`.
+    Rules {
+        /// What to do with the rules.
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+/// Subcommands of `eqlstream rules`.
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// List the rules that would run: id, type (event or sequence), severity, stages (after
+    /// `with runs=N`; "+until" when there is an until clause), the number of literals the
+    /// prefilter looks for (- when a stage has none, which turns the prefilter off for the whole
+    /// set), name and index patterns; then whether the prefilter is on.
+    ///
+    /// Skipped rules are reported on stderr as at start-up. Exits 0, 65 when the rule set cannot
+    /// run, 66 when a path does not exist.
+    List {
+        /// Which rules.
+        #[command(flatten)]
+        rules: RuleArgs,
+        /// One JSON array of objects (rule_id, name, type, severity, index, stages, until,
+        /// prefilter_literals, path) instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The rule set a command works on, chosen as `run` chooses it.
+#[derive(Debug, Default, Args)]
+pub struct RuleArgs {
+    /// Config file (TOML): its `rules`, `strict_rules` and event-time settings are used.
+    #[arg(long, short = 'c', env = "EQLSTREAM_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Rule file or directory (TOML); repeatable. Default: the config file's `rules`, else the
+    /// built-in rules of config/rules/.
+    #[arg(long, short = 'r', env = "EQLSTREAM_RULES", value_name = "PATH", value_delimiter = ',')]
+    pub rules: Vec<PathBuf>,
+
+    /// Unsupported rules (other rule types, `sample` queries) are errors, not skips.
+    #[arg(long = "strict", env = "EQLSTREAM_STRICT_RULES")]
+    pub strict_rules: bool,
+}
+
+impl RuleArgs {
+    /// The flag values as config overrides.
+    pub fn overrides(&self) -> Overrides {
+        Overrides { rules: self.rules.clone(), strict_rules: self.strict_rules, ..Overrides::default() }
+    }
 }
 
 /// Options of the `run` command.
@@ -211,6 +294,19 @@ pub struct RunArgs {
     #[arg(long, env = "EQLSTREAM_MAX_BUFFERED_EVENTS", value_name = "N")]
     pub max_buffered_events: Option<usize>,
 
+    /// Refuse to start (exit 65) when a rule cannot run: a rule type other than eql, or a
+    /// `sample` query. Without it such rules are skipped, one warning line each, and the
+    /// summary line counts them. Deprecated rules found in a directory are skipped either way.
+    #[arg(long = "strict", env = "EQLSTREAM_STRICT_RULES")]
+    pub strict_rules: bool,
+
+    /// Reload the rules when their files change (looked at every second: size, modification
+    /// time, inode of every *.toml under --rules), as SIGHUP always does. A rule set that fails
+    /// to load is refused (errors on stderr) and the running one is kept; unchanged rules keep
+    /// their partial sequences.
+    #[arg(long = "watch", env = "EQLSTREAM_WATCH_RULES")]
+    pub watch_rules: bool,
+
     /// Skip the JSON parse of lines whose bytes prove they cannot match any rule, even with
     /// `prefilter = false` in the config file. On by default; alerts are identical either way.
     #[arg(long, env = "EQLSTREAM_PREFILTER", conflicts_with = "no_prefilter")]
@@ -262,6 +358,8 @@ impl RunArgs {
             socket_mode: self.socket_mode.clone(),
             connection_idle_timeout: self.connection_idle_timeout.clone(),
             max_buffered_events: self.max_buffered_events,
+            strict_rules: self.strict_rules,
+            watch_rules: self.watch_rules,
             no_prefilter: self.no_prefilter,
             prefilter: self.prefilter,
         }
@@ -308,6 +406,13 @@ mod tests {
         let b = Cli::try_parse_from(["eqlstream", "run", "--workers", "3"]).unwrap();
         assert!(matches!(b.command, Some(Command::Run(ref r)) if r.workers == Some(3)));
         let v = Cli::try_parse_from(["eqlstream", "validate", "a.toml", "dir"]).unwrap();
-        assert!(matches!(v.command, Some(Command::Validate { paths }) if paths.len() == 2));
+        assert!(matches!(v.command, Some(Command::Validate { paths, strict: false }) if paths.len() == 2));
+        let t = Cli::try_parse_from(["eqlstream", "test", "fixtures", "--rules", "r.toml"]).unwrap();
+        assert!(
+            matches!(t.command, Some(Command::Test { ref dirs, ref rules }) if dirs.len() == 1 && rules.rules.len() == 1)
+        );
+        let l = Cli::try_parse_from(["eqlstream", "rules", "list", "--rules", "a,b", "--json", "--strict"]).unwrap();
+        assert!(matches!(l.command, Some(Command::Rules { command: RulesCommand::List { ref rules, json: true } })
+            if rules.rules.len() == 2 && rules.strict_rules));
     }
 }

@@ -148,6 +148,11 @@ pub struct FileConfig {
     pub connection_idle_timeout: Option<String>,
     /// Events the reorder buffer holds at most.
     pub max_buffered_events: Option<usize>,
+    /// Refuse the rule set when a rule cannot run (another rule type, a `sample` query)
+    /// instead of skipping it with a warning.
+    pub strict_rules: Option<bool>,
+    /// Reload the rules when their files change (they are always reloaded on SIGHUP).
+    pub watch_rules: Option<bool>,
     /// Skip the JSON parse of lines that cannot match any rule.
     pub prefilter: Option<bool>,
 }
@@ -187,6 +192,9 @@ pub enum InputSpec {
     Tcp(String),
     /// A Unix stream socket at this path.
     Unix(PathBuf),
+    /// A regular file, read once to its end like stdin. Not a command-line input (`parse` never
+    /// gives it): `eqlstream test` runs each fixture's events this way.
+    File(PathBuf),
 }
 
 impl InputSpec {
@@ -288,6 +296,10 @@ pub struct Settings {
     pub connection_idle_timeout: Option<Duration>,
     /// Cap on events in the reorder buffer.
     pub max_buffered_events: usize,
+    /// Unsupported rules are errors, not skips (`--strict`).
+    pub strict_rules: bool,
+    /// Reload the rules when their files change (`--watch`).
+    pub watch_rules: bool,
     /// Skip parsing lines that cannot match.
     pub prefilter: bool,
 }
@@ -360,6 +372,10 @@ pub struct Overrides {
     pub connection_idle_timeout: Option<String>,
     #[allow(missing_docs)]
     pub max_buffered_events: Option<usize>,
+    #[allow(missing_docs)]
+    pub strict_rules: bool,
+    #[allow(missing_docs)]
+    pub watch_rules: bool,
     #[allow(missing_docs)]
     pub no_prefilter: bool,
     #[allow(missing_docs)]
@@ -552,6 +568,8 @@ impl Settings {
             socket_mode,
             connection_idle_timeout,
             max_buffered_events,
+            strict_rules: o.strict_rules || file.strict_rules.unwrap_or(false),
+            watch_rules: o.watch_rules || file.watch_rules.unwrap_or(false),
             prefilter: !o.no_prefilter && (o.prefilter || file.prefilter.unwrap_or(true)),
         })
     }
@@ -657,6 +675,24 @@ mod tests {
         assert!(s.passthrough);
         assert!(s.prefilter, "the prefilter is on by default (--no-prefilter turns it off)");
         assert_eq!(s.timestamp_field, "@timestamp");
+        assert!(!s.strict_rules, "unsupported rules are skipped by default");
+    }
+
+    #[test]
+    fn strict_rules_comes_from_the_file_or_the_flag() {
+        let file = toml::from_str::<FileConfig>("strict_rules = true\n").unwrap();
+        assert!(Settings::build(file, Overrides::default()).unwrap().strict_rules);
+        let o = Overrides { strict_rules: true, ..Default::default() };
+        assert!(Settings::build(FileConfig::default(), o).unwrap().strict_rules);
+    }
+
+    #[test]
+    fn watch_rules_comes_from_the_file_or_the_flag() {
+        assert!(!Settings::build(FileConfig::default(), Overrides::default()).unwrap().watch_rules);
+        let file = toml::from_str::<FileConfig>("watch_rules = true\n").unwrap();
+        assert!(Settings::build(file, Overrides::default()).unwrap().watch_rules);
+        let o = Overrides { watch_rules: true, ..Default::default() };
+        assert!(Settings::build(FileConfig::default(), o).unwrap().watch_rules);
     }
 
     #[test]

@@ -14,9 +14,12 @@
 //! compiler, evaluator), [`ruleset`] (compiled rules), [`dispatch`] (which stages an event can match), [`event`] (field access on parsed
 //! events), [`time`] (timestamps), [`sequence`] (state machines), [`alert`] (alert records),
 //! [`store`] (matched events in memory or spilled to disk), [`metrics`] (Prometheus),
-//! [`pipeline`] (threads and channels), [`validate`] (the validate command).
+//! [`pipeline`] (threads and channels; `pipeline::live`: rule-set versions and reloads),
+//! [`validate`] (the validate command), [`catalog`] (the load policy shared by every command,
+//! `rules list`, `test` fixtures, reload triggers).
 
 pub mod alert;
+pub mod catalog;
 pub mod config;
 pub mod dispatch;
 pub mod eql;

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
-use eqlstream::config::{ConfigError, FileConfig, RuleSource, Settings};
+use eqlstream::catalog::{self, LoadError, LoadOptions};
+use eqlstream::config::{ConfigError, FileConfig, Settings};
 use eqlstream::eql::diag;
 use eqlstream::metrics::{self, Metrics, RuleLabels};
-use eqlstream::pipeline::{self, sink, RunContext, Shutdown, Totals};
-use eqlstream::rules::{self, RulesError};
+use eqlstream::pipeline::{self, sink, LiveRules, RunContext, Shutdown, Totals};
 use eqlstream::ruleset::RuleSet;
 
 // mimalloc: the pipeline allocates per batch and per matched event from several threads; the
@@ -91,10 +91,14 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Some(cli::Command::Validate { paths }) => {
+        Some(cli::Command::Validate { paths, strict }) => {
             let mut err = std::io::stderr().lock();
-            ExitCode::from(eqlstream::validate::run(&paths, &mut err))
+            ExitCode::from(eqlstream::validate::run_with(&paths, LoadOptions { strict }, &mut err))
         }
+        Some(cli::Command::Rules { command: cli::RulesCommand::List { rules, json } }) => {
+            finish(rules_list(&rules, json))
+        }
+        Some(cli::Command::Test { dirs, rules }) => finish(test_fixtures(&dirs, &rules)),
         Some(cli::Command::Run(args)) => finish(run(&args)),
         None => finish(run(&cli.run)),
     }
@@ -129,43 +133,91 @@ fn config_error(e: ConfigError) -> Fatal {
     }
 }
 
-fn rules_error(e: RulesError) -> Fatal {
+/// The exit code and message of a rule set that cannot be used; its rendered problems go to
+/// stderr first.
+fn load_error(e: LoadError) -> Fatal {
+    let _ = std::io::stderr().lock().write_all(e.rendered().as_bytes());
     let code = if e.is_not_found() { exit::NOINPUT } else { exit::DATAERR };
     Fatal::new(code, e.to_string())
 }
 
+/// Loads the rules under the load policy (`catalog`): skipped rules get one warning line each,
+/// then the summary line; compiler warnings follow per rule.
 fn load_rules(settings: &Settings) -> Result<RuleSet, Fatal> {
-    let loaded = match &settings.rules {
-        RuleSource::Embedded => rules::embedded(),
-        RuleSource::Paths(p) => rules::load_paths(p),
-    }
-    .map_err(rules_error)?;
-    for w in &loaded.warnings {
+    let opts = LoadOptions { strict: settings.strict_rules };
+    let catalog = catalog::load(&settings.rules, opts).map_err(load_error)?;
+    for w in catalog.skipped.iter().filter_map(|s| s.warning()) {
         tracing::warn!("{w}");
     }
-    if loaded.rules.is_empty() {
-        return Err(Fatal::new(exit::DATAERR, "no EQL rule to run (every rule file was skipped or empty)"));
+    tracing::info!("{}", catalog.summary());
+    let set = catalog.rules;
+    for r in &set.rules {
+        for w in r.warnings.iter().take(diag::MAX_PER_FILE) {
+            tracing::warn!(rule_id = %r.spec.rule_id, "{}", diag::clip(&w.message, diag::MAX_MESSAGE_CHARS));
+        }
+        if r.warnings.len() > diag::MAX_PER_FILE {
+            let more = r.warnings.len() - diag::MAX_PER_FILE;
+            tracing::warn!(rule_id = %r.spec.rule_id, more, "More warnings not shown.");
+        }
     }
-    match RuleSet::compile(loaded.rules) {
-        Ok(set) => {
-            for r in &set.rules {
-                for w in r.warnings.iter().take(diag::MAX_PER_FILE) {
-                    tracing::warn!(rule_id = %r.spec.rule_id, "{}", diag::clip(&w.message, diag::MAX_MESSAGE_CHARS));
-                }
-                if r.warnings.len() > diag::MAX_PER_FILE {
-                    let more = r.warnings.len() - diag::MAX_PER_FILE;
-                    tracing::warn!(rule_id = %r.spec.rule_id, more, "More warnings not shown.");
-                }
-            }
-            Ok(set)
-        }
-        Err(errors) => {
-            let _ = std::io::stderr().lock().write_all(eqlstream::ruleset::render_errors(&errors).as_bytes());
-            Err(Fatal::new(
-                exit::DATAERR,
-                format!("{} rule error(s) (at most {} shown per rule file)", errors.len(), diag::MAX_PER_FILE),
-            ))
-        }
+    Ok(set)
+}
+
+/// The settings of a command that works on the rule set only (`rules list`, `test`).
+fn rule_settings(args: &cli::RuleArgs) -> Result<Settings, Fatal> {
+    let file = match &args.config {
+        Some(path) => FileConfig::load(path).map_err(config_error)?,
+        None => FileConfig::default(),
+    };
+    Settings::build(file, args.overrides()).map_err(config_error)
+}
+
+/// Loads the rules for a command other than `run`: skip warnings and the summary go to stderr
+/// as plain lines.
+fn load_catalog(settings: &Settings) -> Result<catalog::Catalog, Fatal> {
+    let c = catalog::load(&settings.rules, LoadOptions { strict: settings.strict_rules }).map_err(load_error)?;
+    let mut err = std::io::stderr().lock();
+    for w in c.skipped.iter().filter_map(|s| s.warning()) {
+        let _ = writeln!(err, "{w}");
+    }
+    let _ = writeln!(err, "eqlstream: {}", c.summary());
+    Ok(c)
+}
+
+/// `eqlstream rules list`.
+fn rules_list(args: &cli::RuleArgs, json: bool) -> Result<u8, Fatal> {
+    let settings = rule_settings(args)?;
+    let c = load_catalog(&settings)?;
+    let rows = catalog::list::rows(&c.rules);
+    let text = if json {
+        catalog::list::json(&rows)
+    } else {
+        catalog::list::table(&rows, &c.rules, &settings.timestamp_field, settings.timestamp_precision)
+    };
+    write_stdout(text.as_bytes())
+}
+
+/// `eqlstream test DIR...`: 0 when every case passes, 1 when one fails or none is found.
+fn test_fixtures(dirs: &[std::path::PathBuf], args: &cli::RuleArgs) -> Result<u8, Fatal> {
+    use catalog::fixtures::{self, FixtureError};
+    let settings = rule_settings(args)?;
+    let c = load_catalog(&settings)?;
+    let mut out = std::io::stdout().lock();
+    let report = fixtures::run(dirs, &c.rules, &settings, &mut out).map_err(|e| match e {
+        FixtureError::NotFound(_) => Fatal::new(exit::NOINPUT, e.to_string()),
+        FixtureError::Runtime(_) => Fatal::new(exit::SOFTWARE, e.to_string()),
+    })?;
+    let _ = out.flush();
+    Ok(if report.failed == 0 && report.passed > 0 { 0 } else { 1 })
+}
+
+/// Writes a command's output; a closed stdout (`| head`) is not an error.
+fn write_stdout(bytes: &[u8]) -> Result<u8, Fatal> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        Err(e) => Err(Fatal::new(exit::IOERR, format!("writing standard output: {e}"))),
     }
 }
 
@@ -176,8 +228,18 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
         None => FileConfig::default(),
     };
     let settings = Settings::build(file, args.overrides()).map_err(config_error)?;
-    let mut ruleset = load_rules(&settings)?;
-    pipeline::prepare_rules(&mut ruleset, &settings);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("eqlstream-io")
+        .enable_all()
+        .build()
+        .map_err(|e| Fatal::new(exit::SOFTWARE, format!("cannot start the I/O runtime: {e}")))?;
+    // Before the rules load: a SIGHUP from then on asks for a reload (served once running)
+    // instead of killing the process.
+    let reload_requests = catch_hangup(&runtime);
+    // The rule files as they are read now: --watch reloads when they differ from this.
+    let watched = settings.watch_rules.then(|| catalog::reload::Snapshot::take(catalog::paths(&settings.rules)));
+    let ruleset = load_rules(&settings)?;
 
     let labels: Vec<RuleLabels> = ruleset
         .rules
@@ -192,16 +254,7 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
         Metrics::for_run(&labels, settings.max_out_of_orderness)
             .map_err(|e| Fatal::new(exit::SOFTWARE, e.to_string()))?,
     );
-    ruleset.set_max_key_combinations(settings.max_key_combinations);
-    ruleset.count_into(&metrics.handles());
-    let ruleset = Arc::new(ruleset);
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("eqlstream-io")
-        .enable_all()
-        .build()
-        .map_err(|e| Fatal::new(exit::SOFTWARE, format!("cannot start the I/O runtime: {e}")))?;
+    let rules = LiveRules::new(ruleset, &settings, metrics.clone());
 
     let server = match settings.metrics_address {
         Some(addr) => {
@@ -215,6 +268,7 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
 
     let shutdown = Shutdown::new();
     spawn_signal_handler(&runtime, shutdown.clone(), settings.shutdown_timeout);
+    let reloads = start_reloads((reload_requests, watched), &settings, &rules, metrics.handles())?;
 
     let totals = Arc::new(Totals::default());
     if settings.progress {
@@ -240,14 +294,14 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
         None => None,
     };
     tracing::info!(
-        rules = ruleset.rules.len(),
+        rules = rules.current().rules.rules.len(),
         workers = settings.workers,
         partitions = settings.partitions,
         input = ?settings.input,
         "Pipeline started."
     );
     let ctx = RunContext {
-        rules: ruleset,
+        rules,
         metrics,
         shutdown: shutdown.clone(),
         runtime: runtime.handle().clone(),
@@ -255,6 +309,7 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
         totals,
     };
     let report = pipeline::run(&settings, ctx);
+    reloads.stop();
     if let Some(s) = server {
         s.shutdown();
     }
@@ -262,9 +317,9 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
         pipeline::PipelineError::Source(
             pipeline::source::SourceError::Bind { .. } | pipeline::source::SourceError::PathInUse { .. },
         ) => Fatal::new(exit::CONFIG, e.to_string()),
-        pipeline::PipelineError::FieldsNotPrepared
-        | pipeline::PipelineError::Spawn(_)
-        | pipeline::PipelineError::Panicked { .. } => Fatal::new(exit::SOFTWARE, e.to_string()),
+        pipeline::PipelineError::Spawn(_) | pipeline::PipelineError::Panicked { .. } => {
+            Fatal::new(exit::SOFTWARE, e.to_string())
+        }
         _ => Fatal::new(exit::IOERR, e.to_string()),
     })?;
     eprintln!("eqlstream: {}", report.summary.line(report.seconds));
@@ -275,6 +330,46 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
     }
     runtime.shutdown_timeout(Duration::from_millis(100));
     Ok(0)
+}
+
+/// Installs the SIGHUP handler (before this returns, so that SIGHUP, whose default action ends
+/// the process, never does from here on): each SIGHUP becomes a reload request.
+fn catch_hangup(rt: &tokio::runtime::Runtime) -> crossbeam_channel::Receiver<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (tx, rx) = crossbeam_channel::bounded::<()>(1);
+    let hangup = {
+        let _in_runtime = rt.enter();
+        signal(SignalKind::hangup())
+    };
+    match hangup {
+        Ok(mut hangup) => {
+            rt.spawn(async move {
+                while hangup.recv().await.is_some() {
+                    // Full: a reload is already pending, which reads the files as they are now.
+                    let _ = tx.try_send(());
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "Cannot install the SIGHUP handler; rules reload only with --watch."),
+    }
+    rx
+}
+
+/// Starts the reload thread: SIGHUP (requests from [`catch_hangup`]) and, with `--watch`, a
+/// change of the rule files reload the rules.
+fn start_reloads(
+    (requests, watched): (crossbeam_channel::Receiver<()>, Option<catalog::reload::Snapshot>),
+    settings: &Settings,
+    rules: &LiveRules,
+    handles: metrics::Handles,
+) -> Result<catalog::reload::ReloadThread, Fatal> {
+    if settings.watch_rules && settings.rules == eqlstream::config::RuleSource::Embedded {
+        tracing::warn!("--watch: the rules are built into the binary; there are no rule files to watch.");
+    }
+    let opts = LoadOptions { strict: settings.strict_rules };
+    let reloader = catalog::reload::Reloader::new(settings.rules.clone(), opts, rules.clone(), handles);
+    catalog::reload::spawn(reloader, watched, requests)
+        .map_err(|e| Fatal::new(exit::SOFTWARE, format!("cannot start the rule reload thread: {e}")))
 }
 
 /// First SIGTERM/SIGINT: stop reading and drain (bounded by `timeout`); a second: exit at once.

@@ -1,8 +1,18 @@
 //! Elastic detection-rule TOML files (the format of elastic/detection-rules) -> [`RuleSpec`].
 //! No EQL logic here.
 //!
-//! Loading: files or directories (recursive, `*.toml`, sorted by path); rules whose `type` is
-//! not `eql` are skipped with a warning naming the file; a duplicate `rule_id` is an error.
+//! Loading: files or directories (recursive, `*.toml`, sorted by path); a duplicate `rule_id` is
+//! an error. Some rules are skipped rather than loaded, each recorded as a [`Skipped`] with its
+//! [`SkipReason`] (the caller decides whether a skip is a warning or, with `--strict`, an error):
+//! rules whose `type` is not `eql`, and deprecated rules met while walking a directory.
+//!
+//! **Deprecated rules** follow elastic/detection-rules' conventions (`detection_rules/rule_loader.py`
+//! files them apart when `[metadata] maturity = "deprecated"`, and the repository keeps them in
+//! `rules/_deprecated/`, each with `maturity = "deprecated"` and a `deprecation_date`): a
+//! directory named `_deprecated` is not read at all (its `*.toml` files are counted as skipped),
+//! and a file found in a directory walk whose metadata says `maturity = "deprecated"` is skipped.
+//! A deprecated rule is loaded only when its file is named explicitly, so
+//! `--rules detection-rules/rules` runs what Elastic ships as current.
 //! Each spec remembers where its query string sits in the TOML file ([`QueryMap`]) so that EQL
 //! diagnostics (byte spans into the query) can be shown at `FILE:LINE:COL` of the file itself,
 //! for `'''literal'''`, `"""basic"""` (with escapes and line-ending backslashes) and
@@ -268,13 +278,89 @@ impl RulesError {
 pub struct Loaded {
     /// The EQL rules, in path order.
     pub rules: Vec<RuleSpec>,
-    /// Non-fatal notes (skipped non-EQL rules), each naming the file.
-    pub warnings: Vec<String>,
+    /// The rule files that were not loaded, and why, in path order.
+    pub skipped: Vec<Skipped>,
 }
+
+/// Why a rule file was not loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SkipReason {
+    /// Its `type` is not `eql` (`query`, `esql`, `machine_learning`, ...; empty when missing).
+    RuleType(String),
+    /// A `sample` query: valid EQL, but it ignores event order and cannot be streamed. The
+    /// loader never sets it (no EQL logic here); the caller does after parsing the query.
+    Sample,
+    /// A deprecated rule met while walking a directory (see the module docs).
+    Deprecated,
+}
+
+/// A rule file that was not loaded.
+#[derive(Clone, Debug)]
+pub struct Skipped {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    pub reason: SkipReason,
+    /// The file's text and the byte range that shows why (the `type` value, the `sample`
+    /// keyword), when the file was read.
+    pub at: Option<(Arc<str>, std::ops::Range<usize>)>,
+}
+
+impl Skipped {
+    /// What is wrong, lower-case, without the file (`rule type `query` is not `eql``).
+    pub fn message(&self) -> String {
+        match &self.reason {
+            SkipReason::RuleType(t) => {
+                format!("rule type `{}` is not `eql`", if t.is_empty() { "(none)" } else { t })
+            }
+            SkipReason::Sample => "sample queries are not supported in streaming".to_string(),
+            SkipReason::Deprecated => "deprecated rule (load it by naming its file)".to_string(),
+        }
+    }
+
+    /// `FILE:LINE:COL` (or `FILE` when no position is known).
+    pub fn location(&self) -> String {
+        match &self.at {
+            Some((text, span)) => {
+                let (line, col) = crate::eql::diag::line_col(text, span.start);
+                format!("{}:{line}:{col}", self.path.display())
+            }
+            None => self.path.display().to_string(),
+        }
+    }
+
+    /// The one-line warning printed for an unsupported rule (`FILE:LINE:COL: warning: MESSAGE,
+    /// rule skipped`); `None` for a deprecated one, which is only counted.
+    pub fn warning(&self) -> Option<String> {
+        match self.reason {
+            SkipReason::Deprecated => None,
+            _ => Some(format!("{}: warning: {}, rule skipped", self.location(), self.message())),
+        }
+    }
+}
+
+/// How a rule file was reached: named on the command line, or found in a directory walk (where
+/// deprecated rules are skipped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The file itself was given.
+    Named,
+    /// Found under a directory that was given.
+    Walked,
+}
+
+/// The name of the directories that hold deprecated rules in elastic/detection-rules.
+pub const DEPRECATED_DIR: &str = "_deprecated";
 
 #[derive(Deserialize)]
 struct FileToml {
+    metadata: Option<MetadataToml>,
     rule: Option<toml::Spanned<RuleToml>>,
+}
+
+#[derive(Deserialize)]
+struct MetadataToml {
+    maturity: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -293,7 +379,7 @@ struct RuleToml {
     event_category_override: Option<String>,
     tiebreaker_field: Option<String>,
     #[serde(rename = "type")]
-    rule_type: Option<String>,
+    rule_type: Option<toml::Spanned<String>>,
     language: Option<String>,
     query: Option<toml::Spanned<String>>,
 }
@@ -313,26 +399,43 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Loaded, RulesError> {
 pub fn load_paths_all(paths: &[PathBuf]) -> (Loaded, Vec<RulesError>) {
     let mut files = Vec::new();
     let mut errors = Vec::new();
+    let mut loaded = Loaded::default();
     for p in paths {
         match std::fs::metadata(p) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => errors.push(RulesError::NotFound { path: p.clone() }),
             Err(e) => errors.push(RulesError::Io { path: p.clone(), source: e }),
             Ok(m) if m.is_dir() => {
                 let mut visited = hashbrown::HashSet::new();
-                collect_dir(p, &mut files, &mut errors, &mut visited)
+                let mut walk = Walk { files: &mut files, errors: &mut errors, visited: &mut visited };
+                walk.dir(p, p.file_name().is_some_and(|n| n == DEPRECATED_DIR));
             }
-            Ok(_) => files.push(p.clone()),
+            Ok(_) => files.push((p.clone(), Found::File(Origin::Named))),
         }
     }
-    let mut loaded = Loaded::default();
-    for f in files {
+    for (f, found) in files {
+        let origin = match found {
+            Found::File(origin) => origin,
+            Found::InDeprecatedDir => {
+                loaded.skipped.push(Skipped { path: f, reason: SkipReason::Deprecated, at: None });
+                continue;
+            }
+        };
         match std::fs::read_to_string(&f) {
-            Ok(text) => load_text(&f, text.into(), &mut loaded, &mut errors),
+            Ok(text) => load_text_from(&f, text.into(), origin, &mut loaded, &mut errors),
             Err(e) => errors.push(RulesError::Io { path: f, source: e }),
         }
     }
     check_duplicates(&mut loaded, &mut errors);
     (loaded, errors)
+}
+
+/// How the walk found a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Found {
+    /// To be read.
+    File(Origin),
+    /// Under a `_deprecated` directory: counted as skipped, never read.
+    InDeprecatedDir,
 }
 
 fn check_duplicates(loaded: &mut Loaded, errors: &mut Vec<RulesError>) {
@@ -356,40 +459,59 @@ fn check_duplicates(loaded: &mut Loaded, errors: &mut Vec<RulesError>) {
     loaded.rules = keep;
 }
 
-/// Collects `*.toml` files under `dir`, sorted, following symbolic links but visiting each
-/// real directory once (a link loop ends there).
-fn collect_dir(
-    dir: &Path,
-    files: &mut Vec<PathBuf>,
-    errors: &mut Vec<RulesError>,
-    visited: &mut hashbrown::HashSet<PathBuf>,
-) {
-    if let Ok(real) = std::fs::canonicalize(dir) {
-        if !visited.insert(real) {
-            return;
+/// A directory walk: `*.toml` files, sorted, following symbolic links but visiting each real
+/// directory once (a link loop ends there).
+struct Walk<'a> {
+    files: &'a mut Vec<(PathBuf, Found)>,
+    errors: &'a mut Vec<RulesError>,
+    visited: &'a mut hashbrown::HashSet<PathBuf>,
+}
+
+impl Walk<'_> {
+    /// Collects the files under `dir`; `deprecated` once inside a `_deprecated` directory.
+    fn dir(&mut self, dir: &Path, deprecated: bool) {
+        if let Ok(real) = std::fs::canonicalize(dir) {
+            if !self.visited.insert(real) {
+                return;
+            }
         }
-    }
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            errors.push(RulesError::Io { path: dir.to_path_buf(), source: e });
-            return;
-        }
-    };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for p in paths {
-        match std::fs::metadata(&p) {
-            Ok(m) if m.is_dir() => collect_dir(&p, files, errors, visited),
-            Ok(_) if p.extension().is_some_and(|e| e == "toml") => files.push(p),
-            Ok(_) => {}
-            Err(e) => errors.push(RulesError::Io { path: p, source: e }),
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => {
+                self.errors.push(RulesError::Io { path: dir.to_path_buf(), source: e });
+                return;
+            }
+        };
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for p in paths {
+            match std::fs::metadata(&p) {
+                Ok(m) if m.is_dir() => {
+                    let deprecated = deprecated || p.file_name().is_some_and(|n| n == DEPRECATED_DIR);
+                    self.dir(&p, deprecated)
+                }
+                Ok(_) if p.extension().is_some_and(|e| e == "toml") => {
+                    let found = if deprecated { Found::InDeprecatedDir } else { Found::File(Origin::Walked) };
+                    self.files.push((p, found))
+                }
+                Ok(_) => {}
+                // Not even a look at what lies in a `_deprecated` directory.
+                Err(_) if deprecated => {}
+                Err(e) => self.errors.push(RulesError::Io { path: p, source: e }),
+            }
         }
     }
 }
 
-/// Parses one rule file's text (already read) into `loaded`.
+/// Parses one rule file's text (already read) into `loaded`, as a file named explicitly (a
+/// deprecated rule is loaded).
 pub fn load_text(path: &Path, text: Arc<str>, loaded: &mut Loaded, errors: &mut Vec<RulesError>) {
+    load_text_from(path, text, Origin::Named, loaded, errors)
+}
+
+/// Parses one rule file's text (already read) into `loaded`; a deprecated rule reached by a
+/// directory walk is skipped.
+pub fn load_text_from(path: &Path, text: Arc<str>, origin: Origin, loaded: &mut Loaded, errors: &mut Vec<RulesError>) {
     let invalid = |span: Option<std::ops::Range<usize>>, message: String| RulesError::Invalid {
         path: path.to_path_buf(),
         text: text.clone(),
@@ -411,13 +533,21 @@ pub fn load_text(path: &Path, text: Arc<str>, loaded: &mut Loaded, errors: &mut 
     let rule_span = rule.span();
     let rule = rule.into_inner();
     let head = rule_span.start..rule_span.start;
-    let rule_type = rule.rule_type.clone().unwrap_or_default();
+    let deprecated = file.metadata.and_then(|m| m.maturity).is_some_and(|m| m == "deprecated");
+    if deprecated && origin == Origin::Walked {
+        loaded.skipped.push(Skipped { path: path.to_path_buf(), reason: SkipReason::Deprecated, at: None });
+        return;
+    }
+    let (rule_type, type_span) = match &rule.rule_type {
+        Some(t) => (t.get_ref().clone(), t.span()),
+        None => (String::new(), head.clone()),
+    };
     if rule_type != "eql" {
-        loaded.warnings.push(format!(
-            "{}: warning: rule type `{}` is not `eql`, rule skipped",
-            path.display(),
-            if rule_type.is_empty() { "(none)" } else { &rule_type }
-        ));
+        loaded.skipped.push(Skipped {
+            path: path.to_path_buf(),
+            reason: SkipReason::RuleType(rule_type),
+            at: Some((text.clone(), type_span)),
+        });
         return;
     }
     let Some(rule_id) = rule.rule_id else {
@@ -472,13 +602,18 @@ mod embedded_files {
     include!(concat!(env!("OUT_DIR"), "/embedded_rules.rs"));
 }
 
-/// The rules of `config/rules/` embedded at build time (paths `<embedded>/NAME.toml`).
+/// The rules of `config/rules/` embedded at build time (paths `<embedded>/NAME.toml`), loaded
+/// as `--rules config/rules` would load them (deprecated rules skipped).
 pub fn embedded() -> Result<Loaded, RulesError> {
     let mut loaded = Loaded::default();
     let mut errors = Vec::new();
     for (name, text) in embedded_files::FILES {
         let path = PathBuf::from(format!("<embedded>/{name}"));
-        load_text(&path, Arc::from(*text), &mut loaded, &mut errors);
+        if Path::new(name).components().any(|c| c.as_os_str() == DEPRECATED_DIR) {
+            loaded.skipped.push(Skipped { path, reason: SkipReason::Deprecated, at: None });
+            continue;
+        }
+        load_text_from(&path, Arc::from(*text), Origin::Walked, &mut loaded, &mut errors);
     }
     check_duplicates(&mut loaded, &mut errors);
     if errors.is_empty() {

@@ -5,14 +5,19 @@
 //! At most `diag::MAX_PER_FILE` diagnostics are printed per rule file, each bounded in size (see
 //! `eql::diag`); the summary line counts them all.
 //!
+//! Rules that are skipped at start-up (other rule types, `sample` queries, deprecated rules in
+//! a directory; see [`crate::catalog`]) are skipped here too, with the same one-line warning;
+//! with `--strict` the unsupported ones are errors, as they are for `eqlstream --strict`.
+//!
 //! Exit codes (sysexits): 0 every rule can run (warnings allowed), 65 some rule cannot,
 //! 66 a path does not exist.
 
 use std::io::Write;
 use std::path::PathBuf;
 
+use crate::catalog::{self, LoadOptions};
 use crate::eql::diag;
-use crate::rules;
+use crate::rules::{self, SkipReason};
 use crate::ruleset::{map_to_file, options_for};
 
 /// Every rule can run.
@@ -25,7 +30,12 @@ pub const EXIT_NOINPUT: u8 = 66;
 /// The whole `eqlstream validate PATH...` command minus argv: writes diagnostics and warnings
 /// to `err`, a one-line summary, and returns the exit code (0 / 65 / 66).
 pub fn run(paths: &[PathBuf], err: &mut dyn Write) -> u8 {
-    let (loaded, load_errors) = rules::load_paths_all(paths);
+    run_with(paths, LoadOptions::default(), err)
+}
+
+/// [`run`] under `opts` (`--strict`).
+pub fn run_with(paths: &[PathBuf], opts: LoadOptions, err: &mut dyn Write) -> u8 {
+    let (mut loaded, load_errors) = rules::load_paths_all(paths);
     let mut missing = 0usize;
     let mut errors = 0usize;
     let mut warnings = 0usize;
@@ -38,9 +48,20 @@ pub fn run(paths: &[PathBuf], err: &mut dyn Write) -> u8 {
         }
         let _ = err.write_all(e.render().as_bytes());
     }
-    for w in &loaded.warnings {
-        warnings += 1;
-        let _ = writeln!(err, "{w}");
+    let (specs, samples) = catalog::split_samples(std::mem::take(&mut loaded.rules), opts);
+    loaded.rules = specs;
+    loaded.skipped.extend(samples);
+    let mut deprecated = 0usize;
+    for s in &loaded.skipped {
+        if let Some(e) = catalog::strict_error(s, opts) {
+            errors += 1;
+            let _ = err.write_all(e.render().as_bytes());
+        } else if let Some(w) = s.warning() {
+            warnings += 1;
+            let _ = writeln!(err, "{w}");
+        } else if s.reason == SkipReason::Deprecated {
+            deprecated += 1;
+        }
     }
     let mut fields = crate::event::FieldTable::new();
     let mut bad_rules = 0usize;
@@ -70,7 +91,7 @@ pub fn run(paths: &[PathBuf], err: &mut dyn Write) -> u8 {
     let rules_total = loaded.rules.len();
     let _ = writeln!(
         err,
-        "validate: {} rule{} checked, {} ok, {} with errors; {} error{}, {} warning{}{}",
+        "validate: {} rule{} checked, {} ok, {} with errors; {} error{}, {} warning{}{}{}",
         rules_total,
         if rules_total == 1 { "" } else { "s" },
         rules_total - bad_rules,
@@ -79,6 +100,11 @@ pub fn run(paths: &[PathBuf], err: &mut dyn Write) -> u8 {
         if errors == 1 { "" } else { "s" },
         warnings,
         if warnings == 1 { "" } else { "s" },
+        if deprecated > 0 {
+            format!("; {deprecated} deprecated rule{} skipped", if deprecated == 1 { "" } else { "s" })
+        } else {
+            String::new()
+        },
         if missing > 0 {
             format!("; {missing} path{} not found", if missing == 1 { "" } else { "s" })
         } else {

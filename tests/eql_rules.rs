@@ -1,9 +1,10 @@
 //! Rule loading: fields of a real rule file, directory walking (recursive, sorted), skipping of
-//! non-EQL rules, duplicate ids, missing paths, and the TOML position of query diagnostics.
+//! non-EQL and deprecated rules, duplicate ids, missing paths, and the TOML position of query
+//! diagnostics.
 
 use std::path::PathBuf;
 
-use eqlstream::rules::{self, RulesError};
+use eqlstream::rules::{self, RulesError, SkipReason};
 use eqlstream::ruleset::RuleSet;
 
 fn write(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
@@ -56,9 +57,42 @@ fn directories_are_walked_recursively_in_sorted_order_and_non_eql_rules_skipped(
     let l = rules::load_paths(&[dir.path().to_path_buf()]).expect("loads");
     let ids: Vec<&str> = l.rules.iter().map(|r| r.rule_id.as_str()).collect();
     assert_eq!(ids, ["a", "z"]);
-    assert_eq!(l.warnings.len(), 1);
-    assert!(l.warnings[0].contains("c.toml"), "{:?}", l.warnings);
-    assert!(l.warnings[0].contains("`query` is not `eql`"));
+    assert_eq!(l.skipped.len(), 1);
+    assert_eq!(l.skipped[0].reason, SkipReason::RuleType("query".into()));
+    let w = l.skipped[0].warning().expect("a skipped query rule is warned about");
+    // At the `type` value: line 10 of the file, after `type = `.
+    assert!(w.contains("c.toml:10:8: warning:"), "{w}");
+    assert!(w.contains("`query` is not `eql`"), "{w}");
+}
+
+fn deprecated(id: &str) -> String {
+    rule(id, "eql", "query = \"any where true\"").replace("maturity = \"production\"", "maturity = \"deprecated\"")
+}
+
+/// elastic/detection-rules keeps retired rules in `rules/_deprecated/` with
+/// `maturity = "deprecated"`: a directory walk leaves them out, naming the file loads it.
+#[test]
+fn deprecated_rules_load_only_when_their_file_is_named() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(dir.path(), "rules/a.toml", &rule("a", "eql", "query = \"any where true\""));
+    let in_dir = write(dir.path(), "rules/_deprecated/old.toml", &rule("old", "eql", "query = \"any where true\""));
+    // Never read: not even invalid TOML in there is an error.
+    write(dir.path(), "rules/_deprecated/broken.toml", "[rule\n");
+    write(dir.path(), "rules/_deprecated/sub/older.toml", &deprecated("older"));
+    let marked = write(dir.path(), "rules/linux/retired.toml", &deprecated("retired"));
+    let l = rules::load_paths(&[dir.path().join("rules")]).expect("loads");
+    let ids: Vec<&str> = l.rules.iter().map(|r| r.rule_id.as_str()).collect();
+    assert_eq!(ids, ["a"]);
+    assert_eq!(l.skipped.len(), 4, "{:?}", l.skipped);
+    assert!(l.skipped.iter().all(|s| s.reason == SkipReason::Deprecated && s.warning().is_none()));
+    // Named explicitly, each loads (the marked one and the one in `_deprecated`).
+    let l = rules::load_paths(&[marked, in_dir]).expect("loads");
+    let ids: Vec<&str> = l.rules.iter().map(|r| r.rule_id.as_str()).collect();
+    assert_eq!(ids, ["retired", "old"]);
+    assert!(l.skipped.is_empty());
+    // The `_deprecated` directory itself, given as a directory: still a walk.
+    let l = rules::load_paths(&[dir.path().join("rules/_deprecated")]).expect("loads");
+    assert!(l.rules.is_empty());
 }
 
 #[test]
@@ -87,7 +121,7 @@ fn shared_rules_all_load_and_compile() {
     let l =
         rules::load_paths(&[PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rules"))]).expect("loads");
     assert_eq!(l.rules.len(), 16);
-    assert!(l.warnings.is_empty());
+    assert!(l.skipped.is_empty());
     let set = RuleSet::compile(l.rules).expect("all shared rules compile");
     assert_eq!(set.rules.len(), 16);
     assert!(set

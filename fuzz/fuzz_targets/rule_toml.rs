@@ -8,7 +8,9 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use eqlstream::{rules, ruleset::RuleSet, validate};
+use eqlstream::catalog::{self, LoadError, LoadOptions};
+use eqlstream::config::RuleSource;
+use eqlstream::validate;
 use libfuzzer_sys::fuzz_target;
 
 /// A private directory for the rule file, rewritten for every input.
@@ -29,12 +31,10 @@ fuzz_target!(|data: &[u8]| {
     assert!(matches!(code, validate::EXIT_OK | validate::EXIT_DATAERR), "exit {code}");
     assert!(out.len() < 64 << 10, "{} bytes of diagnostics", out.len());
     if code == validate::EXIT_OK {
-        // validate said every rule can run: the start-up path must agree.
-        let loaded = rules::load_paths(std::slice::from_ref(path)).expect("validate accepted the file");
-        if !loaded.rules.is_empty() {
-            if let Err(errors) = RuleSet::compile(loaded.rules) {
-                panic!("validate accepted a rule that does not compile: {}", errors[0]);
-            }
+        // validate said every rule can run (or is skipped): the start-up path must agree.
+        match catalog::load(&RuleSource::Paths(vec![path.clone()]), LoadOptions::default()) {
+            Ok(_) | Err(LoadError::Empty { .. }) => {}
+            Err(e) => panic!("validate accepted a rule that start-up refuses: {}", e.rendered()),
         }
     }
 });

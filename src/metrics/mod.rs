@@ -53,6 +53,11 @@ pub mod names {
     /// Events released from the reorder buffer before the watermark passed them, or refused,
     /// because it held `max_buffered_events`.
     pub const REORDER_OVERFLOW: &str = "eqlstream_reorder_overflow_events_total";
+    /// Rule reloads (SIGHUP, `--watch`) by `result` (`success`, `failure`: refused, the previous
+    /// rules keep running).
+    pub const RULE_RELOADS: &str = "eqlstream_rule_reloads_total";
+    /// Rules in the rule set in effect (gauge; a reload sets it when the new set is accepted).
+    pub const RULES_LOADED: &str = "eqlstream_rules_loaded";
     /// Open input sources (connections, stdin), by `state` (`active`, `idle`).
     pub const SOURCES: &str = "eqlstream_sources";
     /// Events that matched a sequence stage (or an event rule), by `rule_id` and `stage`.
@@ -257,7 +262,9 @@ pub enum MetricsError {
     },
 }
 
-/// Every registered metric, with its label values resolved.
+/// Every registered metric, with its label values resolved. Per-rule series are resolved for
+/// one rule set ([`Metrics::rule_handles`] makes a copy for another one after a reload).
+#[derive(Clone)]
 struct Resolved {
     received_events: IntCounter,
     received_bytes: IntCounter,
@@ -272,6 +279,9 @@ struct Resolved {
     sources: [IntGauge; 2],
     reorder_buffered: IntGauge,
     reorder_overflow: IntCounter,
+    /// `success`, `failure`.
+    rule_reloads: [IntCounter; 2],
+    rules_loaded: IntGauge,
     /// `stage_offsets[r]..stage_offsets[r + 1]` are rule `r`'s entries of `stage_matches`.
     stage_offsets: Arc<[usize]>,
     stage_matches: Vec<IntCounter>,
@@ -300,6 +310,45 @@ pub struct Handles {
 pub struct Metrics {
     registry: Registry,
     handles: Handles,
+    families: RuleFamilies,
+}
+
+/// The metric families labelled by rule, kept to resolve the series of the rules of a reload.
+struct RuleFamilies {
+    stage: IntCounterVec,
+    alerts: IntCounterVec,
+    partials: IntGaugeVec,
+    expired: IntCounterVec,
+    evicted: IntCounterVec,
+    key_expansion_truncated: IntCounterVec,
+    alert_render_errors: IntCounterVec,
+}
+
+impl RuleFamilies {
+    /// Resolves (and so creates, at zero) every per-rule series of `rules` into `r`.
+    fn resolve_into(&self, rules: &[RuleLabels], r: &mut Resolved) {
+        let mut stage_offsets = Vec::with_capacity(rules.len() + 1);
+        let mut stage_matches = Vec::new();
+        stage_offsets.push(0);
+        for rule in rules {
+            for s in 0..rule.stages {
+                stage_matches.push(self.stage.with_label_values(&[rule.rule_id.as_str(), &s.to_string()]));
+            }
+            stage_offsets.push(stage_matches.len());
+        }
+        let per_rule = |v: &IntCounterVec| -> Vec<IntCounter> {
+            rules.iter().map(|r| v.with_label_values(&[r.rule_id.as_str()])).collect()
+        };
+        r.stage_offsets = stage_offsets.into();
+        r.stage_matches = stage_matches;
+        r.alerts =
+            rules.iter().map(|x| self.alerts.with_label_values(&[x.rule_id.as_str(), x.rule_name.as_str()])).collect();
+        r.partials = rules.iter().map(|x| self.partials.with_label_values(&[x.rule_id.as_str()])).collect();
+        r.expired = per_rule(&self.expired);
+        r.evicted = per_rule(&self.evicted);
+        r.key_expansion_truncated = per_rule(&self.key_expansion_truncated);
+        r.alert_render_errors = per_rule(&self.alert_render_errors);
+    }
 }
 
 fn counter_vec(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<IntCounterVec, MetricsError> {
@@ -389,6 +438,18 @@ impl Metrics {
             "Events released from the reorder buffer before the watermark passed them (or refused) because it \
              held max_buffered_events.",
         )?;
+        let reloads_vec = counter_vec(
+            &reg,
+            names::RULE_RELOADS,
+            "Rule reloads (SIGHUP, --watch) by result: success, or failure (refused; the previous rules keep running).",
+            &["result"],
+        )?;
+        let rule_reloads = ["success", "failure"].map(|r| reloads_vec.with_label_values(&[r]));
+        let rules_loaded = IntGauge::with_opts(Opts::new(
+            names::RULES_LOADED,
+            "Rules in the rule set in effect (after the last reload).",
+        ))?;
+        reg.register(Box::new(rules_loaded.clone()))?;
         let stage_vec = counter_vec(
             &reg,
             names::STAGE_MATCHES,
@@ -479,19 +540,16 @@ impl Metrics {
         #[cfg(target_os = "linux")]
         reg.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
 
-        let mut stage_offsets = Vec::with_capacity(rules.len() + 1);
-        let mut stage_matches = Vec::new();
-        stage_offsets.push(0);
-        for r in rules {
-            for s in 0..r.stages {
-                stage_matches.push(stage_vec.with_label_values(&[r.rule_id.as_str(), &s.to_string()]));
-            }
-            stage_offsets.push(stage_matches.len());
-        }
-        let per_rule = |v: &IntCounterVec| -> Vec<IntCounter> {
-            rules.iter().map(|r| v.with_label_values(&[r.rule_id.as_str()])).collect()
+        let families = RuleFamilies {
+            stage: stage_vec,
+            alerts: alerts_vec,
+            partials: partials_vec,
+            expired: expired_vec,
+            evicted: evicted_vec,
+            key_expansion_truncated: key_expansion_truncated_vec,
+            alert_render_errors: alert_render_errors_vec,
         };
-        let inner = Resolved {
+        let mut inner = Resolved {
             received_events,
             received_bytes,
             sent_events,
@@ -505,17 +563,16 @@ impl Metrics {
             sources,
             reorder_buffered,
             reorder_overflow,
-            stage_offsets: stage_offsets.into(),
-            stage_matches,
-            alerts: rules
-                .iter()
-                .map(|r| alerts_vec.with_label_values(&[r.rule_id.as_str(), r.rule_name.as_str()]))
-                .collect(),
-            partials: rules.iter().map(|r| partials_vec.with_label_values(&[r.rule_id.as_str()])).collect(),
-            expired: per_rule(&expired_vec),
-            evicted: per_rule(&evicted_vec),
-            key_expansion_truncated: per_rule(&key_expansion_truncated_vec),
-            alert_render_errors: per_rule(&alert_render_errors_vec),
+            rule_reloads,
+            rules_loaded,
+            stage_offsets: Arc::from([0usize]),
+            stage_matches: Vec::new(),
+            alerts: Vec::new(),
+            partials: Vec::new(),
+            expired: Vec::new(),
+            evicted: Vec::new(),
+            key_expansion_truncated: Vec::new(),
+            alert_render_errors: Vec::new(),
             prefilter_active,
             prefilter_scanned,
             watermark,
@@ -524,12 +581,24 @@ impl Metrics {
             batch_duration: PipelineStage::ALL.map(|s| batch_vec.with_label_values(&[s.label()])),
             queue: PipelineStage::ALL.map(|s| queue_vec.with_label_values(&[s.label()])),
         };
-        Ok(Metrics { registry: reg, handles: Handles { inner: Arc::new(inner) } })
+        families.resolve_into(rules, &mut inner);
+        inner.rules_loaded.set(i64::try_from(rules.len()).unwrap_or(i64::MAX));
+        Ok(Metrics { registry: reg, handles: Handles { inner: Arc::new(inner) }, families })
     }
 
-    /// A clone of the resolved handles (one per worker).
+    /// A clone of the resolved handles (one per worker), for the rules given to
+    /// [`Metrics::for_run`].
     pub fn handles(&self) -> Handles {
         self.handles.clone()
+    }
+
+    /// Handles for another rule set (a reload): the same metrics, with the per-rule series of
+    /// `rules` resolved (those of new rules created at zero), indexed by position in `rules`.
+    /// Series of rules no longer loaded stay in the registry with their totals.
+    pub fn rule_handles(&self, rules: &[RuleLabels]) -> Handles {
+        let mut inner = (*self.handles.inner).clone();
+        self.families.resolve_into(rules, &mut inner);
+        Handles { inner: Arc::new(inner) }
     }
 
     /// The registry in the Prometheus text exposition format (version 0.0.4).
@@ -636,6 +705,16 @@ impl Handles {
         if overflow > 0 {
             self.inner.reorder_overflow.inc_by(overflow);
         }
+    }
+
+    /// Counts one rule reload, accepted (`ok`) or refused.
+    pub fn rule_reload(&self, ok: bool) {
+        self.inner.rule_reloads[usize::from(!ok)].inc();
+    }
+
+    /// Sets the number of rules in effect.
+    pub fn set_rules_loaded(&self, n: usize) {
+        self.inner.rules_loaded.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Sets the numbers of active and idle sources.

@@ -49,6 +49,8 @@ fn every_series_exists_at_zero_from_the_start() {
         "eqlstream_alert_latency_seconds_count",
         "eqlstream_batch_duration_seconds_count{stage=\"decode\"}",
         "eqlstream_queue_events{stage=\"sequence\"}",
+        "eqlstream_rule_reloads_total{result=\"success\"}",
+        "eqlstream_rule_reloads_total{result=\"failure\"}",
     ] {
         assert_eq!(sample(&t, series), Some(0.0), "{series} in\n{t}");
     }
@@ -61,6 +63,48 @@ fn every_series_exists_at_zero_from_the_start() {
         assert!(t.contains("process_resident_memory_bytes "), "process collector: {t}");
         assert!(t.contains("process_cpu_seconds_total "));
     }
+}
+
+#[test]
+fn handles_for_a_reloaded_rule_set_count_into_its_series() {
+    let m = Metrics::new(&rules()).unwrap();
+    assert_eq!(sample(&m.render(), "eqlstream_rules_loaded"), Some(2.0));
+    let old = m.handles();
+    // The reload keeps r-event, now first, drops r-seq and adds r-new.
+    let reloaded = vec![
+        RuleLabels { rule_id: "r-event".into(), rule_name: "Event rule".into(), stages: 1 },
+        RuleLabels { rule_id: "r-new".into(), rule_name: "New rule".into(), stages: 2 },
+    ];
+    let new = m.rule_handles(&reloaded);
+    let t = m.render();
+    for series in [
+        "eqlstream_stage_matches_total{rule_id=\"r-new\",stage=\"1\"}",
+        "eqlstream_alerts_total{rule_id=\"r-new\",rule_name=\"New rule\"}",
+        "eqlstream_partial_sequences{rule_id=\"r-new\"}",
+        "eqlstream_partial_sequences_expired_total{rule_id=\"r-new\"}",
+        "eqlstream_key_expansion_truncated_total{rule_id=\"r-new\"}",
+    ] {
+        assert_eq!(sample(&t, series), Some(0.0), "{series} exists after the reload:\n{t}");
+    }
+    let mut stats = Stats::new(&new);
+    stats.stage_match(1, 1);
+    stats.alerts[0] += 2;
+    stats.received_events += 5;
+    stats.flush(&new);
+    let mut stats = Stats::new(&old);
+    stats.alerts[0] += 1;
+    stats.flush(&old);
+    new.rule_reload(true);
+    new.rule_reload(false);
+    new.set_rules_loaded(2);
+    let t = m.render();
+    assert_eq!(sample(&t, "eqlstream_stage_matches_total{rule_id=\"r-new\",stage=\"1\"}"), Some(1.0));
+    assert_eq!(sample(&t, "eqlstream_alerts_total{rule_id=\"r-event\",rule_name=\"Event rule\"}"), Some(2.0));
+    assert_eq!(sample(&t, "eqlstream_alerts_total{rule_id=\"r-seq\",rule_name=\"Three stage rule\"}"), Some(1.0));
+    assert_eq!(sample(&t, "eqlstream_received_events_total"), Some(5.0), "shared by every rule set");
+    assert_eq!(sample(&t, "eqlstream_rule_reloads_total{result=\"success\"}"), Some(1.0));
+    assert_eq!(sample(&t, "eqlstream_rule_reloads_total{result=\"failure\"}"), Some(1.0));
+    assert_eq!(sample(&t, "eqlstream_rules_loaded"), Some(2.0));
 }
 
 #[test]

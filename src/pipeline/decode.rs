@@ -107,8 +107,16 @@ pub struct DecodeContext {
     pub store: Arc<EventStore>,
 }
 
-/// Runs one decode worker until its input closes.
-pub fn run(ctx: Arc<DecodeContext>, rx: Receiver<Batch>, tx: Sender<Decoded>, handles: Handles, totals: Arc<Totals>) {
+/// Runs one decode worker until its input closes. `ctx` and `handles` are those of the run's
+/// first rule-set version; a batch stamped with another version is evaluated with that one's
+/// (see [`super::live`]).
+pub fn run(
+    mut ctx: Arc<DecodeContext>,
+    rx: Receiver<Batch>,
+    tx: Sender<Decoded>,
+    mut handles: Handles,
+    totals: Arc<Totals>,
+) {
     let mut decoder = Decoder::new(&ctx.rules.fields);
     let mut stats = Stats::new(&handles);
     let mut keys: Vec<Key> = Vec::new();
@@ -116,6 +124,13 @@ pub fn run(ctx: Arc<DecodeContext>, rx: Receiver<Batch>, tx: Sender<Decoded>, ha
     handles.set_prefilter_active(ctx.prefilter.as_ref().is_some_and(|p| p.adaptive().active()));
     for (n, batch) in rx.into_iter().enumerate() {
         super::debug_panic("decode", n as u64);
+        if let Some(v) = batch.rules.as_ref().filter(|v| !Arc::ptr_eq(&v.decode, &ctx)) {
+            // The first batch of another rule-set version: its rules, field table and counters.
+            stats.flush(&handles);
+            (ctx, handles) = (v.decode.clone(), v.handles.clone());
+            decoder = Decoder::new(&ctx.rules.fields);
+            stats = Stats::new(&handles);
+        }
         handles.queue_popped(PipelineStage::Decode, batch.len() as u64);
         let started = Instant::now();
         if let Some(pf) = &ctx.prefilter {

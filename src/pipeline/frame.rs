@@ -70,6 +70,9 @@ pub struct Batch {
     pub origin: Origin,
     /// Part of a long line?
     pub piece: Piece,
+    /// The rule-set version the batch is evaluated with, stamped by the feeder (`None`: the
+    /// run's first version; see [`super::live`]).
+    pub rules: Option<Arc<super::live::RuleVersion>>,
     /// The lines' bytes, each followed by `\n` (also the last line of the stream, whose newline
     /// may be missing in the input), so the writer can pass a run of lines through in one write.
     buf: Vec<u8>,
@@ -198,6 +201,8 @@ impl BatchPool {
         batch.ends.clear();
         batch.seq = 0;
         batch.first_line = 0;
+        // An old rule-set version must not live on in a recycled batch.
+        batch.rules = None;
         batch.origin = Origin::default();
         batch.piece = Piece::None;
         let _ = self.tx.try_send(batch);

@@ -11,6 +11,9 @@
 //! hold 16-byte handles and join-key fingerprints, and the workers read events back only to
 //! render alerts.
 //!
+//! The rules come as a [`LiveRules`]: a reload publishes a new version, which applies from the
+//! next batch the reader hands over, in every stage (see [`live`] for the design).
+//!
 //! Every hop is a bounded crossbeam channel carrying whole batches, so a slow consumer slows the
 //! reader and memory stays bounded. The sequencer is the single point that sees lines in order;
 //! it fixes every release point by input line, so output does not depend on thread scheduling,
@@ -20,6 +23,7 @@
 
 pub mod decode;
 pub mod frame;
+pub mod live;
 pub mod prefilter;
 pub mod rawscan;
 pub(crate) mod sequencer;
@@ -34,15 +38,13 @@ use std::time::Instant;
 
 use crossbeam_channel::bounded;
 
+pub use live::{LiveRules, RuleVersion};
 pub use shutdown::Shutdown;
 
 use crate::config::Settings;
 use crate::metrics::Metrics;
-use crate::ruleset::RuleSet;
 use crate::sequence::key::Fingerprinter;
-use crate::sequence::spec::StageKind;
 use crate::sequence::watermark::{self, ClockConfig};
-use crate::store::{EventStore, StoreConfig};
 
 /// Running totals for the summary and progress lines (the metrics registry has the same figures
 /// per label; these are plain sums that need no registry).
@@ -146,9 +148,6 @@ pub enum PipelineError {
     /// The writer failed.
     #[error(transparent)]
     Sink(#[from] sink::SinkError),
-    /// [`prepare_rules`] was not called on the rule set.
-    #[error("internal error: timestamp fields were not interned before the run")]
-    FieldsNotPrepared,
     /// A pipeline thread could not be started.
     #[error("cannot start thread: {0}")]
     Spawn(std::io::Error),
@@ -201,8 +200,8 @@ pub struct RunReport {
 
 /// Everything a run needs besides settings.
 pub struct RunContext {
-    /// Compiled rules.
-    pub rules: Arc<RuleSet>,
+    /// The rules, replaceable while the run goes on.
+    pub rules: LiveRules,
     /// Metrics registry (served or not).
     pub metrics: Arc<Metrics>,
     /// Stop-reading trigger.
@@ -215,28 +214,12 @@ pub struct RunContext {
     pub totals: Arc<Totals>,
 }
 
-/// Interns the timestamp and tiebreaker fields in the rule set's field table, so that decoders
-/// built from it can read them, and sets up its dispatch (index field, on or off). Call before
-/// wrapping the rule set in an `Arc`.
-pub fn prepare_rules(rules: &mut RuleSet, settings: &Settings) {
-    rules.fields.intern(&settings.timestamp_field);
-    if let Some(t) = &settings.tiebreaker_field {
-        rules.fields.intern(t);
-    }
-    rules.configure_dispatch(settings.index_field.as_deref(), settings.dispatch);
-}
-
 /// Runs the pipeline to completion (end of input, shutdown, or closed stdout).
 pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineError> {
     crate::time::init_monotonic_epoch();
     let started = Instant::now();
     let RunContext { rules, metrics, shutdown, runtime, outputs, totals } = ctx;
-    let timestamp_field = rules.fields.get(&settings.timestamp_field);
-    let tiebreaker_field = settings.tiebreaker_field.as_deref().map(|f| rules.fields.get(f));
-    let (Some(timestamp_field), None | Some(Some(_))) = (timestamp_field, tiebreaker_field) else {
-        return Err(PipelineError::FieldsNotPrepared);
-    };
-    let tiebreaker_field = tiebreaker_field.flatten();
+    let version = rules.current();
     let cap = settings.max_inflight_batches;
     let workers = settings.workers;
     let partitions = settings.partitions;
@@ -252,38 +235,11 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
         std::thread::Builder::new().name(name.clone()).spawn(f).map(|h| (name, h)).map_err(PipelineError::Spawn)
     };
 
-    let store = Arc::new(EventStore::new(StoreConfig {
-        memory_bytes: settings.event_store_memory,
-        spill_dir: settings.spill_dir.clone(),
-    }));
+    let store = rules.store().clone();
     let fingerprints = Fingerprinter::new();
-    let ctx = Arc::new(decode::DecodeContext {
-        rules: rules.clone(),
-        timestamp_field,
-        tiebreaker_field,
-        precision: settings.timestamp_precision,
-        max_line_bytes: settings.max_line_bytes,
-        leading_time: (!settings.timestamp_field.contains('.'))
-            .then(|| rawscan::LeadingTime::new(&settings.timestamp_field, settings.timestamp_precision)),
-        prefilter: if settings.prefilter {
-            match prefilter::Prefilter::build(&rules, &settings.timestamp_field, settings.timestamp_precision) {
-                Ok(p) => {
-                    tracing::info!(literals = p.pattern_count(), "Prefilter on.");
-                    Some(Arc::new(p))
-                }
-                Err(why) => {
-                    tracing::info!(reason = %why, "Prefilter off: every line is parsed.");
-                    None
-                }
-            }
-        } else {
-            None
-        },
-        store: store.clone(),
-    });
     for w in 0..workers {
         let (ctx, rx, tx, h, t) =
-            (ctx.clone(), batch_rx.clone(), decoded_tx.clone(), metrics.handles(), totals.clone());
+            (version.decode.clone(), batch_rx.clone(), decoded_tx.clone(), version.handles.clone(), totals.clone());
         threads.push(spawn(format!("decode-{w}"), Box::new(move || decode::run(ctx, rx, tx, h, t)))?);
     }
     drop(batch_rx);
@@ -295,10 +251,10 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
         let (otx, orx) = bounded(cap);
         part_txs.push(tx);
         part_out_rxs.push(orx);
-        let (r, h, fmt, fp) = (rules.clone(), metrics.handles(), settings.alert_format, fingerprints.clone());
+        let (v, fmt, fp) = (version.clone(), settings.alert_format, fingerprints.clone());
         threads.push(spawn(
             format!("partition-{p}"),
-            Box::new(move || worker::run(r, (fmt, fp), max_partials_each, rx, otx, h)),
+            Box::new(move || worker::run(v, (fmt, fp), max_partials_each, rx, otx)),
         )?);
     }
 
@@ -313,11 +269,7 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
         idle_release: settings.idle_release,
         max_buffered_events: settings.max_buffered_events,
         partitions,
-        event_rule: rules.rules.iter().map(|r| r.query.sequence.is_none()).collect(),
-        advance_per_line: rules
-            .rules
-            .iter()
-            .any(|r| r.query.sequence.as_ref().is_some_and(|s| s.stages.contains(&StageKind::Missing))),
+        rules: version.clone(),
         fingerprints,
     };
     {
@@ -340,7 +292,8 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
             .map_err(PipelineError::Spawn)?
     };
 
-    let feeder = source::Feeder::new(batch_tx, pool, metrics.handles());
+    let feeder = source::Feeder::new(batch_tx, pool, metrics.handles()).with_rules(&rules);
+    drop(version);
     let source_cfg = source::SourceConfig {
         batch_size: settings.batch_size,
         max_line_bytes: settings.max_line_bytes,

@@ -475,11 +475,65 @@ impl Level {
     }
 }
 
+/// What the prefilter can do for one rule, for `eqlstream rules list`: the number of distinct
+/// literals its stages (and `until`) require, or `None` when a stage requires none, in which
+/// case [`Prefilter::build`] refuses any rule set that holds the rule
+/// ([`Unavailable::StageWithoutTerms`]). Reads the same [`crate::eql::Stage::required_literals`];
+/// changes nothing in matching.
+pub fn rule_literals(rule: &crate::ruleset::Rule) -> Option<usize> {
+    let mut seen: Vec<(String, bool)> = Vec::new();
+    for stage in rule.query.stages.iter().chain(rule.query.until.iter()) {
+        let clauses = stage.required_literals();
+        if clauses.is_empty() {
+            return None;
+        }
+        for lit in clauses.into_iter().flatten() {
+            let key = (lit.text, lit.whole);
+            if !seen.contains(&key) {
+                seen.push(key);
+            }
+        }
+    }
+    Some(seen.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::metrics::InvalidReason;
     use crate::rules;
+
+    /// `rule_literals` says `None` exactly for the rules that keep [`Prefilter::build`] from
+    /// building (checked on every shared rule file, one rule at a time).
+    #[test]
+    fn rule_literals_agree_with_build() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/rules");
+        let mut specs = rules::load_paths(&[dir]).expect("shared rules load").rules;
+        for (id, query) in [
+            ("insensitive", "any where process.name : \"curl\""),
+            ("until-without", "sequence [process where process.name == \"a\"] [any where true] until [any where true]"),
+            ("until-with", "sequence [process where true] [file where true] until [network where true]"),
+        ] {
+            specs.push(rules::RuleSpec { rule_id: id.into(), query: query.into(), ..Default::default() });
+        }
+        let (mut with, mut without) = (0, 0);
+        for spec in specs {
+            let set = RuleSet::compile(vec![spec]).expect("shared rules compile");
+            let built = Prefilter::build(&set, "@timestamp", Precision::Millis);
+            match rule_literals(&set.rules[0]) {
+                Some(n) => {
+                    with += 1;
+                    assert!(n > 0);
+                    assert!(built.is_ok(), "{}", set.rules[0].spec.rule_id);
+                }
+                None => {
+                    without += 1;
+                    assert!(matches!(built, Err(Unavailable::StageWithoutTerms { .. })));
+                }
+            }
+        }
+        assert!(with > 0 && without > 0, "both kinds are checked: {with} with literals, {without} without");
+    }
 
     fn seed() -> RuleSet {
         let loaded = rules::embedded().expect("embedded rules load");

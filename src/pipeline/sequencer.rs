@@ -12,6 +12,10 @@
 //! For every batch it sends one [`PartitionWork`] to each partition (in partition order) and then
 //! one [`WriterBatch`] to the writer; the writer consumes in the same order, which rules out
 //! deadlock with bounded channels.
+//!
+//! It is also where a reloaded rule set takes effect for the sequence stage: at the first batch
+//! of a new version it renumbers the hits it holds and tells the partitions to switch, before
+//! any line of that batch (see [`super::live`]).
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU16;
@@ -24,6 +28,7 @@ use smallvec::SmallVec;
 
 use super::decode::{Decoded, RuleHit};
 use super::frame::{Batch, SourceInfo, SourceMarker};
+use super::live::RuleVersion;
 use super::Totals;
 use crate::metrics::{Handles, PipelineStage, SourceHandles, Stats};
 use crate::sequence::key::{Fingerprint, Fingerprinter};
@@ -98,6 +103,14 @@ pub enum WorkItem {
         /// Alerts go after this global line.
         release_line: u64,
     },
+    /// From here on, rule indices are those of `version` (a reload, see [`super::live`]).
+    Switch {
+        /// The rule set that now applies.
+        version: Arc<RuleVersion>,
+        /// For each rule of `version`, its index in the previous version when its sequence
+        /// state carries over ([`RuleVersion::carried_from`]).
+        carried: Arc<[Option<u32>]>,
+    },
 }
 
 /// The work of one output step for one partition.
@@ -128,11 +141,11 @@ pub struct SequencerConfig {
     pub max_buffered_events: usize,
     /// Number of partitions.
     pub partitions: usize,
-    /// For each rule: true when it is an event (non-sequence) query.
-    pub event_rule: Vec<bool>,
-    /// Send an `Advance` after every line that moves the watermark (needed only by rules with
-    /// missing-event stages, whose alerts are decided by the watermark); else once per batch.
-    pub advance_per_line: bool,
+    /// The rule-set version in effect: which rules are event rules, and whether an `Advance`
+    /// goes out after every line that moves the watermark (needed only by rules with
+    /// missing-event stages, whose alerts are decided by the watermark) or once per batch.
+    /// Replaced at the first batch of a new version.
+    pub rules: Arc<RuleVersion>,
     /// Join-key fingerprints (the same keys as the partition workers').
     pub fingerprints: Fingerprinter,
 }
@@ -197,6 +210,31 @@ impl PendingHits {
         match self {
             PendingHits::One(h) => smallvec::smallvec![h.unpack()],
             PendingHits::Many(hits) => hits.into_vec().into_iter().collect(),
+        }
+    }
+
+    /// Renumbers the rules after a reload: `new_index[old]` is the rule's new index, or `None`
+    /// when its state does not carry over (its hits are dropped).
+    fn remap(&mut self, new_index: &[Option<u32>]) {
+        let map = |rule: u32| new_index.get(rule as usize).copied().flatten();
+        match self {
+            PendingHits::One(h) => match map(h.rule) {
+                Some(r) => h.rule = r,
+                None => *self = PendingHits::Many(Box::new([])),
+            },
+            PendingHits::Many(hits) => {
+                if hits.iter().all(|h| map(h.hit.rule).is_some()) {
+                    for h in hits.iter_mut() {
+                        h.hit.rule = map(h.hit.rule).unwrap_or(h.hit.rule);
+                    }
+                } else {
+                    let kept: Vec<RoutedHit> = hits
+                        .iter()
+                        .filter_map(|h| map(h.hit.rule).map(|rule| RoutedHit { hit: KeyedHit { rule, ..h.hit }, ..*h }))
+                        .collect();
+                    *hits = kept.into_boxed_slice();
+                }
+            }
         }
     }
 }
@@ -374,8 +412,39 @@ impl Sequencer {
         Ok(())
     }
 
+    /// The first batch of another rule-set version: the buffered hits are renumbered (those of
+    /// rules that did not carry over are dropped) and the partitions are told, after the work
+    /// of the previous version.
+    fn switch(&mut self, version: Arc<RuleVersion>) {
+        let carried = version.carried_from(&self.cfg.rules);
+        let mut new_index = vec![None; self.cfg.rules.rules.rules.len()];
+        for (new, old) in carried.iter().enumerate() {
+            if let Some(old) = old {
+                new_index[*old as usize] = Some(new as u32);
+            }
+        }
+        self.reorder.for_each_mut(|p| p.hits.remap(&new_index));
+        let carried: Arc<[Option<u32>]> = carried.into();
+        for p in self.work.iter_mut() {
+            p.items.push(WorkItem::Switch { version: version.clone(), carried: carried.clone() });
+        }
+        let kept = carried.iter().flatten().count();
+        tracing::info!(
+            version = version.number,
+            rules = version.rules.rules.len(),
+            kept,
+            started = version.rules.rules.len() - kept,
+            dropped = self.cfg.rules.rules.rules.len() - kept,
+            "Reloaded rules in effect from this point of the input: sequences of unchanged rules go on."
+        );
+        self.cfg.rules = version;
+    }
+
     fn process(&mut self, d: Decoded) -> Result<(), Disconnected> {
         super::debug_panic("sequencer", d.batch.seq);
+        if let Some(v) = d.batch.rules.as_ref().filter(|v| v.number != self.cfg.rules.number) {
+            self.switch(v.clone());
+        }
         let started = Instant::now();
         let Decoded { mut batch, times, matches } = d;
         let source = batch.origin.source;
@@ -451,7 +520,7 @@ impl Sequencer {
             if let Some(m) = matched {
                 let ordinal = Ordinal { ts, tiebreaker: m.tiebreaker, arrival: line };
                 let (event_hits, seq_hits): (Vec<RuleHit>, Vec<RuleHit>) =
-                    m.hits.into_iter().partition(|h| self.cfg.event_rule[h.rule as usize]);
+                    m.hits.into_iter().partition(|h| self.cfg.rules.event_rule[h.rule as usize]);
                 let (event_hits, seq_hits) = (self.compact(event_hits), self.route(seq_hits));
                 if !event_hits.is_empty() {
                     // Event rules need no ordering: the alert follows its own line.
@@ -478,14 +547,14 @@ impl Sequencer {
                 self.release_overflow(line)?;
             }
             self.release(line)?;
-            if self.cfg.advance_per_line && self.reorder.watermark() != wm_before {
+            if self.cfg.rules.advance_per_line && self.reorder.watermark() != wm_before {
                 self.advance_all(line);
             }
         }
         if !batch.is_empty() {
             self.last_line = Some(first + batch.len() as u64 - 1);
         }
-        if !self.cfg.advance_per_line && self.reorder.watermark() != wm_at_start {
+        if !self.cfg.rules.advance_per_line && self.reorder.watermark() != wm_at_start {
             if let Some(line) = self.last_line {
                 self.advance_all(line);
             }
@@ -691,6 +760,10 @@ impl Sequencer {
         let mut released = std::mem::take(&mut self.released);
         for (ordinal, pending) in released.drain(..) {
             let hits = pending.hits.into_hits();
+            if hits.is_empty() {
+                // Every hit belonged to rules a reload removed.
+                continue;
+            }
             let first = hits.first().map_or(0, |h| h.partition as usize % n);
             if n == 1 || hits.iter().all(|h| h.partition as usize % n == first) {
                 self.work[first].items.push(WorkItem::Event {
@@ -801,6 +874,33 @@ mod tests {
         assert_eq!(std::mem::size_of::<Pending>(), 32);
         // What the partitions are sent: a burst of releases is queued as these.
         assert_eq!(std::mem::size_of::<WorkItem>(), 88);
+    }
+
+    #[test]
+    fn a_reload_renumbers_buffered_hits_and_drops_those_of_removed_rules() {
+        let at = |rule: u32, kind| RoutedHit { hit: KeyedHit { key: Fingerprint([1, 2]), rule, kind }, partition: 1 };
+        // Rule 0 is gone, rule 3 is now 0, rule 1 is now 2.
+        let new_index = [None, Some(2), None, Some(0)];
+        let mut one = PendingHits::new(smallvec::smallvec![at(3, HitKind::Stage(1))]);
+        one.remap(&new_index);
+        assert_eq!(one.into_hits().as_slice(), [at(0, HitKind::Stage(1))]);
+        let mut gone = PendingHits::new(smallvec::smallvec![at(0, HitKind::Until)]);
+        gone.remap(&new_index);
+        assert!(gone.into_hits().is_empty());
+        let mut many = PendingHits::new(smallvec::smallvec![
+            at(1, HitKind::Stage(0)),
+            at(0, HitKind::Stage(0)),
+            at(3, HitKind::Until)
+        ]);
+        many.remap(&new_index);
+        assert_eq!(many.into_hits().as_slice(), [at(2, HitKind::Stage(0)), at(0, HitKind::Until)]);
+        let mut all_kept = PendingHits::new(smallvec::smallvec![at(1, HitKind::Stage(0)), at(3, HitKind::Stage(2))]);
+        all_kept.remap(&new_index);
+        assert_eq!(all_kept.into_hits().as_slice(), [at(2, HitKind::Stage(0)), at(0, HitKind::Stage(2))]);
+        // A rule index past the old set (cannot happen) is dropped, not kept as it was.
+        let mut past = PendingHits::new(smallvec::smallvec![at(9, HitKind::Stage(0))]);
+        past.remap(&new_index);
+        assert!(past.into_hits().is_empty());
     }
 
     #[test]

@@ -203,7 +203,6 @@ fn write_alert(outputs: &mut Outputs, a: &AlertOut, stats: &mut Stats) -> std::i
     if let Some(f) = outputs.alerts.as_mut() {
         f.write_all(&a.bytes)?;
     }
-    stats.alerts[a.rule as usize] += 1;
     stats.sent_events += memchr::memchr_iter(b'\n', &a.bytes).count() as u64;
     Ok(())
 }

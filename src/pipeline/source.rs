@@ -109,6 +109,8 @@ pub struct Feeder {
     handles: Handles,
     seq: u64,
     next_line: u64,
+    /// Stamps each batch with the rule-set version it is evaluated with (see [`super::live`]).
+    rules: Option<super::live::Stamp>,
 }
 
 /// The downstream stages have stopped (e.g. stdout closed): stop reading.
@@ -118,15 +120,24 @@ pub struct Closed;
 impl Feeder {
     /// A feeder sending into `tx`; framers take recycled batches from `pool`.
     pub fn new(tx: Sender<Batch>, pool: BatchPool, handles: Handles) -> Feeder {
-        Feeder { tx, pool, handles, seq: 0, next_line: 0 }
+        Feeder { tx, pool, handles, seq: 0, next_line: 0, rules: None }
     }
 
-    /// Assigns the batch its sequence number and first line number, then sends it (blocking while
-    /// the channel is full: this is the backpressure that bounds memory).
+    /// The same feeder, stamping each batch with the version of `rules` current when the batch
+    /// is handed over: the point of the stream where a reloaded rule set takes effect.
+    pub fn with_rules(mut self, rules: &super::live::LiveRules) -> Feeder {
+        self.rules = Some(rules.stamp());
+        self
+    }
+
+    /// Assigns the batch its sequence number, first line number and rule-set version, then
+    /// sends it (blocking while the channel is full: this is the backpressure that bounds
+    /// memory).
     pub fn send(&mut self, mut batch: Batch) -> Result<(), Closed> {
         if !batch.has_input() && batch.origin.marker.is_none() {
             return Ok(());
         }
+        batch.rules = self.rules.as_mut().map(super::live::Stamp::version);
         batch.seq = self.seq;
         batch.first_line = self.next_line;
         self.seq += 1;
@@ -150,10 +161,11 @@ pub fn grow_pipe(fd: i32) {
     let _ = fd;
 }
 
-/// Waits until fd 0 is readable or `POLL_INTERVAL_MS` passes; true when readable (or on error,
+/// Waits until `fd` is readable or `POLL_INTERVAL_MS` passes; true when readable (or on error,
 /// so that the following read reports it).
-fn stdin_ready() -> bool {
-    let mut pfd = libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 };
+fn fd_ready(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
     // SAFETY: one valid pollfd, count 1.
     let n = unsafe { libc::poll(&mut pfd, 1, POLL_INTERVAL_MS) };
     // EINTR (a signal, e.g. the SIGTERM we must react to) is "not ready": loop and check.
@@ -163,15 +175,33 @@ fn stdin_ready() -> bool {
 /// The source id of standard input (connections count from 1).
 pub const STDIN_SOURCE: u32 = 0;
 
-fn read_stdin(cfg: &SourceConfig, mut feeder: Feeder, shutdown: &Shutdown) -> Result<(), SourceError> {
+fn read_stdin(cfg: &SourceConfig, feeder: Feeder, shutdown: &Shutdown) -> Result<(), SourceError> {
     grow_pipe(0);
     let stdin = std::io::stdin();
-    let fd = stdin.as_fd();
     let info = SourceInfo { name: "stdin".into(), label: "stdin".into() };
+    read_fd(cfg, feeder, shutdown, stdin.as_fd(), info, "standard input")
+}
+
+/// A file read once to its end as the one source, as stdin is (used by `eqlstream test`).
+fn read_file(cfg: &SourceConfig, feeder: Feeder, shutdown: &Shutdown, path: &Path) -> Result<(), SourceError> {
+    let file = std::fs::File::open(path).map_err(|source| SourceError::Read { what: "input file", source })?;
+    let info = SourceInfo { name: path.display().to_string(), label: "file".into() };
+    read_fd(cfg, feeder, shutdown, file.as_fd(), info, "input file")
+}
+
+/// Reads `fd` to its end as the source [`STDIN_SOURCE`] (opened and closed in band).
+fn read_fd(
+    cfg: &SourceConfig,
+    mut feeder: Feeder,
+    shutdown: &Shutdown,
+    fd: std::os::fd::BorrowedFd<'_>,
+    info: SourceInfo,
+    what: &'static str,
+) -> Result<(), SourceError> {
     if feeder.send(Batch::marker(STDIN_SOURCE, SourceMarker::Opened(Arc::new(info)))).is_err() {
         return Ok(());
     }
-    let result = read_stdin_lines(cfg, &mut feeder, shutdown, fd);
+    let result = read_fd_lines(cfg, &mut feeder, shutdown, fd, what);
     let _ = feeder.send(Batch::marker(STDIN_SOURCE, SourceMarker::Closed));
     result
 }
@@ -211,11 +241,12 @@ fn report_dropped(handles: &Handles, source: &str, dropped: usize) {
     );
 }
 
-fn read_stdin_lines(
+fn read_fd_lines(
     cfg: &SourceConfig,
     feeder: &mut Feeder,
     shutdown: &Shutdown,
     fd: std::os::fd::BorrowedFd<'_>,
+    what: &'static str,
 ) -> Result<(), SourceError> {
     let mut framer = Framer::with_pool(cfg.batch_size, feeder.pool.clone())
         .for_source(STDIN_SOURCE)
@@ -226,7 +257,7 @@ fn read_stdin_lines(
         if shutdown.is_triggered() {
             match at_shutdown(&framer, &mut deadline, cfg.line_grace) {
                 AtShutdown::Stop => {
-                    tracing::info!("Shutdown requested: stopped reading standard input.");
+                    tracing::info!("Shutdown requested: stopped reading {what}.");
                     break;
                 }
                 AtShutdown::Drop => {
@@ -240,7 +271,7 @@ fn read_stdin_lines(
                 AtShutdown::FinishLine => {}
             }
         }
-        if !stdin_ready() {
+        if !fd_ready(fd) {
             continue;
         }
         // Straight into the batch buffer: the kernel's copy is the only one.
@@ -254,7 +285,7 @@ fn read_stdin_lines(
                 for b in out.drain(..) {
                     let _ = feeder.send(b);
                 }
-                return Err(SourceError::Read { what: "standard input", source });
+                return Err(SourceError::Read { what, source });
             }
         }
         let line_ended = out.iter().any(|b| !b.is_empty());
@@ -557,6 +588,7 @@ pub fn run(
 ) -> Result<(), SourceError> {
     match input {
         InputSpec::Stdin => read_stdin(cfg, feeder, shutdown),
+        InputSpec::File(path) => read_file(cfg, feeder, shutdown, path),
         InputSpec::Tcp(addr) => {
             let listener = rt
                 .block_on(tokio::net::TcpListener::bind(addr.as_str()))

@@ -7,12 +7,18 @@
 //! alert reads its events back from the store and recovers the join key from the first present
 //! event: it is decoded again and the stage's key tuples are recomputed (the same code the
 //! decode workers ran), and the tuple with the completed sequence's fingerprint is the key.
+//!
+//! A `Switch` work item (a rule reload, see [`super::live`]) moves the machines of the rules
+//! that carry over to their new positions, with their partial sequences, drops the others and
+//! starts empty machines for new rules; alerts are counted per rule (in the series of the
+//! version they were rendered with) as they are rendered.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::live::RuleVersion;
 use super::sequencer::{KeyedHits, PartitionWork, WorkItem};
 use crate::alert::{self, AlertFormat, Detection, MatchedEvent};
 use crate::event::Decoder;
@@ -26,14 +32,15 @@ use crate::store::{StoreError, StoredEvent};
 type Machine = SequenceMachine<StoredEvent, Fingerprint>;
 type Done = Completed<StoredEvent, Fingerprint>;
 
-/// What a worker needs to turn a detection into alert lines.
+/// What a worker needs to turn a detection into alert lines (for the rule-set version in
+/// effect).
 struct Renderer<'a> {
-    rules: &'a RuleSet,
+    rules: Arc<RuleSet>,
     format: AlertFormat,
     fingerprints: &'a Fingerprinter,
     decoder: Decoder,
     keys: Vec<Key>,
-    handles: &'a Handles,
+    handles: Handles,
 }
 
 /// Why a completed sequence could not be turned into an alert (logged and counted in
@@ -73,29 +80,25 @@ pub struct PartitionOutput {
     pub alerts: Vec<AlertOut>,
 }
 
-/// Runs one partition worker until its input closes.
+/// Runs one partition worker until its input closes, starting with the rules of `version`.
 pub fn run(
-    rules: Arc<RuleSet>,
+    version: Arc<RuleVersion>,
     (format, fingerprints): (AlertFormat, Fingerprinter),
     max_partials: usize,
     rx: Receiver<PartitionWork>,
     tx: Sender<PartitionOutput>,
-    handles: Handles,
 ) {
-    let mut machines: Vec<Option<Machine>> = rules
-        .rules
-        .iter()
-        .map(|r| r.query.sequence.as_ref().map(|spec| SequenceMachine::new(spec, max_partials)))
-        .collect();
+    let mut machines: Vec<Option<Machine>> =
+        version.rules.rules.iter().map(|r| new_machine(&r.query, max_partials)).collect();
     let mut r = Renderer {
-        rules: &rules,
+        rules: version.rules.clone(),
         format,
         fingerprints: &fingerprints,
-        decoder: Decoder::new(&rules.fields),
+        decoder: Decoder::new(&version.rules.fields),
         keys: Vec::new(),
-        handles: &handles,
+        handles: version.handles.clone(),
     };
-    let mut stats = Stats::new(&handles);
+    let mut stats = Stats::new(&r.handles);
     let mut completed: Vec<Done> = Vec::new();
     let mut rule_hits: Vec<(HitKind, Fingerprint)> = Vec::new();
     // The gauge is shared by all partitions: each adds the change of its own count.
@@ -107,6 +110,9 @@ pub fn run(
         super::debug_panic("partition", n as u64);
         let started = Instant::now();
         let mut out = PartitionOutput { step: work.step, alerts: Vec::new() };
+        // Alerts of `out` already counted (alerts are counted by the rule set they were
+        // rendered with, before a switch).
+        let mut counted = 0;
         for item in work.items {
             match item {
                 WorkItem::Event { release_line, ordinal, event, hits } => {
@@ -146,24 +152,79 @@ pub fn run(
                         }
                     }
                 }
+                WorkItem::Switch { version, carried } => {
+                    count_alerts(&out.alerts[counted..], &mut stats);
+                    counted = out.alerts.len();
+                    report(&mut machines, &mut partials_reported, &mut stats, &r.handles);
+                    switch(&mut r, &mut machines, &mut partials_reported, (&version, &carried), max_partials);
+                    stats = Stats::new(&r.handles);
+                }
             }
         }
-        for (rule, m) in machines.iter_mut().enumerate() {
-            if let Some(m) = m {
-                let c = m.take_counters();
-                stats.expired[rule] += c.expired;
-                stats.evicted[rule] += c.evicted;
-                let now = m.partials() as i64;
-                handles.add_partials(rule, now - partials_reported[rule]);
-                partials_reported[rule] = now;
-            }
-        }
-        stats.flush(&handles);
-        handles.observe_batch(PipelineStage::Sequence, started.elapsed().as_secs_f64());
+        count_alerts(&out.alerts[counted..], &mut stats);
+        report(&mut machines, &mut partials_reported, &mut stats, &r.handles);
+        r.handles.observe_batch(PipelineStage::Sequence, started.elapsed().as_secs_f64());
         if tx.send(out).is_err() {
             break;
         }
     }
+}
+
+/// The machine of a rule: a sequence machine, or `None` for an event rule.
+fn new_machine(query: &crate::eql::Query, max_partials: usize) -> Option<Machine> {
+    query.sequence.as_ref().map(|spec| SequenceMachine::new(spec, max_partials))
+}
+
+fn count_alerts(alerts: &[AlertOut], stats: &mut Stats) {
+    for a in alerts {
+        if let Some(n) = stats.alerts.get_mut(a.rule as usize) {
+            *n += 1;
+        }
+    }
+}
+
+/// Adds the machines' counters and the change of their partials to the metrics, and flushes.
+fn report(machines: &mut [Option<Machine>], reported: &mut [i64], stats: &mut Stats, handles: &Handles) {
+    for (rule, m) in machines.iter_mut().enumerate() {
+        if let Some(m) = m {
+            let c = m.take_counters();
+            stats.expired[rule] += c.expired;
+            stats.evicted[rule] += c.evicted;
+            let now = m.partials() as i64;
+            handles.add_partials(rule, now - reported[rule]);
+            reported[rule] = now;
+        }
+    }
+    stats.flush(handles);
+}
+
+/// Moves to the rules of `version` (after [`report`] on the old ones): the machine of a rule
+/// that carries over moves to its new index with its partial sequences; the others are dropped
+/// (their partials leave the gauge); a new rule starts with an empty machine.
+fn switch(
+    r: &mut Renderer<'_>,
+    machines: &mut Vec<Option<Machine>>,
+    reported: &mut Vec<i64>,
+    (version, carried): (&RuleVersion, &[Option<u32>]),
+    max_partials: usize,
+) {
+    let mut old = std::mem::take(machines);
+    let mut old_reported = std::mem::take(reported);
+    for (i, rule) in version.rules.rules.iter().enumerate() {
+        let from = carried.get(i).copied().flatten().map(|o| o as usize).filter(|o| *o < old.len());
+        let m = from.and_then(|o| old[o].take()).or_else(|| new_machine(&rule.query, max_partials));
+        machines.push(m);
+        reported.push(from.map_or(0, |o| std::mem::take(&mut old_reported[o])));
+    }
+    for (rule, n) in old_reported.into_iter().enumerate() {
+        if n != 0 {
+            r.handles.add_partials(rule, -n);
+        }
+    }
+    drop(old);
+    r.rules = version.rules.clone();
+    r.decoder = Decoder::new(&r.rules.fields);
+    r.handles = version.handles.clone();
 }
 
 fn process_event(

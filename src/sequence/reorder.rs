@@ -284,6 +284,25 @@ impl<T> ReorderBuffer<T> {
         self.len()
     }
 
+    /// Calls `f` on every buffered item, in no particular order. Ordinals are not touched, so
+    /// what is released when, and in which order, stays the same. For rare updates of the whole
+    /// buffer (a rule reload renumbers the rules of buffered hits); O(n).
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut T)) {
+        for chunk in self.run.chunks.iter_mut() {
+            for h in chunk.iter_mut() {
+                f(&mut h.item);
+            }
+        }
+        for heap in [&mut self.heap, &mut self.held] {
+            let mut items = std::mem::take(heap).into_vec();
+            for Reverse(h) in items.iter_mut() {
+                f(&mut h.item);
+            }
+            // Still in heap order (the keys did not change): rebuilding it is one pass.
+            *heap = BinaryHeap::from(items);
+        }
+    }
+
     /// The current watermark (ns), `None` before one is set.
     pub fn watermark(&self) -> Option<i64> {
         self.watermark
@@ -447,6 +466,25 @@ mod tests {
         f.observe(13 * S); // a non-matching line moves the watermark too
         assert_eq!(f.drain(), vec![0]);
         assert_eq!(f.b.len(), 1);
+    }
+
+    #[test]
+    fn for_each_mut_reaches_every_item_and_keeps_the_release_order() {
+        let mut f = Fed::new(10 * S);
+        for (i, ts) in [5, 3, 4, 1, 2, 6, 0, 7].into_iter().enumerate() {
+            f.push(ord(ts * S, i as u64), ts as u32).unwrap();
+        }
+        f.b.hold(ord(30 * S, 9), 30).unwrap();
+        let mut seen = 0;
+        f.b.for_each_mut(|x| {
+            *x += 100;
+            seen += 1;
+        });
+        assert_eq!(seen, 9, "the run, the heap and the held items");
+        let mut out = Vec::new();
+        f.b.release_all(&mut out);
+        let got: Vec<u32> = out.into_iter().map(|(_, x)| x).collect();
+        assert_eq!(got, [100, 101, 102, 103, 104, 105, 106, 107, 130]);
     }
 
     #[test]

@@ -18,9 +18,29 @@ fn help_explains_every_option_and_exits_0() {
         "--progress",
         "--alert-format",
         "validate",
+        "--strict",
+        "--watch",
+        "rules",
+        "test",
         "Exit codes",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    }
+}
+
+#[test]
+fn subcommand_help_documents_rules_list_and_test() {
+    let o = cmd(&["rules", "list", "--help"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&o.stdout);
+    for word in ["--json", "--rules", "--strict", "prefilter", "stages"] {
+        assert!(help.contains(word), "rules list --help lacks {word}:\n{help}");
+    }
+    let o = cmd(&["test", "--help"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&o.stdout);
+    for word in ["events.ndjson", "expected.jsonl", "join_keys", "event_ids", "--rules", "Exits 0"] {
+        assert!(help.contains(word), "test --help lacks {word}:\n{help}");
     }
 }
 

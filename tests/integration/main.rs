@@ -24,5 +24,7 @@ mod metrics;
 mod eventtime;
 // faults: crashed threads, signals mid-line, busy socket paths, idle clients, endless lines.
 mod faults;
+// rules: Elastic's rule corpus loads as it is, `rules list`, `test` fixtures, reloads.
+mod rules;
 // regression: one test per fixed bug (issue_<n>_<what>).
 mod regression;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::{cmd, data, wait_output, wait_until};
 
-fn scrape(addr: &str, path: &str) -> String {
+pub(crate) fn scrape(addr: &str, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
     let mut body = String::new();
@@ -16,7 +16,7 @@ fn scrape(addr: &str, path: &str) -> String {
     body
 }
 
-fn value(metrics: &str, series: &str) -> f64 {
+pub(crate) fn value(metrics: &str, series: &str) -> f64 {
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))

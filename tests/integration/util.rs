@@ -51,10 +51,12 @@ impl Output {
 }
 
 /// A command for the binary with metrics off (tests run in parallel; the default port would clash).
+/// Subcommands other than `run` serve no metrics and take no such flag.
 pub fn cmd(args: &[&str]) -> Command {
     let mut c = Command::new(bin());
     c.args(args);
-    if !args.iter().any(|a| *a == "--metrics-address" || *a == "validate") {
+    let other_command = matches!(args.first(), Some(&"validate" | &"rules" | &"test"));
+    if !other_command && !args.contains(&"--metrics-address") {
         c.args(["--metrics-address", "off"]);
     }
     c.env_remove("RUST_LOG");
@@ -148,6 +150,11 @@ impl Collected {
     /// Waits (at most `limit`) until `done` holds for the output so far; returns whether it did.
     pub fn wait_for(&self, limit: Duration, done: impl Fn(&[u8]) -> bool) -> bool {
         wait_until(limit, || done(&self.buf.lock().unwrap()))
+    }
+
+    /// The output so far.
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.buf.lock().unwrap().clone()
     }
 
     /// Waits for the end of the output and returns all of it.
