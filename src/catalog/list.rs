@@ -129,7 +129,8 @@ mod tests {
                 "s",
                 "sequence by host.id [process where true] [file where true] with runs=2 until [network where true]",
             ),
-            spec("i", "any where process.name : \"curl\""),
+            spec("c", "any where process.name : \"curl\""),
+            spec("i", "any where process.pid > 5"),
         ])
         .expect("compiles")
     }
@@ -138,10 +139,14 @@ mod tests {
     fn rows_show_what_the_engine_runs() {
         let rows = rows(&set());
         let short: Vec<_> = rows.iter().map(|r| (r.rule_id.as_str(), r.kind, r.stages, r.until)).collect();
-        assert_eq!(short, [("e", "event", 1, false), ("s", "sequence", 3, true), ("i", "event", 1, false)]);
+        assert_eq!(
+            short,
+            [("e", "event", 1, false), ("s", "sequence", 3, true), ("c", "event", 1, false), ("i", "event", 1, false)]
+        );
         assert_eq!(rows[0].prefilter_literals, Some(2), "the category and the name");
         assert_eq!(rows[1].prefilter_literals, Some(3), "the three categories");
-        assert_eq!(rows[2].prefilter_literals, None, "`:` is case-insensitive: no literal");
+        assert_eq!(rows[2].prefilter_literals, Some(1), "`:` with an ASCII value: one case-insensitive literal");
+        assert_eq!(rows[3].prefilter_literals, None, "a comparison of numbers: no literal");
     }
 
     #[test]
@@ -151,14 +156,15 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines[0], "RULE_ID  TYPE      SEVERITY  STAGES   PREFILTER  NAME    INDEX");
         assert_eq!(lines[2], "s        sequence  low       3+until  3          rule s  logs-*,auditbeat-*");
-        assert_eq!(lines[3], "i        event     low       1        -          rule i  logs-*,auditbeat-*");
+        assert_eq!(lines[3], "c        event     low       1        1          rule c  logs-*,auditbeat-*");
+        assert_eq!(lines[4], "i        event     low       1        -          rule i  logs-*,auditbeat-*");
         assert_eq!(
-            lines[4],
+            lines[5],
             "prefilter: off for this rule set: rule i has a stage without a required literal (every line is parsed)"
         );
         let json: serde_json::Value = serde_json::from_str(&json(&rows(&set))).expect("JSON");
         assert_eq!(json[1]["type"], "sequence");
-        assert_eq!(json[2]["prefilter_literals"], serde_json::Value::Null);
+        assert_eq!(json[3]["prefilter_literals"], serde_json::Value::Null);
         assert_eq!(json[0]["index"][1], "auditbeat-*");
     }
 }
