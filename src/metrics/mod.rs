@@ -76,7 +76,7 @@ pub mod names {
     /// `rule_id`.
     pub const ALERT_RENDER_ERRORS: &str = "eqlstream_alert_render_errors_total";
     /// 1 while the prefilter scans every line; 0 when it is off (not built, or turned off because
-    /// it did not pay: it then scans one line in 32 to notice when it would) (gauge).
+    /// it did not pay: it then scans one line in 128 to notice when it would) (gauge).
     pub const PREFILTER_ACTIVE: &str = "eqlstream_prefilter_active";
     /// Input lines the prefilter scanned (skipped or not).
     pub const PREFILTER_SCANNED_EVENTS: &str = "eqlstream_prefilter_scanned_events_total";
@@ -494,7 +494,7 @@ impl Metrics {
         let prefilter_active = IntGauge::with_opts(Opts::new(
             names::PREFILTER_ACTIVE,
             "1 while the prefilter scans every line; 0 when it is off (not built, or turned off because it \
-             did not pay; it then scans one line in 32).",
+             did not pay; it then scans one line in 128).",
         ))?;
         reg.register(Box::new(prefilter_active.clone()))?;
         let prefilter_scanned =
