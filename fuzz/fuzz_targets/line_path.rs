@@ -54,7 +54,8 @@ fn setup() -> &'static Setup {
         let mut rules = RuleSet::compile(runnable).expect("rules that compile alone compile together");
         assert!(rules.rules.len() > 5, "the rule corpus is there");
         let settings = Settings::build(FileConfig::default(), Overrides::default()).expect("default settings");
-        eqlstream::pipeline::prepare_rules(&mut rules, &settings);
+        rules.fields.intern(&settings.timestamp_field);
+        rules.configure_dispatch(settings.index_field.as_deref(), settings.dispatch);
         let labels: Vec<RuleLabels> = rules
             .rules
             .iter()
@@ -86,6 +87,7 @@ fn setup() -> &'static Setup {
                             .expect("the prefilter is available for these rules"),
                     )
                 }),
+                wrappers: Arc::new(eqlstream::pipeline::wrapped::WrapperWatch::new(&settings.timestamp_field)),
                 store: store.clone(),
             })
         };

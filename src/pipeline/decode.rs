@@ -103,6 +103,8 @@ pub struct DecodeContext {
     pub leading_time: Option<rawscan::LeadingTime>,
     /// Raw-byte prefilter; `None` parses every line.
     pub prefilter: Option<Arc<Prefilter>>,
+    /// Counts lines a shipper wrapped in a string field, and warns ([`super::wrapped`]).
+    pub wrappers: Arc<super::wrapped::WrapperWatch>,
     /// Where matched events are kept until their alerts are rendered.
     pub store: Arc<EventStore>,
 }
@@ -205,6 +207,8 @@ fn decode_batch(
     let arrived_at = *batch.origin.arrived_at.get_or_insert_with(Instant::now);
     let mut times = Vec::with_capacity(batch.len());
     let mut matches = Vec::new();
+    // Lines without a timestamp that carry the event as a JSON string, and in which field.
+    let mut wrapped: (u64, &str) = (0, "");
     // A part of a line longer than max_line_bytes: bytes only; the line is counted at its end.
     stats.received_bytes += batch.middle_bytes().len() as u64;
     for i in 0..batch.len() {
@@ -219,8 +223,16 @@ fn decode_batch(
         let t = decode_line(ctx, decoder, stats, (keys, scratch), (&mut batch, arrived_at), i, &mut matches);
         if let LineTime::Invalid(reason) | LineTime::InvalidAt(reason, _) = t {
             stats.invalid[reason as usize] += 1;
+            if reason == InvalidReason::NoTimestamp {
+                if let Some(field) = super::wrapped::wrapper_field(batch.line(i)) {
+                    wrapped = (wrapped.0 + 1, field);
+                }
+            }
         }
         times.push(t);
+    }
+    if wrapped.0 > 0 {
+        ctx.wrappers.observe(batch.len() as u64, wrapped.0, wrapped.1);
     }
     Decoded { batch, times, matches }
 }

@@ -117,6 +117,8 @@ struct Builder {
     max_key_combinations: usize,
     metrics: Arc<Metrics>,
     store: Arc<EventStore>,
+    /// One for the run: the counts go on across reloads.
+    wrappers: Arc<super::wrapped::WrapperWatch>,
 }
 
 impl Builder {
@@ -161,6 +163,7 @@ impl Builder {
             leading_time: (!self.timestamp_field.contains('.'))
                 .then(|| rawscan::LeadingTime::new(&self.timestamp_field, self.precision)),
             prefilter,
+            wrappers: self.wrappers.clone(),
             store: self.store.clone(),
         });
         RuleVersion {
@@ -214,6 +217,7 @@ impl LiveRules {
             max_key_combinations: settings.max_key_combinations,
             metrics,
             store,
+            wrappers: Arc::new(super::wrapped::WrapperWatch::new(&settings.timestamp_field)),
         };
         let first = Arc::new(builder.build(0, rules));
         builder.metrics.handles().set_rules_loaded(first.rules.rules.len());

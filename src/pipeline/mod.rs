@@ -31,6 +31,7 @@ pub mod shutdown;
 pub mod sink;
 pub mod source;
 pub(crate) mod worker;
+pub mod wrapped;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -148,3 +148,30 @@ fn random_streams_come_out_unchanged() {
         eqnice!(expected_output(&input), rest);
     }
 }
+
+/// The seed cases as Fluent Bit's `tail` sends them without `Parser json`: each event a JSON
+/// string in `log`, after a `date` key. Every line still comes out unchanged; stderr says once
+/// what happened and how to fix the shipper; the same events unwrapped give alerts.
+#[test]
+fn wrapped_events_pass_through_with_one_warning_naming_the_fix() {
+    let seed = std::fs::read_to_string(data("cloud_defend/seed_rule_cases.ndjson")).unwrap();
+    let mut input = String::new();
+    for _ in 0..4 {
+        for line in seed.lines().filter(|l| !l.trim().is_empty()) {
+            let wrapped = serde_json::json!({"date": 1772704800.5, "log": line});
+            input.push_str(&wrapped.to_string());
+            input.push('\n');
+        }
+    }
+    let lines = input.lines().count();
+    assert!(lines >= 100, "enough lines for the warning: {lines}");
+    let out = run(&["--metrics-address", "off"], input.as_bytes());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, input.as_bytes(), "passed through unchanged, no alert");
+    let stderr = &out.stderr;
+    assert_eq!(stderr.matches("wrapped as a JSON string in the field `log`").count(), 1, "{stderr}");
+    assert!(stderr.contains("Parser json"), "{stderr}");
+    let unwrapped = run(&["--metrics-address", "off"], seed.as_bytes());
+    assert!(!unwrapped.alerts().is_empty(), "the same events unwrapped fire");
+    assert!(!unwrapped.stderr.contains("wrapped as a JSON string"));
+}
