@@ -28,3 +28,5 @@ mod faults;
 mod rules;
 // regression: one test per fixed bug (issue_<n>_<what>).
 mod regression;
+// docs: every relative link in README.md and docs/ resolves.
+mod docs;
