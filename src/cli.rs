@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::builder::{PossibleValue, TypedValueParser};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
 use eqlstream::config::Overrides;
 
@@ -19,7 +20,7 @@ Without --rules or --config, the rules of config/rules/ that are built into the 
 
 const AFTER: &str = "Every option can also be set in the config file (see config/eqlstream.toml) or \
 through an EQLSTREAM_* environment variable; flags win over the environment, which wins over the \
-file.
+file. On/off variables take 1/0, true/false, yes/no or on/off; an empty one counts as unset.
 
 Signals: SIGTERM or SIGINT stops reading and drains; SIGHUP reloads the rule files (as --watch does \
 on a change): a set with errors is refused and the running one kept.
@@ -50,11 +51,19 @@ pub enum Command {
     /// Rules that would be skipped at start-up (other rule types, `sample` queries, deprecated
     /// rules in a directory) are skipped here too, with the same warning.
     ///
-    /// Exits 0 when every rule can run, 65 when any cannot, 66 when a path does not exist.
+    /// With --config, the config file is checked first, as `run` checks it before starting
+    /// (`${VAR}` references, unknown keys, every value), then the rules it names (or PATHs).
+    ///
+    /// Exits 0 when every rule can run, 65 when any cannot, 66 when a path does not exist, 78
+    /// when the config file is invalid.
     Validate {
-        /// Rule files or directories (searched recursively).
-        #[arg(required = true, value_name = "PATH")]
+        /// Rule files or directories (searched recursively). Default with --config: its rules.
+        #[arg(required_unless_present = "config", value_name = "PATH")]
         paths: Vec<PathBuf>,
+        /// Config file (TOML) to check; not taken from EQLSTREAM_CONFIG, but the EQLSTREAM_*
+        /// variables that set options are applied as `run` applies them.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: Option<PathBuf>,
         /// Unsupported rules (other rule types, `sample` queries) are errors, as with
         /// `eqlstream --strict`.
         #[arg(long)]
@@ -124,7 +133,7 @@ pub struct RuleArgs {
     pub rules: Vec<PathBuf>,
 
     /// Unsupported rules (other rule types, `sample` queries) are errors, not skips.
-    #[arg(long = "strict", env = "EQLSTREAM_STRICT_RULES")]
+    #[arg(long = "strict", env = "EQLSTREAM_STRICT_RULES", value_parser = EnvBool)]
     pub strict_rules: bool,
 }
 
@@ -235,7 +244,7 @@ pub struct RunArgs {
 
     /// Evaluate every stage of every rule on every parsed line instead of only those rule
     /// dispatch finds possible (slower; alerts are identical, for comparisons).
-    #[arg(long, env = "EQLSTREAM_NO_DISPATCH")]
+    #[arg(long, env = "EQLSTREAM_NO_DISPATCH", value_parser = EnvBool)]
     pub no_dispatch: bool,
 
     /// Bytes of matched events kept in memory; beyond it they go to spill files in
@@ -253,12 +262,17 @@ pub struct RunArgs {
     #[arg(long, env = "EQLSTREAM_METRICS_ADDRESS", value_name = "ADDR")]
     pub metrics_address: Option<String>,
 
-    /// Also write alert lines to FILE.
+    /// Also write alert lines to FILE, appended to what it holds (see --alerts-output-mode).
     #[arg(long, env = "EQLSTREAM_ALERTS_OUTPUT", value_name = "FILE")]
     pub alerts_output: Option<PathBuf>,
 
+    /// What opening --alerts-output does to the file: append (keep its lines) or truncate
+    /// (empty it first). [default: append]
+    #[arg(long, env = "EQLSTREAM_ALERTS_OUTPUT_MODE", value_name = "MODE")]
+    pub alerts_output_mode: Option<String>,
+
     /// Write only alerts to stdout, not the input lines.
-    #[arg(long, env = "EQLSTREAM_NO_PASSTHROUGH")]
+    #[arg(long, env = "EQLSTREAM_NO_PASSTHROUGH", value_parser = EnvBool)]
     pub no_passthrough: bool,
 
     /// Alert shape: ecs (one line per detection) or kibana (shell + building-block alerts).
@@ -267,7 +281,7 @@ pub struct RunArgs {
     pub alert_format: Option<String>,
 
     /// Print a progress line on stderr every second.
-    #[arg(long, env = "EQLSTREAM_PROGRESS")]
+    #[arg(long, env = "EQLSTREAM_PROGRESS", value_parser = EnvBool)]
     pub progress: bool,
 
     /// After SIGTERM/SIGINT, drain what was read for at most this long. [default: 10s]
@@ -297,29 +311,42 @@ pub struct RunArgs {
     /// Refuse to start (exit 65) when a rule cannot run: a rule type other than eql, or a
     /// `sample` query. Without it such rules are skipped, one warning line each, and the
     /// summary line counts them. Deprecated rules found in a directory are skipped either way.
-    #[arg(long = "strict", env = "EQLSTREAM_STRICT_RULES")]
+    #[arg(long = "strict", env = "EQLSTREAM_STRICT_RULES", value_parser = EnvBool)]
     pub strict_rules: bool,
 
     /// Reload the rules when their files change (looked at every second: size, modification
     /// time, inode of every *.toml under --rules), as SIGHUP always does. A rule set that fails
     /// to load is refused (errors on stderr) and the running one is kept; unchanged rules keep
     /// their partial sequences.
-    #[arg(long = "watch", env = "EQLSTREAM_WATCH_RULES")]
+    #[arg(long = "watch", env = "EQLSTREAM_WATCH_RULES", value_parser = EnvBool)]
     pub watch_rules: bool,
 
     /// Skip the JSON parse of lines whose bytes prove they cannot match any rule, even with
     /// `prefilter = false` in the config file. On by default; alerts are identical either way.
-    #[arg(long, env = "EQLSTREAM_PREFILTER", conflicts_with = "no_prefilter")]
+    #[arg(long, env = "EQLSTREAM_PREFILTER", conflicts_with = "no_prefilter", value_parser = EnvBool)]
     pub prefilter: bool,
 
     /// Parse every line (the prefilter is on by default): every invalid line is then
     /// classified in eqlstream_invalid_events_total, not only those the prefilter lets through.
-    #[arg(long, env = "EQLSTREAM_NO_PREFILTER")]
+    #[arg(long, env = "EQLSTREAM_NO_PREFILTER", value_parser = EnvBool)]
     pub no_prefilter: bool,
 
-    /// Log level for stderr diagnostics (error, warn, info, debug, trace). RUST_LOG also works.
-    #[arg(long, env = "EQLSTREAM_LOG", value_name = "LEVEL", default_value = "info")]
-    pub log_level: String,
+    /// Log level for stderr diagnostics (error, warn, info, debug, trace, or directives such as
+    /// eqlstream=debug). RUST_LOG, when set, wins over it; -v and -q win over both. [default: info]
+    #[arg(long, env = "EQLSTREAM_LOG", value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    /// Log line format on stderr: text or json (one JSON object per line). [default: text]
+    #[arg(long, env = "EQLSTREAM_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+
+    /// More diagnostics: -v logs at debug, -vv at trace (wins over --log-level and RUST_LOG).
+    #[arg(short = 'v', long = "verbose", action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Only warnings and errors on stderr (wins over --log-level and RUST_LOG).
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
 }
 
 impl RunArgs {
@@ -350,6 +377,7 @@ impl RunArgs {
             spill_dir: self.spill_dir.clone(),
             metrics_address: self.metrics_address.clone(),
             alerts_output: self.alerts_output.clone(),
+            alerts_output_mode: self.alerts_output_mode.clone(),
             no_passthrough: self.no_passthrough,
             alert_format: self.alert_format.clone(),
             progress: self.progress,
@@ -362,7 +390,62 @@ impl RunArgs {
             watch_rules: self.watch_rules,
             no_prefilter: self.no_prefilter,
             prefilter: self.prefilter,
+            log_level: self.log_level.clone(),
+            log_format: self.log_format.clone(),
         }
+    }
+
+    /// The level `-v`/`-q` ask for, which wins over every other log setting.
+    pub fn verbosity(&self) -> Option<&'static str> {
+        match (self.quiet, self.verbose) {
+            (true, _) => Some("warn"),
+            (false, 0) => None,
+            (false, 1) => Some("debug"),
+            (false, _) => Some("trace"),
+        }
+    }
+}
+
+/// Value parser of the on/off flags that an `EQLSTREAM_*` variable can set: 1/0, true/false,
+/// yes/no, on/off in any case (clap's own takes only true/false). The flag given on the command
+/// line takes no value, so the only text this ever sees comes from the variable, and its error
+/// names the variable. An empty variable is off, as if unset.
+#[derive(Clone, Copy, Debug)]
+pub struct EnvBool;
+
+/// The spellings [`EnvBool`] accepts, true ones first.
+const TRUE_WORDS: [&str; 4] = ["1", "true", "yes", "on"];
+const FALSE_WORDS: [&str; 4] = ["0", "false", "no", "off"];
+
+impl TypedValueParser for EnvBool {
+    type Value = bool;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<bool, clap::Error> {
+        let text = value.to_string_lossy();
+        let word = text.trim().to_ascii_lowercase();
+        if TRUE_WORDS.contains(&word.as_str()) {
+            return Ok(true);
+        }
+        if word.is_empty() || FALSE_WORDS.contains(&word.as_str()) {
+            return Ok(false);
+        }
+        let source = match arg.and_then(|a| a.get_env()) {
+            Some(var) => var.to_string_lossy().into_owned(),
+            None => arg.map(|a| format!("--{}", a.get_id())).unwrap_or_else(|| "a flag".into()),
+        };
+        let message =
+            format!("invalid value `{text}` of {source}: expected 1/0, true/false, yes/no or on/off (any case)\n");
+        Err(clap::Error::raw(clap::error::ErrorKind::InvalidValue, message).with_cmd(cmd))
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        // Hidden: `--help` of a flag that takes no value should not list values.
+        Some(Box::new(TRUE_WORDS.iter().chain(FALSE_WORDS.iter()).map(|w| PossibleValue::new(*w).hide(true))))
     }
 }
 
@@ -406,7 +489,12 @@ mod tests {
         let b = Cli::try_parse_from(["eqlstream", "run", "--workers", "3"]).unwrap();
         assert!(matches!(b.command, Some(Command::Run(ref r)) if r.workers == Some(3)));
         let v = Cli::try_parse_from(["eqlstream", "validate", "a.toml", "dir"]).unwrap();
-        assert!(matches!(v.command, Some(Command::Validate { paths, strict: false }) if paths.len() == 2));
+        assert!(
+            matches!(v.command, Some(Command::Validate { paths, config: None, strict: false }) if paths.len() == 2)
+        );
+        let v = Cli::try_parse_from(["eqlstream", "validate", "--config", "e.toml"]).unwrap();
+        assert!(matches!(v.command, Some(Command::Validate { paths, config: Some(_), .. }) if paths.is_empty()));
+        assert!(Cli::try_parse_from(["eqlstream", "validate"]).is_err(), "validate needs a PATH or --config");
         let t = Cli::try_parse_from(["eqlstream", "test", "fixtures", "--rules", "r.toml"]).unwrap();
         assert!(
             matches!(t.command, Some(Command::Test { ref dirs, ref rules }) if dirs.len() == 1 && rules.rules.len() == 1)
@@ -414,5 +502,35 @@ mod tests {
         let l = Cli::try_parse_from(["eqlstream", "rules", "list", "--rules", "a,b", "--json", "--strict"]).unwrap();
         assert!(matches!(l.command, Some(Command::Rules { command: RulesCommand::List { ref rules, json: true } })
             if rules.rules.len() == 2 && rules.strict_rules));
+    }
+
+    #[test]
+    fn env_booleans_take_common_spellings_and_errors_name_the_variable() {
+        let cmd = Cli::command();
+        let arg = clap::Arg::new("no_passthrough").long("no-passthrough").env("EQLSTREAM_NO_PASSTHROUGH");
+        let parse = |v: &str| EnvBool.parse_ref(&cmd, Some(&arg), std::ffi::OsStr::new(v));
+        for v in ["1", "true", "TRUE", "yes", "Yes", "on", "ON", " 1 "] {
+            assert!(parse(v).unwrap(), "{v}");
+        }
+        for v in ["0", "false", "False", "no", "NO", "off", "Off", ""] {
+            assert!(!parse(v).unwrap(), "{v:?}");
+        }
+        let e = parse("maybe").unwrap_err().to_string();
+        assert!(e.contains("EQLSTREAM_NO_PASSTHROUGH") && e.contains("maybe"), "{e}");
+        assert!(!e.contains("--no-passthrough"), "names the variable, not the flag: {e}");
+    }
+
+    #[test]
+    fn verbose_and_quiet_set_the_log_level() {
+        let level = |args: &[&str]| Cli::try_parse_from(args).map(|c| c.run.verbosity());
+        assert_eq!(level(&["eqlstream"]).unwrap(), None);
+        assert_eq!(level(&["eqlstream", "-v"]).unwrap(), Some("debug"));
+        assert_eq!(level(&["eqlstream", "-vv"]).unwrap(), Some("trace"));
+        assert_eq!(level(&["eqlstream", "-v", "-v", "-v"]).unwrap(), Some("trace"));
+        assert_eq!(level(&["eqlstream", "-q"]).unwrap(), Some("warn"));
+        assert!(level(&["eqlstream", "-q", "-v"]).is_err(), "-q and -v conflict");
+        let r = Cli::try_parse_from(["eqlstream", "--log-format", "json", "--alerts-output-mode", "truncate"]).unwrap();
+        assert_eq!(r.run.overrides().log_format.as_deref(), Some("json"));
+        assert_eq!(r.run.overrides().alerts_output_mode.as_deref(), Some("truncate"));
     }
 }

@@ -4,7 +4,8 @@
 //! Precedence, highest first: command-line flag, environment variable, config file, built-in
 //! default. Every option is documented with its default in `config/eqlstream.toml`; a test parses
 //! that file so the documentation cannot drift from the code. Unknown keys are an error (exit 78),
-//! never silently ignored.
+//! never silently ignored. `${VAR}` references in the file are replaced before it is parsed
+//! ([`interpolate`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,8 @@ use serde::Deserialize;
 
 use crate::alert::AlertFormat;
 use crate::time::Precision;
+
+pub mod interpolate;
 
 /// Default `max_line_bytes`: a longer line is passed through unparsed and counted (`too_long`).
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1024 * 1024;
@@ -69,6 +72,14 @@ pub enum ConfigError {
         path: PathBuf,
         /// toml's message, with line and column.
         message: String,
+    },
+    /// An `${VAR}` reference in the config file cannot be replaced.
+    #[error("config file {path}: {source}")]
+    Interpolate {
+        /// The path given.
+        path: PathBuf,
+        /// The variable or syntax problem, with its line.
+        source: interpolate::InterpolateError,
     },
     /// A value is out of range or malformed.
     #[error("invalid {option}: {message}")]
@@ -132,6 +143,8 @@ pub struct FileConfig {
     pub metrics_address: Option<String>,
     /// Also write alerts to this file.
     pub alerts_output: Option<PathBuf>,
+    /// `append` (default) or `truncate` the alerts file at start.
+    pub alerts_output_mode: Option<String>,
     /// Write only alerts to stdout.
     pub no_passthrough: Option<bool>,
     /// `ecs` or `kibana`.
@@ -155,10 +168,15 @@ pub struct FileConfig {
     pub watch_rules: Option<bool>,
     /// Skip the JSON parse of lines that cannot match any rule.
     pub prefilter: Option<bool>,
+    /// Log level or `tracing` filter directives for stderr, e.g. "info" or "eqlstream=debug".
+    pub log_level: Option<String>,
+    /// `text` or `json` log lines on stderr.
+    pub log_format: Option<String>,
 }
 
 impl FileConfig {
-    /// Reads and parses a config file.
+    /// Reads a config file, replaces its `${VAR}` references from the process environment and
+    /// parses it.
     pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| {
             if source.kind() == std::io::ErrorKind::NotFound {
@@ -167,6 +185,14 @@ impl FileConfig {
                 ConfigError::Read { path: path.to_path_buf(), source }
             }
         })?;
+        FileConfig::parse(path, &text, |name| std::env::var(name).ok())
+    }
+
+    /// Parses the text of the config file at `path` (for messages and relative rule paths),
+    /// with `env` giving the values of `${VAR}` references.
+    pub fn parse(path: &Path, text: &str, env: impl Fn(&str) -> Option<String>) -> Result<FileConfig, ConfigError> {
+        let text = interpolate::interpolate(text, env)
+            .map_err(|source| ConfigError::Interpolate { path: path.to_path_buf(), source })?;
         let mut cfg: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().replace('\n', " "),
@@ -280,6 +306,8 @@ pub struct Settings {
     pub metrics_address: Option<SocketAddr>,
     /// Extra alert output file.
     pub alerts_output: Option<PathBuf>,
+    /// Whether the alerts file is appended to or truncated at start.
+    pub alerts_output_mode: AlertsOutputMode,
     /// Pass input lines through to stdout.
     pub passthrough: bool,
     /// Alert record shape.
@@ -302,7 +330,34 @@ pub struct Settings {
     pub watch_rules: bool,
     /// Skip parsing lines that cannot match.
     pub prefilter: bool,
+    /// `tracing` filter for stderr diagnostics (before `-v`/`-q` and `RUST_LOG`).
+    pub log_level: String,
+    /// Shape of the log lines on stderr.
+    pub log_format: LogFormat,
 }
+
+/// What opening the alerts file does to what it already holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AlertsOutputMode {
+    /// Keep it and add the new alerts after it (a restart loses nothing).
+    #[default]
+    Append,
+    /// Empty it first.
+    Truncate,
+}
+
+/// Shape of the log lines on stderr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per message.
+    #[default]
+    Text,
+    /// One JSON object per message (tracing-subscriber's JSON formatter).
+    Json,
+}
+
+/// Default `log_level`.
+pub const DEFAULT_LOG_LEVEL: &str = "info";
 
 /// Values given on the command line or through the environment (all optional: unset means
 /// "take the config file's value, else the default").
@@ -357,6 +412,8 @@ pub struct Overrides {
     #[allow(missing_docs)]
     pub alerts_output: Option<PathBuf>,
     #[allow(missing_docs)]
+    pub alerts_output_mode: Option<String>,
+    #[allow(missing_docs)]
     pub no_passthrough: bool,
     #[allow(missing_docs)]
     pub alert_format: Option<String>,
@@ -380,6 +437,10 @@ pub struct Overrides {
     pub no_prefilter: bool,
     #[allow(missing_docs)]
     pub prefilter: bool,
+    #[allow(missing_docs)]
+    pub log_level: Option<String>,
+    #[allow(missing_docs)]
+    pub log_format: Option<String>,
 }
 
 fn duration(option: &'static str, s: &str) -> Result<Duration, ConfigError> {
@@ -394,6 +455,24 @@ fn at_least_one(option: &'static str, v: usize) -> Result<usize, ConfigError> {
         Err(ConfigError::Invalid { option, message: "must be at least 1".into() })
     } else {
         Ok(v)
+    }
+}
+
+/// A log level is one of `off error warn info debug trace`, or `tracing` filter directives
+/// with a target (`eqlstream=debug,warn`); a lone word that is not a level is refused, where
+/// `tracing` would take it for a target name and log nothing useful.
+fn check_log_level(s: &str) -> Result<(), ConfigError> {
+    let level = s.trim().parse::<tracing_subscriber::filter::LevelFilter>().is_ok();
+    let directives = s.contains('=') && tracing_subscriber::EnvFilter::builder().parse(s).is_ok();
+    if level || directives {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            option: "log_level",
+            message: format!(
+                "expected error, warn, info, debug, trace, off or filter directives like `eqlstream=debug`, found `{s}`"
+            ),
+        })
     }
 }
 
@@ -535,6 +614,28 @@ impl Settings {
             "max_buffered_events",
             o.max_buffered_events.or(file.max_buffered_events).unwrap_or(DEFAULT_MAX_BUFFERED_EVENTS),
         )?;
+        let alerts_output_mode = match o.alerts_output_mode.or(file.alerts_output_mode).as_deref() {
+            None | Some("append") => AlertsOutputMode::Append,
+            Some("truncate") => AlertsOutputMode::Truncate,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    option: "alerts_output_mode",
+                    message: format!("expected `append` or `truncate`, found `{other}`"),
+                })
+            }
+        };
+        let log_level = o.log_level.or(file.log_level).unwrap_or_else(|| DEFAULT_LOG_LEVEL.to_string());
+        check_log_level(&log_level)?;
+        let log_format = match o.log_format.or(file.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    option: "log_format",
+                    message: format!("expected `text` or `json`, found `{other}`"),
+                })
+            }
+        };
         Ok(Settings {
             rules,
             input,
@@ -560,6 +661,7 @@ impl Settings {
             spill_dir,
             metrics_address,
             alerts_output: o.alerts_output.or(file.alerts_output),
+            alerts_output_mode,
             passthrough: !(o.no_passthrough || file.no_passthrough.unwrap_or(false)),
             alert_format,
             progress: o.progress || file.progress.unwrap_or(false),
@@ -571,6 +673,8 @@ impl Settings {
             strict_rules: o.strict_rules || file.strict_rules.unwrap_or(false),
             watch_rules: o.watch_rules || file.watch_rules.unwrap_or(false),
             prefilter: !o.no_prefilter && (o.prefilter || file.prefilter.unwrap_or(true)),
+            log_level,
+            log_format,
         })
     }
 }
@@ -596,6 +700,8 @@ mod tests {
         assert_eq!(s.max_future, w::DEFAULT_MAX_FUTURE);
         assert_eq!(s.outlier_confirm_events, w::DEFAULT_OUTLIER_CONFIRM_EVENTS);
         assert_eq!(s.outlier_confirm_time, w::DEFAULT_OUTLIER_CONFIRM_TIME);
+        assert_eq!((s.alerts_output_mode, s.log_format), (AlertsOutputMode::Append, LogFormat::Text));
+        assert_eq!(s.log_level, DEFAULT_LOG_LEVEL);
     }
 
     #[test]
@@ -702,6 +808,53 @@ mod tests {
         let s = Settings::build(file, o).unwrap();
         assert_eq!(s.workers, 1);
         assert_eq!(s.batch_size, 10);
+    }
+
+    #[test]
+    fn config_file_references_are_interpolated_before_parsing() {
+        let env = |name: &str| (name == "WORKERS").then(|| "3".to_string());
+        let text = "workers = ${WORKERS}\nbatch_size = ${BATCH:-16}\ninput = \"$${X}\"\n";
+        let file = FileConfig::parse(Path::new("/etc/e.toml"), text, env).unwrap();
+        assert_eq!((file.workers, file.batch_size, file.input.as_deref()), (Some(3), Some(16), Some("${X}")));
+        let e = FileConfig::parse(Path::new("/etc/e.toml"), "workers = 2\nspill_dir = \"${SPILL}\"\n", env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/etc/e.toml") && e.contains("line 2") && e.contains("`SPILL`"), "{e}");
+    }
+
+    #[test]
+    fn alerts_output_appends_unless_told_to_truncate() {
+        let s = Settings::build(FileConfig::default(), Overrides::default()).unwrap();
+        assert_eq!(s.alerts_output_mode, AlertsOutputMode::Append);
+        let file = toml::from_str::<FileConfig>("alerts_output_mode = \"truncate\"\n").unwrap();
+        assert_eq!(
+            Settings::build(file.clone(), Overrides::default()).unwrap().alerts_output_mode,
+            AlertsOutputMode::Truncate
+        );
+        let o = Overrides { alerts_output_mode: Some("append".into()), ..Default::default() };
+        assert_eq!(Settings::build(file, o).unwrap().alerts_output_mode, AlertsOutputMode::Append);
+        let o = Overrides { alerts_output_mode: Some("overwrite".into()), ..Default::default() };
+        let e = Settings::build(FileConfig::default(), o).unwrap_err().to_string();
+        assert!(e.contains("alerts_output_mode") && e.contains("overwrite"), "{e}");
+    }
+
+    #[test]
+    fn log_level_and_format_come_from_the_file_and_flags_and_are_checked() {
+        let s = Settings::build(FileConfig::default(), Overrides::default()).unwrap();
+        assert_eq!((s.log_level.as_str(), s.log_format), ("info", LogFormat::Text));
+        let file = toml::from_str::<FileConfig>("log_level = \"warn\"\nlog_format = \"json\"\n").unwrap();
+        let s = Settings::build(file.clone(), Overrides::default()).unwrap();
+        assert_eq!((s.log_level.as_str(), s.log_format), ("warn", LogFormat::Json));
+        let o = Overrides { log_level: Some("warn,eqlstream=debug".into()), ..Default::default() };
+        assert_eq!(Settings::build(file, o).unwrap().log_level, "warn,eqlstream=debug");
+        for (o, option) in [
+            (Overrides { log_level: Some("verbose".into()), ..Default::default() }, "log_level"),
+            (Overrides { log_level: Some("eqlstream=loud".into()), ..Default::default() }, "log_level"),
+            (Overrides { log_format: Some("yaml".into()), ..Default::default() }, "log_format"),
+        ] {
+            let e = Settings::build(FileConfig::default(), o).unwrap_err().to_string();
+            assert!(e.contains(option), "{e}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 
 use eqlstream::catalog::{self, LoadError, LoadOptions};
-use eqlstream::config::{ConfigError, FileConfig, Settings};
+use eqlstream::config::{AlertsOutputMode, ConfigError, FileConfig, LogFormat, RuleSource, Settings};
 use eqlstream::eql::diag;
 use eqlstream::metrics::{self, Metrics, RuleLabels};
 use eqlstream::pipeline::{self, sink, LiveRules, RunContext, Shutdown, Totals};
@@ -91,7 +91,10 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Some(cli::Command::Validate { paths, strict }) => {
+        Some(cli::Command::Validate { paths, config: Some(config), strict }) => {
+            ExitCode::from(validate_config(&config, &paths, strict))
+        }
+        Some(cli::Command::Validate { paths, config: None, strict }) => {
             let mut err = std::io::stderr().lock();
             ExitCode::from(eqlstream::validate::run_with(&paths, LoadOptions { strict }, &mut err))
         }
@@ -114,16 +117,21 @@ fn finish(r: Result<u8, Fatal>) -> ExitCode {
     }
 }
 
-fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
+/// Logging to stderr. The level: `-v`/`-q` (`verbosity`) if given, else RUST_LOG if set and
+/// valid, else `log_level` (flag, EQLSTREAM_LOG, config file; validated by `Settings::build`).
+fn init_logging(settings: &Settings, verbosity: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match verbosity {
+        Some(level) => EnvFilter::new(level),
+        None => EnvFilter::try_from_default_env()
+            .or_else(|_| EnvFilter::try_new(&settings.log_level))
+            .unwrap_or_else(|_| EnvFilter::new(eqlstream::config::DEFAULT_LOG_LEVEL)),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    let _ = match settings.log_format {
+        LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).try_init(),
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
 }
 
 fn config_error(e: ConfigError) -> Fatal {
@@ -161,6 +169,47 @@ fn load_rules(settings: &Settings) -> Result<RuleSet, Fatal> {
         }
     }
     Ok(set)
+}
+
+/// `eqlstream validate --config FILE [PATH...]`: the config file as `run` checks it before
+/// starting (interpolation, keys, values, with the EQLSTREAM_* variables `run` would apply),
+/// then the rules: PATHs if given, else those the config names (or the built-in set).
+fn validate_config(path: &std::path::Path, paths: &[std::path::PathBuf], strict: bool) -> u8 {
+    let mut err = std::io::stderr().lock();
+    // The EQLSTREAM_* variables, read by the same clap definitions as `run` (EQLSTREAM_CONFIG
+    // too, but the config checked is the one named on this command line).
+    let env = match cli::Cli::try_parse_from(["eqlstream"]) {
+        Ok(c) => c.run,
+        Err(e) => {
+            let _ = write!(err, "{}", e.render());
+            return exit::USAGE;
+        }
+    };
+    let settings = FileConfig::load(path).and_then(|file| {
+        let mut o = env.overrides();
+        o.strict_rules |= strict;
+        Settings::build(file, o)
+    });
+    let settings = match settings {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(err, "eqlstream: error: {e}");
+            return config_error(e).code;
+        }
+    };
+    let _ = writeln!(err, "eqlstream: config file {}: ok", path.display());
+    let opts = LoadOptions { strict: settings.strict_rules };
+    match (paths, &settings.rules) {
+        ([], RuleSource::Embedded) => match catalog::load(&RuleSource::Embedded, opts) {
+            Ok(c) => {
+                let _ = writeln!(err, "eqlstream: built-in rules: {}", c.summary());
+                0
+            }
+            Err(e) => load_error(e).code,
+        },
+        ([], RuleSource::Paths(from_config)) => eqlstream::validate::run_with(from_config, opts, &mut err),
+        (given, _) => eqlstream::validate::run_with(given, opts, &mut err),
+    }
 }
 
 /// The settings of a command that works on the rule set only (`rules list`, `test`).
@@ -222,12 +271,12 @@ fn write_stdout(bytes: &[u8]) -> Result<u8, Fatal> {
 }
 
 fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
-    init_logging(&args.log_level);
     let file = match &args.config {
         Some(path) => FileConfig::load(path).map_err(config_error)?,
         None => FileConfig::default(),
     };
     let settings = Settings::build(file, args.overrides()).map_err(config_error)?;
+    init_logging(&settings, args.verbosity());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("eqlstream-io")
@@ -258,9 +307,8 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
 
     let server = match settings.metrics_address {
         Some(addr) => {
-            let s = metrics::serve(metrics.clone(), addr, runtime.handle())
-                .map_err(|e| Fatal::new(exit::CONFIG, format!("metrics listener on {addr}: {e}")))?;
-            eprintln!("eqlstream: metrics on http://{}/metrics", s.local_addr());
+            let s = metrics::serve(metrics.clone(), addr, runtime.handle()).map_err(metrics_error)?;
+            notice(&settings, args.quiet, &format!("metrics on http://{}/metrics", s.local_addr()));
             Some(s)
         }
         None => None,
@@ -287,8 +335,14 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
     };
     let alerts: Option<Box<dyn Write + Send>> = match &settings.alerts_output {
         Some(path) => {
-            let f = std::fs::File::create(path)
-                .map_err(|e| Fatal::new(exit::IOERR, format!("cannot create alerts file {}: {e}", path.display())))?;
+            let mut open = std::fs::OpenOptions::new();
+            match settings.alerts_output_mode {
+                AlertsOutputMode::Append => open.append(true).create(true),
+                AlertsOutputMode::Truncate => open.write(true).create(true).truncate(true),
+            };
+            let f = open
+                .open(path)
+                .map_err(|e| Fatal::new(exit::IOERR, format!("cannot open alerts file {}: {e}", path.display())))?;
             Some(Box::new(BufWriter::new(f)))
         }
         None => None,
@@ -322,7 +376,7 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
         }
         _ => Fatal::new(exit::IOERR, e.to_string()),
     })?;
-    eprintln!("eqlstream: {}", report.summary.line(report.seconds));
+    notice(&settings, args.quiet, &report.summary.line(report.seconds));
     if report.end == sink::SinkEnd::BrokenPipe {
         tracing::info!("Output closed by the consumer; stopped.");
     } else if shutdown.is_triggered() {
@@ -330,6 +384,38 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
     }
     runtime.shutdown_timeout(Duration::from_millis(100));
     Ok(0)
+}
+
+/// A line for the operator outside the log levels (the metrics address, the run summary):
+/// plain on stderr, a log record with `--log-format json` (so stderr stays JSON), nothing with
+/// `-q`.
+fn notice(settings: &Settings, quiet: bool, message: &str) {
+    match settings.log_format {
+        LogFormat::Json => tracing::info!("{message}"),
+        LogFormat::Text if !quiet => eprintln!("eqlstream: {message}"),
+        LogFormat::Text => {}
+    }
+}
+
+/// The metrics listener cannot start (exit 78). A busy port is most often another eqlstream:
+/// a chain `eqlstream | eqlstream` where both use the default port, so say how to pick another.
+fn metrics_error(e: metrics::MetricsError) -> Fatal {
+    match e {
+        metrics::MetricsError::Bind { addr, source } if source.kind() == std::io::ErrorKind::AddrInUse => {
+            let other = std::net::SocketAddr::new(addr.ip(), addr.port().checked_add(1).unwrap_or(9781));
+            Fatal::new(
+                exit::CONFIG,
+                format!(
+                    "metrics listener: address {addr} is already in use, perhaps by another eqlstream \
+                     (each instance of a chain such as `eqlstream | eqlstream` needs its own port). \
+                     Choose another address with --metrics-address {other}, EQLSTREAM_METRICS_ADDRESS={other} \
+                     or metrics_address = \"{other}\" in the config file, or turn the listener off with \
+                     `off` (--metrics-address off)"
+                ),
+            )
+        }
+        other => Fatal::new(exit::CONFIG, format!("metrics listener: {other}")),
+    }
 }
 
 /// Installs the SIGHUP handler (before this returns, so that SIGHUP, whose default action ends
