@@ -163,7 +163,7 @@ pub fn run(
         }
         count_alerts(&out.alerts[counted..], &mut stats);
         report(&mut machines, &mut partials_reported, &mut stats, &r.handles);
-        r.handles.observe_batch(PipelineStage::Sequence, started.elapsed().as_secs_f64());
+        r.handles.observe_batch(PipelineStage::Partition, started.elapsed().as_secs_f64());
         if tx.send(out).is_err() {
             break;
         }
