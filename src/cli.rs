@@ -280,6 +280,10 @@ pub struct RunArgs {
     #[arg(long, env = "EQLSTREAM_ALERT_FORMAT", value_name = "FORMAT")]
     pub alert_format: Option<String>,
 
+    /// Kibana space of --alert-format kibana alerts (`kibana.space_ids`). [default: default]
+    #[arg(long, env = "EQLSTREAM_KIBANA_SPACE_ID", value_name = "SPACE")]
+    pub kibana_space_id: Option<String>,
+
     /// Print a progress line on stderr every second.
     #[arg(long, env = "EQLSTREAM_PROGRESS", value_parser = EnvBool)]
     pub progress: bool,
@@ -380,6 +384,7 @@ impl RunArgs {
             alerts_output_mode: self.alerts_output_mode.clone(),
             no_passthrough: self.no_passthrough,
             alert_format: self.alert_format.clone(),
+            kibana_space_id: self.kibana_space_id.clone(),
             progress: self.progress,
             shutdown_timeout: self.shutdown_timeout.clone(),
             max_connections: self.max_connections,

@@ -149,6 +149,8 @@ pub struct FileConfig {
     pub no_passthrough: Option<bool>,
     /// `ecs` or `kibana`.
     pub alert_format: Option<String>,
+    /// The Kibana space of `--alert-format kibana` alerts (`kibana.space_ids`).
+    pub kibana_space_id: Option<String>,
     /// Print a progress line on stderr every second.
     pub progress: Option<bool>,
     /// Time allowed to drain after SIGTERM, e.g. "10s".
@@ -312,6 +314,8 @@ pub struct Settings {
     pub passthrough: bool,
     /// Alert record shape.
     pub alert_format: AlertFormat,
+    /// The Kibana space of Kibana-format alerts (`kibana.space_ids: [id]`).
+    pub kibana_space_id: String,
     /// Progress line every second.
     pub progress: bool,
     /// Drain time after a signal.
@@ -417,6 +421,8 @@ pub struct Overrides {
     pub no_passthrough: bool,
     #[allow(missing_docs)]
     pub alert_format: Option<String>,
+    #[allow(missing_docs)]
+    pub kibana_space_id: Option<String>,
     #[allow(missing_docs)]
     pub progress: bool,
     #[allow(missing_docs)]
@@ -592,6 +598,16 @@ impl Settings {
                 })
             }
         };
+        let kibana_space_id =
+            o.kibana_space_id.or(file.kibana_space_id).unwrap_or_else(|| crate::alert::DEFAULT_KIBANA_SPACE.to_owned());
+        if !crate::alert::valid_space_id(&kibana_space_id) {
+            return Err(ConfigError::Invalid {
+                option: "kibana_space_id",
+                message: format!(
+                    "expected a Kibana space id (lower-case letters, digits, `_` and `-`), found `{kibana_space_id}`"
+                ),
+            });
+        }
         let max_connections = at_least_one(
             "max_connections",
             o.max_connections.or(file.max_connections).unwrap_or(DEFAULT_MAX_CONNECTIONS),
@@ -664,6 +680,7 @@ impl Settings {
             alerts_output_mode,
             passthrough: !(o.no_passthrough || file.no_passthrough.unwrap_or(false)),
             alert_format,
+            kibana_space_id,
             progress: o.progress || file.progress.unwrap_or(false),
             shutdown_timeout,
             max_connections,
@@ -702,6 +719,20 @@ mod tests {
         assert_eq!(s.outlier_confirm_time, w::DEFAULT_OUTLIER_CONFIRM_TIME);
         assert_eq!((s.alerts_output_mode, s.log_format), (AlertsOutputMode::Append, LogFormat::Text));
         assert_eq!(s.log_level, DEFAULT_LOG_LEVEL);
+    }
+
+    #[test]
+    fn kibana_space_id_defaults_to_default_and_is_validated() {
+        let s = Settings::build(FileConfig::default(), Overrides::default()).unwrap();
+        assert_eq!(s.kibana_space_id, "default");
+        let file = toml::from_str::<FileConfig>("kibana_space_id = \"soc\"\n").unwrap();
+        let o = Overrides { kibana_space_id: Some("soc-2".into()), ..Default::default() };
+        assert_eq!(Settings::build(file, o).unwrap().kibana_space_id, "soc-2", "the flag wins");
+        for bad in ["", "Default", "a b", "x/y"] {
+            let o = Overrides { kibana_space_id: Some(bad.into()), ..Default::default() };
+            let e = Settings::build(FileConfig::default(), o).unwrap_err().to_string();
+            assert!(e.contains("kibana_space_id"), "{bad}: {e}");
+        }
     }
 
     #[test]

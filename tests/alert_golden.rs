@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use eqlstream::alert::{render, AlertFormat, Detection, MatchedEvent};
+use eqlstream::alert::{render, render_in_space, AlertFormat, Detection, MatchedEvent};
 use eqlstream::rules::RuleSpec;
 use eqlstream::sequence::key::KeyValue;
 use serde_json::{json, Value};
@@ -333,4 +333,45 @@ fn a_detection_without_any_event_is_an_error_and_writes_nothing() {
     let mut out = b"keep".to_vec();
     assert!(render(&d, AlertFormat::Ecs, fixed_now(), &mut out).is_err());
     assert_eq!(out, b"keep");
+}
+
+/// The fields Elastic Security's alerts page filters and groups on, and those Kibana's alert field
+/// map requires (`packages/kbn-alerts-as-data-utils/src/field_maps/alert_field_map.ts`), on the
+/// shell and on every building block; `kibana.space_ids` from the option.
+#[test]
+fn kibana_alerts_carry_what_the_security_alerts_page_needs() {
+    let rule = seed_rule();
+    let keys = p1_keys();
+    let events = p1_events();
+    let slots: Vec<Option<&MatchedEvent>> = events.iter().map(Some).collect();
+    let d = Detection { rule: &rule, join_keys: &keys, events: &slots };
+    for (space, expected) in [(None, "default"), (Some("soc-team_2"), "soc-team_2")] {
+        let mut out = Vec::new();
+        match space {
+            None => render(&d, AlertFormat::Kibana, fixed_now(), &mut out).unwrap(),
+            Some(s) => render_in_space(&d, AlertFormat::Kibana, s, fixed_now(), &mut out).unwrap(),
+        };
+        let docs: Vec<Value> =
+            out.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+        assert_eq!(docs.len(), 4);
+        for doc in &docs {
+            assert_eq!(doc["kibana.space_ids"], json!([expected]));
+            assert_eq!(doc["kibana.alert.rule.rule_type_id"], "siem.eqlRule");
+            assert_eq!(doc["kibana.alert.rule.type"], "eql");
+            assert_eq!(doc["kibana.alert.rule.category"], "Event Correlation Rule");
+            assert_eq!(doc["kibana.alert.rule.consumer"], "siem");
+            assert_eq!(doc["kibana.alert.rule.producer"], "siem");
+            assert_eq!(doc["kibana.alert.rule.revision"], 0);
+            assert_eq!(doc["kibana.alert.status"], "active");
+            assert_eq!(doc["kibana.alert.workflow_status"], "open");
+            assert_eq!(doc["kibana.alert.rule.uuid"], rule.rule_id.as_str());
+            assert_eq!(doc["kibana.alert.rule.name"], rule.name.as_str());
+            assert_eq!(doc["kibana.alert.rule.parameters"]["query"], rule.query.as_str());
+            assert_eq!(doc["tags"], json!(rule.tags), "the rule's tags (the events have none)");
+            assert_eq!(doc["event.kind"], "signal");
+            assert!(doc["@timestamp"].is_string() && doc["kibana.alert.uuid"].is_string());
+            assert!(doc["kibana.alert.original_time"].is_string());
+            assert!(!doc["kibana.alert.ancestors"].as_array().unwrap().is_empty());
+        }
+    }
 }

@@ -46,6 +46,16 @@ pub enum AlertFormat {
     Kibana,
 }
 
+/// The Kibana space alerts belong to unless `kibana_space_id` says otherwise (Kibana's own
+/// default space).
+pub const DEFAULT_KIBANA_SPACE: &str = "default";
+
+/// Whether `id` can be a Kibana space id: lower-case ASCII letters, digits, `_` and `-`, not empty
+/// (Kibana's spaces API refuses anything else).
+pub fn valid_space_id(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
 /// One event that matched a stage of a rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MatchedEvent {
@@ -117,22 +127,36 @@ pub enum AlertError {
 /// An event that cannot be parsed (see the module comment) leaves its fields out of the alert
 /// and is listed in [`Rendered::missing`]. The only error is a detection without any present
 /// event; on error nothing is appended to `out`.
+///
+/// Kibana-format alerts go to the [`DEFAULT_KIBANA_SPACE`]; see [`render_in_space`].
 pub fn render(
     d: &Detection<'_>,
     format: AlertFormat,
     now: SystemTime,
     out: &mut Vec<u8>,
 ) -> Result<Rendered, AlertError> {
+    render_in_space(d, format, DEFAULT_KIBANA_SPACE, now, out)
+}
+
+/// [`render`], with Kibana-format alerts in the Kibana space `space` (`kibana.space_ids`; ECS
+/// alerts do not name a space).
+pub fn render_in_space(
+    d: &Detection<'_>,
+    format: AlertFormat,
+    space: &str,
+    now: SystemTime,
+    out: &mut Vec<u8>,
+) -> Result<Rendered, AlertError> {
     let depth = d.events.iter().flatten().map(|e| nesting_depth(e.raw.as_bytes())).max().unwrap_or(0);
     if depth <= SHALLOW_DEPTH {
-        return render_with(d, format, now, out, SHALLOW_DEPTH);
+        return render_with(d, (format, space), now, out, SHALLOW_DEPTH);
     }
     let stack = DEEP_STACK_BASE + depth.min(MAX_EVENT_DEPTH) * DEEP_STACK_PER_LEVEL;
     std::thread::scope(|scope| {
         let thread = std::thread::Builder::new().name("alert-render".into()).stack_size(stack);
         let deep = thread.spawn_scoped(scope, || {
             let mut lines = Vec::new();
-            let r = render_with(d, format, now, &mut lines, MAX_EVENT_DEPTH);
+            let r = render_with(d, (format, space), now, &mut lines, MAX_EVENT_DEPTH);
             (r, lines)
         });
         match deep {
@@ -142,7 +166,7 @@ pub fn render(
                 r
             }
             // No thread (resource limits): the deep events are left unparsed.
-            Err(_) => render_with(d, format, now, out, SHALLOW_DEPTH),
+            Err(_) => render_with(d, (format, space), now, out, SHALLOW_DEPTH),
         }
     })
 }
@@ -150,7 +174,7 @@ pub fn render(
 /// [`render`] with the events nested at most `max_depth` deep parsed.
 fn render_with(
     d: &Detection<'_>,
-    format: AlertFormat,
+    (format, space): (AlertFormat, &str),
     now: SystemTime,
     out: &mut Vec<u8>,
     max_depth: usize,
@@ -159,7 +183,7 @@ fn render_with(
     let start = out.len();
     let result = match format {
         AlertFormat::Ecs => record::write(d, &parsed, now, out),
-        AlertFormat::Kibana => kibana::write(d, &parsed, now, out),
+        AlertFormat::Kibana => kibana::write(d, &parsed, space, now, out),
     };
     match result {
         Ok(()) => Ok(Rendered { missing: parsed.problems }),

@@ -12,6 +12,8 @@
 //! see [`names`]. Stage labels (`stage` on `eqlstream_stage_matches_total`) are 0-based positions
 //! in the rule's sequence, as `kibana.alert.group.index` counts them.
 
+#[cfg(target_os = "linux")]
+pub mod process;
 pub mod server;
 
 use std::ops::AddAssign;
@@ -199,7 +201,7 @@ impl DiscardReason {
 }
 
 /// Number of [`PipelineStage`]s.
-pub const N_PIPELINE_STAGES: usize = 4;
+pub const N_PIPELINE_STAGES: usize = 5;
 
 /// A pipeline stage (the `stage` label of the batch-duration histogram and the queue gauge).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -208,23 +210,35 @@ pub enum PipelineStage {
     Read,
     /// The decode workers: JSON parsing and field extraction.
     Decode,
-    /// The sequence workers: rule evaluation and sequence state.
-    Sequence,
+    /// The sequencer: stream order, event clocks, reorder buffer, routing to partitions.
+    Sequencer,
+    /// The partition workers: rule evaluation, sequence state and alert rendering.
+    Partition,
     /// The sink: writing lines and alerts in input order.
     Write,
 }
 
 impl PipelineStage {
     /// Every stage, in label-index order.
-    pub const ALL: [PipelineStage; N_PIPELINE_STAGES] =
-        [PipelineStage::Read, PipelineStage::Decode, PipelineStage::Sequence, PipelineStage::Write];
+    pub const ALL: [PipelineStage; N_PIPELINE_STAGES] = [
+        PipelineStage::Read,
+        PipelineStage::Decode,
+        PipelineStage::Sequencer,
+        PipelineStage::Partition,
+        PipelineStage::Write,
+    ];
+
+    /// The stages with a queue of events in front of them (`eqlstream_queue_events`): the
+    /// reader has none, and the partitions get work items (hits), not events.
+    pub const QUEUED: [PipelineStage; 3] = [PipelineStage::Decode, PipelineStage::Sequencer, PipelineStage::Write];
 
     /// The `stage` label value.
     pub fn label(&self) -> &'static str {
         match self {
             PipelineStage::Read => "read",
             PipelineStage::Decode => "decode",
-            PipelineStage::Sequence => "sequence",
+            PipelineStage::Sequencer => "sequencer",
+            PipelineStage::Partition => "partition",
             PipelineStage::Write => "write",
         }
     }
@@ -297,7 +311,8 @@ struct Resolved {
     alert_latency: Histogram,
     alert_buffering: Histogram,
     batch_duration: [Histogram; N_PIPELINE_STAGES],
-    queue: [IntGauge; N_PIPELINE_STAGES],
+    /// `None` for the stages without a queue (see [`PipelineStage::QUEUED`]).
+    queue: [Option<IntGauge>; N_PIPELINE_STAGES],
 }
 
 /// The metric handles, resolved once at start-up; cheap to clone (one `Arc`), one per worker.
@@ -536,9 +551,9 @@ impl Metrics {
         )?;
         reg.register(Box::new(build_info.clone()))?;
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        // CPU, memory, file descriptors and threads (the prometheus crate supports Linux only).
+        // CPU (in fractional seconds), memory, file descriptors and threads (Linux only).
         #[cfg(target_os = "linux")]
-        reg.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        reg.register(Box::new(process::ProcessMetrics::for_self()?))?;
 
         let families = RuleFamilies {
             stage: stage_vec,
@@ -579,7 +594,8 @@ impl Metrics {
             alert_latency,
             alert_buffering,
             batch_duration: PipelineStage::ALL.map(|s| batch_vec.with_label_values(&[s.label()])),
-            queue: PipelineStage::ALL.map(|s| queue_vec.with_label_values(&[s.label()])),
+            queue: PipelineStage::ALL
+                .map(|s| PipelineStage::QUEUED.contains(&s).then(|| queue_vec.with_label_values(&[s.label()]))),
         };
         families.resolve_into(rules, &mut inner);
         inner.rules_loaded.set(i64::try_from(rules.len()).unwrap_or(i64::MAX));
@@ -728,14 +744,19 @@ impl Handles {
         self.inner.batch_duration[stage.index()].observe(seconds);
     }
 
-    /// `n` events entered the queue in front of `stage` (call once per batch).
+    /// `n` events entered the queue in front of `stage` (call once per batch; ignored for a stage
+    /// without a queue).
     pub fn queue_pushed(&self, stage: PipelineStage, n: u64) {
-        self.inner.queue[stage.index()].add(i64::try_from(n).unwrap_or(i64::MAX));
+        if let Some(q) = &self.inner.queue[stage.index()] {
+            q.add(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
     /// `n` events left the queue in front of `stage` (call once per batch).
     pub fn queue_popped(&self, stage: PipelineStage, n: u64) {
-        self.inner.queue[stage.index()].sub(i64::try_from(n).unwrap_or(i64::MAX));
+        if let Some(q) = &self.inner.queue[stage.index()] {
+            q.sub(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 }
 

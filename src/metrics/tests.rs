@@ -48,13 +48,21 @@ fn every_series_exists_at_zero_from_the_start() {
         "eqlstream_watermark_seconds",
         "eqlstream_alert_latency_seconds_count",
         "eqlstream_batch_duration_seconds_count{stage=\"decode\"}",
-        "eqlstream_queue_events{stage=\"sequence\"}",
+        "eqlstream_queue_events{stage=\"sequencer\"}",
         "eqlstream_rule_reloads_total{result=\"success\"}",
         "eqlstream_rule_reloads_total{result=\"failure\"}",
     ] {
         assert_eq!(sample(&t, series), Some(0.0), "{series} in\n{t}");
     }
     assert_eq!(sample(&t, &format!("eqlstream_build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION"))), Some(1.0));
+    for stage in ["read", "decode", "sequencer", "partition", "write"] {
+        let series = format!("eqlstream_batch_duration_seconds_count{{stage=\"{stage}\"}}");
+        assert_eq!(sample(&t, &series), Some(0.0), "{series}");
+    }
+    for stage in ["read", "partition"] {
+        let series = format!("eqlstream_queue_events{{stage=\"{stage}\"}}");
+        assert_eq!(sample(&t, &series), None, "{stage} has no queue of events");
+    }
     assert!(
         sample(&t, "eqlstream_stage_matches_total{rule_id=\"r-event\",stage=\"1\"}").is_none(),
         "an event rule has one stage"
@@ -181,7 +189,7 @@ fn gauges_and_histograms_record_through_handles() {
     h.set_watermark_ns(1_772_704_802_500_000_000);
     h.observe_alert_latency(0.0003);
     h.observe_alert_latency(2.0);
-    h.observe_batch(PipelineStage::Sequence, 0.00002);
+    h.observe_batch(PipelineStage::Partition, 0.00002);
     h.queue_pushed(PipelineStage::Decode, 1024);
     h.queue_popped(PipelineStage::Decode, 1000);
     h.set_partials(1, 7);
@@ -192,8 +200,8 @@ fn gauges_and_histograms_record_through_handles() {
     assert_eq!(v("eqlstream_alert_latency_seconds_bucket{le=\"0.0001\"}"), 0.0);
     assert_eq!(v("eqlstream_alert_latency_seconds_bucket{le=\"0.0005\"}"), 1.0);
     assert_eq!(v("eqlstream_alert_latency_seconds_bucket{le=\"10\"}"), 2.0);
-    assert_eq!(v("eqlstream_batch_duration_seconds_count{stage=\"sequence\"}"), 1.0);
-    assert_eq!(v("eqlstream_batch_duration_seconds_bucket{stage=\"sequence\",le=\"0.000025\"}"), 1.0);
+    assert_eq!(v("eqlstream_batch_duration_seconds_count{stage=\"partition\"}"), 1.0);
+    assert_eq!(v("eqlstream_batch_duration_seconds_bucket{stage=\"partition\",le=\"0.000025\"}"), 1.0);
     assert_eq!(v("eqlstream_queue_events{stage=\"decode\"}"), 24.0);
     assert_eq!(v("eqlstream_partial_sequences{rule_id=\"r-event\"}"), 7.0);
 }

@@ -157,7 +157,7 @@ pub fn run(
         if tx.send(decoded).is_err() {
             break;
         }
-        handles.queue_pushed(PipelineStage::Sequence, n);
+        handles.queue_pushed(PipelineStage::Sequencer, n);
     }
     stats.flush(&handles);
 }

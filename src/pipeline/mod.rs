@@ -253,9 +253,10 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
         part_txs.push(tx);
         part_out_rxs.push(orx);
         let (v, fmt, fp) = (version.clone(), settings.alert_format, fingerprints.clone());
+        let space: Arc<str> = Arc::from(settings.kibana_space_id.as_str());
         threads.push(spawn(
             format!("partition-{p}"),
-            Box::new(move || worker::run(v, (fmt, fp), max_partials_each, rx, otx)),
+            Box::new(move || worker::run(v, (fmt, space, fp), max_partials_each, rx, otx)),
         )?);
     }
 

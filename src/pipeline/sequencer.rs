@@ -274,7 +274,7 @@ pub fn run(
     loop {
         match rx.recv_deadline(s.next_wakeup()) {
             Ok(d) => {
-                s.handles.queue_popped(PipelineStage::Sequence, d.batch.len() as u64);
+                s.handles.queue_popped(PipelineStage::Sequencer, d.batch.len() as u64);
                 s.last_input = Instant::now();
                 s.idle_flushed = false;
                 s.waiting.insert(d.batch.seq, d);
@@ -566,7 +566,7 @@ impl Sequencer {
         if let Some(w) = self.reorder.watermark() {
             self.handles.set_watermark(w as f64 / 1e9);
         }
-        self.handles.observe_batch(PipelineStage::Sequence, started.elapsed().as_secs_f64());
+        self.handles.observe_batch(PipelineStage::Sequencer, started.elapsed().as_secs_f64());
         self.send_step(batch)
     }
 

@@ -149,6 +149,29 @@ impl Feeder {
     }
 }
 
+/// The read stage's share of `eqlstream_batch_duration_seconds{stage="read"}`: the time spent in
+/// `read(2)` and the line scan (not waiting for input, nor for room downstream), summed until
+/// the framer completes batches and then split evenly among them.
+#[derive(Debug, Default)]
+struct ReadClock {
+    spent: Duration,
+}
+
+impl ReadClock {
+    /// Adds the time since `started` and records one observation per batch with input in `out`.
+    fn framed(&mut self, handles: &Handles, started: Instant, out: &[Batch]) {
+        self.spent += started.elapsed();
+        let n = out.iter().filter(|b| b.has_input()).count();
+        if n > 0 {
+            let each = self.spent.as_secs_f64() / n as f64;
+            for _ in 0..n {
+                handles.observe_batch(PipelineStage::Read, each);
+            }
+            self.spent = Duration::ZERO;
+        }
+    }
+}
+
 /// Grows a pipe on fd to 1 MiB where permitted (Linux `F_SETPIPE_SZ`); harmless elsewhere.
 pub fn grow_pipe(fd: i32) {
     #[cfg(target_os = "linux")]
@@ -253,6 +276,7 @@ fn read_fd_lines(
         .with_max_line(cfg.max_line_bytes);
     let mut out = Vec::new();
     let mut deadline = None;
+    let mut clock = ReadClock::default();
     loop {
         if shutdown.is_triggered() {
             match at_shutdown(&framer, &mut deadline, cfg.line_grace) {
@@ -275,7 +299,10 @@ fn read_fd_lines(
             continue;
         }
         // Straight into the batch buffer: the kernel's copy is the only one.
-        match framer.read_fd(fd, READ_BLOCK_BYTES, true, &mut out) {
+        let started = Instant::now();
+        let read = framer.read_fd(fd, READ_BLOCK_BYTES, true, &mut out);
+        clock.framed(&feeder.handles, started, &out);
+        match read {
             Ok(0) => break,
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -307,7 +334,9 @@ fn read_fd_lines(
             return Ok(());
         }
     }
+    let started = Instant::now();
     framer.finish(&mut out);
+    clock.framed(&feeder.handles, started, &out);
     for b in out.drain(..) {
         if feeder.send(b).is_err() {
             break;
@@ -506,6 +535,7 @@ impl Connection {
         let mut block = vec![0u8; CONNECTION_READ_BYTES];
         let mut out = Vec::new();
         let mut deadline: Option<Instant> = None;
+        let mut clock = ReadClock::default();
         let result = loop {
             // How long a read may wait: the idle timeout; shorter while the connection holds the
             // others back with a long line, or while it finishes a line at shutdown.
@@ -558,7 +588,9 @@ impl Connection {
                 Some(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Some(Err(e)) => break Err(e),
             };
+            let started = Instant::now();
             framer.push(&block[..n], true, &mut out);
+            clock.framed(&self.handles, started, &out);
             let line_ended = out.iter().any(|b| !b.is_empty());
             if self.forward(&mut out, framer.in_long_line()).await.is_err() {
                 return Ok(());
@@ -572,7 +604,9 @@ impl Connection {
                 return Ok(());
             }
         };
+        let started = Instant::now();
         framer.finish(&mut out);
+        clock.framed(&self.handles, started, &out);
         let _ = self.forward(&mut out, false).await;
         result
     }

@@ -37,6 +37,8 @@ type Done = Completed<StoredEvent, Fingerprint>;
 struct Renderer<'a> {
     rules: Arc<RuleSet>,
     format: AlertFormat,
+    /// The Kibana space of Kibana-format alerts.
+    space: Arc<str>,
     fingerprints: &'a Fingerprinter,
     decoder: Decoder,
     keys: Vec<Key>,
@@ -83,7 +85,7 @@ pub struct PartitionOutput {
 /// Runs one partition worker until its input closes, starting with the rules of `version`.
 pub fn run(
     version: Arc<RuleVersion>,
-    (format, fingerprints): (AlertFormat, Fingerprinter),
+    (format, space, fingerprints): (AlertFormat, Arc<str>, Fingerprinter),
     max_partials: usize,
     rx: Receiver<PartitionWork>,
     tx: Sender<PartitionOutput>,
@@ -93,6 +95,7 @@ pub fn run(
     let mut r = Renderer {
         rules: version.rules.clone(),
         format,
+        space,
         fingerprints: &fingerprints,
         decoder: Decoder::new(&version.rules.fields),
         keys: Vec::new(),
@@ -163,7 +166,7 @@ pub fn run(
         }
         count_alerts(&out.alerts[counted..], &mut stats);
         report(&mut machines, &mut partials_reported, &mut stats, &r.handles);
-        r.handles.observe_batch(PipelineStage::Sequence, started.elapsed().as_secs_f64());
+        r.handles.observe_batch(PipelineStage::Partition, started.elapsed().as_secs_f64());
         if tx.send(out).is_err() {
             break;
         }
@@ -324,7 +327,7 @@ impl Renderer<'_> {
     /// `alert::Rendered`) is still written, and counted.
     fn render(&self, d: &Detection<'_>) -> Result<Vec<u8>, RenderError> {
         let mut bytes = Vec::new();
-        let rendered = alert::render(d, self.format, SystemTime::now(), &mut bytes)?;
+        let rendered = alert::render_in_space(d, self.format, &self.space, SystemTime::now(), &mut bytes)?;
         if !rendered.missing.is_empty() {
             if let Some(rule) = self.rules.rules.iter().find(|r| std::ptr::eq(&r.spec, d.rule)) {
                 rule.alert_render_errors.inc();

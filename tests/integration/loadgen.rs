@@ -1,5 +1,5 @@
-//! The load generator's ground truth through the real binary: recall and precision are 100 %,
-//! and the prefilter changes nothing (issue 6).
+//! The load generator's ground truth through the real binary: recall and precision are 100 %
+//! (ECS and Kibana formats), and the prefilter changes nothing (issue 6).
 
 use std::process::Command;
 
@@ -64,6 +64,18 @@ fn loadgen_truth_is_found_exactly_with_and_without_prefilter() {
     assert!(score.status.success(), "recall/precision below 100 %:\n{report}");
     let truths = std::fs::read_to_string(&truth).unwrap().lines().count();
     assert!(truths > 100, "the run has attacks to find ({truths})");
+
+    // `score` reads Kibana-format output (shells) just as well.
+    let kibana = run(&["--alert-format", "kibana"], &input);
+    assert_eq!(kibana.code, 0, "{}", kibana.stderr);
+    std::fs::write(&alerts, &kibana.stdout).unwrap();
+    let score = loadgen()
+        .args(["score", "--truth", truth.to_str().unwrap(), "--alerts", alerts.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&score.stdout);
+    assert!(score.status.success(), "Kibana format: recall/precision below 100 %:\n{report}");
+    assert!(report.contains(&format!("alert sequences: {truths}\n")), "{report}");
 }
 
 #[test]

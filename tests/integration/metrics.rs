@@ -68,7 +68,7 @@ fn scrape_after_seed_cases(extra: &[&str]) -> (String, usize) {
     let flushed = wait_until(Duration::from_secs(30), || {
         m = scrape(&addr, "/metrics");
         let queues =
-            ["decode", "sequence", "write"].map(|s| value(&m, &format!("eqlstream_queue_events{{stage=\"{s}\"}}")));
+            ["decode", "sequencer", "write"].map(|s| value(&m, &format!("eqlstream_queue_events{{stage=\"{s}\"}}")));
         value(&m, "eqlstream_sent_events_total") >= 74.0 && queues == [0.0; 3]
     });
     assert!(flushed, "counts never settled:\n{m}");
@@ -102,7 +102,7 @@ fn metrics_count_exactly_what_went_through() {
     assert_eq!(value(&m, &format!("eqlstream_stage_matches_total{{{rule},stage=\"2\"}}")), 16.0);
     let alerts = m.lines().find(|l| l.starts_with("eqlstream_alerts_total{")).unwrap();
     assert!(alerts.contains(rule) && alerts.ends_with(" 6"), "{alerts}");
-    for stage in ["decode", "sequence", "write"] {
+    for stage in ["decode", "sequencer", "write"] {
         assert_eq!(value(&m, &format!("eqlstream_queue_events{{stage=\"{stage}\"}}")), 0.0, "{stage} queue drained");
     }
 }
@@ -131,4 +131,70 @@ fn the_default_prefilter_skips_lines_without_changing_matches_or_alerts() {
     assert_eq!(value(&m, &format!("eqlstream_stage_matches_total{{{rule},stage=\"2\"}}")), 16.0);
     let alerts = m.lines().find(|l| l.starts_with("eqlstream_alerts_total{")).unwrap();
     assert!(alerts.contains(rule) && alerts.ends_with(" 6"), "{alerts}");
+}
+
+/// The metric names in the reference table of `docs/alerts-and-metrics.md` (every backticked
+/// `eqlstream_*` or `process_*` name in a table row's first cell).
+fn documented_families() -> Vec<String> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/alerts-and-metrics.md")).unwrap();
+    let mut names = Vec::new();
+    for row in doc.lines().filter(|l| l.starts_with("| `")) {
+        let first_cell = row.split('|').nth(1).unwrap_or("");
+        for name in first_cell.split('`').skip(1).step_by(2) {
+            if name.starts_with("eqlstream_") || name.starts_with("process_") {
+                names.push(name.to_string());
+            }
+        }
+    }
+    names
+}
+
+/// The samples of family `name` (histograms and summaries included) in an exposition.
+fn samples<'a>(exposition: &'a str, name: &str) -> Vec<&'a str> {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            let series = l.split([' ', '{']).next().unwrap_or("");
+            series == name || ["_bucket", "_sum", "_count"].iter().any(|s| series.strip_suffix(s) == Some(name))
+        })
+        .collect()
+}
+
+#[test]
+fn every_documented_family_is_fed_by_the_seed_cases() {
+    let (m, _) = scrape_after_seed_cases(&[]);
+    let names = documented_families();
+    assert!(names.len() >= 30, "the reference table was not found: {names:?}");
+    for name in &names {
+        assert!(!samples(&m, name).is_empty(), "{name} has no sample after the seed cases:\n{m}");
+    }
+    // And every family the binary exposes is documented.
+    for line in m.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let family = line.split(' ').next().unwrap_or("");
+        assert!(names.iter().any(|n| n == family), "{family} is exposed but not in the reference table");
+    }
+    // Every stage times its batches: the read and partition stages included.
+    for stage in ["read", "decode", "sequencer", "partition", "write"] {
+        let count = value(&m, &format!("eqlstream_batch_duration_seconds_count{{stage=\"{stage}\"}}"));
+        assert!(count >= 1.0, "stage {stage} observed no batch:\n{m}");
+    }
+    assert!(samples(&m, "eqlstream_queue_events").iter().all(|l| !l.contains("stage=\"read\"")), "no read queue");
+    // CPU seconds as a float of clock ticks, not whole seconds.
+    let cpu = value(&m, "process_cpu_seconds_total");
+    assert!(cpu > 0.0, "CPU seconds: {cpu}");
+    // The exposition passes promtool's lint when it is installed (Debian: `prometheus`).
+    let body = m.split_once("\r\n\r\n").map_or(m.as_str(), |(_, b)| b);
+    if let Ok(mut child) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && report.trim().is_empty(), "promtool check metrics:\n{report}");
+    }
 }

@@ -171,6 +171,30 @@ fn kibana_format_links_each_shell_to_its_building_blocks() {
 }
 
 #[test]
+fn kibana_alerts_belong_to_the_configured_space() {
+    let input = seed_input();
+    for (flags, space) in [(&[][..], "default"), (&["--kibana-space-id", "soc"][..], "soc")] {
+        let mut args = vec!["--alert-format", "kibana", "--no-passthrough"];
+        args.extend_from_slice(flags);
+        let o = run(&args, &input);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        let docs: Vec<Value> = o
+            .stdout
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        assert_eq!(docs.len(), 24);
+        for d in &docs {
+            assert_eq!(d["kibana.space_ids"], serde_json::json!([space]));
+            assert_eq!(d["kibana.alert.rule.rule_type_id"], "siem.eqlRule");
+        }
+    }
+    let o = run(&["--alert-format", "kibana", "--kibana-space-id", "Not A Space"], &input);
+    assert_eq!(o.code, 78, "an invalid space id is a config error: {}", o.stderr);
+}
+
+#[test]
 fn spilling_every_matched_event_to_disk_changes_nothing_and_leaves_no_file() {
     let input = seed_input();
     let base = run(&[], &input);

@@ -121,7 +121,8 @@ struct ScoreArgs {
     /// Truth file written by `--truth`.
     #[arg(long)]
     truth: PathBuf,
-    /// eqlstream output (alerts and pass-through lines; only `event.kind == "alert"` lines count).
+    /// eqlstream output, either alert format (alerts and pass-through lines; ECS alerts and
+    /// Kibana shells or single alerts count, building blocks and other lines do not).
     #[arg(long)]
     alerts: PathBuf,
     /// Score only alerts whose `rule.id` is this (others are counted and reported, not scored).

@@ -1,7 +1,17 @@
 //! `eqlstream-loadgen score`: compares a truth file with an alerts file and prints recall and
-//! precision. Alerts are the JSON lines with `"event":{"kind":"alert"}`; every other line
-//! (pass-through events, hostile bytes) is ignored. A sequence is identified by
-//! `(rule.id, eql.join_keys, eql.events[*].event.id)`. Never modifies either file.
+//! precision. A sequence is identified by `(rule id, join keys, event ids)`; both alert formats
+//! are read, line by line, so a file may even mix them:
+//! - ECS (`--alert-format ecs`): the lines with `"event":{"kind":"alert"}`, identified by
+//!   `(rule.id, eql.join_keys, eql.events[*].event.id)`;
+//! - Kibana (`--alert-format kibana`): the lines with `"event.kind":"signal"` that are not
+//!   building blocks (a sequence's shell, or an event rule's single alert), identified by
+//!   `kibana.alert.rule.rule_id`, the join keys eqlstream writes in `kibana.alert.reason`
+//!   ("... with join keys [...]"; none for an event rule) and the `id`s of the
+//!   `kibana.alert.ancestors` of type `event` (the events' `event.id`). A missing-event stage has
+//!   no ancestor, where ECS lists an empty id for it.
+//!
+//! Every other line (pass-through events, building blocks, hostile bytes) is ignored. Never
+//! modifies either file.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, Write};
@@ -82,11 +92,18 @@ fn key_string(v: &Value) -> String {
     }
 }
 
-/// The sequence identity of an alert line, or `None` if the line is not an alert.
+/// The sequence identity of an alert line (either format), or `None` if the line is not an
+/// alert (or is a Kibana building block, whose shell stands for the sequence).
 pub fn alert_identity(line: &[u8]) -> Option<TruthLine> {
-    // Cheap filter before parsing: alerts always carry the word.
-    memchr::memmem::find(line, b"\"alert\"")?;
+    // Cheap filter before parsing: ECS alerts carry `"alert"`, Kibana alerts `"signal"`.
+    let ecs = memchr::memmem::find(line, b"\"alert\"").is_some();
+    if !ecs && memchr::memmem::find(line, b"\"signal\"").is_none() {
+        return None;
+    }
     let v: Value = serde_json::from_slice(line).ok()?;
+    if v.get("event.kind").and_then(Value::as_str) == Some("signal") {
+        return kibana_identity(&v);
+    }
     if v.pointer("/event/kind")?.as_str()? != "alert" {
         return None;
     }
@@ -100,6 +117,32 @@ pub fn alert_identity(line: &[u8]) -> Option<TruthLine> {
         .pointer("/eql/events")
         .and_then(Value::as_array)
         .map(|a| a.iter().map(|e| e.pointer("/event/id").map(key_string).unwrap_or_default()).collect())
+        .unwrap_or_default();
+    Some(TruthLine { rule_id, join_keys, event_ids })
+}
+
+/// The identity of a Kibana-format alert document (see the module comment).
+fn kibana_identity(v: &Value) -> Option<TruthLine> {
+    if v.get("kibana.alert.building_block_type").is_some() || v.get("kibana.alert.group.index").is_some() {
+        return None;
+    }
+    let rule_id = v.get("kibana.alert.rule.rule_id").map(key_string)?;
+    let event_ids = v
+        .get("kibana.alert.ancestors")?
+        .as_array()?
+        .iter()
+        .filter(|a| a.get("type").and_then(Value::as_str) == Some("event"))
+        .map(|a| a.get("id").map(key_string).unwrap_or_default())
+        .collect();
+    let join_keys = v
+        .get("kibana.alert.reason")
+        .and_then(Value::as_str)
+        .and_then(|r| r.rsplit_once(" with join keys "))
+        .and_then(|(_, keys)| {
+            let mut de = serde_json::Deserializer::from_str(keys).into_iter::<Vec<Value>>();
+            de.next()?.ok()
+        })
+        .map(|keys| keys.iter().map(key_string).collect())
         .unwrap_or_default();
     Some(TruthLine { rule_id, join_keys, event_ids })
 }
@@ -182,6 +225,23 @@ mod tests {
         let id = alert_identity(a).expect("an alert");
         assert_eq!(id.join_keys, vec!["c", "0", "x"]);
         assert_eq!(id.event_ids, vec!["1", "2"]);
+    }
+
+    #[test]
+    fn kibana_shells_and_single_alerts_are_read_and_building_blocks_skipped() {
+        let shell = br#"{"@timestamp":"2026-03-05T10:00:05.123Z","event.kind":"signal","kibana.alert.ancestors":[{"id":"1","type":"event","index":"i","depth":0},{"id":"b1","type":"signal","index":"","depth":1,"rule":"r"},{"id":"2","type":"event","index":"i","depth":0},{"id":"b2","type":"signal","index":"","depth":1,"rule":"r"}],"kibana.alert.depth":2,"kibana.alert.reason":"Sequence of 2 events matched rule \"a \\\" with join keys [\\\"x\\\"]\" (r) with join keys [\"c\",0,\"x\"].","kibana.alert.rule.rule_id":"r","kibana.alert.group.id":"g"}"#;
+        let id = alert_identity(shell).expect("a shell is an alert");
+        assert_eq!(id.rule_id, "r");
+        assert_eq!(id.join_keys, vec!["c", "0", "x"]);
+        assert_eq!(id.event_ids, vec!["1", "2"]);
+        let block = br#"{"event.kind":"signal","kibana.alert.ancestors":[{"id":"1","type":"event"}],"kibana.alert.rule.rule_id":"r","kibana.alert.building_block_type":"default","kibana.alert.group.index":0}"#;
+        assert!(alert_identity(block).is_none(), "building blocks are parts of their shell");
+        let single = br#"{"event.kind":"signal","kibana.alert.ancestors":[{"id":"7","type":"event","index":"","depth":0}],"kibana.alert.depth":1,"kibana.alert.reason":"Event matched rule \"e\" (r2).","kibana.alert.rule.rule_id":"r2"}"#;
+        let id = alert_identity(single).expect("an event rule's alert");
+        assert_eq!((id.rule_id.as_str(), id.join_keys.len(), id.event_ids), ("r2", 0, vec!["7".to_string()]));
+        // The same sequence in ECS has the same identity.
+        let ecs = br#"{"event":{"kind":"alert"},"rule":{"id":"r"},"eql":{"join_keys":["c",0,"x"],"events":[{"event":{"id":"1"}},{"event":{"id":"2"}}]}}"#;
+        assert_eq!(alert_identity(ecs), alert_identity(shell));
     }
 
     fn t(rule: &str, n: &str) -> TruthLine {
