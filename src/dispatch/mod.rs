@@ -26,7 +26,7 @@
 //! Soundness: a stage that is not a candidate has a clause that no value of the event satisfies,
 //! or its rule's index patterns do not select the event's index; since the stage implies that
 //! clause, it cannot match. A stage with an empty clause (`where false`) never matches and is
-//! never a candidate. `tests/dispatch_props.rs` checks it against brute force over Elastic's
+//! never a candidate. `tests/integration/dispatch_props.rs` checks it against brute force over Elastic's
 //! 1,021 production rules. [`Dispatch::brute_force`] (`--no-dispatch`) evaluates every stage of
 //! every rule the event's index selects, for comparisons.
 

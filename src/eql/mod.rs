@@ -23,7 +23,7 @@
 //! is made:
 //!
 //! * number/string/bool coercion without a mapping: `value.rs` (table test in
-//!   `tests/eql_semantics.rs`);
+//!   `tests/integration/eql_semantics.rs`);
 //! * `regex` (Lucene syntax on the `regex` crate): [`lucene::lucene_to_regex`];
 //! * case folding of `~` and `:`: `wildcard.rs`; function indices count Unicode scalar values:
 //!   `func.rs`;

@@ -2,7 +2,7 @@
 //!
 //! Elasticsearch coerces a literal to the mapped type of the field it is compared with; a
 //! stream has no mapping, so eqlstream applies this documented rule instead (tested in
-//! `tests/eql_semantics.rs`, table "coercion"):
+//! `tests/integration/eql_semantics.rs`, table "coercion"):
 //!
 //! | JSON value | literal | comparison |
 //! |---|---|---|

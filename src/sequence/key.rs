@@ -103,7 +103,7 @@ pub type Key = SmallVec<[KeyValue; 4]>;
 /// collide is about `n^2 / 2^129` (below 10^-26 at 10^6 live keys). The join-key values an alert
 /// reports are recovered from its first event (see `pipeline::worker`).
 ///
-/// The keys are four words from the OS-seeded generator of the `rand` crate, not two std
+/// The keys are four words from the operating system's random source (`getrandom`), not two std
 /// `RandomState`s: `RandomState::new` takes a per-thread key pair and adds 1 to its first word
 /// for each new state, so two states made in a row share the second half of their key and differ
 /// by one in the first: the halves were not independent.
@@ -133,7 +133,8 @@ impl Default for Fingerprinter {
 impl Fingerprinter {
     /// A fingerprinter with fresh random keys: four independent words.
     pub fn new() -> Self {
-        Fingerprinter::with_keys(rand::random())
+        let word = || getrandom::u64().expect("the operating system gives random bytes (getrandom)");
+        Fingerprinter::with_keys([[word(), word()], [word(), word()]])
     }
 
     /// A fingerprinter with the given keys, `[k0, k1]` for each half (reproducible runs, tests).

@@ -35,7 +35,7 @@
 //! the slot, without any allocation; more partials or events per key move to one boxed array.
 //! Missing-event state lives in a side table, only for the keys of rules that have such stages.
 //! The expiry queue holds one 8-byte entry per partial. Measured for the pipeline's shapes
-//! (`K = Fingerprint`, an 8-byte event handle): see tests/sequence_memory.rs. Nothing here knows
+//! (`K = Fingerprint`, an 8-byte event handle): see tests/integration/sequence_memory.rs. Nothing here knows
 //! EQL or JSON: events are opaque handles `E`. Processing a first-stage event allocates nothing
 //! beyond the table's growth.
 

@@ -1,5 +1,10 @@
-//! Integration tests: each module runs the real `eqlstream` binary on real files. This file only
-//! lists the modules; the assertions live in them.
+//! The crate's only integration-test binary (one link instead of one per file; run one module
+//! with `cargo test --test integration <module>::`). The modules of the first list run the real
+//! `eqlstream` (or `eqlstream-loadgen`) binary on real files; those of the second call the
+//! library directly. This file only lists the modules; the assertions live in them. Add a
+//! module here rather than a file directly under tests/ (each such file is one more binary).
+//! proptest keeps the failing cases of `<module>.rs` in `tests/proptest-regressions/<module>.txt`
+//! (its default beside a `main.rs`).
 
 #[macro_use]
 mod util;
@@ -15,6 +20,7 @@ mod sockets;
 // shutdown: SIGTERM drains what was read; a closed stdout ends quietly; memory stays bounded.
 mod shutdown;
 // loadgen: the generator's ground truth is found exactly; the prefilter changes nothing.
+#[cfg(feature = "loadgen")]
 mod loadgen;
 // dispatch: rule dispatch and the prefilter change nothing for 1 to 1,021 rules; index patterns.
 mod dispatch;
@@ -30,3 +36,36 @@ mod rules;
 mod regression;
 // docs: every relative link in README.md and docs/ resolves.
 mod docs;
+// generator: the `eqlstream-loadgen` binary on its own: determinism, truth, disorder, score.
+#[cfg(feature = "loadgen")]
+mod generator;
+
+// The library, called directly.
+// alert_golden: alert records (ECS and Kibana) against the golden files of tests/golden/alerts.
+mod alert_golden;
+// dispatch_props: rule dispatch equals brute force on seed, hand-made and generated events.
+mod dispatch_props;
+// eql_corpus: every production query of the corpus compiles (but `sample`).
+mod eql_corpus;
+// eql_golden: `validate` diagnostics against the golden files of tests/golden/parse.
+mod eql_golden;
+// eql_proptest: the EQL compiler and evaluator never panic on generated queries and events.
+mod eql_proptest;
+// eql_rules: loading Elastic rule TOML files and directories.
+mod eql_rules;
+// eql_seed: the seed rule's stages and keys follow Elasticsearch on the seed cases.
+mod eql_seed;
+// eql_semantics: operator, key and sequence-shape semantics (eql-semantics.md).
+mod eql_semantics;
+// sequence_machine: the sequence state machine, case by case.
+mod sequence_machine;
+// sequence_memory: bytes per partial sequence, counted by this binary's global allocator.
+mod sequence_memory;
+// sequence_props: streams in any arrival order within the allowance give the same sequences.
+mod sequence_props;
+// sequence_reference: the machine equals a naive reference model.
+mod sequence_reference;
+// sequence_seed: the seed cases through the sequence machines give exactly ES's sequences.
+mod sequence_seed;
+// sequence_spec: Elasticsearch's sequences.series-spec, one test per case.
+mod sequence_spec;

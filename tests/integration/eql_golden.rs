@@ -1,6 +1,6 @@
 //! Golden tests of `eqlstream validate` (through `validate::run`): every case under
 //! `tests/golden/parse/` (a `.toml` file or a directory of them) is validated and its stderr
-//! compared byte for byte with `<case>.stderr`. `BLESS=1 cargo test --test eql_golden` rewrites
+//! compared byte for byte with `<case>.stderr`. `BLESS=1 cargo test --test integration eql_golden::` rewrites
 //! the expected files (review the diff before committing).
 //!
 //! Exit codes: cases named `ok_*` must exit 0, all others 65; a missing path exits 66.

@@ -10,7 +10,7 @@ use eqlstream::eql;
 use eqlstream::event::{Decoder, FieldTable, Scalar};
 use eqlstream::sequence::key::Key;
 
-const RULE: &str = include_str!("../config/rules/defense_evasion_file_creation_execution_deletion_cradle.toml");
+const RULE: &str = include_str!("../../config/rules/defense_evasion_file_creation_execution_deletion_cradle.toml");
 const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cloud_defend/seed_rule_cases.ndjson");
 const EXPECTED: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cloud_defend/seed_rule_cases.expected_es.jsonl");

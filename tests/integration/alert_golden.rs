@@ -3,7 +3,7 @@
 //! `["1d556f...", "0", "xmrig"]`, eql-semantics.md sections 8.1 and 8.3).
 //!
 //! `now` is fixed, so the expected files pin every field, `event.created` included.
-//! `BLESS=1 cargo test --test alert_golden` rewrites `tests/golden/alerts/*`; review the diff.
+//! `BLESS=1 cargo test --test integration alert_golden::` rewrites `tests/golden/alerts/*`; review the diff.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -6,9 +6,13 @@
 //! * as the reference drivers store it: the whole key and a `u64` handle.
 //!
 //! Run with `--nocapture` to see the figures.
+//!
+//! The allocator is the global allocator of the whole integration-test binary, whose other tests
+//! run in parallel on other threads: it counts only the bytes of the thread that asks
+//! ([`live`]), and each test here measures what its own thread allocates.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
+use std::cell::Cell;
 
 use eqlstream::sequence::key::{Fingerprint, Fingerprinter, Key, KeyValue};
 use eqlstream::sequence::spec::{SequenceSpec, StageKind};
@@ -16,24 +20,39 @@ use eqlstream::sequence::{HitKind, Ordinal, SequenceMachine};
 
 struct Counting;
 
-static LIVE: AtomicIsize = AtomicIsize::new(0);
+thread_local! {
+    /// Bytes allocated minus bytes freed by this thread. A `Cell` of an integer with a const
+    /// initialiser: using it never allocates and needs no destructor, so the allocator may touch it.
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+/// Adds `delta` to this thread's count (nothing while the thread is being torn down).
+fn count(delta: isize) {
+    let _ = LIVE.try_with(|live| live.set(live.get() + delta));
+}
+
+/// The bytes this thread holds from the allocator, as far as this file's tests need: the
+/// machines measured are built, filled and dropped on the thread of their test.
+fn live() -> isize {
+    LIVE.with(Cell::get)
+}
 
 // SAFETY: every call is forwarded unchanged to `System`; only a byte count is kept on the side.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        count(layout.size() as isize);
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        count(-(layout.size() as isize));
         // SAFETY: same contract as the caller's.
         unsafe { System.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        count(new_size as isize - layout.size() as isize);
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -41,9 +60,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
-
-/// The counter is global: the tests of this file take turns.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 const N: usize = 100_000;
 const S: i64 = 1_000_000_000;
@@ -60,7 +76,6 @@ fn seed_key(i: usize) -> Key {
 
 #[test]
 fn bytes_per_partial_for_the_seed_rule_key_shape() {
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let keys: Vec<Key> = (0..N).map(seed_key).collect();
     let spec = SequenceSpec {
         stages: vec![StageKind::Positive; 3],
@@ -70,18 +85,18 @@ fn bytes_per_partial_for_the_seed_rule_key_shape() {
     };
     let mut machine: SequenceMachine<u64> = SequenceMachine::new(&spec, 1_000_000);
     let mut out = Vec::new();
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = live();
     for (i, key) in keys.iter().enumerate() {
         let hits = [(HitKind::Stage(0), key.clone())];
         machine.on_event(&Ordinal::new(i as i64, i as u64), &(i as u64), &hits, &mut out);
     }
-    let after_stage0 = LIVE.load(Ordering::Relaxed);
+    let after_stage0 = live();
     for (i, key) in keys.iter().enumerate().take(N / 2) {
         let hits = [(HitKind::Stage(1), key.clone())];
         let t = (N + i) as i64;
         machine.on_event(&Ordinal::new(t, t as u64), &(t as u64), &hits, &mut out);
     }
-    let after_stage1 = LIVE.load(Ordering::Relaxed);
+    let after_stage1 = live();
     assert!(out.is_empty());
     assert_eq!(machine.partials(), N);
     let per_partial_stage0 = (after_stage0 - before) as f64 / N as f64;
@@ -104,7 +119,6 @@ fn bytes_per_partial_for_the_seed_rule_key_shape() {
 #[test]
 fn bytes_per_partial_as_the_pipeline_stores_them() {
     const LIVE_KEYS: usize = 1_000_000;
-    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let f = Fingerprinter::new();
     let spec = SequenceSpec {
         stages: vec![StageKind::Positive; 3],
@@ -116,12 +130,12 @@ fn bytes_per_partial_as_the_pipeline_stores_them() {
     let mut machine: SequenceMachine<u64, Fingerprint> = SequenceMachine::new(&spec, LIVE_KEYS);
     let mut out = Vec::new();
     let fingerprints: Vec<Fingerprint> = (0..LIVE_KEYS).map(|i| f.of(&seed_key(i))).collect();
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = live();
     for (i, fp) in fingerprints.iter().enumerate() {
         let hits = [(HitKind::Stage(0), *fp)];
         machine.on_event(&Ordinal::new(i as i64, i as u64), &(i as u64), &hits, &mut out);
     }
-    let after = LIVE.load(Ordering::Relaxed);
+    let after = live();
     assert!(out.is_empty());
     assert_eq!(machine.partials(), LIVE_KEYS);
     let per_partial = (after - before) as f64 / LIVE_KEYS as f64;
