@@ -10,7 +10,7 @@
 //!   -> pipeline::sink     every line byte-exact and in order, alerts after the line that released them
 //! ```
 //!
-//! Module map: [`config`] (settings), [`rules`] (Elastic rule TOML), [`eql`] (EQL parser,
+//! Module map: [`app`] (the command line: `eqlstream`'s `main`), [`config`] (settings), [`rules`] (Elastic rule TOML), [`eql`] (EQL parser,
 //! compiler, evaluator), [`ruleset`] (compiled rules), [`dispatch`] (which stages an event can match), [`event`] (field access on parsed
 //! events), [`time`] (timestamps), [`sequence`] (state machines), [`alert`] (alert records),
 //! [`store`] (matched events in memory or spilled to disk), [`metrics`] (Prometheus),
@@ -19,6 +19,7 @@
 //! `rules list`, `test` fixtures, reload triggers).
 
 pub mod alert;
+pub mod app;
 pub mod catalog;
 pub mod config;
 pub mod dispatch;

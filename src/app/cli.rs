@@ -1,12 +1,12 @@
 //! Command-line flags (clap derive). Raw values only: merging with the config file and
-//! validation happen in `eqlstream::config::Settings::build`.
+//! validation happen in `crate::config::Settings::build`.
 
 use std::path::PathBuf;
 
 use clap::builder::{PossibleValue, TypedValueParser};
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use eqlstream::config::Overrides;
+use crate::config::Overrides;
 
 const ABOUT: &str = "Streaming threat detection for log pipelines.
 
@@ -471,15 +471,15 @@ mod tests {
         let blocks: Vec<String> =
             help.split("\n      -").map(|b| b.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
         for (flag, default) in [
-            ("-batch-size", eqlstream::config::DEFAULT_BATCH_SIZE.to_string()),
-            ("-max-inflight-batches", eqlstream::config::DEFAULT_MAX_INFLIGHT_BATCHES.to_string()),
-            ("-event-store-memory", eqlstream::store::DEFAULT_EVENT_STORE_MEMORY.to_string()),
-            ("-max-line-bytes", eqlstream::config::DEFAULT_MAX_LINE_BYTES.to_string()),
-            ("-max-partial-sequences", eqlstream::config::DEFAULT_MAX_PARTIAL_SEQUENCES.to_string()),
-            ("-max-key-combinations", eqlstream::config::DEFAULT_MAX_KEY_COMBINATIONS.to_string()),
-            ("-max-connections", eqlstream::config::DEFAULT_MAX_CONNECTIONS.to_string()),
-            ("-max-buffered-events", eqlstream::config::DEFAULT_MAX_BUFFERED_EVENTS.to_string()),
-            ("-outlier-confirm-events", eqlstream::sequence::watermark::DEFAULT_OUTLIER_CONFIRM_EVENTS.to_string()),
+            ("-batch-size", crate::config::DEFAULT_BATCH_SIZE.to_string()),
+            ("-max-inflight-batches", crate::config::DEFAULT_MAX_INFLIGHT_BATCHES.to_string()),
+            ("-event-store-memory", crate::store::DEFAULT_EVENT_STORE_MEMORY.to_string()),
+            ("-max-line-bytes", crate::config::DEFAULT_MAX_LINE_BYTES.to_string()),
+            ("-max-partial-sequences", crate::config::DEFAULT_MAX_PARTIAL_SEQUENCES.to_string()),
+            ("-max-key-combinations", crate::config::DEFAULT_MAX_KEY_COMBINATIONS.to_string()),
+            ("-max-connections", crate::config::DEFAULT_MAX_CONNECTIONS.to_string()),
+            ("-max-buffered-events", crate::config::DEFAULT_MAX_BUFFERED_EVENTS.to_string()),
+            ("-outlier-confirm-events", crate::sequence::watermark::DEFAULT_OUTLIER_CONFIRM_EVENTS.to_string()),
         ] {
             let block =
                 blocks.iter().find(|b| b.starts_with(&format!("{flag} <"))).unwrap_or_else(|| panic!("-{flag}"));
