@@ -6,7 +6,7 @@
 #
 # 1. in front: loadgen file -> Fluent Bit tail (Parser json) -> tcp json_lines -> eqlstream
 #    --input tcp://; the alerts' ids (deterministic: rule and events) must equal those of stdin;
-# 2. behind: eqlstream < file | Fluent Bit stdin -> grep event.kind alert -> stdout: the records
+# 2. behind: eqlstream < file | Fluent Bit stdin -> grep event.module eqlstream -> stdout: the records
 #    out must be exactly eqlstream's alerts.
 # Prints PASS/FAIL per recipe; exits 1 if one fails. Needs python3.
 set -euo pipefail
@@ -74,7 +74,7 @@ fi
 alert_ids "$DIR/behind.ndjson" > "$DIR/behind.ids"
 records=$(grep -c . "$DIR/behind.ndjson" || true)
 if diff -q "$DIR/stdin.ids" "$DIR/behind.ids" >/dev/null && [ "$records" -eq "$want" ]; then
-  echo "PASS behind: eqlstream | Fluent Bit grep kind=alert: $records records, exactly the $want alerts"
+  echo "PASS behind: eqlstream | Fluent Bit grep module=eqlstream: $records records, exactly the $want alerts"
 else
   echo "FAIL behind: $records records, $(wc -l < "$DIR/behind.ids") alerts of $want"
   status=1
