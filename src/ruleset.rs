@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::dispatch::Dispatch;
 use crate::eql::{self, diag, CompileOptions, Diagnostic, Span};
 use crate::event::{FieldId, FieldTable};
-use crate::metrics::{Handles, RareCounter};
+use crate::metrics::{Handles, RareCounter, RuleLabels};
 use crate::rules::RuleSpec;
 
 /// The default timestamp field (eql-semantics.md 3).
@@ -129,6 +129,18 @@ impl RuleSet {
         for stage in self.rules.iter_mut().flat_map(|r| r.query.stages.iter_mut().chain(r.query.until.iter_mut())) {
             stage.key_limit.max = max.max(1);
         }
+    }
+
+    /// The metric labels of each rule, in rule order (for [`crate::metrics::Metrics`]).
+    pub fn labels(&self) -> Vec<RuleLabels> {
+        self.rules
+            .iter()
+            .map(|r| RuleLabels {
+                rule_id: r.spec.rule_id.clone(),
+                rule_name: r.spec.name.clone(),
+                stages: r.query.stages.len(),
+            })
+            .collect()
     }
 
     /// Connects each rule's rare-occurrence counters (key expansion cut at its cap, alerts not

@@ -24,7 +24,7 @@ use std::time::SystemTime;
 use eqlstream::alert::{self, AlertFormat, Detection};
 use eqlstream::config::{FileConfig, Overrides, Settings};
 use eqlstream::event::Decoder;
-use eqlstream::metrics::{Metrics, RuleLabels};
+use eqlstream::metrics::Metrics;
 use eqlstream::pipeline::decode::{self, DecodeContext, Decoded};
 use eqlstream::pipeline::frame::Framer;
 use eqlstream::pipeline::{prefilter::Prefilter, rawscan::LeadingTime, Totals};
@@ -56,15 +56,7 @@ fn setup() -> &'static Setup {
         let settings = Settings::build(FileConfig::default(), Overrides::default()).expect("default settings");
         rules.fields.intern(&settings.timestamp_field);
         rules.configure_dispatch(settings.index_field.as_deref(), settings.dispatch);
-        let labels: Vec<RuleLabels> = rules
-            .rules
-            .iter()
-            .map(|r| RuleLabels {
-                rule_id: r.spec.rule_id.clone(),
-                rule_name: r.spec.name.clone(),
-                stages: r.query.stages.len(),
-            })
-            .collect();
+        let labels = rules.labels();
         let metrics = Metrics::new(&labels).expect("metrics");
         rules.set_max_key_combinations(settings.max_key_combinations);
         rules.count_into(&metrics.handles());

@@ -15,7 +15,7 @@ use clap::Parser;
 use crate::catalog::{self, LoadError, LoadOptions};
 use crate::config::{AlertsOutputMode, ConfigError, FileConfig, LogFormat, RuleSource, Settings};
 use crate::eql::diag;
-use crate::metrics::{self, Metrics, RuleLabels};
+use crate::metrics::{self, Metrics};
 use crate::pipeline::{self, sink, LiveRules, RunContext, Shutdown, Totals};
 use crate::ruleset::RuleSet;
 
@@ -255,15 +255,7 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
     let watched = settings.watch_rules.then(|| catalog::reload::Snapshot::take(catalog::paths(&settings.rules)));
     let ruleset = load_rules(&settings)?;
 
-    let labels: Vec<RuleLabels> = ruleset
-        .rules
-        .iter()
-        .map(|r| RuleLabels {
-            rule_id: r.spec.rule_id.clone(),
-            rule_name: r.spec.name.clone(),
-            stages: r.query.stages.len(),
-        })
-        .collect();
+    let labels = ruleset.labels();
     let metrics = Arc::new(
         Metrics::for_run(&labels, settings.max_out_of_orderness)
             .map_err(|e| Fatal::new(exit::SOFTWARE, e.to_string()))?,

@@ -35,7 +35,7 @@ use serde_json::Value;
 
 use crate::alert::AlertFormat;
 use crate::config::{InputSpec, Settings};
-use crate::metrics::{Metrics, RuleLabels};
+use crate::metrics::Metrics;
 use crate::pipeline::{self, sink, LiveRules, RunContext, Shutdown, Totals};
 use crate::ruleset::{Rule, RuleSet};
 
@@ -212,15 +212,7 @@ fn alerts_of(rule: &Rule, events: &Path, settings: &Settings, rt: &tokio::runtim
     s.passthrough = false;
     s.progress = false;
     s.alert_format = AlertFormat::Ecs;
-    let labels: Vec<RuleLabels> = set
-        .rules
-        .iter()
-        .map(|r| RuleLabels {
-            rule_id: r.spec.rule_id.clone(),
-            rule_name: r.spec.name.clone(),
-            stages: r.query.stages.len(),
-        })
-        .collect();
+    let labels = set.labels();
     let metrics = Arc::new(Metrics::for_run(&labels, s.max_out_of_orderness).map_err(|e| e.to_string())?);
     let out = SharedBuf::default();
     let ctx = RunContext {

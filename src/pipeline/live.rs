@@ -49,7 +49,7 @@ use std::sync::{Arc, Mutex};
 use super::decode::DecodeContext;
 use super::{prefilter, rawscan};
 use crate::config::Settings;
-use crate::metrics::{Handles, Metrics, RuleLabels};
+use crate::metrics::{Handles, Metrics};
 use crate::ruleset::{Rule, RuleSet};
 use crate::sequence::spec::StageKind;
 use crate::store::{EventStore, StoreConfig};
@@ -127,15 +127,7 @@ impl Builder {
         let tiebreaker_field = self.tiebreaker_field.as_deref().map(|t| rules.fields.intern(t));
         // Before any decoder is built from the field table: the index may intern fields.
         rules.configure_dispatch(self.index_field.as_deref(), self.dispatch);
-        let labels: Vec<RuleLabels> = rules
-            .rules
-            .iter()
-            .map(|r| RuleLabels {
-                rule_id: r.spec.rule_id.clone(),
-                rule_name: r.spec.name.clone(),
-                stages: r.query.stages.len(),
-            })
-            .collect();
+        let labels = rules.labels();
         let handles = self.metrics.rule_handles(&labels);
         rules.set_max_key_combinations(self.max_key_combinations);
         rules.count_into(&handles);
@@ -294,15 +286,7 @@ mod tests {
     fn live(specs: Vec<RuleSpec>) -> (LiveRules, Arc<Metrics>) {
         let settings = Settings::build(FileConfig::default(), Overrides::default()).expect("defaults");
         let rules = set(specs);
-        let labels: Vec<RuleLabels> = rules
-            .rules
-            .iter()
-            .map(|r| RuleLabels {
-                rule_id: r.spec.rule_id.clone(),
-                rule_name: r.spec.name.clone(),
-                stages: r.query.stages.len(),
-            })
-            .collect();
+        let labels = rules.labels();
         let metrics = Arc::new(Metrics::new(&labels).expect("metrics"));
         (LiveRules::new(rules, &settings, metrics.clone()), metrics)
     }

@@ -5,25 +5,7 @@
 
 use std::process::Command;
 
-use crate::util::{data, repo, run};
-
-/// Masks `event.created` (wall clock) in alert lines.
-fn masked(stdout: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for l in stdout.split_inclusive(|b| *b == b'\n') {
-        match serde_json::from_slice::<serde_json::Value>(l) {
-            Ok(mut v) if v.pointer("/event/kind").and_then(|k| k.as_str()) == Some("alert") => {
-                if let Some(e) = v.get_mut("event").and_then(|e| e.as_object_mut()) {
-                    e.remove("created");
-                }
-                out.extend_from_slice(&serde_json::to_vec(&v).unwrap());
-                out.push(b'\n');
-            }
-            _ => out.extend_from_slice(l),
-        }
-    }
-    out
-}
+use crate::util::{data, masked, repo, run};
 
 /// The rule sets of the benchmark, as `--rules` arguments (none: the built-in seed rule).
 fn rule_sets() -> Vec<(&'static str, Vec<String>)> {

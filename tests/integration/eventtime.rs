@@ -225,9 +225,7 @@ fn seed_alerts(o: &Output) -> Vec<Value> {
     o.alerts()
         .into_iter()
         .map(|mut a| {
-            if let Some(e) = a.get_mut("event").and_then(Value::as_object_mut) {
-                e.remove("created");
-            }
+            crate::util::forget_created(&mut a);
             a
         })
         .collect()

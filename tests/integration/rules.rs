@@ -608,9 +608,7 @@ fn rule_alerts(stdout: &[u8], rule_id: &str) -> Vec<Value> {
         .into_iter()
         .filter(|a| a["rule"]["id"] == rule_id)
         .map(|mut a| {
-            if let Some(e) = a.get_mut("event").and_then(Value::as_object_mut) {
-                e.remove("created");
-            }
+            crate::util::forget_created(&mut a);
             a
         })
         .collect()

@@ -44,9 +44,7 @@ fn masked(stdout: &[u8]) -> Vec<Vec<u8>> {
         .split(|b| *b == b'\n')
         .map(|l| match serde_json::from_slice::<Value>(l) {
             Ok(mut v) if v.pointer("/event/kind").and_then(Value::as_str) == Some("alert") => {
-                if let Some(ev) = v.get_mut("event").and_then(Value::as_object_mut) {
-                    ev.remove("created");
-                }
+                crate::util::forget_created(&mut v);
                 serde_json::to_vec(&v).unwrap()
             }
             _ => l.to_vec(),

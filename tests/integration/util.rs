@@ -184,3 +184,27 @@ macro_rules! eqnice {
         }
     }};
 }
+
+/// Removes an alert's `event.created` (the wall clock at which it was written), so that alerts
+/// of two runs compare equal.
+pub fn forget_created(alert: &mut serde_json::Value) {
+    if let Some(e) = alert.get_mut("event").and_then(serde_json::Value::as_object_mut) {
+        e.remove("created");
+    }
+}
+
+/// `stdout` with [`forget_created`] applied to its alert lines; other lines unchanged.
+pub fn masked(stdout: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for l in stdout.split_inclusive(|b| *b == b'\n') {
+        match serde_json::from_slice::<serde_json::Value>(l) {
+            Ok(mut v) if v.pointer("/event/kind").and_then(|k| k.as_str()) == Some("alert") => {
+                forget_created(&mut v);
+                out.extend_from_slice(&serde_json::to_vec(&v).unwrap());
+                out.push(b'\n');
+            }
+            _ => out.extend_from_slice(l),
+        }
+    }
+    out
+}
