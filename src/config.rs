@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::alert::AlertFormat;
+use crate::kafka::url::KafkaUrl;
 use crate::time::Precision;
 
 pub mod interpolate;
@@ -45,6 +46,8 @@ pub const DEFAULT_MAX_BUFFERED_EVENTS: usize = 1_000_000;
 /// Default number of batches in flight per channel (bounds memory: lines in flight is about
 /// `batch_size * max_inflight_batches` per hop).
 pub const DEFAULT_MAX_INFLIGHT_BATCHES: usize = 4;
+/// Default `commit_interval`: how often a Kafka input checkpoints and commits offsets.
+pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(5);
 /// Default timestamp field.
 pub const DEFAULT_TIMESTAMP_FIELD: &str = "@timestamp";
 
@@ -97,8 +100,12 @@ pub enum ConfigError {
 pub struct FileConfig {
     /// Rule files or directories; relative paths are relative to the config file.
     pub rules: Option<Vec<PathBuf>>,
-    /// `stdin`, `tcp://HOST:PORT` or `unix:///PATH`.
+    /// `stdin`, `tcp://HOST:PORT`, `unix:///PATH` or `kafka://BROKERS/TOPIC?group=G`.
     pub input: Option<String>,
+    /// `stdout` or `kafka://BROKERS/TOPIC`.
+    pub output: Option<String>,
+    /// How often a Kafka input commits offsets, e.g. "5s".
+    pub commit_interval: Option<String>,
     /// Decode workers.
     pub workers: Option<usize>,
     /// Sequence-engine partitions (one thread each).
@@ -211,6 +218,32 @@ impl FileConfig {
     }
 }
 
+/// A `kafka://` address for `option`, refused when the build has no Kafka support.
+fn kafka_url(option: &'static str, s: &str) -> Result<KafkaUrl, ConfigError> {
+    let url = KafkaUrl::parse(s).map_err(|m| ConfigError::Invalid { option, message: format!("{m} (got `{s}`)") })?;
+    if !cfg!(feature = "kafka") {
+        return Err(ConfigError::Invalid {
+            option,
+            message: "this build has no Kafka support (it was built without the `kafka` cargo feature)".into(),
+        });
+    }
+    Ok(url)
+}
+
+/// Where output goes instead of standard output: a Kafka topic (`None`: standard output).
+pub fn parse_output(s: &str) -> Result<Option<KafkaUrl>, ConfigError> {
+    if s == "stdout" || s == "-" {
+        return Ok(None);
+    }
+    if !KafkaUrl::is_kafka(s) {
+        return Err(ConfigError::Invalid {
+            option: "output",
+            message: format!("expected stdout or kafka://BROKERS/TOPIC (got `{s}`)"),
+        });
+    }
+    kafka_url("output", s).map(Some)
+}
+
 /// Where events come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InputSpec {
@@ -223,12 +256,21 @@ pub enum InputSpec {
     /// A regular file, read once to its end like stdin. Not a command-line input (`parse` never
     /// gives it): `eqlstream test` runs each fixture's events this way.
     File(PathBuf),
+    /// A Kafka topic, read as a member of a consumer group (see [`crate::kafka`]).
+    Kafka(KafkaUrl),
 }
 
 impl InputSpec {
-    /// Parses `stdin`, `-`, `tcp://HOST:PORT` or `unix:///PATH`.
+    /// Parses `stdin`, `-`, `tcp://HOST:PORT`, `unix:///PATH` or `kafka://BROKERS/TOPIC?group=G`.
     pub fn parse(s: &str) -> Result<InputSpec, ConfigError> {
         let invalid = |m: &str| ConfigError::Invalid { option: "input", message: format!("{m} (got `{s}`)") };
+        if KafkaUrl::is_kafka(s) {
+            let url = kafka_url("input", s)?;
+            if url.group.is_none() {
+                return Err(invalid("a Kafka input needs a consumer group: kafka://BROKERS/TOPIC?group=NAME"));
+            }
+            return Ok(InputSpec::Kafka(url));
+        }
         if s == "stdin" || s == "-" {
             Ok(InputSpec::Stdin)
         } else if let Some(addr) = s.strip_prefix("tcp://") {
@@ -242,7 +284,7 @@ impl InputSpec {
             }
             Ok(InputSpec::Unix(PathBuf::from(path)))
         } else {
-            Err(invalid("expected stdin, tcp://HOST:PORT or unix:///PATH"))
+            Err(invalid("expected stdin, tcp://HOST:PORT, unix:///PATH or kafka://BROKERS/TOPIC?group=G"))
         }
     }
 }
@@ -263,6 +305,12 @@ pub struct Settings {
     pub rules: RuleSource,
     /// Event source.
     pub input: InputSpec,
+    /// A Kafka topic in place of standard output.
+    pub output: Option<KafkaUrl>,
+    /// A Kafka topic for alerts (`alerts_output = "kafka://..."`), in place of the alerts file.
+    pub alerts_kafka: Option<KafkaUrl>,
+    /// How often a Kafka input takes a checkpoint and commits offsets.
+    pub commit_interval: Duration,
     /// Decode workers (>= 1).
     pub workers: usize,
     /// Sequence partitions (>= 1).
@@ -418,6 +466,10 @@ pub struct Overrides {
     #[allow(missing_docs)]
     pub alerts_output_mode: Option<String>,
     #[allow(missing_docs)]
+    pub output: Option<String>,
+    #[allow(missing_docs)]
+    pub commit_interval: Option<String>,
+    #[allow(missing_docs)]
     pub no_passthrough: bool,
     #[allow(missing_docs)]
     pub alert_format: Option<String>,
@@ -498,6 +550,22 @@ impl Settings {
             RuleSource::Embedded
         };
         let input = InputSpec::parse(o.input.or(file.input).as_deref().unwrap_or("stdin"))?;
+        let output = parse_output(o.output.or(file.output).as_deref().unwrap_or("stdout"))?;
+        let mut alerts_output = o.alerts_output.or(file.alerts_output);
+        let alerts_kafka = match alerts_output.as_ref().and_then(|p| p.to_str()).filter(|p| KafkaUrl::is_kafka(p)) {
+            Some(url) => Some(kafka_url("alerts_output", url)?),
+            None => None,
+        };
+        if alerts_kafka.is_some() {
+            alerts_output = None;
+        }
+        let commit_interval = match o.commit_interval.or(file.commit_interval) {
+            Some(s) => duration("commit_interval", &s)?,
+            None => DEFAULT_COMMIT_INTERVAL,
+        };
+        if commit_interval.is_zero() {
+            return Err(ConfigError::Invalid { option: "commit_interval", message: "must be more than 0s".into() });
+        }
         let cores = available_cores();
         let workers = at_least_one("workers", o.workers.or(file.workers).unwrap_or(cores))?;
         let partitions = at_least_one("partitions", o.partitions.or(file.partitions).unwrap_or(workers))?;
@@ -657,6 +725,9 @@ impl Settings {
             input,
             workers,
             partitions,
+            output,
+            alerts_kafka,
+            commit_interval,
             batch_size,
             max_inflight_batches,
             max_out_of_orderness,
@@ -676,7 +747,7 @@ impl Settings {
             event_store_memory,
             spill_dir,
             metrics_address,
-            alerts_output: o.alerts_output.or(file.alerts_output),
+            alerts_output,
             alerts_output_mode,
             passthrough: !(o.no_passthrough || file.no_passthrough.unwrap_or(false)),
             alert_format,

@@ -25,6 +25,7 @@ pub mod config;
 pub mod dispatch;
 pub mod eql;
 pub mod event;
+pub mod kafka;
 pub mod metrics;
 pub mod pipeline;
 pub mod rules;

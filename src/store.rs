@@ -45,11 +45,26 @@ pub const FILE_SEGMENT_BYTES: usize = 64 << 20;
 pub const WRITE_BUFFER_BYTES: usize = 256 << 10;
 
 /// Bytes in front of each stored event: its timestamp (ns), when its line was read
-/// ([`crate::time::monotonic_ns`], for the alert-latency metrics) and its length (`u32::MAX` for
-/// "the rest of the segment": an event of 4 GiB or more, alone in its segment), little-endian.
-const HEADER: usize = 20;
+/// ([`crate::time::monotonic_ns`], for the alert-latency metrics), its input line number and
+/// source (for the Kafka offsets a checkpoint may commit, see [`crate::pipeline::checkpoint`])
+/// and its length (`u32::MAX` for "the rest of the segment": an event of 4 GiB or more, alone in
+/// its segment), little-endian.
+const HEADER: usize = 32;
+/// Where the line number starts in a header.
+const LINE_AT: usize = 16;
+/// Where the source id starts in a header.
+const SOURCE_AT: usize = 24;
 /// Where the length field starts in a header.
-const LEN_AT: usize = 16;
+const LEN_AT: usize = 28;
+
+/// Where a stored event's line came from: its input source and global line number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The source ([`crate::sequence::watermark::SourceId`]).
+    pub source: u32,
+    /// The global input line number.
+    pub line: u64,
+}
 
 /// Why a stored event could not be read back.
 #[derive(Debug, thiserror::Error)]
@@ -236,12 +251,19 @@ impl EventStore {
 
     /// Stores one event (its raw line and timestamp), read now, and returns its handle.
     pub fn put(&self, raw: &[u8], timestamp_ns: i64) -> StoredEvent {
-        self.put_arrived(raw, timestamp_ns, std::time::Instant::now())
+        self.put_arrived(raw, timestamp_ns, std::time::Instant::now(), Origin::default())
     }
 
     /// Stores one event (its raw line, its timestamp, and when its line was read) and returns
-    /// its handle. Never fails: see the module docs for what happens on I/O errors.
-    pub fn put_arrived(&self, raw: &[u8], timestamp_ns: i64, arrived_at: std::time::Instant) -> StoredEvent {
+    /// its handle, with the line's `origin`. Never fails: see the module docs for what happens on
+    /// I/O errors.
+    pub fn put_arrived(
+        &self,
+        raw: &[u8],
+        timestamp_ns: i64,
+        arrived_at: std::time::Instant,
+        origin: Origin,
+    ) -> StoredEvent {
         let arrived = crate::time::monotonic_ns(arrived_at);
         let need = HEADER + raw.len();
         let mut active = lock(&self.active);
@@ -253,7 +275,7 @@ impl EventStore {
         }
         let a = active.get_or_insert_with(|| self.new_segment(need));
         let offset = a.len;
-        a.seg.append(offset, (timestamp_ns, arrived), raw);
+        a.seg.append(offset, (timestamp_ns, arrived, origin), raw);
         a.len += need;
         a.seg.handles.fetch_add(1, Ordering::Relaxed);
         StoredEvent { seg: a.id, offset: u32::try_from(offset).unwrap_or(u32::MAX) }
@@ -390,8 +412,19 @@ impl StoredEvent {
         let seg = registry().get(self.seg).cloned().ok_or(StoreError::SegmentGone { segment: self.seg })?;
         let bytes = seg.read(u64::from(self.offset))?;
         let mut arrived = [0u8; 8];
-        arrived.copy_from_slice(&bytes[8..LEN_AT]);
+        arrived.copy_from_slice(&bytes[8..LINE_AT]);
         Ok(crate::time::from_monotonic_ns(u64::from_le_bytes(arrived)))
+    }
+
+    /// The input line the event came from (as given to [`EventStore::put_arrived`]).
+    pub fn origin(&self) -> Result<Origin, StoreError> {
+        let seg = registry().get(self.seg).cloned().ok_or(StoreError::SegmentGone { segment: self.seg })?;
+        let bytes = seg.read(u64::from(self.offset))?;
+        let mut line = [0u8; 8];
+        line.copy_from_slice(&bytes[LINE_AT..SOURCE_AT]);
+        let mut source = [0u8; 4];
+        source.copy_from_slice(&bytes[SOURCE_AT..LEN_AT]);
+        Ok(Origin { line: u64::from_le_bytes(line), source: u32::from_le_bytes(source) })
     }
 }
 
@@ -435,14 +468,17 @@ impl Segment {
         })
     }
 
-    fn append(&self, offset: usize, (ts, arrived): (i64, u64), raw: &[u8]) {
+    fn append(&self, offset: usize, (ts, arrived, origin): (i64, u64, Origin), raw: &[u8]) {
         let len = u32::try_from(raw.len()).unwrap_or(u32::MAX).to_le_bytes();
+        let (line, source) = (origin.line.to_le_bytes(), origin.source.to_le_bytes());
         match &self.data {
             SegmentData::Memory { bytes, .. } => {
                 let mut b = lock(bytes);
                 debug_assert_eq!(b.len(), offset);
                 b.extend_from_slice(&ts.to_le_bytes());
                 b.extend_from_slice(&arrived.to_le_bytes());
+                b.extend_from_slice(&line);
+                b.extend_from_slice(&source);
                 b.extend_from_slice(&len);
                 b.extend_from_slice(raw);
             }
@@ -451,6 +487,8 @@ impl Segment {
                 debug_assert_eq!(st.buf_start + st.buffer.len() as u64, offset as u64);
                 st.buffer.extend_from_slice(&ts.to_le_bytes());
                 st.buffer.extend_from_slice(&arrived.to_le_bytes());
+                st.buffer.extend_from_slice(&line);
+                st.buffer.extend_from_slice(&source);
                 st.buffer.extend_from_slice(&len);
                 st.buffer.extend_from_slice(raw);
                 self.shared.spilled_events.fetch_add(1, Ordering::Relaxed);

@@ -25,6 +25,16 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// The id of a rendered alert line: its `event.id` (ECS format), else its `kibana.alert.uuid`
+/// (Kibana format); used as the key of the alert's Kafka record.
+pub fn event_id_of(alert_line: &[u8]) -> Option<Vec<u8>> {
+    let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(alert_line) else { return None };
+    ["event.id", "kibana.alert.uuid"]
+        .iter()
+        .find_map(|p| lookup(&obj, p).and_then(Value::as_str))
+        .map(|id| id.as_bytes().to_vec())
+}
+
 /// Looks up a dotted path in a JSON object whose keys may be nested objects, dotted keys, or a
 /// mix of both (`{"event":{"id":..}}`, `{"event.id":..}`).
 pub fn lookup<'v>(obj: &'v Map<String, Value>, path: &str) -> Option<&'v Value> {

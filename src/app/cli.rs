@@ -156,7 +156,8 @@ pub struct RunArgs {
     #[arg(long, short = 'r', env = "EQLSTREAM_RULES", value_name = "PATH", value_delimiter = ',')]
     pub rules: Vec<PathBuf>,
 
-    /// Event source: stdin, tcp://HOST:PORT or unix:///PATH. [default: stdin]
+    /// Event source: stdin, tcp://HOST:PORT, unix:///PATH, or kafka://BROKERS/TOPIC?group=G (a
+    /// member of consumer group G). [default: stdin]
     #[arg(long, short = 'i', env = "EQLSTREAM_INPUT", value_name = "SOURCE")]
     pub input: Option<String>,
 
@@ -262,9 +263,20 @@ pub struct RunArgs {
     #[arg(long, env = "EQLSTREAM_METRICS_ADDRESS", value_name = "ADDR")]
     pub metrics_address: Option<String>,
 
-    /// Also write alert lines to FILE, appended to what it holds (see --alerts-output-mode).
+    /// Where events and alerts go: `stdout`, or `kafka://BROKERS/TOPIC` (each line one record,
+    /// keyed like its input record; each alert keyed by its event.id). [default: stdout]
+    #[arg(long, short = 'o', env = "EQLSTREAM_OUTPUT", value_name = "DEST")]
+    pub output: Option<String>,
+
+    /// Also write alert lines to FILE, appended to what it holds (see --alerts-output-mode), or
+    /// to a Kafka topic: kafka://BROKERS/TOPIC (records keyed by event.id).
     #[arg(long, env = "EQLSTREAM_ALERTS_OUTPUT", value_name = "FILE")]
     pub alerts_output: Option<PathBuf>,
+
+    /// Kafka input: how often a checkpoint commits the offsets of the oldest events still
+    /// needed. [default: 5s]
+    #[arg(long, env = "EQLSTREAM_COMMIT_INTERVAL", value_name = "DURATION")]
+    pub commit_interval: Option<String>,
 
     /// What opening --alerts-output does to the file: append (keep its lines) or truncate
     /// (empty it first). [default: append]
@@ -382,6 +394,8 @@ impl RunArgs {
             metrics_address: self.metrics_address.clone(),
             alerts_output: self.alerts_output.clone(),
             alerts_output_mode: self.alerts_output_mode.clone(),
+            output: self.output.clone(),
+            commit_interval: self.commit_interval.clone(),
             no_passthrough: self.no_passthrough,
             alert_format: self.alert_format.clone(),
             kibana_space_id: self.kibana_space_id.clone(),

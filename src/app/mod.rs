@@ -3,6 +3,8 @@
 //! stderr. `src/main.rs` is only the allocator and a call to [`main`].
 
 mod cli;
+#[cfg(feature = "kafka")]
+mod kafka;
 
 use std::io::{BufWriter, Write};
 use std::os::fd::AsFd;
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 
 use crate::catalog::{self, LoadError, LoadOptions};
-use crate::config::{AlertsOutputMode, ConfigError, FileConfig, LogFormat, RuleSource, Settings};
+use crate::config::{AlertsOutputMode, ConfigError, FileConfig, InputSpec, LogFormat, RuleSource, Settings};
 use crate::eql::diag;
 use crate::metrics::{self, Metrics};
 use crate::pipeline::{self, sink, LiveRules, RunContext, Shutdown, Totals};
@@ -281,28 +283,25 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
     }
 
     pipeline::source::grow_pipe(1);
-    // The raw descriptor (a duplicate of fd 1) rather than `Stdout`, whose line buffering would
-    // scan every block for newlines: the writer flushes whole batches itself. The buffer only
-    // gathers alerts and short runs of lines: a run of lines of 64 KiB or more (most of a
-    // batch) is written straight from the batch buffer, without a copy.
-    const OUT_BUFFER: usize = 64 << 10;
-    let stdout: Box<dyn Write + Send> = match std::io::stdout().as_fd().try_clone_to_owned() {
-        Ok(fd) => Box::new(BufWriter::with_capacity(OUT_BUFFER, std::fs::File::from(fd))),
-        Err(_) => Box::new(BufWriter::with_capacity(OUT_BUFFER, std::io::stdout())),
-    };
-    let alerts: Option<Box<dyn Write + Send>> = match &settings.alerts_output {
-        Some(path) => {
-            let mut open = std::fs::OpenOptions::new();
-            match settings.alerts_output_mode {
-                AlertsOutputMode::Append => open.append(true).create(true),
-                AlertsOutputMode::Truncate => open.write(true).create(true).truncate(true),
-            };
-            let f = open
-                .open(path)
-                .map_err(|e| Fatal::new(exit::IOERR, format!("cannot open alerts file {}: {e}", path.display())))?;
-            Some(Box::new(BufWriter::new(f)))
-        }
-        None => None,
+    #[cfg(feature = "kafka")]
+    let kafka_sinks = kafka::Sinks::open(&settings, &metrics)?;
+    // The outputs and context of a pipeline (a Kafka group member runs one per assignment).
+    let make_ctx = |first: bool| -> Result<RunContext, Fatal> {
+        let (stdout, alerts) = open_streams(&settings, first)?;
+        #[allow(unused_mut)]
+        let mut outputs = sink::Outputs::streams(stdout, settings.passthrough, alerts);
+        #[cfg(feature = "kafka")]
+        kafka_sinks.attach(&mut outputs);
+        Ok(RunContext {
+            rules: rules.clone(),
+            metrics: metrics.clone(),
+            shutdown: shutdown.clone(),
+            runtime: runtime.handle().clone(),
+            outputs,
+            totals: totals.clone(),
+            #[cfg(feature = "kafka")]
+            kafka: None,
+        })
     };
     tracing::info!(
         rules = rules.current().rules.rules.len(),
@@ -311,15 +310,16 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
         input = ?settings.input,
         "Pipeline started."
     );
-    let ctx = RunContext {
-        rules,
-        metrics,
-        shutdown: shutdown.clone(),
-        runtime: runtime.handle().clone(),
-        outputs: sink::Outputs { stdout, passthrough: settings.passthrough, alerts },
-        totals,
+    let started = Instant::now();
+    let report = match &settings.input {
+        #[cfg(feature = "kafka")]
+        InputSpec::Kafka(url) => kafka::run_group(&settings, url, &kafka_sinks, make_ctx, &shutdown)?,
+        _ => pipeline::run(&settings, make_ctx(true)?),
     };
-    let report = pipeline::run(&settings, ctx);
+    let report = report.map(|mut r| {
+        r.seconds = started.elapsed().as_secs_f64();
+        r
+    });
     reloads.stop();
     if let Some(s) = server {
         s.shutdown();
@@ -341,6 +341,38 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
     }
     runtime.shutdown_timeout(Duration::from_millis(100));
     Ok(0)
+}
+
+/// A byte-stream output.
+type Stream = Box<dyn Write + Send>;
+
+/// Standard output, and the alerts file if one is set (opened as `alerts_output_mode` says for
+/// the `first` pipeline of a run, appended to by later ones).
+fn open_streams(settings: &Settings, first: bool) -> Result<(Stream, Option<Stream>), Fatal> {
+    // The raw descriptor (a duplicate of fd 1) rather than `Stdout`, whose line buffering would
+    // scan every block for newlines: the writer flushes whole batches itself. The buffer only
+    // gathers alerts and short runs of lines: a run of lines of 64 KiB or more (most of a
+    // batch) is written straight from the batch buffer, without a copy.
+    const OUT_BUFFER: usize = 64 << 10;
+    let stdout: Box<dyn Write + Send> = match std::io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => Box::new(BufWriter::with_capacity(OUT_BUFFER, std::fs::File::from(fd))),
+        Err(_) => Box::new(BufWriter::with_capacity(OUT_BUFFER, std::io::stdout())),
+    };
+    let alerts: Option<Box<dyn Write + Send>> = match &settings.alerts_output {
+        Some(path) => {
+            let mut open = std::fs::OpenOptions::new();
+            match settings.alerts_output_mode {
+                AlertsOutputMode::Truncate if first => open.write(true).create(true).truncate(true),
+                _ => open.append(true).create(true),
+            };
+            let f = open
+                .open(path)
+                .map_err(|e| Fatal::new(exit::IOERR, format!("cannot open alerts file {}: {e}", path.display())))?;
+            Some(Box::new(BufWriter::new(f)))
+        }
+        None => None,
+    };
+    Ok((stdout, alerts))
 }
 
 /// A line for the operator outside the log levels (the metrics address, the run summary):

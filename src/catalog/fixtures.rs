@@ -220,8 +220,10 @@ fn alerts_of(rule: &Rule, events: &Path, settings: &Settings, rt: &tokio::runtim
         metrics,
         shutdown: Shutdown::new(),
         runtime: rt.handle().clone(),
-        outputs: sink::Outputs { stdout: Box::new(out.clone()), passthrough: false, alerts: None },
+        outputs: sink::Outputs::streams(Box::new(out.clone()), false, None),
         totals: Arc::new(Totals::default()),
+        #[cfg(feature = "kafka")]
+        kafka: None,
     };
     pipeline::run(&s, ctx).map_err(|e| e.to_string())?;
     let bytes = std::mem::take(&mut *out.0.lock().unwrap_or_else(|p| p.into_inner()));

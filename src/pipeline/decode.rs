@@ -307,7 +307,12 @@ fn parse_and_match(
         matches.push(Matched {
             line: i as u32,
             tiebreaker,
-            event: ctx.store.put_arrived(batch.line(i), ts, arrived_at),
+            event: ctx.store.put_arrived(
+                batch.line(i),
+                ts,
+                arrived_at,
+                crate::store::Origin { source: batch.origin.source, line: batch.first_line + i as u64 },
+            ),
             hits,
         });
     }

@@ -34,6 +34,9 @@ pub enum SourceMarker {
     Opened(Arc<SourceInfo>),
     /// The source closed (after all of its lines).
     Closed,
+    /// A checkpoint with this id (see [`super::checkpoint`]): report what is still needed of
+    /// the lines before this point.
+    Checkpoint(u64),
 }
 
 /// How a source is named in logs and metrics.
@@ -79,6 +82,11 @@ pub struct Batch {
     /// End offset in `buf` of each line (where its `\n` is); line i is
     /// `buf[ends[i-1] + 1..ends[i]]`.
     ends: Vec<usize>,
+    /// The record key of each line, for batches of records (Kafka messages): empty for byte
+    /// streams, else one entry per line, a range of `key_bytes` or `None`.
+    key_spans: Vec<Option<(u32, u32)>>,
+    /// The keys' bytes.
+    key_bytes: Vec<u8>,
 }
 
 impl Batch {
@@ -141,6 +149,37 @@ impl Batch {
         (&mut self.buf[start..], len)
     }
 
+    /// The record key of line `i` (a Kafka message's key), if it came with one.
+    pub fn key(&self, i: usize) -> Option<&[u8]> {
+        let (from, to) = (*self.key_spans.get(i)?)?;
+        self.key_bytes.get(from as usize..to as usize)
+    }
+
+    /// Appends a whole record as a line (without its trailing newline, if any; a record with
+    /// newlines inside stays one line), with its key. Call [`Batch::seal`] before handing the
+    /// batch over.
+    pub fn push_record(&mut self, payload: &[u8], key: Option<&[u8]>) {
+        let payload = payload.strip_suffix(b"\n").unwrap_or(payload);
+        let start = self.ends.last().map_or(0, |e| e + 1);
+        self.buf.truncate(start);
+        self.buf.extend_from_slice(payload);
+        self.ends.push(self.buf.len());
+        self.buf.push(b'\n');
+        let span = key.map(|k| {
+            let from = self.key_bytes.len();
+            self.key_bytes.extend_from_slice(k);
+            (u32::try_from(from).unwrap_or(u32::MAX), u32::try_from(self.key_bytes.len()).unwrap_or(u32::MAX))
+        });
+        self.key_spans.push(span);
+    }
+
+    /// Pads a batch of records for in-place parsing and stamps its arrival time.
+    pub fn seal(&mut self) {
+        let end = self.byte_len();
+        self.buf.resize(end + simd_json::INPUT_PADDING, b' ');
+        self.origin.arrived_at = Some(Instant::now());
+    }
+
     /// Iterates over the lines.
     pub fn lines(&self) -> impl Iterator<Item = &[u8]> {
         (0..self.len()).map(move |i| self.line(i))
@@ -199,6 +238,8 @@ impl BatchPool {
         }
         batch.buf.clear();
         batch.ends.clear();
+        batch.key_spans.clear();
+        batch.key_bytes.clear();
         batch.seq = 0;
         batch.first_line = 0;
         // An old rule-set version must not live on in a recycled batch.

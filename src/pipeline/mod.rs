@@ -21,6 +21,7 @@
 //! the [`Shutdown`] trigger), each stage drains its input and drops its senders; the writer ends
 //! last.
 
+pub mod checkpoint;
 pub mod decode;
 pub mod frame;
 pub mod live;
@@ -197,6 +198,8 @@ pub struct RunReport {
     pub end: sink::SinkEnd,
     /// Wall-clock duration.
     pub seconds: f64,
+    /// The input was a Kafka group whose partitions were revoked: run a new pipeline.
+    pub rebalanced: bool,
 }
 
 /// Everything a run needs besides settings.
@@ -213,12 +216,30 @@ pub struct RunContext {
     pub outputs: sink::Outputs,
     /// Shared totals (the caller may print progress from them).
     pub totals: Arc<Totals>,
+    /// A Kafka consumer-group member to read from (the input is `kafka://`).
+    #[cfg(feature = "kafka")]
+    pub kafka: Option<KafkaRead>,
+}
+
+/// What a pipeline reading Kafka needs: the group member, and the end of the channel on which
+/// the writer reports checkpoints (its other end is in [`sink::Outputs::checkpoints`]).
+#[cfg(feature = "kafka")]
+pub struct KafkaRead {
+    /// The group member (kept across the pipelines of one run).
+    pub group: Arc<crate::kafka::consumer::Group>,
+    /// Batch size and commit interval.
+    pub cfg: crate::kafka::consumer::GroupConfig,
+    /// Finished checkpoints.
+    pub checkpoints: crossbeam_channel::Receiver<checkpoint::CheckpointDone>,
 }
 
 /// Runs the pipeline to completion (end of input, shutdown, or closed stdout).
 pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineError> {
     crate::time::init_monotonic_epoch();
     let started = Instant::now();
+    #[cfg(feature = "kafka")]
+    let RunContext { rules, metrics, shutdown, runtime, outputs, totals, kafka } = ctx;
+    #[cfg(not(feature = "kafka"))]
     let RunContext { rules, metrics, shutdown, runtime, outputs, totals } = ctx;
     let version = rules.current();
     let cap = settings.max_inflight_batches;
@@ -273,6 +294,7 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
         partitions,
         rules: version.clone(),
         fingerprints,
+        finish_at_end: !matches!(settings.input, crate::config::InputSpec::Kafka(_)),
     };
     {
         let (h, t) = (metrics.handles(), totals.clone());
@@ -304,6 +326,18 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
         socket_mode: settings.socket_mode,
         line_grace: settings.shutdown_timeout / 2,
     };
+    #[allow(unused_mut)]
+    let mut rebalanced = false;
+    #[cfg(feature = "kafka")]
+    let source_result = match kafka {
+        Some(k) => {
+            rebalanced =
+                k.group.read(&k.cfg, feeder, k.checkpoints, &shutdown) == crate::kafka::consumer::Ended::Rebalanced;
+            Ok(())
+        }
+        None => source::run(&settings.input, &source_cfg, feeder, &shutdown, &runtime),
+    };
+    #[cfg(not(feature = "kafka"))]
     let source_result = source::run(&settings.input, &source_cfg, feeder, &shutdown, &runtime);
     // The feeder (and its sender) is gone: the stages drain in order. Every thread is joined,
     // and a panic in any of them is the run's error (exit 70), after the writer has written
@@ -343,5 +377,5 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
     };
     let end = end?;
     source_result?;
-    Ok(RunReport { summary: totals.snapshot(), end, seconds: started.elapsed().as_secs_f64() })
+    Ok(RunReport { summary: totals.snapshot(), end, seconds: started.elapsed().as_secs_f64(), rebalanced })
 }

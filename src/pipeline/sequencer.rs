@@ -103,6 +103,8 @@ pub enum WorkItem {
         /// Alerts go after this global line.
         release_line: u64,
     },
+    /// Report the lines of the events the machines still hold (see [`super::checkpoint`]).
+    Checkpoint,
     /// From here on, rule indices are those of `version` (a reload, see [`super::live`]).
     Switch {
         /// The rule set that now applies.
@@ -129,6 +131,8 @@ pub struct WriterBatch {
     pub step: u64,
     /// The raw lines (empty for idle releases and the final flush).
     pub batch: Batch,
+    /// A checkpoint taken after this step: its id and what the reorder buffer still needs.
+    pub checkpoint: Option<(u64, super::checkpoint::Needed)>,
 }
 
 /// Sequencer settings.
@@ -148,6 +152,9 @@ pub struct SequencerConfig {
     pub rules: Arc<RuleVersion>,
     /// Join-key fingerprints (the same keys as the partition workers').
     pub fingerprints: Fingerprinter,
+    /// At the end of input, decide what is pending (true), or drop it (false: a Kafka consumer
+    /// hands its partitions over, and their next owner replays what is still needed).
+    pub finish_at_end: bool,
 }
 
 /// A matched event waiting in the reorder buffer: 8-byte handle plus its hits in 24 bytes
@@ -270,6 +277,7 @@ pub fn run(
         last_input: Instant::now(),
         idle_flushed: true,
         overflowed: 0,
+        checkpoint: None,
     };
     loop {
         match rx.recv_deadline(s.next_wakeup()) {
@@ -376,6 +384,8 @@ struct Sequencer {
     idle_flushed: bool,
     /// Events released early or refused because the reorder buffer was full, not yet counted.
     overflowed: u64,
+    /// A checkpoint to hand the writer with the next step.
+    checkpoint: Option<(u64, super::checkpoint::Needed)>,
 }
 
 impl Sequencer {
@@ -466,6 +476,14 @@ impl Sequencer {
                     }
                 }
                 self.close_source(source);
+            }
+            Some(SourceMarker::Checkpoint(id)) => {
+                let mut needed = super::checkpoint::Needed::default();
+                self.reorder.for_each_mut(|p| needed.note_event(&p.event));
+                for p in self.work.iter_mut() {
+                    p.items.push(WorkItem::Checkpoint);
+                }
+                self.checkpoint = Some((id, needed));
             }
             None => {}
         }
@@ -832,9 +850,11 @@ impl Sequencer {
 
     fn finish(&mut self) -> Result<(), Disconnected> {
         let line = self.last_line.unwrap_or(0);
-        self.release_all_in_steps(line)?;
-        for p in self.work.iter_mut() {
-            p.items.push(WorkItem::Finish { release_line: line });
+        if self.cfg.finish_at_end {
+            self.release_all_in_steps(line)?;
+            for p in self.work.iter_mut() {
+                p.items.push(WorkItem::Finish { release_line: line });
+            }
         }
         let ids: Vec<SourceId> = self.sources.keys().copied().collect();
         for id in ids {
@@ -851,7 +871,8 @@ impl Sequencer {
             tx.send(PartitionWork { step, items }).map_err(|_| Disconnected)?;
         }
         let n = batch.len() as u64;
-        self.writer.send(WriterBatch { step, batch }).map_err(|_| Disconnected)?;
+        let checkpoint = self.checkpoint.take();
+        self.writer.send(WriterBatch { step, batch, checkpoint }).map_err(|_| Disconnected)?;
         self.handles.queue_pushed(PipelineStage::Write, n);
         Ok(())
     }

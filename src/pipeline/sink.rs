@@ -37,6 +37,14 @@ pub enum SinkEnd {
     BrokenPipe,
 }
 
+/// A destination that takes records one at a time (a Kafka topic) rather than a byte stream.
+pub trait RecordSink: Send {
+    /// Sends one record (without a trailing newline).
+    fn send(&mut self, key: Option<&[u8]>, payload: &[u8]) -> std::io::Result<()>;
+    /// Waits until every record sent so far is delivered (or fails).
+    fn flush(&mut self) -> std::io::Result<()>;
+}
+
 /// Where the writer writes.
 pub struct Outputs {
     /// Standard output (events and alerts, or alerts only).
@@ -45,6 +53,35 @@ pub struct Outputs {
     pub passthrough: bool,
     /// Optional extra alerts file.
     pub alerts: Option<Box<dyn Write + Send>>,
+    /// Records in place of `stdout`: each line one record, keyed like its input record; each
+    /// alert one record keyed by its `event.id`.
+    pub records: Option<Box<dyn RecordSink>>,
+    /// Records in place of the alerts file.
+    pub alert_records: Option<Box<dyn RecordSink>>,
+    /// Where finished checkpoints go (see [`super::checkpoint`]).
+    pub checkpoints: Option<crossbeam_channel::Sender<super::checkpoint::CheckpointDone>>,
+}
+
+impl Outputs {
+    /// Byte-stream outputs: `stdout` and an optional alerts file.
+    pub fn streams(stdout: Box<dyn Write + Send>, passthrough: bool, alerts: Option<Box<dyn Write + Send>>) -> Self {
+        Outputs { stdout, passthrough, alerts, records: None, alert_records: None, checkpoints: None }
+    }
+
+    /// Flushes everything written so far (records: waits for their delivery).
+    fn flush_all(&mut self) -> std::io::Result<()> {
+        self.stdout.flush()?;
+        if let Some(a) = self.alerts.as_mut() {
+            a.flush()?;
+        }
+        if let Some(r) = self.records.as_mut() {
+            r.flush()?;
+        }
+        if let Some(r) = self.alert_records.as_mut() {
+            r.flush()?;
+        }
+        Ok(())
+    }
 }
 
 /// Runs the writer until the sequencer's channel closes.
@@ -68,11 +105,15 @@ pub fn run(
     for (n, wb) in rx.into_iter().enumerate() {
         super::debug_panic("writer", n as u64);
         handles.queue_popped(PipelineStage::Write, wb.batch.len() as u64);
+        let mut held = super::checkpoint::Needed::default();
         for p in &parts {
             match p.recv() {
                 Ok(out) => {
                     debug_assert_eq!(out.step, wb.step, "partitions answer steps in order");
                     alerts.extend(out.alerts);
+                    if let Some(h) = &out.held {
+                        held.merge(h);
+                    }
                 }
                 // A partition died (it cannot panic on input, but be safe): lines still go out.
                 Err(_) => tracing::error!("A partition worker stopped; its alerts are lost."),
@@ -122,12 +163,26 @@ pub fn run(
         totals.add_sent(wb.batch.len() as u64, due as u64);
         pool.put(wb.batch);
         alerts.drain(..due);
+        if let Some((id, mut needed)) = wb.checkpoint {
+            // Every line before the checkpoint is written: flush (records: until delivered), and
+            // report. An alert still waiting for its line makes the checkpoint incomplete.
+            match outputs.flush_all() {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(SinkEnd::BrokenPipe),
+                Err(source) => return Err(SinkError::Write { what: "output", source }),
+            }
+            needed.merge(&held);
+            let complete = alerts.is_empty() && needed.unknown == 0;
+            if let Some(tx) = &outputs.checkpoints {
+                let _ = tx.send(super::checkpoint::CheckpointDone { id, needed, complete });
+            }
+        }
         stats.flush(&handles);
         handles.observe_batch(PipelineStage::Write, started.elapsed().as_secs_f64());
     }
     // Nothing should be left (every release line is an input line); never drop an alert.
     if !alerts.is_empty() {
-        let tail = WriterBatch { step: u64::MAX, batch: Batch::default() };
+        let tail = WriterBatch { step: u64::MAX, batch: Batch::default(), checkpoint: None };
         match write_step(&mut outputs, &tail, &alerts, &mut stats) {
             Ok(()) => totals.add_sent(0, alerts.len() as u64),
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(SinkEnd::BrokenPipe),
@@ -135,17 +190,18 @@ pub fn run(
         }
         stats.flush(&handles);
     }
-    outputs.stdout.flush().map_err(|source| SinkError::Write { what: "standard output", source })?;
-    if let Some(a) = outputs.alerts.as_mut() {
-        a.flush().map_err(|source| SinkError::Write { what: "alerts file", source })?;
+    match outputs.flush_all() {
+        Ok(()) => Ok(SinkEnd::Drained),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(SinkEnd::BrokenPipe),
+        Err(source) => Err(SinkError::Write { what: "output", source }),
     }
-    Ok(SinkEnd::Drained)
 }
 
 /// Writes a part of a line longer than max_line_bytes (nothing for an empty step).
 fn write_middle(outputs: &mut Outputs, batch: &Batch) -> std::io::Result<()> {
     let bytes = batch.middle_bytes();
-    if outputs.passthrough && !bytes.is_empty() {
+    // Record sources never cut a line in parts.
+    if outputs.passthrough && !bytes.is_empty() && outputs.records.is_none() {
         outputs.stdout.write_all(bytes)?;
         outputs.stdout.flush()?;
     }
@@ -183,7 +239,9 @@ fn write_step(outputs: &mut Outputs, wb: &WriterBatch, alerts: &[AlertOut], stat
     for a in &alerts[k..] {
         write_alert(outputs, a, stats)?;
     }
-    outputs.stdout.flush()?;
+    if outputs.records.is_none() {
+        outputs.stdout.flush()?;
+    }
     if let Some(f) = outputs.alerts.as_mut() {
         f.flush()?;
     }
@@ -192,14 +250,36 @@ fn write_step(outputs: &mut Outputs, wb: &WriterBatch, alerts: &[AlertOut], stat
 
 fn write_lines(outputs: &mut Outputs, batch: &Batch, from: usize, to: usize, stats: &mut Stats) -> std::io::Result<()> {
     if outputs.passthrough && from < to {
-        outputs.stdout.write_all(batch.lines_with_newlines(from, to))?;
+        match outputs.records.as_mut() {
+            Some(r) => {
+                for i in from..to {
+                    r.send(batch.key(i), batch.line(i))?;
+                }
+            }
+            None => outputs.stdout.write_all(batch.lines_with_newlines(from, to))?,
+        }
         stats.sent_events += (to - from) as u64;
     }
     Ok(())
 }
 
 fn write_alert(outputs: &mut Outputs, a: &AlertOut, stats: &mut Stats) -> std::io::Result<()> {
-    outputs.stdout.write_all(&a.bytes)?;
+    if outputs.records.is_some() || outputs.alert_records.is_some() {
+        // One record per alert line, keyed by its event.id (deterministic: a replay's copies
+        // share it, and a compacted topic keeps one).
+        for line in a.bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let key = crate::alert::ids::event_id_of(line);
+            if let Some(r) = outputs.records.as_mut() {
+                r.send(key.as_deref(), line)?;
+            }
+            if let Some(r) = outputs.alert_records.as_mut() {
+                r.send(key.as_deref(), line)?;
+            }
+        }
+    }
+    if outputs.records.is_none() {
+        outputs.stdout.write_all(&a.bytes)?;
+    }
     if let Some(f) = outputs.alerts.as_mut() {
         f.write_all(&a.bytes)?;
     }

@@ -130,6 +130,16 @@ impl Feeder {
         self
     }
 
+    /// The global number the next line handed over will get.
+    pub fn next_line(&self) -> u64 {
+        self.next_line
+    }
+
+    /// An empty batch to fill: a recycled one when the pool has one.
+    pub fn empty_batch(&self) -> Batch {
+        self.pool.get().unwrap_or_default()
+    }
+
     /// Assigns the batch its sequence number, first line number and rule-set version, then
     /// sends it (blocking while the channel is full: this is the backpressure that bounds
     /// memory).
@@ -633,6 +643,10 @@ pub fn run(
             }
             serve(Listener::Tcp(listener), cfg, feeder, shutdown, rt)
         }
+        InputSpec::Kafka(url) => Err(SourceError::Read {
+            what: "Kafka input",
+            source: std::io::Error::other(format!("{url} is read by a consumer group, not as a stream")),
+        }),
         InputSpec::Unix(path) => {
             let (listener, id) = {
                 let _guard = rt.enter();

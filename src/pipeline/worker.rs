@@ -80,6 +80,8 @@ pub struct PartitionOutput {
     pub step: u64,
     /// Alerts produced in this step.
     pub alerts: Vec<AlertOut>,
+    /// The answer to a checkpoint: the lines of the events the machines hold.
+    pub held: Option<super::checkpoint::Needed>,
 }
 
 /// Runs one partition worker until its input closes, starting with the rules of `version`.
@@ -112,7 +114,7 @@ pub fn run(
     for (n, work) in rx.into_iter().enumerate() {
         super::debug_panic("partition", n as u64);
         let started = Instant::now();
-        let mut out = PartitionOutput { step: work.step, alerts: Vec::new() };
+        let mut out = PartitionOutput { step: work.step, alerts: Vec::new(), held: None };
         // Alerts of `out` already counted (alerts are counted by the rule set they were
         // rendered with, before a switch).
         let mut counted = 0;
@@ -153,6 +155,12 @@ pub fn run(
                             m.finish(&mut completed);
                             r.emit(rule as u32, release_line, &mut completed, &mut out.alerts);
                         }
+                    }
+                }
+                WorkItem::Checkpoint => {
+                    let held = out.held.get_or_insert_with(Default::default);
+                    for m in machines.iter().flatten() {
+                        m.for_each_held(|e| held.note_event(e));
                     }
                 }
                 WorkItem::Switch { version, carried } => {

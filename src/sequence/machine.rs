@@ -380,6 +380,18 @@ impl<E: Clone, K: Clone + Eq + Hash + Ord> SequenceMachine<E, K> {
         }
     }
 
+    /// Calls `f` with every event the machine still holds (in partial sequences and in
+    /// candidates waiting for a missing-event window): a checkpoint's record of the input it
+    /// cannot forget yet.
+    pub fn for_each_held(&self, mut f: impl FnMut(&E)) {
+        self.table.for_each_value(|p| match p {
+            Pending::Empty => {}
+            Pending::One { event, .. } => f(event),
+            Pending::Many(parts) => parts.iter().flatten().flat_map(|p| p.events.iter()).for_each(|(_, e)| f(e)),
+        });
+        self.deferred.values().flat_map(|d| d.events.iter().flatten()).for_each(f);
+    }
+
     /// True when nothing is deferred, live or recorded: [`SequenceMachine::advance`] then does
     /// nothing. Most machines of a large rule set are idle most of the time (and rules with
     /// `![...]` stages make the pipeline advance every machine on every line).

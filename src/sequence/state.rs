@@ -220,6 +220,15 @@ impl<K: Hash + Eq + Clone, V> KeyTable<K, V> {
         self.index.iter().map(HashTable::len).sum()
     }
 
+    /// Calls `f` with the state of every live key.
+    pub(crate) fn for_each_value(&self, mut f: impl FnMut(&V)) {
+        for i in 0..self.slots.len {
+            if let Some(s) = self.slots[i].live() {
+                f(&s.value);
+            }
+        }
+    }
+
     /// Remove every key.
     pub(crate) fn clear(&mut self) {
         self.index.iter_mut().for_each(HashTable::clear);

@@ -207,7 +207,8 @@ struct GenArgs {
     /// First @timestamp, ms since the Unix epoch (default 2026-03-05T10:00:00Z).
     #[arg(long, default_value_t = DEFAULT_START_MS)]
     start_ms: u64,
-    /// Output: `-` (stdout), a file path, or `tcp://HOST:PORT`.
+    /// Output: `-` (stdout), a file path, `tcp://HOST:PORT`, or `kafka://BROKERS/TOPIC` (each
+    /// line one record, keyed by its event's container.id).
     #[arg(short, long, default_value = "-")]
     output: String,
     /// Number of TCP connections (only with `-o tcp://HOST:PORT`). All are opened first; every
@@ -332,10 +333,21 @@ fn generate(a: &GenArgs) -> io::Result<()> {
         Some(p) => Some(File::create(p)?),
         None => None,
     };
-    let sink = Sink::open(&target, a.connections, a.realtime)?;
+    let sink = match &target {
+        #[cfg(feature = "kafka")]
+        Target::Kafka(url) => Sink::kafka(url, world.containers.iter().map(|c| c.id.clone()).collect())?,
+        #[cfg(not(feature = "kafka"))]
+        Target::Kafka(_) => return Err(invalid("this build has no Kafka support (cargo feature `kafka`)".into())),
+        _ => Sink::open(&target, a.connections, a.realtime)?,
+    };
     let outputs = sink.outputs() as u64;
-    // Output of each container: FNV-1a of its id, modulo the number of outputs.
-    let routes: Vec<usize> = world.containers.iter().map(|c| (sink::route(&c.id) % outputs) as usize).collect();
+    // Output of each container: FNV-1a of its id, modulo the number of outputs (for Kafka, the
+    // container itself: its id is the record key).
+    let routes: Vec<usize> = if matches!(target, Target::Kafka(_)) {
+        (0..world.containers.len()).collect()
+    } else {
+        world.containers.iter().map(|c| (sink::route(&c.id) % outputs) as usize).collect()
+    };
     let progress = match (&target, a.duration) {
         (Target::File(_), None) => {
             let pb = indicatif::ProgressBar::new(a.events);

@@ -49,6 +49,8 @@ pub enum Target {
     File(String),
     /// `tcp://HOST:PORT`.
     Tcp(String),
+    /// `kafka://BROKERS/TOPIC`: records keyed by `container.id`.
+    Kafka(String),
 }
 
 impl Target {
@@ -58,6 +60,8 @@ impl Target {
             Target::Stdout
         } else if let Some(addr) = s.strip_prefix("tcp://") {
             Target::Tcp(addr.to_string())
+        } else if s.starts_with("kafka://") {
+            Target::Kafka(s.to_string())
         } else {
             Target::File(s.to_string())
         }
@@ -73,6 +77,9 @@ impl Target {
                 let s = connect_with_retry(addr, TCP_CONNECT_PATIENCE)?;
                 s.set_nodelay(nodelay)?;
                 Box::new(BufWriter::with_capacity(WRITE_BUFFER_BYTES, s))
+            }
+            Target::Kafka(url) => {
+                return Err(io::Error::other(format!("{url}: a Kafka topic is not a byte stream")));
             }
         })
     }

@@ -86,12 +86,21 @@ pub struct Conn {
     handle: Option<JoinHandle<io::Result<()>>>,
 }
 
-/// The output: one writer or N connections (see the module docs).
+/// The output: one writer, N connections (see the module docs), or a Kafka topic.
 pub enum Sink {
     /// Everything to one writer, in the calling thread.
     One(Box<dyn Write>),
     /// `--connections N`: one writer thread per TCP connection.
     Many(Vec<Conn>),
+    /// `-o kafka://BROKERS/TOPIC`: each line one record, keyed by its event's `container.id`
+    /// (output `i` is container `i`), so that every event of a container lands in one partition.
+    #[cfg(feature = "kafka")]
+    Kafka {
+        /// The topic.
+        topic: eqlstream::kafka::producer::TopicSink,
+        /// Record key of each output: the container ids.
+        keys: Vec<String>,
+    },
 }
 
 impl Sink {
@@ -129,11 +138,24 @@ impl Sink {
         Ok(Sink::Many(conns))
     }
 
+    /// A Kafka topic, `url` (`kafka://BROKERS/TOPIC[?librdkafka settings]`), whose records are
+    /// keyed by `keys[out]`.
+    #[cfg(feature = "kafka")]
+    pub fn kafka(url: &str, keys: Vec<String>) -> io::Result<Sink> {
+        use eqlstream::kafka::{metrics::KafkaMetrics, producer::TopicSink, url::KafkaUrl};
+        let url = KafkaUrl::parse(url).map_err(io::Error::other)?;
+        let metrics = KafkaMetrics::register(&prometheus::Registry::new()).map_err(io::Error::other)?;
+        let topic = TopicSink::connect(&url, &metrics).map_err(io::Error::other)?;
+        Ok(Sink::Kafka { topic, keys })
+    }
+
     /// Number of outputs (1, or N connections).
     pub fn outputs(&self) -> usize {
         match self {
             Sink::One(_) => 1,
             Sink::Many(c) => c.len(),
+            #[cfg(feature = "kafka")]
+            Sink::Kafka { keys, .. } => keys.len(),
         }
     }
 
@@ -160,6 +182,19 @@ impl Sink {
                 }
                 Ok(())
             }
+            #[cfg(feature = "kafka")]
+            Sink::Kafka { topic, keys } => {
+                use eqlstream::pipeline::sink::RecordSink;
+                let key = keys.get(out).map(String::as_bytes);
+                for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                    topic.send(key, line)?;
+                }
+                if let Some(s) = stamp {
+                    topic.flush()?;
+                    set_stamps(&mut vec![s]);
+                }
+                Ok(())
+            }
         }
     }
 
@@ -168,6 +203,8 @@ impl Sink {
         match self {
             Sink::One(w) => w.flush(),
             Sink::Many(conns) => conns.iter_mut().try_for_each(Conn::send),
+            #[cfg(feature = "kafka")]
+            Sink::Kafka { topic, .. } => eqlstream::pipeline::sink::RecordSink::flush(topic),
         }
     }
 
