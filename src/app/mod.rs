@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 
 use crate::catalog::{self, LoadError, LoadOptions};
-use crate::config::{AlertsOutputMode, ConfigError, FileConfig, InputSpec, LogFormat, RuleSource, Settings};
+use crate::config::{AlertsOutputMode, ConfigError, FileConfig, LogFormat, RuleSource, Settings};
 use crate::eql::diag;
 use crate::metrics::{self, Metrics};
 use crate::pipeline::{self, sink, LiveRules, RunContext, Shutdown, Totals};
@@ -313,7 +313,7 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
     let started = Instant::now();
     let report = match &settings.input {
         #[cfg(feature = "kafka")]
-        InputSpec::Kafka(url) => kafka::run_group(&settings, url, &kafka_sinks, make_ctx, &shutdown)?,
+        crate::config::InputSpec::Kafka(url) => kafka::run_group(&settings, url, &kafka_sinks, make_ctx, &shutdown)?,
         _ => pipeline::run(&settings, make_ctx(true)?),
     };
     let report = report.map(|mut r| {

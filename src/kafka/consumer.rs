@@ -91,7 +91,7 @@ impl Group {
             .set("partition.assignment.strategy", "range,roundrobin")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
-            .set("statistics.interval.ms", "5000")
+            .set("statistics.interval.ms", "1000")
             .set_log_level(RDKafkaLogLevel::Warning);
         for (k, v) in &url.options {
             cfg.set(k, v);
@@ -217,7 +217,10 @@ impl ConsumerContext for GroupContext {
                 r.hand_over(consumer);
                 r.revoked = true;
             }
-            lock(&self.assignment).clear();
+            // The lag of a partition read elsewhere now is not ours to report.
+            for p in lock(&self.assignment).drain(..) {
+                let _ = self.metrics.lag.remove_label_values(&[&self.topic, &p.to_string()]);
+            }
             self.metrics.assigned.set(0);
         }
     }

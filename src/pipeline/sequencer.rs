@@ -283,8 +283,11 @@ pub fn run(
         match rx.recv_deadline(s.next_wakeup()) {
             Ok(d) => {
                 s.handles.queue_popped(PipelineStage::Sequencer, d.batch.len() as u64);
-                s.last_input = Instant::now();
-                s.idle_flushed = false;
+                // A checkpoint is not input: it must not hold back the idle release.
+                if !matches!(d.batch.origin.marker, Some(SourceMarker::Checkpoint(_))) {
+                    s.last_input = Instant::now();
+                    s.idle_flushed = false;
+                }
                 s.waiting.insert(d.batch.seq, d);
                 while let Some(d) = s.waiting.remove(&s.next_seq) {
                     s.next_seq += 1;
@@ -405,11 +408,18 @@ impl Sequencer {
     /// No input for a while: sources may have turned idle, and after `idle_release` without
     /// any input buffered events are released.
     fn on_timeout(&mut self, now: Instant) -> Result<(), Disconnected> {
+        let idle_before = self.clock.counts().1;
         if self.clock.expire_idle(now) {
             if let Some(line) = self.last_line {
                 self.sync_watermark(line)?;
                 self.send_step(Batch::default())?;
             }
+        }
+        if self.clock.counts().1 > idle_before {
+            // A source that turned idle no longer limits the idle release: release again, up
+            // to the new limit (else, with every source open and silent, the events ahead of
+            // the slowest source's time would wait for new input).
+            self.idle_flushed = false;
         }
         self.report_sources();
         if !self.idle_flushed && now.saturating_duration_since(self.last_input) >= self.cfg.idle_release {

@@ -328,6 +328,41 @@ fn a_silent_connection_stops_holding_alerts_after_the_source_idle_timeout() {
 }
 
 #[test]
+fn issue_16_sources_that_all_turn_idle_release_what_waits_without_new_input() {
+    // Found with Kafka, whose partitions never close: B sends two early lines, A an attack, and
+    // both stay open and silent. The first idle release may only go up to B's time (the slowest
+    // active source); once both have turned idle, the rest must go too, without new input.
+    let seed = std::fs::read_to_string(data("cloud_defend/seed_rule_cases.ndjson")).unwrap();
+    let lines: Vec<&str> = seed.lines().collect();
+    let e = Running::start(&[
+        "--input",
+        "tcp://127.0.0.1:0",
+        "--metrics-address",
+        "127.0.0.1:0",
+        "--source-idle-timeout",
+        "1s",
+        "--idle-release",
+        "200ms",
+    ]);
+    let addr = e.input.clone().unwrap();
+    let mut b = TcpStream::connect(&addr).unwrap();
+    let mut a = TcpStream::connect(&addr).unwrap();
+    e.wait_metric("eqlstream_sources{state=\"active\"}", |v| v == 2.0);
+    let tick = r#"{"@timestamp":"2026-03-05T10:00:00.000Z","event":{"action":"tick"}}"#;
+    writeln!(b, "{tick}\n{tick}").unwrap();
+    for l in &lines[..4] {
+        writeln!(a, "{l}").unwrap();
+    }
+    let came = crate::util::wait_until(Duration::from_secs(15), || e.alerts_so_far() > 0);
+    assert!(came, "the alert waits for input although every source is idle");
+    assert_eq!(e.metric("eqlstream_sources{state=\"idle\"}"), Some(2.0));
+    drop((a, b));
+    let o = e.stop();
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(seed_alerts(&o).len(), 1);
+}
+
+#[test]
 fn alert_latency_is_measured_from_the_completing_line_and_buffering_is_its_wait() {
     // One attack on stdin, then silence: the completing line is released by the idle release
     // (300 ms), so both histograms hold one alert of at least 300 ms.

