@@ -35,7 +35,10 @@ PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print
 BROKER=127.0.0.1:$PORT
 "$TANSU" broker --listener-url "tcp://$BROKER" --advertised-listener-url "tcp://$BROKER" \
   --storage-engine memory://tansu/ > "$TMP/tansu.log" 2>&1 &
+TANSU_PID=$!
 PIDS+=($!)
+# CPU seconds (user + system) of a process so far.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
 topic() { "$TANSU" topic create --broker "tcp://$BROKER" --partitions 6 "$1" > /dev/null; }
 topic in
@@ -50,7 +53,7 @@ t1=$(now)
 produce=$(echo "$EVENTS / ($t1 - $t0)" | bc -l)
 printf 'produce (loadgen -> broker): %.0f events/s\n' "$produce"
 
-# run_group NAME INSTANCES OUTPUT_TOPIC|-  -> prints events/s
+# run_group NAME INSTANCES OUTPUT_TOPIC|-  -> prints events/s; CPU seconds in $TMP/NAME.cpu
 run_group() {
   local name=$1 n=$2 out=$3 group="g-$1-$RANDOM$RANDOM" addrs=() pids=()
   local extra=()
@@ -68,7 +71,8 @@ run_group() {
     done
     addrs+=("$a")
   done
-  local start= end=
+  local start= end= tansu0
+  tansu0=$(cpu "$TANSU_PID")
   while [ -z "$start" ]; do
     for a in "${addrs[@]}"; do [ "$(sum "$a" eqlstream_kafka_assigned_partitions)" -gt 0 ] && start=$(now) && break; done
     sleep 0.05
@@ -87,6 +91,11 @@ run_group() {
     for _ in $(seq 1 400); do [ "$(sum "$a" eqlstream_reorder_buffered_events)" -eq 0 ] && break; sleep 0.05; done
   done
   sleep 1
+  local eql=0
+  for a in "${addrs[@]}"; do
+    eql=$(echo "$eql + $(curl -s "http://$a/metrics" | awk '$1 == "process_cpu_seconds_total" {print $2}')" | bc -l)
+  done
+  printf 'eqlstream %.1f CPU s, broker %.1f CPU s\n' "$eql" "$(echo "$(cpu "$TANSU_PID") - $tansu0" | bc -l)" > "$TMP/$name.cpu"
   kill -TERM "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
   if [ "$out" = - ]; then
     cat "$TMP/$name".*.out | grep '"module":"eqlstream"' | awk '!seen[$0]++' > "$TMP/alerts"
@@ -103,6 +112,7 @@ for r in $(seq 1 "$ROUNDS"); do
   R[k2k-1]+="$(run_group k2k1r$r 1 out1r$r) "
   R[k2k-2]+="$(run_group k2k2r$r 2 out2r$r) "
   for k in stdin consume k2k-1 k2k-2; do printf 'round %d %-8s %s\n' "$r" "$k" "$(echo "${R[$k]}" | awk '{printf "%.0f", $NF}')"; done
+  printf '  cpu: consume %s; k2k-1 %s; k2k-2 %s\n' "$(cat "$TMP/consume$r.cpu")" "$(cat "$TMP/k2k1r$r.cpu")" "$(cat "$TMP/k2k2r$r.cpu")"
 done
 echo "medians over $ROUNDS rounds, $EVENTS events of $(( $(wc -c < "$TMP/events.ndjson") / EVENTS )) bytes:"
 for k in stdin consume k2k-1 k2k-2; do

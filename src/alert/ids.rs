@@ -25,11 +25,12 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// The id of a rendered alert line: its `event.id` (ECS format), else its `kibana.alert.uuid`
-/// (Kibana format); used as the key of the alert's Kafka record.
+/// The id of a rendered alert line: its `kibana.alert.uuid` (Kibana format, whose documents also
+/// carry the source event's own `event.id`), else its `event.id` (ECS format); used as the key of
+/// the alert's Kafka record.
 pub fn event_id_of(alert_line: &[u8]) -> Option<Vec<u8>> {
     let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(alert_line) else { return None };
-    ["event.id", "kibana.alert.uuid"]
+    ["kibana.alert.uuid", "event.id"]
         .iter()
         .find_map(|p| lookup(&obj, p).and_then(Value::as_str))
         .map(|id| id.as_bytes().to_vec())

@@ -408,18 +408,11 @@ impl Sequencer {
     /// No input for a while: sources may have turned idle, and after `idle_release` without
     /// any input buffered events are released.
     fn on_timeout(&mut self, now: Instant) -> Result<(), Disconnected> {
-        let idle_before = self.clock.counts().1;
-        if self.clock.expire_idle(now) {
+        if self.expire_idle(now) {
             if let Some(line) = self.last_line {
                 self.sync_watermark(line)?;
                 self.send_step(Batch::default())?;
             }
-        }
-        if self.clock.counts().1 > idle_before {
-            // A source that turned idle no longer limits the idle release: release again, up
-            // to the new limit (else, with every source open and silent, the events ahead of
-            // the slowest source's time would wait for new input).
-            self.idle_flushed = false;
         }
         self.report_sources();
         if !self.idle_flushed && now.saturating_duration_since(self.last_input) >= self.cfg.idle_release {
@@ -430,6 +423,19 @@ impl Sequencer {
         }
         self.handles.reorder_buffer(self.reorder.len(), 0);
         Ok(())
+    }
+
+    /// Marks the sources silent for `source_idle_timeout` as idle; true when the watermark rose.
+    /// A source that turned idle no longer limits the idle release, so the idle release runs
+    /// again, up to the new limit (else, with every source open and silent, the events ahead of
+    /// the slowest source's time would wait for new input).
+    fn expire_idle(&mut self, now: Instant) -> bool {
+        let idle_before = self.clock.counts().1;
+        let rose = self.clock.expire_idle(now);
+        if self.clock.counts().1 > idle_before {
+            self.idle_flushed = false;
+        }
+        rose
     }
 
     /// The first batch of another rule-set version: the buffered hits are renumbered (those of
@@ -472,7 +478,7 @@ impl Sequencer {
         let marker = batch.origin.marker.take();
         // Sources silent since before this batch was read no longer hold time back: their
         // releases go after the last line written so far.
-        if self.clock.expire_idle(now) {
+        if self.expire_idle(now) {
             if let Some(line) = self.last_line {
                 self.sync_watermark(line)?;
             }

@@ -254,8 +254,9 @@ fn two_members_split_the_partitions_and_find_what_one_member_finds() {
     broker.create_topic("events", 6);
     produce_loadgen(&broker.topic("events"), events, 11, &truth);
 
-    // One member reads all six partitions.
-    let one = Member::start(&broker.group("events", "one"), &[]);
+    // One member reads all six partitions. Frequent checkpoints: a partition that turns idle
+    // while the sequencer handles one must still let the last events go (see `settle`).
+    let one = Member::start(&broker.group("events", "one"), &["--commit-interval", "100ms"]);
     assert!(wait_until(PATIENCE, || one.caught_up(events as f64)), "one member did not read the topic");
     assert_eq!(one.metric("eqlstream_kafka_assigned_partitions"), 6.0);
     one.settle();
@@ -266,8 +267,8 @@ fn two_members_split_the_partitions_and_find_what_one_member_finds() {
     scores_perfectly(&truth, &single_alerts, dir.path());
 
     // Two members of another group split them.
-    let a = Member::start(&broker.group("events", "two"), &[]);
-    let b = Member::start(&broker.group("events", "two"), &[]);
+    let a = Member::start(&broker.group("events", "two"), &["--commit-interval", "100ms"]);
+    let b = Member::start(&broker.group("events", "two"), &["--commit-interval", "100ms"]);
     let split = || {
         a.metric("eqlstream_kafka_assigned_partitions") == 3.0 && b.metric("eqlstream_kafka_assigned_partitions") == 3.0
     };
