@@ -975,6 +975,37 @@ mod tests {
     }
 
     #[test]
+    fn kafka_addresses_parse_and_an_input_needs_a_group() {
+        let k = InputSpec::parse("kafka://k1:9092,k2:9092/events?group=eql&session.timeout.ms=6000");
+        if cfg!(feature = "kafka") {
+            let InputSpec::Kafka(url) = k.unwrap() else { panic!("not a Kafka input") };
+            assert_eq!(
+                (url.brokers.as_str(), url.topic.as_str(), url.group.as_deref()),
+                ("k1:9092,k2:9092", "events", Some("eql"))
+            );
+            let e = InputSpec::parse("kafka://k1:9092/events").unwrap_err().to_string();
+            assert!(e.contains("consumer group"), "{e}");
+            let o = Overrides {
+                output: Some("kafka://k1:9092/out".into()),
+                alerts_output: Some("kafka://k1:9092/alerts".into()),
+                commit_interval: Some("250ms".into()),
+                ..Default::default()
+            };
+            let s = Settings::build(FileConfig::default(), o).unwrap();
+            assert_eq!(s.output.map(|u| u.topic), Some("out".into()));
+            assert_eq!(s.alerts_kafka.map(|u| u.topic), Some("alerts".into()));
+            assert_eq!(s.alerts_output, None, "a Kafka topic is not a file");
+            assert_eq!(s.commit_interval, Duration::from_millis(250));
+        } else {
+            assert!(k.unwrap_err().to_string().contains("no Kafka support"));
+        }
+        assert!(parse_output("stdout").unwrap().is_none());
+        assert!(parse_output("file.ndjson").is_err());
+        let o = Overrides { commit_interval: Some("0s".into()), ..Default::default() };
+        assert!(Settings::build(FileConfig::default(), o).is_err());
+    }
+
+    #[test]
     fn bad_values_name_the_option() {
         let o = Overrides { max_out_of_orderness: Some("2 parsecs".into()), ..Default::default() };
         let e = Settings::build(FileConfig::default(), o).unwrap_err().to_string();

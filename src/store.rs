@@ -634,6 +634,29 @@ mod tests {
     }
 
     #[test]
+    fn an_event_remembers_its_line_in_memory_and_spilled() {
+        let dir = tempfile::tempdir().unwrap();
+        // A budget of one segment: later events spill.
+        let s = store(MEMORY_SEGMENT_BYTES, dir.path());
+        let now = std::time::Instant::now();
+        let handles: Vec<StoredEvent> = (0..3000)
+            .map(|i| {
+                s.put_arrived(
+                    line(i).as_bytes(),
+                    i as i64,
+                    now,
+                    Origin { source: (i % 7) as u32, line: 1000 + i as u64 },
+                )
+            })
+            .collect();
+        assert!(s.stats().spilled_events > 0, "some events spilled");
+        for (i, h) in handles.iter().enumerate() {
+            assert_eq!(h.origin().unwrap(), Origin { source: (i % 7) as u32, line: 1000 + i as u64 });
+            assert_eq!(h.read().unwrap().raw.as_ref(), line(i).as_str());
+        }
+    }
+
+    #[test]
     fn events_within_the_budget_stay_in_memory() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(4 * MEMORY_SEGMENT_BYTES, dir.path());

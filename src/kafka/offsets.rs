@@ -4,15 +4,25 @@
 //! subsequence of them, and its offsets rise too (with gaps: compaction, transaction markers).
 //! Runs of consecutive lines with consecutive offsets are kept as one entry, so a partition read
 //! in batches costs one entry per batch, however many lines it holds.
+//!
+//! Bounded: past [`MAX_RUNS`] entries (a commit held back for long, by a partial sequence without
+//! `maxspan`, on a partition read in small batches), the two oldest entries are merged into a
+//! coarse one that answers its first offset for every line it covers: earlier than exact, so a
+//! commit can only replay more, never skip a needed record.
 
 use std::collections::VecDeque;
 
-/// Lines `line..line + len` came from offsets `offset..offset + len`.
+/// Entries kept per partition at most (24 bytes each).
+pub const MAX_RUNS: usize = 1 << 16;
+
+/// Lines `line..line + len` came from offsets `offset..offset + len` (exact), or from offsets at
+/// or after `offset` (coarse: merged, see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Run {
     line: u64,
     offset: i64,
     len: u64,
+    exact: bool,
 }
 
 /// The lines of one partition handed over and not yet forgotten, with their offsets.
@@ -25,12 +35,22 @@ impl LineOffsets {
     /// Records that `line` came from `offset` (both rising from call to call).
     pub fn push(&mut self, line: u64, offset: i64) {
         if let Some(last) = self.runs.back_mut() {
-            if last.line + last.len == line && last.offset + last.len as i64 == offset {
+            if last.exact && last.line + last.len == line && last.offset + last.len as i64 == offset {
                 last.len += 1;
                 return;
             }
         }
-        self.runs.push_back(Run { line, offset, len: 1 });
+        if self.runs.len() >= MAX_RUNS {
+            if let (Some(a), Some(b)) = (self.runs.pop_front(), self.runs.pop_front()) {
+                self.runs.push_front(Run {
+                    line: a.line,
+                    offset: a.offset,
+                    len: b.line + b.len - a.line,
+                    exact: false,
+                });
+            }
+        }
+        self.runs.push_back(Run { line, offset, len: 1, exact: true });
     }
 
     /// The offset of the first recorded line at or after `line`, if any.
@@ -38,7 +58,7 @@ impl LineOffsets {
         // The first run that ends after `line`.
         let i = self.runs.partition_point(|r| r.line + r.len <= line);
         let r = self.runs.get(i)?;
-        Some(if line <= r.line { r.offset } else { r.offset + (line - r.line) as i64 })
+        Some(if line <= r.line || !r.exact { r.offset } else { r.offset + (line - r.line) as i64 })
     }
 
     /// Forgets the lines before `line` (they will not be asked about again).
@@ -47,7 +67,7 @@ impl LineOffsets {
             if r.line + r.len <= line {
                 self.runs.pop_front();
             } else {
-                if r.line < line {
+                if r.line < line && r.exact {
                     let cut = line - r.line;
                     r.line += cut;
                     r.offset += cut as i64;
@@ -108,6 +128,24 @@ mod tests {
         assert_eq!(l.offset_at_or_after(0), Some(200));
         l.forget_before(21);
         assert_eq!(l.runs(), 0);
+    }
+
+    #[test]
+    fn past_the_cap_old_entries_merge_and_answer_earlier_offsets_only() {
+        let mut l = LineOffsets::default();
+        // Every line its own entry (lines two apart).
+        for i in 0..(MAX_RUNS as u64 + 10) {
+            l.push(i * 2, i as i64 * 3);
+        }
+        assert!(l.runs() <= MAX_RUNS + 1, "{}", l.runs());
+        for line in [0u64, 1, 5, 40, 1000, 100_000, 2 * (MAX_RUNS as u64 + 9)] {
+            let exact = line.div_ceil(2) as i64 * 3;
+            let got = l.offset_at_or_after(line).unwrap();
+            assert!(got <= exact, "line {line}: {got} > {exact}");
+        }
+        // The newest entries stay exact.
+        let last = 2 * (MAX_RUNS as u64 + 9);
+        assert_eq!(l.offset_at_or_after(last), Some((MAX_RUNS as i64 + 9) * 3));
     }
 
     #[test]

@@ -61,7 +61,11 @@ impl TopicSink {
     /// settings).
     pub fn connect(url: &KafkaUrl, metrics: &KafkaMetrics) -> Result<TopicSink, KafkaError> {
         let mut cfg = ClientConfig::new();
-        cfg.set("bootstrap.servers", &url.brokers).set("linger.ms", "5").set("client.id", "eqlstream");
+        // A bounded local queue (librdkafka's default is 1 GiB): a slow broker slows the writer.
+        cfg.set("bootstrap.servers", &url.brokers)
+            .set("linger.ms", "5")
+            .set("client.id", "eqlstream")
+            .set("queue.buffering.max.kbytes", "65536");
         for (k, v) in &url.options {
             cfg.set(k, v);
         }

@@ -467,6 +467,27 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    #[test]
+    fn records_become_lines_with_their_keys_and_padding() {
+        let mut b = Batch::default();
+        b.push_record(b"{\"a\":1}\n", Some(b"c1"));
+        b.push_record(b"two\nlines", None);
+        b.push_record(b"", Some(b""));
+        b.seal();
+        assert_eq!(b.len(), 3);
+        assert_eq!((b.line(0), b.key(0)), (&b"{\"a\":1}"[..], Some(&b"c1"[..])));
+        assert_eq!((b.line(1), b.key(1)), (&b"two\nlines"[..], None));
+        assert_eq!((b.line(2), b.key(2)), (&b""[..], Some(&b""[..])));
+        assert_eq!(b.lines_with_newlines(0, 3), b"{\"a\":1}\ntwo\nlines\n\n");
+        let (buf, len) = b.line_in_place(0);
+        assert_eq!(len, 7);
+        assert!(buf.len() >= len + simd_json::INPUT_PADDING, "padded for in-place parsing");
+        let pool = BatchPool::new(1);
+        pool.put(b);
+        let again = pool.get().unwrap();
+        assert_eq!((again.len(), again.key(0)), (0, None), "a recycled batch has no keys left");
+    }
+
     fn frame(chunks: &[&[u8]], batch_size: usize) -> Vec<Vec<u8>> {
         frame_with_limit(chunks, batch_size, usize::MAX).0
     }

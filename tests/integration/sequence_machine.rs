@@ -508,3 +508,35 @@ fn completed_partials_leave_no_state_behind() {
     assert_eq!(h.m.keys(), 0);
     assert_eq!(h.out.len(), 5_000);
 }
+
+// ---------------------------------------------------------------- what a checkpoint sees
+
+fn held(h: &Harness) -> Vec<u32> {
+    let mut v = Vec::new();
+    h.m.for_each_held(|e| v.push(*e));
+    v.sort_unstable();
+    v
+}
+
+#[test]
+fn the_machine_reports_every_event_it_still_holds_and_none_it_let_go() {
+    let (a, b) = (key(&["a"]), key(&["b"]));
+    let mut h = Harness::new(&spec("PPP", Some(10 * S)));
+    h.ev(S, 1, &[st(0, &a)]);
+    h.ev(2 * S, 2, &[st(0, &b)]);
+    h.ev(3 * S, 3, &[st(1, &a)]);
+    assert_eq!(held(&h), vec![1, 2, 3], "partials at two stages of two keys");
+    assert_eq!(h.ev(4 * S, 4, &[st(2, &a)]), 1);
+    assert_eq!(held(&h), vec![2], "a's sequence completed: its events are let go");
+    h.advance(20 * S);
+    assert_eq!(held(&h), Vec::<u32>::new(), "b's partial expired");
+
+    // A candidate waiting for its trailing missing-event window is held too.
+    let mut h = Harness::new(&spec("PPM", Some(10 * S)));
+    h.ev(S, 7, &[st(0, &a)]);
+    h.ev(2 * S, 8, &[st(1, &a)]);
+    assert_eq!(held(&h), vec![7, 8]);
+    h.advance(30 * S);
+    assert_eq!(h.out.len(), 1);
+    assert_eq!(held(&h), Vec::<u32>::new());
+}
