@@ -271,13 +271,10 @@ fn one_future_dated_line_anywhere_changes_no_seed_alert() {
     }
 }
 
-#[test]
-fn a_silent_connection_stops_holding_alerts_after_the_source_idle_timeout() {
-    // Connection B sends one early event and stays open without a word; connection A sends an
-    // attack and keeps sending. B holds the watermark until it has been silent for 1 s; then
-    // A's alert comes out although B is still connected (idle release is out of the way).
-    let seed = std::fs::read_to_string(data("cloud_defend/seed_rule_cases.ndjson")).unwrap();
-    let lines: Vec<&str> = seed.lines().collect();
+/// eqlstream on TCP with `source_idle_timeout` 1 s and `idle_release`, and two clients: B, which
+/// has sent two lines of 10:00:00 that match nothing (its time is confirmed, and is the
+/// earliest), and A, connected second, which has sent nothing yet.
+fn early_and_attacking_clients(idle_release: &str) -> (Running, TcpStream, TcpStream) {
     let e = Running::start(&[
         "--input",
         "tcp://127.0.0.1:0",
@@ -286,15 +283,25 @@ fn a_silent_connection_stops_holding_alerts_after_the_source_idle_timeout() {
         "--source-idle-timeout",
         "1s",
         "--idle-release",
-        "1h",
+        idle_release,
     ]);
     let addr = e.input.clone().unwrap();
     let mut b = TcpStream::connect(&addr).unwrap();
-    let mut a = TcpStream::connect(&addr).unwrap();
+    let a = TcpStream::connect(&addr).unwrap();
     e.wait_metric("eqlstream_sources{state=\"active\"}", |v| v == 2.0);
-    // B: two lines of 10:00:00 that match nothing (its time is confirmed, and is the earliest).
     let tick = r#"{"@timestamp":"2026-03-05T10:00:00.000Z","event":{"action":"tick"}}"#;
     writeln!(b, "{tick}\n{tick}").unwrap();
+    (e, b, a)
+}
+
+#[test]
+fn a_silent_connection_stops_holding_alerts_after_the_source_idle_timeout() {
+    // Connection B sends one early event and stays open without a word; connection A sends an
+    // attack and keeps sending. B holds the watermark until it has been silent for 1 s; then
+    // A's alert comes out although B is still connected (idle release is out of the way).
+    let seed = std::fs::read_to_string(data("cloud_defend/seed_rule_cases.ndjson")).unwrap();
+    let lines: Vec<&str> = seed.lines().collect();
+    let (e, b, mut a) = early_and_attacking_clients("1h");
     // A: the first attack (10:00:00-10:00:02), then events up to 10:00:20.
     let started = Instant::now();
     for l in &lines[..4] {
@@ -334,22 +341,7 @@ fn issue_16_sources_that_all_turn_idle_release_what_waits_without_new_input() {
     // active source); once both have turned idle, the rest must go too, without new input.
     let seed = std::fs::read_to_string(data("cloud_defend/seed_rule_cases.ndjson")).unwrap();
     let lines: Vec<&str> = seed.lines().collect();
-    let e = Running::start(&[
-        "--input",
-        "tcp://127.0.0.1:0",
-        "--metrics-address",
-        "127.0.0.1:0",
-        "--source-idle-timeout",
-        "1s",
-        "--idle-release",
-        "200ms",
-    ]);
-    let addr = e.input.clone().unwrap();
-    let mut b = TcpStream::connect(&addr).unwrap();
-    let mut a = TcpStream::connect(&addr).unwrap();
-    e.wait_metric("eqlstream_sources{state=\"active\"}", |v| v == 2.0);
-    let tick = r#"{"@timestamp":"2026-03-05T10:00:00.000Z","event":{"action":"tick"}}"#;
-    writeln!(b, "{tick}\n{tick}").unwrap();
+    let (e, b, mut a) = early_and_attacking_clients("200ms");
     for l in &lines[..4] {
         writeln!(a, "{l}").unwrap();
     }

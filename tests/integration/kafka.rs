@@ -245,14 +245,26 @@ fn scores_perfectly(truth: &Path, alerts: &[u8], dir: &Path) -> String {
     text
 }
 
-#[test]
-fn two_members_split_the_partitions_and_find_what_one_member_finds() {
-    let Some(broker) = Broker::start() else { return };
+/// A broker with a topic `events` of `partitions` partitions holding `events` loadgen events
+/// (seed `seed`) keyed by container.id; a scratch directory; the truth file in it.
+fn with_topic(events: u64, partitions: u32, seed: u64) -> Option<(Broker, tempfile::TempDir, PathBuf)> {
+    let broker = Broker::start()?;
     let dir = tempfile::tempdir().expect("tempdir");
     let truth = dir.path().join("truth.ndjson");
+    broker.create_topic("events", partitions);
+    produce_loadgen(&broker.topic("events"), events, seed, &truth);
+    Some((broker, dir, truth))
+}
+
+/// True when the two members have three partitions each.
+fn split_3_3(a: &Member, b: &Member) -> bool {
+    a.metric("eqlstream_kafka_assigned_partitions") == 3.0 && b.metric("eqlstream_kafka_assigned_partitions") == 3.0
+}
+
+#[test]
+fn two_members_split_the_partitions_and_find_what_one_member_finds() {
     let events = 30_000u64;
-    broker.create_topic("events", 6);
-    produce_loadgen(&broker.topic("events"), events, 11, &truth);
+    let Some((broker, dir, truth)) = with_topic(events, 6, 11) else { return };
 
     // One member reads all six partitions. Frequent checkpoints: a partition that turns idle
     // while the sequencer handles one must still let the last events go (see `settle`).
@@ -269,12 +281,9 @@ fn two_members_split_the_partitions_and_find_what_one_member_finds() {
     // Two members of another group split them.
     let a = Member::start(&broker.group("events", "two"), &["--commit-interval", "100ms"]);
     let b = Member::start(&broker.group("events", "two"), &["--commit-interval", "100ms"]);
-    let split = || {
-        a.metric("eqlstream_kafka_assigned_partitions") == 3.0 && b.metric("eqlstream_kafka_assigned_partitions") == 3.0
-    };
-    assert!(wait_until(PATIENCE, split), "the partitions were not split 3/3");
+    assert!(wait_until(PATIENCE, || split_3_3(&a, &b)), "the partitions were not split 3/3");
     let done = || {
-        split()
+        split_3_3(&a, &b)
             && a.caught_up(0.0)
             && b.caught_up(0.0)
             && a.metric("eqlstream_kafka_consumed_events_total") + b.metric("eqlstream_kafka_consumed_events_total")
@@ -298,20 +307,13 @@ fn two_members_split_the_partitions_and_find_what_one_member_finds() {
 
 #[test]
 fn a_survivor_takes_over_from_a_killed_member_and_no_alert_is_lost() {
-    let Some(broker) = Broker::start() else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let truth = dir.path().join("truth.ndjson");
     let events = 200_000u64;
-    broker.create_topic("events", 6);
-    produce_loadgen(&broker.topic("events"), events, 12, &truth);
+    let Some((broker, dir, truth)) = with_topic(events, 6, 12) else { return };
 
     let group = broker.group("events", "crash");
     let a = Member::start(&group, &["--commit-interval", "500ms"]);
     let b = Member::start(&group, &["--commit-interval", "500ms"]);
-    let split = || {
-        a.metric("eqlstream_kafka_assigned_partitions") == 3.0 && b.metric("eqlstream_kafka_assigned_partitions") == 3.0
-    };
-    assert!(wait_until(PATIENCE, split), "the partitions were not split 3/3");
+    assert!(wait_until(PATIENCE, || split_3_3(&a, &b)), "the partitions were not split 3/3");
     // Mid-stream: a has read some of its partitions, not all, and committed at least once.
     let read_some = || {
         a.metric("eqlstream_kafka_consumed_events_total") >= 10_000.0
@@ -403,14 +405,10 @@ fn kafka_outputs_are_keyed_like_the_input_and_alerts_by_event_id() {
     use rdkafka::message::Message;
     use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-    let Some(broker) = Broker::start() else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let truth = dir.path().join("truth.ndjson");
     let events = 5_000u64;
-    broker.create_topic("events", 3);
+    let Some((broker, dir, truth)) = with_topic(events, 3, 14) else { return };
     broker.create_topic("out", 3);
     broker.create_topic("alerts", 3);
-    produce_loadgen(&broker.topic("events"), events, 14, &truth);
     let m = Member::start(
         &broker.group("events", "keys"),
         &["--output", &broker.topic("out"), "--alerts-output", &broker.topic("alerts")],
