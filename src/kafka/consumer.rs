@@ -102,6 +102,7 @@ impl Group {
             assignment: Mutex::new(Vec::new()),
             reader: Mutex::new(None),
             read_upto: Mutex::new(HashMap::new()),
+            errors: super::ErrorLog::default(),
         };
         let consumer: BaseConsumer<GroupContext> = cfg.create_with_context(ctx)?;
         consumer.subscribe(&[&url.topic])?;
@@ -146,7 +147,7 @@ impl Group {
             let now = Instant::now();
             match polled {
                 Some(Ok(m)) => r.take(&m),
-                Some(Err(e)) => r.warn_error(&e, now),
+                Some(Err(e)) => ctx.errors.report("consumer", &e, "while reading"),
                 None => r.hand_over_pending(),
             }
             r.hand_over_aged(now);
@@ -190,9 +191,15 @@ struct GroupContext {
     /// Per partition, the offset after the last record this process read (across pipelines):
     /// records below it are replays.
     read_upto: Mutex<HashMap<i32, i64>>,
+    /// librdkafka's errors, rate-limited.
+    errors: super::ErrorLog,
 }
 
 impl ClientContext for GroupContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.errors.report("consumer", &error, reason);
+    }
+
     /// librdkafka's statistics (every `statistics.interval.ms`): the lag of each assigned
     /// partition, from the high watermark its fetches saw, without a request of our own.
     fn stats(&self, statistics: rdkafka::Statistics) {
@@ -279,7 +286,6 @@ struct Reader {
     next_checkpoint: u64,
     outstanding: Vec<(u64, Snapshot)>,
     last_checkpoint: Instant,
-    last_error_warning: Option<Instant>,
     /// The partitions were revoked: stop at the next step.
     revoked: bool,
     /// The pipeline is gone.
@@ -303,7 +309,6 @@ impl Reader {
             next_checkpoint: 0,
             outstanding: Vec::new(),
             last_checkpoint: now,
-            last_error_warning: None,
             revoked: false,
             closed: false,
         }
@@ -317,6 +322,9 @@ impl Reader {
 
     /// Opens a source per partition, starting from the committed offsets.
     fn open(&mut self, partitions: &[i32], consumer: &BaseConsumer<GroupContext>) {
+        if partitions.is_empty() {
+            return;
+        }
         let ctx = consumer.context();
         let mut tpl = TopicPartitionList::new();
         for &p in partitions {
@@ -524,13 +532,6 @@ impl Reader {
                     break;
                 }
             }
-        }
-    }
-
-    fn warn_error(&mut self, e: &KafkaError, now: Instant) {
-        if self.last_error_warning.is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(30)) {
-            self.last_error_warning = Some(now);
-            tracing::warn!(error = %e, "Kafka consumer error (librdkafka retries by itself).");
         }
     }
 }

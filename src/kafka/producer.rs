@@ -28,9 +28,15 @@ pub struct Deliveries {
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
     errors: Option<prometheus::IntCounter>,
+    /// librdkafka's errors, rate-limited.
+    errors_log: super::ErrorLog,
 }
 
-impl ClientContext for Deliveries {}
+impl ClientContext for Deliveries {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.errors_log.report("producer", &error, reason);
+    }
+}
 
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = ();
