@@ -462,6 +462,24 @@ fn kafka_outputs_are_keyed_like_the_input_and_alerts_by_event_id() {
         assert_eq!(key.as_deref(), Some(container.as_bytes()), "an output record is not keyed like its input");
     }
     assert!(passed >= events as usize, "{passed} of {events} events passed through");
+    // Per key (container), the lines come out byte for byte and in the order they went in.
+    let by_key = |records: &[(Option<Vec<u8>>, Vec<u8>)]| {
+        let mut m: std::collections::BTreeMap<Vec<u8>, Vec<Vec<u8>>> = Default::default();
+        let alert = br#""module":"eqlstream""#;
+        for (k, v) in records.iter().filter(|(_, v)| !v.windows(alert.len()).any(|w| w == alert)) {
+            m.entry(k.clone().unwrap_or_default()).or_default().push(v.clone());
+        }
+        m
+    };
+    let (want, got) = (by_key(&read_all("events", events as usize)), by_key(&out));
+    assert_eq!(want.len(), got.len(), "containers in and out");
+    for (key, lines) in &want {
+        let k = String::from_utf8_lossy(key);
+        let out_lines = got.get(key).unwrap_or_else(|| panic!("container {k} missing from the output"));
+        assert_eq!(lines.len(), out_lines.len(), "container {k}: lines in and out");
+        let first = lines.iter().zip(out_lines).position(|(a, b)| a != b);
+        assert_eq!(first, None, "container {k}: line {first:?} differs or moved");
+    }
     let lines: Vec<u8> = alerts.iter().flat_map(|(_, v)| v.iter().copied().chain([b'\n'])).collect();
     scores_perfectly(&truth, &unique_alerts(&[&lines]).0, dir.path());
 }
