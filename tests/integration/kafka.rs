@@ -156,14 +156,20 @@ impl Member {
         self.samples(family).iter().sum()
     }
 
-    /// The values of a family's samples.
-    fn samples(&self, family: &str) -> Vec<f64> {
-        let Ok(mut s) = TcpStream::connect(&self.metrics) else { return Vec::new() };
+    /// The exposition (empty if the scrape fails).
+    fn scrape(&self) -> String {
+        let Ok(mut s) = TcpStream::connect(&self.metrics) else { return String::new() };
         let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
         let _ = write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
         let mut body = String::new();
         let _ = s.read_to_string(&mut body);
-        body.lines()
+        body.split_once("\r\n\r\n").map_or(body.clone(), |(_, b)| b.to_string())
+    }
+
+    /// The values of a family's samples.
+    fn samples(&self, family: &str) -> Vec<f64> {
+        self.scrape()
+            .lines()
             .filter(|l| l.split([' ', '{']).next() == Some(family))
             .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
             .collect()
@@ -415,6 +421,30 @@ fn kafka_outputs_are_keyed_like_the_input_and_alerts_by_event_id() {
     );
     assert!(wait_until(PATIENCE, || m.caught_up(events as f64)), "did not read the topic");
     m.settle();
+    // Every Kafka family exposed is in the reference table of docs/integrations/kafka.md, and
+    // the exposition passes promtool's lint where it is installed.
+    let exposition = m.scrape();
+    let doc = std::fs::read_to_string(crate::util::repo("docs/integrations/kafka.md")).expect("kafka.md");
+    let families: Vec<&str> = exposition
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE eqlstream_kafka_"))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    assert!(families.len() >= 8, "{exposition}");
+    for f in families {
+        assert!(doc.contains(&format!("| `eqlstream_kafka_{f}` |")), "eqlstream_kafka_{f} is not documented");
+    }
+    if let Ok(mut lint) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        lint.stdin.take().expect("stdin").write_all(exposition.as_bytes()).expect("promtool stdin");
+        let out = lint.wait_with_output().expect("promtool");
+        assert!(out.status.success(), "promtool: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
     let (stdout, stderr) = m.stop();
     assert!(stdout.is_empty(), "stdout is not written with --output kafka://");
     assert!(stderr.contains("alerts="), "{stderr}");
