@@ -103,6 +103,7 @@ impl Group {
             reader: Mutex::new(None),
             read_upto: Mutex::new(HashMap::new()),
             errors: super::ErrorLog::default(),
+            carried: Mutex::new(Vec::new()),
         };
         let consumer: BaseConsumer<GroupContext> = cfg.create_with_context(ctx)?;
         consumer.subscribe(&[&url.topic])?;
@@ -142,11 +143,21 @@ impl Group {
             let mut guard = lock(&ctx.reader);
             let Some(r) = guard.as_mut() else { break Ended::Stopped };
             if r.revoked {
+                // A poll that served the revocation may also have served the next assignment and
+                // returned its first record: the next pipeline takes it (the consumer will not
+                // return it again).
+                if let Some(Ok(m)) = &polled {
+                    lock(&ctx.carried).push(Carried::of(m));
+                }
                 break Ended::Rebalanced;
             }
             let now = Instant::now();
             match polled {
-                Some(Ok(m)) => r.take(&m),
+                Some(Ok(m)) => {
+                    if !r.take(m.partition(), m.offset(), m.key(), m.payload().unwrap_or(b"")) {
+                        lock(&ctx.carried).push(Carried::of(&m));
+                    }
+                }
                 Some(Err(e)) => ctx.errors.report("consumer", &e, "while reading"),
                 None => r.hand_over_pending(),
             }
@@ -193,6 +204,27 @@ struct GroupContext {
     read_upto: Mutex<HashMap<i32, i64>>,
     /// librdkafka's errors, rate-limited.
     errors: super::ErrorLog,
+    /// Records polled while no reader had their partition open (see `Group::read`).
+    carried: Mutex<Vec<Carried>>,
+}
+
+/// A record kept for the reader that will have its partition open.
+struct Carried {
+    partition: i32,
+    offset: i64,
+    key: Option<Vec<u8>>,
+    payload: Vec<u8>,
+}
+
+impl Carried {
+    fn of<M: Message>(m: &M) -> Carried {
+        Carried {
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(<[u8]>::to_vec),
+            payload: m.payload().unwrap_or(b"").to_vec(),
+        }
+    }
 }
 
 impl ClientContext for GroupContext {
@@ -224,6 +256,8 @@ impl ConsumerContext for GroupContext {
                 r.hand_over(consumer);
                 r.revoked = true;
             }
+            // Records kept for a partition that is no longer ours would be read again by its owner.
+            lock(&self.carried).clear();
             // The lag of a partition read elsewhere now is not ours to report.
             for p in lock(&self.assignment).drain(..) {
                 let _ = self.metrics.lag.remove_label_values(&[&self.topic, &p.to_string()]);
@@ -375,24 +409,33 @@ impl Reader {
             self.parts.insert(p, part);
             self.send(Batch::marker(source, SourceMarker::Opened(Arc::new(info))));
         }
+        // Records polled before their partition was open here, in the order they came.
+        let carried: Vec<Carried> = std::mem::take(&mut *lock(&ctx.carried));
+        let mut kept = Vec::new();
+        for c in carried {
+            if !self.take(c.partition, c.offset, c.key.as_deref(), &c.payload) {
+                kept.push(c);
+            }
+        }
+        lock(&ctx.carried).extend(kept);
     }
 
     /// Adds a record to its partition's batch.
-    fn take<M: Message>(&mut self, m: &M) {
-        let p = m.partition();
-        let Some(part) = self.parts.get_mut(&p) else { return };
-        let offset = m.offset();
+    /// false when the partition is not open here (the record is then kept for when it is).
+    fn take(&mut self, p: i32, offset: i64, key: Option<&[u8]>, payload: &[u8]) -> bool {
+        let Some(part) = self.parts.get_mut(&p) else { return false };
         if offset < part.replay_until {
             part.replayed.inc();
         }
         part.consumed.inc();
-        part.batch.push_record(m.payload().unwrap_or(b""), m.key());
+        part.batch.push_record(payload, key);
         part.batch_offsets.push(offset);
         part.batch_since.get_or_insert_with(Instant::now);
         part.next_offset = offset + 1;
         if part.batch.len() >= self.cfg.batch_size {
             self.hand_over_part(p);
         }
+        true
     }
 
     /// Hands a partition's batch to the pipeline and records its lines' offsets.

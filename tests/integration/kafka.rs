@@ -443,7 +443,12 @@ fn kafka_outputs_are_keyed_like_the_input_and_alerts_by_event_id() {
     {
         lint.stdin.take().expect("stdin").write_all(exposition.as_bytes()).expect("promtool stdin");
         let out = lint.wait_with_output().expect("promtool");
-        assert!(out.status.success(), "promtool: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let (stdout, stderr) = m.stop();
     assert!(stdout.is_empty(), "stdout is not written with --output kafka://");
