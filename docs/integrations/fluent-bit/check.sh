@@ -44,7 +44,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 "$EQ" --metrics-address off --input "tcp://127.0.0.1:$PORT" > "$DIR/front.ndjson" 2> "$DIR/front.err" &
 eq_pid=$!
 for _ in $(seq 1 100); do grep -q "Listening\|listening" "$DIR/front.err" 2>/dev/null && break; sleep 0.1; done
-(cd "$DIR" && EVENTS_FILE="$DIR/events.ndjson" EQLSTREAM_PORT=$PORT "$FB" -c "$HERE/front.conf" > "$DIR/fb-front.log" 2>&1) &
+(cd "$DIR" && EVENTS_FILE="$DIR/events.ndjson" EQLSTREAM_PORT=$PORT exec "$FB" -c "$HERE/front.conf" > "$DIR/fb-front.log" 2>&1) &
 fb_pid=$!
 # Wait until every event went through (at most 120 s), then stop Fluent Bit and drain eqlstream.
 for _ in $(seq 1 1200); do

@@ -31,7 +31,7 @@ for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && br
 "$TANSU" topic create --broker "tcp://127.0.0.1:$PORT" --partitions 6 events > /dev/null
 
 (cd "$DIR" && cp "$HERE/parsers.conf" . && KAFKA_BROKERS=127.0.0.1:$PORT KAFKA_TOPIC=events \
-  EVENTS_FILE="$DIR/events.ndjson" "$FB" -c "$HERE/kafka.conf" > "$DIR/fb.log" 2>&1) &
+  EVENTS_FILE="$DIR/events.ndjson" exec "$FB" -c "$HERE/kafka.conf" > "$DIR/fb.log" 2>&1) &
 fb_pid=$!
 
 sum() { curl -s "http://$1/metrics" | awk -v f="$2" '$1 ~ "^"f"({|$)" {s+=$2} END {printf "%d", s}'; }

@@ -131,6 +131,11 @@ struct ScoreArgs {
     /// Score the alerts of every rule.
     #[arg(long)]
     all_rules: bool,
+    /// Count the alerts of one detection (same rule, join keys and events: what event.id is
+    /// computed from) once, as a store keyed by event.id does: for at-least-once outputs, such
+    /// as Kafka consumers after a rebalance or a crash.
+    #[arg(long)]
+    dedup: bool,
 }
 
 #[derive(Args, Debug)]
@@ -256,7 +261,7 @@ fn run_score(a: &ScoreArgs) -> ExitCode {
             File::open(&a.alerts).map_err(|e| anyhow::anyhow!("{}: {e}", a.alerts.display()))?,
         );
         let rule = (!a.all_rules).then_some(a.rule_id.as_str());
-        Ok(score::score(&truth, rule, alerts)?)
+        Ok(score::score(&truth, rule, alerts, a.dedup)?)
     })();
     match result {
         Ok(s) => {

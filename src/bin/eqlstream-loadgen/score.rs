@@ -197,9 +197,17 @@ impl<'t> Matcher<'t> {
 }
 
 /// Scores the alerts of rule `rule_id` (`None`: every rule) in `alerts` (any JSONL stream)
-/// against `truth`.
-pub fn score(truth: &[TruthLine], rule_id: Option<&str>, mut alerts: impl BufRead) -> std::io::Result<Score> {
+/// against `truth`. With `dedup`, alerts of one detection (same rule, join keys and events: what
+/// `event.id` is computed from) count once, as a store keyed by `event.id` keeps them: for
+/// at-least-once outputs (Kafka consumers after a rebalance or a crash).
+pub fn score(
+    truth: &[TruthLine],
+    rule_id: Option<&str>,
+    mut alerts: impl BufRead,
+    dedup: bool,
+) -> std::io::Result<Score> {
     let mut m = Matcher::new(truth, rule_id);
+    let mut seen = std::collections::HashSet::new();
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -207,6 +215,9 @@ pub fn score(truth: &[TruthLine], rule_id: Option<&str>, mut alerts: impl BufRea
             break;
         }
         if let Some(id) = alert_identity(&line) {
+            if dedup && !seen.insert(id.clone()) {
+                continue;
+            }
             m.alert(id);
         }
     }
@@ -216,6 +227,17 @@ pub fn score(truth: &[TruthLine], rule_id: Option<&str>, mut alerts: impl BufRea
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dedup_counts_a_repeated_detection_once() {
+        let t = TruthLine { rule_id: "r".into(), join_keys: vec!["c".into()], event_ids: vec!["1".into(), "2".into()] };
+        let alert = br#"{"event":{"kind":"alert","module":"eqlstream"},"rule":{"id":"r"},"eql":{"join_keys":["c"],"events":[{"event":{"id":"1"}},{"event":{"id":"2"}}]}}"#;
+        let twice = [&alert[..], b"\n", &alert[..], b"\n"].concat();
+        let plain = score(std::slice::from_ref(&t), Some("r"), &twice[..], false).unwrap();
+        assert_eq!((plain.matched, plain.false_alerts.len()), (1, 1));
+        let dedup = score(std::slice::from_ref(&t), Some("r"), &twice[..], true).unwrap();
+        assert!(dedup.perfect(), "{dedup:?}");
+    }
 
     #[test]
     fn non_alert_lines_are_ignored() {
