@@ -517,4 +517,22 @@ fn kafka_outputs_are_keyed_like_the_input_and_alerts_by_event_id() {
     }
     let lines: Vec<u8> = alerts.iter().flat_map(|(_, v)| v.iter().copied().chain([b'\n'])).collect();
     scores_perfectly(&truth, &unique_alerts(&[&lines]).0, dir.path());
+
+    // Kibana-format alerts (a shell and building blocks per detection) are keyed by their own
+    // kibana.alert.uuid, not by the source event's event.id they also carry.
+    broker.create_topic("kibana", 3);
+    let k = Member::start(
+        &broker.group("events", "kibana"),
+        &["--alert-format", "kibana", "--no-passthrough", "--alerts-output", &broker.topic("kibana")],
+    );
+    assert!(wait_until(PATIENCE, || k.caught_up(events as f64)), "did not read the topic");
+    k.settle();
+    let (stdout, _) = k.stop();
+    let records = read_all("kibana", crate::util::line_count(&stdout));
+    assert_eq!(records.len(), crate::util::line_count(&stdout), "one record per alert line written");
+    for (key, value) in &records {
+        let v: serde_json::Value = serde_json::from_slice(value).expect("alert JSON");
+        let uuid = v.get("kibana.alert.uuid").and_then(|u| u.as_str()).expect("kibana.alert.uuid");
+        assert_eq!(key.as_deref(), Some(uuid.as_bytes()));
+    }
 }
