@@ -16,14 +16,20 @@ Elasticsearch's EQL would give on the same events.
 
     producer | eqlstream [--config config/eqlstream.toml] | consumer
 
+Several instances can share the work as one Kafka consumer group, on a topic keyed by \
+container.id:
+
+    eqlstream --input 'kafka://BROKERS/TOPIC?group=G' --output kafka://BROKERS/OUT_TOPIC
+
 Without --rules or --config, the rules of config/rules/ that are built into the binary are used.";
 
 const AFTER: &str = "Every option can also be set in the config file (see config/eqlstream.toml) or \
 through an EQLSTREAM_* environment variable; flags win over the environment, which wins over the \
 file. On/off variables take 1/0, true/false, yes/no or on/off; an empty one counts as unset.
 
-Signals: SIGTERM or SIGINT stops reading and drains; SIGHUP reloads the rule files (as --watch does \
-on a change): a set with errors is refused and the running one kept.
+Signals: SIGTERM or SIGINT stops reading and drains (a Kafka member commits what it has processed \
+and leaves its group; the partitions' next owner replays what was still pending); SIGHUP reloads \
+the rule files (as --watch does on a change): a set with errors is refused and the running one kept.
 
 Exit codes: 0 ok, 64 usage, 65 a rule cannot run, 66 a file or directory does not exist, \
 70 internal error, 74 I/O error, 75 drain after a signal timed out, 78 bad configuration \
