@@ -10,16 +10,14 @@
 # Each row takes a minute or more under valgrind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 LINES=${1:-50000}
 DIR=${E2E_DIR:-target/e2e}
 mkdir -p "$DIR/callgrind"
 STREAM="$DIR/issue14-1000000.ndjson"
 cargo build --release --locked --bins >&2
 BIN=target/release/eqlstream
-if [ ! -s "$STREAM" ]; then
-  target/release/eqlstream-loadgen --events 1000000 --attack-rate 0.001 --seed 42 > "$STREAM.tmp" 2>/dev/null
-  mv "$STREAM.tmp" "$STREAM"
-fi
+loadgen_file "$STREAM" --events 1000000 --attack-rate 0.001 --seed 42
 head -n "$LINES" "$STREAM" > "$DIR/first-$LINES.ndjson"
 head -n 1 "$STREAM" > "$DIR/first-1.ndjson"
 P=tests/data/production

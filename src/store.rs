@@ -28,9 +28,10 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::alert::MatchedEvent;
+use crate::sync::lock;
 
 /// Default in-memory budget of the event store (`event_store_memory`): 8 MiB.
 pub const DEFAULT_EVENT_STORE_MEMORY: usize = 8 << 20;
@@ -353,12 +354,6 @@ fn create_spill_file(s: &Shared) -> io::Result<File> {
     // Unlinked at once: the file lives as long as it is open, and never outlives the process.
     std::fs::remove_file(&path)?;
     Ok(file)
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding the lock cannot leave the data half-written in a way that matters
-    // here (appends complete or are never published), so a poisoned lock is still used.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A handle to one stored event: 8 bytes (segment id, offset), and the bytes stay stored while

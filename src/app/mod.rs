@@ -299,7 +299,6 @@ fn run(args: &cli::RunArgs) -> Result<u8, Fatal> {
             runtime: runtime.handle().clone(),
             outputs,
             totals: totals.clone(),
-            #[cfg(feature = "kafka")]
             kafka: None,
         })
     };

@@ -222,7 +222,6 @@ fn alerts_of(rule: &Rule, events: &Path, settings: &Settings, rt: &tokio::runtim
         runtime: rt.handle().clone(),
         outputs: sink::Outputs::streams(Box::new(out.clone()), false, None),
         totals: Arc::new(Totals::default()),
-        #[cfg(feature = "kafka")]
         kafka: None,
     };
     pipeline::run(&s, ctx).map_err(|e| e.to_string())?;

@@ -23,7 +23,7 @@
 //!   written again after a crash or a rebalance. Alerts are at least once, and a repeated alert
 //!   has the same `event.id` (deterministic ids), so a store that uses it as document id keeps one.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hashbrown::HashMap;
@@ -42,6 +42,7 @@ use crate::pipeline::frame::{Batch, SourceInfo, SourceMarker};
 use crate::pipeline::shutdown::Shutdown;
 use crate::pipeline::source::Feeder;
 use crate::sequence::watermark::SourceId;
+use crate::sync::lock;
 
 /// How long the last checkpoint before a hand-over may take.
 const FINAL_CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -185,10 +186,6 @@ impl Group {
         *lock(&self.consumer.context().reader) = None;
         self.consumer.unsubscribe();
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The rebalance callbacks' view of the member.

@@ -37,7 +37,7 @@ impl ErrorLog {
     pub(crate) fn report(&self, who: &str, error: &rdkafka::error::KafkaError, reason: &str) {
         use std::sync::atomic::Ordering;
         let n = self.since.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut last = crate::sync::lock(&self.last);
         let now = std::time::Instant::now();
         if last.is_none_or(|t| now.saturating_duration_since(t) >= ERROR_INTERVAL) {
             *last = Some(now);

@@ -28,6 +28,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::Notify;
 
 use super::{Metrics, MetricsError};
+use crate::sync::lock;
 
 /// Connections served at once; a further one closes the oldest open connection.
 pub const MAX_CONNECTIONS: usize = 16;
@@ -130,11 +131,6 @@ impl Open {
     fn remove(&mut self, id: u64) {
         self.conns.retain(|(c, _)| *c != id);
     }
-}
-
-fn lock(open: &Mutex<Open>) -> std::sync::MutexGuard<'_, Open> {
-    // The list stays consistent even if a holder panicked (every update is one call).
-    open.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 async fn accept_loop(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {

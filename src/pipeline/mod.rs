@@ -217,7 +217,6 @@ pub struct RunContext {
     /// Shared totals (the caller may print progress from them).
     pub totals: Arc<Totals>,
     /// A Kafka consumer-group member to read from (the input is `kafka://`).
-    #[cfg(feature = "kafka")]
     pub kafka: Option<KafkaRead>,
 }
 
@@ -233,14 +232,30 @@ pub struct KafkaRead {
     pub checkpoints: crossbeam_channel::Receiver<checkpoint::CheckpointDone>,
 }
 
+#[cfg(feature = "kafka")]
+impl KafkaRead {
+    /// Reads for one pipeline; true when it ended for a rebalance (see [`crate::kafka::consumer`]).
+    fn read(self, feeder: source::Feeder, shutdown: &Shutdown) -> bool {
+        self.group.read(&self.cfg, feeder, self.checkpoints, shutdown) == crate::kafka::consumer::Ended::Rebalanced
+    }
+}
+
+/// Without the `kafka` feature there is no Kafka input: `RunContext::kafka` is always `None`.
+#[cfg(not(feature = "kafka"))]
+pub enum KafkaRead {}
+
+#[cfg(not(feature = "kafka"))]
+impl KafkaRead {
+    fn read(self, _: source::Feeder, _: &Shutdown) -> bool {
+        match self {}
+    }
+}
+
 /// Runs the pipeline to completion (end of input, shutdown, or closed stdout).
 pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineError> {
     crate::time::init_monotonic_epoch();
     let started = Instant::now();
-    #[cfg(feature = "kafka")]
     let RunContext { rules, metrics, shutdown, runtime, outputs, totals, kafka } = ctx;
-    #[cfg(not(feature = "kafka"))]
-    let RunContext { rules, metrics, shutdown, runtime, outputs, totals } = ctx;
     let version = rules.current();
     let cap = settings.max_inflight_batches;
     let workers = settings.workers;
@@ -326,19 +341,10 @@ pub fn run(settings: &Settings, ctx: RunContext) -> Result<RunReport, PipelineEr
         socket_mode: settings.socket_mode,
         line_grace: settings.shutdown_timeout / 2,
     };
-    #[allow(unused_mut)]
-    let mut rebalanced = false;
-    #[cfg(feature = "kafka")]
-    let source_result = match kafka {
-        Some(k) => {
-            rebalanced =
-                k.group.read(&k.cfg, feeder, k.checkpoints, &shutdown) == crate::kafka::consumer::Ended::Rebalanced;
-            Ok(())
-        }
-        None => source::run(&settings.input, &source_cfg, feeder, &shutdown, &runtime),
+    let (source_result, rebalanced) = match kafka {
+        Some(k) => (Ok(()), k.read(feeder, &shutdown)),
+        None => (source::run(&settings.input, &source_cfg, feeder, &shutdown, &runtime), false),
     };
-    #[cfg(not(feature = "kafka"))]
-    let source_result = source::run(&settings.input, &source_cfg, feeder, &shutdown, &runtime);
     // The feeder (and its sender) is gone: the stages drain in order. Every thread is joined,
     // and a panic in any of them is the run's error (exit 70), after the writer has written
     // what was complete.

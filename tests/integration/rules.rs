@@ -340,6 +340,18 @@ impl Running {
 }
 
 /// (rule_id, event ids) of each alert line, in output order.
+/// `alert_ids`, sorted.
+fn sorted_alert_ids(stdout: &[u8]) -> Vec<(String, Vec<String>)> {
+    let mut alerts = alert_ids(stdout);
+    alerts.sort();
+    alerts
+}
+
+/// (rule id, event ids) rows as `alert_ids` gives them.
+fn rows(rows: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
+    rows.iter().map(|(rule, ids)| (rule.to_string(), ids.iter().map(|s| s.to_string()).collect())).collect()
+}
+
 fn alert_ids(stdout: &[u8]) -> Vec<(String, Vec<String>)> {
     crate::util::Output { stdout: stdout.to_vec(), stderr: String::new(), code: 0 }
         .alerts()
@@ -432,17 +444,14 @@ fn sighup_reload_keeps_the_sequences_of_unchanged_rules() {
         e.write(&after);
         let (stdout, stderr, code) = e.finish();
         assert_eq!(code, 0, "{stderr}");
-        let mut alerts = alert_ids(&stdout);
-        alerts.sort();
-        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            alerts,
-            [
-                (SEED_ID.to_string(), ids(&P1)),
-                ("reload-b".to_string(), ids(&["v1-01.500"])),
-                ("reload-b".to_string(), ids(&["v2-03.500"])),
-                ("reload-d".to_string(), ids(&["d-04.000"])),
-            ],
+            sorted_alert_ids(&stdout),
+            rows(&[
+                (SEED_ID, &P1),
+                ("reload-b", &["v1-01.500"]),
+                ("reload-b", &["v2-03.500"]),
+                ("reload-d", &["d-04.000"]),
+            ]),
             "allowance {allowance}, workers {workers}, batch {batch}; stderr:\n{stderr}"
         );
         // Every input line passed through once, in order.
@@ -489,17 +498,14 @@ fn a_broken_reload_is_refused_and_the_old_rules_keep_running() {
     e.write(&format!("{}{}", marker("04.000", "v1"), marker("04.500", "v2")));
     let (stdout, stderr, code) = e.finish();
     assert_eq!(code, 0, "{stderr}");
-    let mut alerts = alert_ids(&stdout);
-    alerts.sort();
-    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     assert_eq!(
-        alerts,
-        [
-            (SEED_ID.to_string(), ids(&P1)),
-            ("reload-b".to_string(), ids(&["v1-01.500"])),
-            ("reload-b".to_string(), ids(&["v1-03.000"])),
-            ("reload-b".to_string(), ids(&["v2-04.500"])),
-        ],
+        sorted_alert_ids(&stdout),
+        rows(&[
+            (SEED_ID, &P1),
+            ("reload-b", &["v1-01.500"]),
+            ("reload-b", &["v1-03.000"]),
+            ("reload-b", &["v2-04.500"]),
+        ]),
         "{stderr}"
     );
     assert_eq!(stderr.matches("Reloaded rules in effect").count(), 1, "only the good set was published: {stderr}");

